@@ -1,0 +1,138 @@
+import Foundation
+
+/// Point-wise non-linearities. Convolutions and linear layers apply them in their epilogue, fused with
+/// the bias, so activations are written once.
+public enum Activation: Sendable, Equatable {
+    case none, relu, relu6, silu, gelu, sigmoid, tanh, hardSwish
+    /// Per-channel PReLU (slopes along the last axis).
+    case prelu([Float])
+}
+
+public typealias Vec = SIMD16<Float>
+
+@inlinable @inline(__always)
+func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+@inlinable @inline(__always)
+func load(_ p: UnsafeMutablePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+@inlinable @inline(__always)
+func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
+
+/// exp(x) for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Taylor terms,
+/// error below 2 ulp on the reduced range), 2^n by building the exponent bits.
+@inlinable @inline(__always)
+public func vexp(_ x: Vec) -> Vec {
+    let xc = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.7))
+    let n = (xc * 1.442695040888963).rounded(.toNearestOrEven)
+    // ln2 split in two so n·ln2 is exact in its high part.
+    var r = xc - n * 0.693145751953125
+    r = r - n * 1.428606765330187e-06
+    var p = Vec(repeating: 1.0 / 720)
+    p = p * r + Vec(repeating: 1.0 / 120)
+    p = p * r + Vec(repeating: 1.0 / 24)
+    p = p * r + Vec(repeating: 1.0 / 6)
+    p = p * r + Vec(repeating: 0.5)
+    p = p * r + Vec(repeating: 1)
+    p = p * r + Vec(repeating: 1)
+    let ni: SIMD16<Int32> = SIMD16<Int32>(n, rounding: .towardZero)
+    let biased: SIMD16<Int32> = ni &+ SIMD16<Int32>(repeating: 127)
+    let bits: SIMD16<Int32> = biased &<< SIMD16<Int32>(repeating: 23)
+    return p * unsafeBitCast(bits, to: Vec.self)
+}
+
+@inlinable @inline(__always)
+public func vsigmoid(_ x: Vec) -> Vec { 1 / (1 + vexp(-x)) }
+
+@inlinable @inline(__always)
+public func vtanh(_ x: Vec) -> Vec {
+    // tanh = sign(x)·(1 − e^{−2|x|})/(1 + e^{−2|x|}); small |x| via the odd series for relative accuracy.
+    let a: Vec = x.replacing(with: -x, where: x .< 0)
+    let e: Vec = vexp(Vec(repeating: -2) * a)
+    let one = Vec(repeating: 1)
+    var t: Vec = (one - e) / (one + e)
+    let x2: Vec = x * x
+    var poly: Vec = Vec(repeating: 2.0 / 15) - x2 * Vec(repeating: 17.0 / 315)
+    poly = Vec(repeating: 1.0 / 3) - x2 * poly
+    let series: Vec = a * (one - x2 * poly)
+    t.replace(with: series, where: a .< Vec(repeating: 0.0625))
+    return t.replacing(with: -t, where: x .< 0)
+}
+
+/// Applies `act` in place to `count` values; channel `c` of a PReLU is `(i mod channels)`.
+@inlinable
+public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>, count: Int, channels: Int = 1) {
+    if case .none = act { return }
+    let simdEnd = count & ~15
+    switch act {
+    case .none: return
+    case .relu:
+        var i = 0
+        while i < simdEnd { store(load(p + i).clamped(lowerBound: Vec(), upperBound: Vec(repeating: .infinity)), p + i); i += 16 }
+        while i < count { p[i] = max(p[i], 0); i += 1 }
+    case .relu6:
+        var i = 0
+        while i < simdEnd { store(load(p + i).clamped(lowerBound: Vec(), upperBound: Vec(repeating: 6)), p + i); i += 16 }
+        while i < count { p[i] = min(max(p[i], 0), 6); i += 1 }
+    case .silu:
+        var i = 0
+        while i < simdEnd { let v = load(p + i); store(v * vsigmoid(v), p + i); i += 16 }
+        while i < count { p[i] = p[i] / (1 + expf(-p[i])); i += 1 }
+    case .sigmoid:
+        var i = 0
+        while i < simdEnd { store(vsigmoid(load(p + i)), p + i); i += 16 }
+        while i < count { p[i] = 1 / (1 + expf(-p[i])); i += 1 }
+    case .tanh:
+        var i = 0
+        while i < simdEnd { store(vtanh(load(p + i)), p + i); i += 16 }
+        while i < count { p[i] = tanhf(p[i]); i += 1 }
+    case .gelu:
+        // Exact GELU, x·Φ(x) with erf, as torch's default and HF's "gelu".
+        for i in 0..<count { let x = p[i]; p[i] = 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
+    case .hardSwish:
+        var i = 0
+        while i < simdEnd {
+            let v = load(p + i)
+            store(v * (v + 3).clamped(lowerBound: Vec(), upperBound: Vec(repeating: 6)) / 6, p + i); i += 16
+        }
+        while i < count { let x = p[i]; p[i] = x * min(max(x + 3, 0), 6) / 6; i += 1 }
+    case .prelu(let slopes):
+        slopes.withUnsafeBufferPointer { s in
+            if slopes.count == 1 {
+                for i in 0..<count where p[i] < 0 { p[i] *= s[0] }
+                return
+            }
+            precondition(channels == slopes.count, "PReLU has \(slopes.count) slopes for \(channels) channels")
+            var i = 0
+            while i < count {
+                let row = p + i
+                var c = 0
+                while c + 16 <= channels {
+                    let v = load(row + c)
+                    store(v.replacing(with: v * load(s.baseAddress! + c), where: v .< 0), row + c); c += 16
+                }
+                while c < channels { if row[c] < 0 { row[c] *= s[c] }; c += 1 }
+                i += channels
+            }
+        }
+    }
+}
+
+/// A new tensor with `act` applied (the input is left untouched).
+public func activation(_ x: Tensor, _ act: Activation) -> Tensor {
+    let out = x.copy()
+    let ch = x.shape.last ?? 1
+    let rows = x.count / max(ch, 1)
+    parallelFor(rows, minChunk: max(1, 4096 / max(ch, 1))) { r0, r1 in
+        applyActivation(act, out.data + r0 * ch, count: (r1 - r0) * ch, channels: ch)
+    }
+    return out
+}
+
+/// Applies `act` in place to a tensor the caller has just allocated.
+public func activateInPlace(_ x: Tensor, _ act: Activation) {
+    if act == .none { return }
+    let ch = x.shape.last ?? 1
+    let rows = x.count / max(ch, 1)
+    parallelFor(rows, minChunk: max(1, 4096 / max(ch, 1))) { r0, r1 in
+        applyActivation(act, x.data + r0 * ch, count: (r1 - r0) * ch, channels: ch)
+    }
+}

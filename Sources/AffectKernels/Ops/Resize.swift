@@ -1,0 +1,101 @@
+import Foundation
+
+/// An image as `[height, width, channels]` Float32 (channels last, as decoded frames are).
+public enum ResizeMethod: Sendable {
+    /// Bilinear with half-pixel centres and no antialiasing (OpenCV `INTER_LINEAR`, torch
+    /// `interpolate(mode="bilinear", align_corners=False)`).
+    case bilinear
+    /// PIL's `BILINEAR` resampling: a triangle filter stretched by the scale factor when shrinking
+    /// (antialiasing), separable, horizontal pass first.
+    case bilinearAntialias
+    /// Area averaging (torch `interpolate(mode="area")` = adaptive average pooling).
+    case area
+}
+
+/// Resizes `[H, W, C]` (or `[N, H, W, C]`) to `height × width`.
+public func resize(_ image: Tensor, height: Int, width: Int, method: ResizeMethod) -> Tensor {
+    if image.rank == 4 {
+        let items = (0..<image.shape[0]).map { resize(image.item($0), height: height, width: width, method: method) }
+        return concat(items.map { $0.reshaped([1] + $0.shape) }, axis: 0)
+    }
+    precondition(image.rank == 3, "resize expects [H, W, C], got \(image.shape)")
+    let (h, w) = (image.shape[0], image.shape[1])
+    let wx = weights(inSize: w, outSize: width, method: method)
+    let wy = weights(inSize: h, outSize: height, method: method)
+    // Horizontal pass then vertical, as PIL does.
+    let tmp = applyAxis(image, wx, axis: 1)
+    return applyAxis(tmp, wy, axis: 0)
+}
+
+/// Sparse 1-D resampling weights: for each output index, the first input index and its weights.
+struct AxisWeights {
+    var start: [Int]
+    var taps: [[Float]]
+}
+
+func weights(inSize: Int, outSize: Int, method: ResizeMethod) -> AxisWeights {
+    var start = [Int](), taps = [[Float]]()
+    let scale = Double(inSize) / Double(outSize)
+    switch method {
+    case .bilinear:
+        for o in 0..<outSize {
+            var src = (Double(o) + 0.5) * scale - 0.5
+            if src < 0 { src = 0 }
+            var i0 = Int(src.rounded(.down))
+            if i0 >= inSize - 1 { i0 = inSize - 1; start.append(i0); taps.append([1]); continue }
+            let f = Float(src - Double(i0))
+            start.append(i0); taps.append([1 - f, f])
+        }
+    case .bilinearAntialias:
+        let filterScale = max(scale, 1)
+        let support = 1.0 * filterScale
+        for o in 0..<outSize {
+            let center = (Double(o) + 0.5) * scale
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), inSize)
+            var ws = [Double]()
+            for x in xmin..<max(xmin, xmax) {
+                let t = abs((Double(x) - center + 0.5) / filterScale)
+                ws.append(t < 1 ? 1 - t : 0)
+            }
+            let total = ws.reduce(0, +)
+            start.append(xmin); taps.append(ws.map { Float(total != 0 ? $0 / total : 0) })
+        }
+    case .area:
+        for o in 0..<outSize {
+            let s = (o * inSize) / outSize
+            let e = ((o + 1) * inSize + outSize - 1) / outSize
+            start.append(s); taps.append([Float](repeating: 1 / Float(e - s), count: e - s))
+        }
+    }
+    return AxisWeights(start: start, taps: taps)
+}
+
+private func applyAxis(_ x: Tensor, _ wts: AxisWeights, axis: Int) -> Tensor {
+    let (h, w, c) = (x.shape[0], x.shape[1], x.shape[2])
+    let outLen = wts.start.count
+    let shape = axis == 0 ? [outLen, w, c] : [h, outLen, c]
+    let out = Tensor.zeros(shape)
+    let src = x.data, dst = out.data
+    let rows = axis == 0 ? outLen : h
+    parallelFor(rows, minChunk: 4) { r0, r1 in
+        for r in r0..<r1 {
+            if axis == 0 {
+                let o = dst + r * w * c
+                for (k, wt) in wts.taps[r].enumerated() where wt != 0 {
+                    let i = src + (wts.start[r] + k) * w * c
+                    for j in 0..<(w * c) { o[j] += wt * i[j] }
+                }
+            } else {
+                for ox in 0..<outLen {
+                    let o = dst + (r * outLen + ox) * c
+                    for (k, wt) in wts.taps[ox].enumerated() where wt != 0 {
+                        let i = src + (r * w + wts.start[ox] + k) * c
+                        for ch in 0..<c { o[ch] += wt * i[ch] }
+                    }
+                }
+            }
+        }
+    }
+    return out
+}

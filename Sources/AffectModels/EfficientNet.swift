@@ -1,0 +1,131 @@
+import AffectKernels
+
+/// EfficientNet as timm builds it (`tf_efficientnet_b0_ns`, `tf_efficientnet_b2_ns`, `efficientnet_b0`),
+/// the backbone of EmotiEffLib's `enet_b0_*` / `enet_b2_*` models.
+///
+/// ```
+/// pixels ─ conv_stem 3×3/2 ─ BN ─ SiLU
+///        ─ blocks: stage 0  depthwise-separable: dw k×k ─ BN ─ SiLU ─ SE ─ pw 1×1 ─ BN (+ skip)
+///                  stages 1… inverted residual: pw 1×1 ─ BN ─ SiLU ─ dw k×k/s ─ BN ─ SiLU ─ SE ─ pwl 1×1 ─ BN (+ skip)
+///        ─ conv_head 1×1 ─ BN ─ SiLU ─ global average pool  → features
+///        ─ classifier (Linear)                              → logits
+/// ```
+/// Kernel sizes, widths and depths come from the tensors' shapes; strides per stage from the config
+/// (`stage_strides`, EfficientNet's [1, 2, 2, 2, 1, 2, 1] by default). `tf_` variants use TF "SAME"
+/// padding and BatchNorm eps 1e-3 (`pad_type`, `bn_eps` in the config). BatchNorm is folded at load.
+public struct EfficientNet: InferenceModel {
+    public let arch = "efficientnet"
+    public let labels: [String]
+    public let inputSize: Int
+
+    struct Block {
+        var expand: Conv2D?          // inverted residual only
+        var depthwise: Conv2D
+        var se: SqueezeExcite?
+        var project: Conv2D
+        var skip: Bool
+    }
+
+    let stem: Conv2D
+    let blocks: [Block]
+    let head: Conv2D
+    let classifier: Linear?
+
+    public init(weights w: WeightFile) throws {
+        try w.require(arch: "efficientnet")
+        labels = w.labels
+        let eps = Float(try w.configDouble("bn_eps", default: 1e-3))
+        let padType = try w.configString("pad_type", default: "same")
+        inputSize = try w.configInt("input_size", default: 224)
+        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 1, 2, 1])
+
+        func padding(_ k: Int, _ s: Int) -> Padding {
+            padType == "same" ? .tfSame : .symmetric(((s - 1) + (k - 1)) / 2)
+        }
+        func bn(_ prefix: String, _ c: Int) throws -> BatchNorm {
+            BatchNorm(gamma: try w.tensor("\(prefix).weight", shape: [c]), beta: try w.tensor("\(prefix).bias", shape: [c]),
+                      mean: try w.tensor("\(prefix).running_mean", shape: [c]),
+                      variance: try w.tensor("\(prefix).running_var", shape: [c]), eps: eps)
+        }
+        func conv(_ name: String, _ bnName: String, stride: Int = 1, groups: Int = 1, act: Activation) throws -> Conv2D {
+            let weight = try w.tensor("\(name).weight", shape: [-1, -1, -1, -1])
+            let k = weight.shape[2]
+            return Conv2D(weight: weight, bias: nil, batchNorm: try bn(bnName, weight.shape[0]), stride: (stride, stride),
+                          padding: padding(k, stride), groups: groups, activation: act)
+        }
+        func se(_ p: String) throws -> SqueezeExcite? {
+            guard w.contains("\(p).se.conv_reduce.weight") else { return nil }
+            return SqueezeExcite(reduceWeight: try w.tensor("\(p).se.conv_reduce.weight"), reduceBias: try w.optionalTensor("\(p).se.conv_reduce.bias"),
+                                 expandWeight: try w.tensor("\(p).se.conv_expand.weight"), expandBias: try w.optionalTensor("\(p).se.conv_expand.bias"))
+        }
+
+        stem = try conv("conv_stem", "bn1", stride: 2, act: .silu)
+        var blocks: [Block] = []
+        var stage = 0
+        while w.contains("blocks.\(stage).0.conv_dw.weight") {
+            var i = 0
+            while w.contains("blocks.\(stage).\(i).conv_dw.weight") {
+                let p = "blocks.\(stage).\(i)"
+                let s = i == 0 ? (stage < strides.count ? strides[stage] : 1) : 1
+                if w.contains("\(p).conv_pwl.weight") {
+                    let expand = try conv("\(p).conv_pw", "\(p).bn1", act: .silu)
+                    let mid = expand.outChannels
+                    let dw = try conv("\(p).conv_dw", "\(p).bn2", stride: s, groups: mid, act: .silu)
+                    let pwl = try conv("\(p).conv_pwl", "\(p).bn3", act: .none)
+                    blocks.append(Block(expand: expand, depthwise: dw, se: try se(p), project: pwl,
+                                        skip: s == 1 && expand.inChannels == pwl.outChannels))
+                } else {
+                    let c = try w.tensor("\(p).conv_dw.weight", shape: [-1, 1, -1, -1]).shape[0]
+                    let dw = try conv("\(p).conv_dw", "\(p).bn1", stride: s, groups: c, act: .silu)
+                    let pw = try conv("\(p).conv_pw", "\(p).bn2", act: .none)
+                    blocks.append(Block(expand: nil, depthwise: dw, se: try se(p), project: pw,
+                                        skip: s == 1 && c == pw.outChannels))
+                }
+                i += 1
+            }
+            stage += 1
+        }
+        guard !blocks.isEmpty else { throw AffectError.badInput("\(w.path): tensor `blocks.0.0.conv_dw.weight` is missing (arch efficientnet).") }
+        self.blocks = blocks
+        head = try conv("conv_head", "bn2", act: .silu)
+        if let cw = try w.optionalTensor("classifier.weight", shape: [-1, head.outChannels]) {
+            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.bias"))
+        } else if let cw = try w.optionalTensor("classifier.0.weight", shape: [-1, head.outChannels]) {
+            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.0.bias"))
+        } else {
+            classifier = nil
+        }
+    }
+
+    /// Penultimate features `[N, 1280]` (what EmotiEffLib's `extract_features` returns) from NHWC pixels.
+    public func features(nhwc x: Tensor) -> Tensor {
+        var x = stem(x)
+        for b in blocks {
+            let input = x
+            if let e = b.expand { x = e(x) }
+            x = b.depthwise(x)
+            if let se = b.se { x = se(x) }
+            x = b.project(x)
+            if b.skip { addInPlace(x, input) }
+        }
+        return globalAveragePool(head(x))
+    }
+
+    /// Classifier logits from features.
+    public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+
+    public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
+        let pixels = try inputs.float("pixels", source: source)
+        guard pixels.rank == 4, pixels.shape[1] == stem.inChannels else {
+            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×\(stem.inChannels)×H×W.")
+        }
+        let f = features(nhwc: pixels.nchwToNHWC())
+        var out = ["features": f]
+        if let l = logits(features: f) { out["logits"] = l }
+        return out
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
+    }
+}

@@ -1,0 +1,64 @@
+import AffectKernels
+
+/// Named inputs of a forward pass, as a reference file holds them (`input.<name>` without the prefix).
+public struct ModelInputs: @unchecked Sendable {
+    public var floats: [String: Tensor] = [:]
+    public var ints: [String: IntTensor] = [:]
+    public init(floats: [String: Tensor] = [:], ints: [String: IntTensor] = [:]) {
+        self.floats = floats; self.ints = ints
+    }
+
+    public func float(_ name: String, source: String) throws -> Tensor {
+        guard let t = floats[name] else { throw AffectError.badInput("\(source): input `input.\(name)` is missing or not a float tensor.") }
+        return t
+    }
+    public func int(_ name: String, source: String) throws -> IntTensor {
+        guard let t = ints[name] else { throw AffectError.badInput("\(source): input `input.\(name)` is missing or not an integer tensor.") }
+        return t
+    }
+}
+
+/// Sizes `affect bench` asks a model to make synthetic inputs for.
+public struct BenchShape: Sendable {
+    public var batch = 1
+    public var audioSeconds = 10.0
+    public var tokens = 128
+    public init(batch: Int = 1, audioSeconds: Double = 10, tokens: Int = 128) {
+        self.batch = batch; self.audioSeconds = audioSeconds; self.tokens = tokens
+    }
+}
+
+/// A model loaded from a weight file that runs reference-style inputs (SPEC 3.2).
+public protocol InferenceModel {
+    /// The `affect.arch` it was loaded from.
+    var arch: String { get }
+    /// Runs the forward pass on `inputs`; returns outputs named as SPEC 3.2 (`features`, `logits`, ...,
+    /// without the `output.` prefix). `source` names the input file in errors.
+    func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor]
+    /// Synthetic inputs of the requested size for benchmarking.
+    func benchInputs(_ shape: BenchShape) -> ModelInputs
+    /// Multiply-accumulate count × 2 for `inputs`, if known (for GFLOP/s in `bench`).
+    func flops(_ inputs: ModelInputs) -> Double?
+}
+
+extension InferenceModel {
+    public func flops(_ inputs: ModelInputs) -> Double? { nil }
+}
+
+/// Opens a weight file as the model its `affect.arch` names.
+public enum ModelLoader {
+    public static func load(_ path: String) throws -> any InferenceModel {
+        try load(WeightFile(path: path))
+    }
+
+    public static func load(_ w: WeightFile) throws -> any InferenceModel {
+        switch w.arch {
+        case "efficientnet": return try EfficientNet(weights: w)
+        default:
+            if WeightFile.knownArchitectures.contains(w.arch) {
+                throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")
+            }
+            throw AffectError.badInput("\(w.path): unknown architecture `\(w.arch)` in `affect.arch`.")
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import AffectKernels
+
+/// A converted weight file (SPEC 3.1): a validated safetensors file plus its `affect.*` metadata.
+public struct WeightFile: @unchecked Sendable {
+    public let path: String
+    public let file: SafeTensorsFile
+    /// `affect.arch`.
+    public let arch: String
+    /// `affect.config` (architecture hyper-parameters).
+    public let config: [String: Any]
+    /// `affect.labels`, where the model classifies.
+    public let labels: [String]
+    /// `affect.preprocess`.
+    public let preprocess: [String: Any]
+
+    public static let knownArchitectures = ["efficientnet", "mobilevit", "mobilefacenet", "mini_xception", "mtcnn",
+                                            "wav2vec2", "hubert", "roberta", "bert", "head"]
+
+    public init(path: String) throws {
+        try self.init(file: SafeTensorsFile(path: path))
+    }
+
+    public init(file: SafeTensorsFile) throws {
+        self.file = file
+        path = file.path
+        guard let a = file.metadata["affect.arch"] else {
+            throw AffectError.badInput("\(path): metadata `affect.arch` is missing; this is not an Affect weight file (convert it with Tools/convert.py).")
+        }
+        arch = a
+        func object(_ key: String) throws -> [String: Any] {
+            guard let v = try file.jsonMetadata(key) else { return [:] }
+            guard let d = v as? [String: Any] else { throw AffectError.badInput("\(file.path): metadata `\(key)` is not a JSON object.") }
+            return d
+        }
+        config = try object("affect.config")
+        preprocess = try object("affect.preprocess")
+        if let v = try file.jsonMetadata("affect.labels") {
+            guard let l = v as? [String] else { throw AffectError.badInput("\(file.path): metadata `affect.labels` is not a JSON array of strings.") }
+            labels = l
+        } else { labels = [] }
+    }
+
+    /// A required tensor, checked against `shape` when given (−1 matches any size).
+    public func tensor(_ name: String, shape: [Int]? = nil) throws -> Tensor {
+        guard let info = file.info(name) else {
+            throw AffectError.badInput("\(path): tensor `\(name)` is missing (arch \(arch)).")
+        }
+        if let s = shape {
+            guard info.shape.count == s.count, zip(info.shape, s).allSatisfy({ $1 < 0 || $0 == $1 }) else {
+                throw AffectError.badInput("\(path): tensor `\(name)` has shape \(info.shape), expected \(s.map { $0 < 0 ? "?" : String($0) }).")
+            }
+        }
+        guard info.dtype.isFloat else {
+            throw AffectError.badInput("\(path): tensor `\(name)` is \(info.dtype.rawValue), expected a float type.")
+        }
+        return try file.tensor(info)
+    }
+
+    public func optionalTensor(_ name: String, shape: [Int]? = nil) throws -> Tensor? {
+        file.contains(name) ? try tensor(name, shape: shape) : nil
+    }
+
+    public func contains(_ name: String) -> Bool { file.contains(name) }
+    public func shape(_ name: String) -> [Int]? { file.info(name)?.shape }
+
+    /// Config values, with a clear error when present but of the wrong type.
+    public func configInt(_ key: String, default d: Int? = nil) throws -> Int {
+        if let v = config[key] as? NSNumber { return v.intValue }
+        if config[key] == nil, let d { return d }
+        throw AffectError.badInput("\(path): config `\(key)` is missing or not a number.")
+    }
+    public func configDouble(_ key: String, default d: Double? = nil) throws -> Double {
+        if let v = config[key] as? NSNumber { return v.doubleValue }
+        if config[key] == nil, let d { return d }
+        throw AffectError.badInput("\(path): config `\(key)` is missing or not a number.")
+    }
+    public func configString(_ key: String, default d: String? = nil) throws -> String {
+        if let v = config[key] as? String { return v }
+        if config[key] == nil, let d { return d }
+        throw AffectError.badInput("\(path): config `\(key)` is missing or not a string.")
+    }
+    public func configInts(_ key: String, default d: [Int]? = nil) throws -> [Int] {
+        if let v = config[key] as? [NSNumber] { return v.map(\.intValue) }
+        if config[key] == nil, let d { return d }
+        throw AffectError.badInput("\(path): config `\(key)` is missing or not an array of numbers.")
+    }
+    public func configBool(_ key: String, default d: Bool) -> Bool {
+        (config[key] as? NSNumber)?.boolValue ?? d
+    }
+
+    /// Throws unless the file's arch is one of `expected`.
+    public func require(arch expected: String...) throws {
+        guard expected.contains(arch) else {
+            throw AffectError.badInput("\(path): this is a `\(arch)` weight file, expected \(expected.joined(separator: " or ")).")
+        }
+    }
+
+    public var parameterCount: Int { file.tensors.reduce(0) { $0 + $1.count } }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import AffectKernels
+import AffectModels
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a weight file's architecture, config, labels, tensor and parameter counts and size.")
+
+    @Argument(help: "An Affect weight file (.safetensors).")
+    var weights: String
+
+    func run() throws {
+        let w = try WeightFile(path: weights)
+        print("file:        \(weights)")
+        print("arch:        \(w.arch)")
+        if let c = w.file.metadata["affect.config"] { print("config:      \(c)") }
+        if !w.labels.isEmpty { print("labels:      \(w.labels.joined(separator: ", "))") }
+        if let p = w.file.metadata["affect.preprocess"] { print("preprocess:  \(p)") }
+        if let s = w.file.metadata["affect.source"] { print("source:      \(s)") }
+        if w.file.metadata["affect.tokenizer"] != nil { print("tokenizer:   yes") }
+        print("tensors:     \(w.file.tensors.count)")
+        print("parameters:  \(w.parameterCount) (\(String(format: "%.2f", Double(w.parameterCount) / 1e6)) M)")
+        print("file size:   \(w.file.file.size) bytes (\(String(format: "%.1f", Double(w.file.file.size) / 1048576)) MiB)")
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the forward pass on every input.* tensor of a file and write output.* tensors.")
+
+    @Argument(help: "An Affect weight file.") var weights: String
+    @Argument(help: "A safetensors file with input.* tensors (SPEC 3.2).") var inputs: String
+    @Option(name: .shortAndLong, help: "Output safetensors file.") var output: String
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        let model = try ModelLoader.load(weights)
+        let ref = try ReferenceFile(path: inputs)
+        let outs = try model.run(ref.inputs, source: inputs)
+        var writer = SafeTensorsWriter(metadata: [
+            "affect.reference": #"{"framework": "affect", "version": "1", "model": "\#(URL(fileURLWithPath: weights).lastPathComponent)"}"#,
+        ])
+        for (name, t) in outs.sorted(by: { $0.key < $1.key }) { writer.add("output.\(name)", t) }
+        try writer.write(to: output)
+        for (name, t) in outs.sorted(by: { $0.key < $1.key }) { print("output.\(name)  \(formatShape(t.shape))") }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a reference file's inputs and compare every output with the reference framework's.",
+        discussion: "Exits 1 when any output's max error relative to the reference's max magnitude exceeds the tolerance.")
+
+    @Argument(help: "An Affect weight file.") var weights: String
+    @Argument(help: "A reference file (input.* and output.* tensors).") var reference: String
+    @Option(help: "Maximum allowed max|ours − ref| / max|ref| per output.") var tolerance: Double = 1e-4
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        let model = try ModelLoader.load(weights)
+        let ref = try ReferenceFile(path: reference)
+        if ref.outputs.isEmpty { throw AffectError.badInput("\(reference): the file has no `output.*` tensors to compare.") }
+        let (compared, missing) = try Verification.verify(model, ref)
+        if let fw = ref.provenance["framework"] {
+            print("reference: \(fw) \(ref.provenance["version"] ?? "") \(ref.provenance["model"] ?? "")")
+        }
+        print(String(format: "%-28@ %-18@ %12@ %12@ %10@  %@", "output" as NSString, "shape" as NSString,
+                     "max_abs" as NSString, "max_rel" as NSString, "cosine" as NSString, "result" as NSString))
+        var ok = true
+        for c in compared {
+            let pass = c.passes(tolerance: tolerance)
+            ok = ok && pass
+            let shape = c.shapesMatch ? formatShape(c.shape) : "\(formatShape(c.shape)) vs ref \(formatShape(c.referenceShape))"
+            print(String(format: "%-28@ %-18@ %12.3e %12.3e %10.7f  %@", c.name as NSString, shape as NSString,
+                         c.maxAbsError, c.relativeError, c.cosine, (pass ? "ok" : "FAIL") as NSString))
+        }
+        for m in missing { print("\(m): the model does not produce this output  FAIL"); ok = false }
+        if !ok {
+            throw AffectError.checkFailed("\(reference): outputs differ from the reference by more than the tolerance \(tolerance).")
+        }
+        print("verify: all \(compared.count) outputs within tolerance \(tolerance)")
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time repeated forward passes on synthetic inputs; last line `median_ms=<x>`.")
+
+    @Argument(help: "An Affect weight file.") var weights: String
+    @Option(help: "Batch size.") var batch: Int = 1
+    @Option(help: "Seconds to keep measuring after warm-up.") var seconds: Double = 5
+    @Option(help: "Audio length for audio models, in seconds.") var audioSeconds: Double = 10
+    @Option(help: "Sequence length for text models.") var tokens: Int = 128
+    @Option(help: "Minimum number of timed runs.") var minRuns: Int = 5
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        guard batch > 0, seconds >= 0, tokens > 0, audioSeconds > 0 else {
+            throw AffectError.badUsage("--batch, --tokens and --audio-seconds must be positive.")
+        }
+        let model = try ModelLoader.load(weights)
+        let inputs = model.benchInputs(BenchShape(batch: batch, audioSeconds: audioSeconds, tokens: tokens))
+        let src = "bench"
+        for _ in 0..<2 { _ = try model.run(inputs, source: src) }
+        var times: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while times.count < minRuns || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try model.run(inputs, source: src)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            if times.count >= 10_000 { break }
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        print("model:      \(weights) (\(model.arch))")
+        print("input:      " + inputs.floats.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", ")
+              + inputs.ints.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", "))
+        print("threads:    \(Threading.threads)")
+        print("runs:       \(times.count)")
+        print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times.first!, median, times.last!))
+        print(String(format: "throughput: %.2f items/s", Double(batch) * 1000 / median))
+        if let f = model.flops(inputs) {
+            print(String(format: "compute:    %.3f GFLOP per pass, %.1f GFLOP/s", f / 1e9, f / 1e9 / (median / 1000)))
+        }
+        print(String(format: "median_ms=%.4f", median))
+    }
+}

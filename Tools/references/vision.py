@@ -1,0 +1,45 @@
+"""References for EmotiEffLib's facial backbones, built with timm (and the emotiefflib package)."""
+import os
+
+import timm
+import torch
+
+from affect_tools.io import save_reference
+from affect_tools.random_weights import make_trained_looking
+from references.common import convert, save_checkpoint, image_batch, versions
+
+
+def _efficientnet(variant, classes, size, tiny=False):
+    if tiny:
+        from timm.models.efficientnet import _gen_efficientnet
+        m = _gen_efficientnet(variant, channel_multiplier=0.25, depth_multiplier=0.3, pretrained=False,
+                              num_classes=classes, bn_eps=1e-3, pad_type="same")
+    else:
+        m = timm.create_model(variant, pretrained=False, num_classes=classes)
+    return m
+
+
+def efficientnet_reference(name, variant, classes, size, tiny=False):
+    def build(outdir, batches, args):
+        torch.manual_seed(args.seed)
+        model = make_trained_looking(_efficientnet(variant, classes, size, tiny), seed=args.seed)
+        ext = ".onnx" if args.format == "onnx" else ".pt"
+        ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
+        save_checkpoint(model, ckpt, args.format, example=image_batch(1, size, args.seed))
+        convert(ckpt, os.path.join(outdir, f"{name}.safetensors"))
+        for b in batches:
+            x = image_batch(b, size, args.seed)
+            with torch.no_grad():
+                feats = model.forward_head(model.forward_features(x), pre_logits=True)
+                logits = model(x)
+            save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
+                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), variant)
+    return build
+
+
+MODELS = {
+    "efficientnet_b0": efficientnet_reference("efficientnet_b0", "tf_efficientnet_b0_ns", 8, 224),
+    "efficientnet_b0_va": efficientnet_reference("efficientnet_b0_va", "tf_efficientnet_b0_ns", 10, 224),
+    "efficientnet_b2": efficientnet_reference("efficientnet_b2", "tf_efficientnet_b2_ns", 7, 260),
+    "efficientnet_tiny": efficientnet_reference("efficientnet_tiny", "tf_efficientnet_b0", 7, 64, tiny=True),
+}
