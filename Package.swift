@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
         .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia"]),
         .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline"]),
-        .testTarget(name: "CLITests", dependencies: ["affect"]),
+        .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),
     // which Swift 6's Sendable checking cannot express without wrappers in every loop.

@@ -47,39 +47,46 @@ public struct EfficientNet: InferenceModel {
                       mean: try w.tensor("\(prefix).running_mean", shape: [c]),
                       variance: try w.tensor("\(prefix).running_var", shape: [c]), eps: eps)
         }
-        func conv(_ name: String, _ bnName: String, stride: Int = 1, groups: Int = 1, act: Activation) throws -> Conv2D {
-            let weight = try w.tensor("\(name).weight", shape: [-1, -1, -1, -1])
+        /// Loads a convolution + BN, checking it consumes `cin` channels (misshapen files fail here, by name).
+        func conv(_ name: String, _ bnName: String, cin: Int, stride: Int = 1, depthwise: Bool = false,
+                  act: Activation) throws -> Conv2D {
+            let weight = try w.tensor("\(name).weight", shape: depthwise ? [cin, 1, -1, -1] : [-1, cin, -1, -1])
             let k = weight.shape[2]
             return Conv2D(weight: weight, bias: nil, batchNorm: try bn(bnName, weight.shape[0]), stride: (stride, stride),
-                          padding: padding(k, stride), groups: groups, activation: act)
+                          padding: padding(k, stride), groups: depthwise ? cin : 1, activation: act)
         }
-        func se(_ p: String) throws -> SqueezeExcite? {
+        func se(_ p: String, _ c: Int) throws -> SqueezeExcite? {
             guard w.contains("\(p).se.conv_reduce.weight") else { return nil }
-            return SqueezeExcite(reduceWeight: try w.tensor("\(p).se.conv_reduce.weight"), reduceBias: try w.optionalTensor("\(p).se.conv_reduce.bias"),
-                                 expandWeight: try w.tensor("\(p).se.conv_expand.weight"), expandBias: try w.optionalTensor("\(p).se.conv_expand.bias"))
+            let reduce = try w.tensor("\(p).se.conv_reduce.weight", shape: [-1, c, 1, 1])
+            let r = reduce.shape[0]
+            return SqueezeExcite(reduceWeight: reduce, reduceBias: try w.optionalTensor("\(p).se.conv_reduce.bias", shape: [r]),
+                                 expandWeight: try w.tensor("\(p).se.conv_expand.weight", shape: [c, r, 1, 1]),
+                                 expandBias: try w.optionalTensor("\(p).se.conv_expand.bias", shape: [c]))
         }
 
-        stem = try conv("conv_stem", "bn1", stride: 2, act: .silu)
+        stem = try conv("conv_stem", "bn1", cin: 3, stride: 2, act: .silu)
         var blocks: [Block] = []
+        var channels = stem.outChannels
         var stage = 0
         while w.contains("blocks.\(stage).0.conv_dw.weight") {
             var i = 0
             while w.contains("blocks.\(stage).\(i).conv_dw.weight") {
                 let p = "blocks.\(stage).\(i)"
                 let s = i == 0 ? (stage < strides.count ? strides[stage] : 1) : 1
-                if w.contains("\(p).conv_pwl.weight") {
-                    let expand = try conv("\(p).conv_pw", "\(p).bn1", act: .silu)
+                if w.contains("\(p).conv_pwl.weight") || w.contains("\(p).bn3.weight") {
+                    let expand = try conv("\(p).conv_pw", "\(p).bn1", cin: channels, act: .silu)
                     let mid = expand.outChannels
-                    let dw = try conv("\(p).conv_dw", "\(p).bn2", stride: s, groups: mid, act: .silu)
-                    let pwl = try conv("\(p).conv_pwl", "\(p).bn3", act: .none)
-                    blocks.append(Block(expand: expand, depthwise: dw, se: try se(p), project: pwl,
-                                        skip: s == 1 && expand.inChannels == pwl.outChannels))
+                    let dw = try conv("\(p).conv_dw", "\(p).bn2", cin: mid, stride: s, depthwise: true, act: .silu)
+                    let pwl = try conv("\(p).conv_pwl", "\(p).bn3", cin: mid, act: .none)
+                    blocks.append(Block(expand: expand, depthwise: dw, se: try se(p, mid), project: pwl,
+                                        skip: s == 1 && channels == pwl.outChannels))
+                    channels = pwl.outChannels
                 } else {
-                    let c = try w.tensor("\(p).conv_dw.weight", shape: [-1, 1, -1, -1]).shape[0]
-                    let dw = try conv("\(p).conv_dw", "\(p).bn1", stride: s, groups: c, act: .silu)
-                    let pw = try conv("\(p).conv_pw", "\(p).bn2", act: .none)
-                    blocks.append(Block(expand: nil, depthwise: dw, se: try se(p), project: pw,
-                                        skip: s == 1 && c == pw.outChannels))
+                    let dw = try conv("\(p).conv_dw", "\(p).bn1", cin: channels, stride: s, depthwise: true, act: .silu)
+                    let pw = try conv("\(p).conv_pw", "\(p).bn2", cin: channels, act: .none)
+                    blocks.append(Block(expand: nil, depthwise: dw, se: try se(p, channels), project: pw,
+                                        skip: s == 1 && channels == pw.outChannels))
+                    channels = pw.outChannels
                 }
                 i += 1
             }
@@ -87,11 +94,11 @@ public struct EfficientNet: InferenceModel {
         }
         guard !blocks.isEmpty else { throw AffectError.badInput("\(w.path): tensor `blocks.0.0.conv_dw.weight` is missing (arch efficientnet).") }
         self.blocks = blocks
-        head = try conv("conv_head", "bn2", act: .silu)
+        head = try conv("conv_head", "bn2", cin: channels, act: .silu)
         if let cw = try w.optionalTensor("classifier.weight", shape: [-1, head.outChannels]) {
-            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.bias"))
+            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.bias", shape: [cw.shape[0]]))
         } else if let cw = try w.optionalTensor("classifier.0.weight", shape: [-1, head.outChannels]) {
-            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.0.bias"))
+            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.0.bias", shape: [cw.shape[0]]))
         } else {
             classifier = nil
         }
@@ -116,7 +123,7 @@ public struct EfficientNet: InferenceModel {
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let pixels = try inputs.float("pixels", source: source)
-        guard pixels.rank == 4, pixels.shape[1] == stem.inChannels else {
+        guard pixels.rank == 4, pixels.shape[1] == stem.inChannels, pixels.shape[0] > 0, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
             throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×\(stem.inChannels)×H×W.")
         }
         let f = features(nhwc: pixels.nchwToNHWC())

@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+import AffectKernels
+
+/// The `affect` binary built beside this test bundle.
+func affectBinary() -> String {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    // The test runner may live inside `X.xctest/` or beside it.
+    for _ in 0..<3 {
+        let cand = dir.appendingPathComponent("affect").path
+        if FileManager.default.isExecutableFile(atPath: cand) { return cand }
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir.appendingPathComponent("affect").path
+}
+
+let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+func runAffect(_ args: [String]) throws -> Result {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: affectBinary())
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func tempPath(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-cli-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+/// A safetensors file from a raw header string and data bytes.
+func rawSafetensors(_ header: String, data: [UInt8], declaredLength: UInt64? = nil) -> Data {
+    var d = Data()
+    var n = (declaredLength ?? UInt64(header.utf8.count)).littleEndian
+    d.append(Data(bytes: &n, count: 8))
+    d.append(Data(header.utf8))
+    d.append(contentsOf: data)
+    return d
+}
+
+/// Asserts the one-sentence, exit-2 contract for a bad file.
+func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
+    #expect(r.status == 2, "\(comment): exit status \(r.status), stderr: \(r.stderr)")
+    #expect(r.stderr.contains(path), "\(comment): error does not name the file: \(r.stderr)")
+    #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump"), "\(comment): crashed: \(r.stderr)")
+    #expect(r.stderr.split(separator: "\n").count == 1, "\(comment): more than one line: \(r.stderr)")
+}
+
+@Suite struct VerifyCommandTests {
+    let weights = "\(fixtures)/models/efficientnet_tiny.safetensors"
+
+    @Test func verifyPassesOnCommittedReference() throws {
+        for ref in ["efficientnet_tiny.b1.ref.safetensors", "efficientnet_tiny.b3.ref.safetensors"] {
+            let r = try runAffect(["verify", weights, "\(fixtures)/models/\(ref)"])
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            #expect(r.stdout.contains("features") && r.stdout.contains("logits") && r.stdout.contains("cosine"))
+        }
+    }
+
+    @Test func tamperedReferenceFails() throws {
+        let ref = try SafeTensorsFile(path: "\(fixtures)/models/efficientnet_tiny.b3.ref.safetensors")
+        var w = SafeTensorsWriter()
+        for t in ref.tensors {
+            var values = try ref.tensor(t).array
+            if t.name == "output.logits" { values[4] += 0.05 * (values.map(abs).max() ?? 1) }
+            w.add(t.name, shape: t.shape, floats: values)
+        }
+        let path = tempPath("tampered.safetensors")
+        try w.write(to: path)
+        let r = try runAffect(["verify", weights, path])
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("FAIL"))
+    }
+
+    @Test func runWritesOutputs() throws {
+        let out = tempPath("run-out.safetensors")
+        let r = try runAffect(["run", weights, "\(fixtures)/models/efficientnet_tiny.b1.ref.safetensors", "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let f = try SafeTensorsFile(path: out)
+        #expect(f.info("output.logits")?.shape == [1, 7])
+        #expect(f.info("output.features")?.shape == [1, 320])
+    }
+
+    @Test func benchPrintsMedianLast() throws {
+        let r = try runAffect(["bench", weights, "--seconds", "0", "--min-runs", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("median_ms="))
+        #expect(Double(last.dropFirst("median_ms=".count)) != nil)
+    }
+
+    @Test func infoPrintsArchitecture() throws {
+        let r = try runAffect(["info", weights])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("efficientnet") && r.stdout.contains("parameters"))
+    }
+
+    @Test func badUsageExitsTwo() throws {
+        let r = try runAffect(["verify", weights])
+        #expect(r.status == 2)
+        let r2 = try runAffect(["bench", weights, "--batch", "0"])
+        #expect(r2.status == 2)
+    }
+}
+
+@Suite struct BadWeightFileTests {
+    let ref = "\(fixtures)/models/efficientnet_tiny.b1.ref.safetensors"
+    let meta = #""__metadata__":{"affect.arch":"efficientnet"}"#
+
+    func check(_ name: String, _ contents: Data, _ comment: String) throws {
+        let path = tempPath(name)
+        try contents.write(to: URL(fileURLWithPath: path))
+        for cmd in [["info", path], ["verify", path, ref]] {
+            expectBadInput(try runAffect(cmd), naming: path, "\(comment) (\(cmd[0]))")
+        }
+    }
+
+    @Test func emptyFile() throws { try check("empty.safetensors", Data(), "empty file") }
+
+    @Test func headerLengthPastEnd() throws {
+        try check("pastend.safetensors", rawSafetensors("{}", data: [], declaredLength: 4096), "header length past EOF")
+    }
+
+    @Test func absurdHeaderLength() throws {
+        try check("absurd.safetensors", rawSafetensors("{}", data: [], declaredLength: 1 << 60), "absurd header length")
+    }
+
+    @Test func headerNotJSON() throws {
+        try check("notjson.safetensors", rawSafetensors("this is not json", data: []), "header not JSON")
+    }
+
+    @Test func offsetsOutOfRange() throws {
+        let h = #"{\#(meta),"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
+        try check("range.safetensors", rawSafetensors(h, data: [UInt8](repeating: 0, count: 8)), "offsets out of range")
+    }
+
+    @Test func overlappingOffsets() throws {
+        let h = #"{\#(meta),"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        try check("overlap.safetensors", rawSafetensors(h, data: [UInt8](repeating: 0, count: 12)), "overlapping offsets")
+    }
+
+    @Test func dtypeShapeDisagreeWithBytes() throws {
+        let h = #"{\#(meta),"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#
+        try check("count.safetensors", rawSafetensors(h, data: [UInt8](repeating: 0, count: 8)), "byte count mismatch")
+    }
+
+    @Test func unknownDtype() throws {
+        let h = #"{\#(meta),"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#
+        try check("dtype.safetensors", rawSafetensors(h, data: [UInt8](repeating: 0, count: 8)), "unknown dtype")
+    }
+
+    @Test func missingArch() throws {
+        let h = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+        try check("noarch.safetensors", rawSafetensors(h, data: [UInt8](repeating: 0, count: 8)), "missing affect.arch")
+    }
+
+    @Test func missingTensor() throws {
+        // A real weight file with one tensor the model needs left out.
+        let src = try SafeTensorsFile(path: "\(fixtures)/models/efficientnet_tiny.safetensors")
+        var w = SafeTensorsWriter(metadata: src.metadata)
+        for t in src.tensors where t.name != "blocks.1.0.conv_pwl.weight" {
+            w.add(t.name, shape: t.shape, floats: try src.tensor(t).array)
+        }
+        let path = tempPath("missing-tensor.safetensors")
+        try w.write(to: path)
+        let r = try runAffect(["verify", path, ref])
+        expectBadInput(r, naming: path, "missing tensor")
+        #expect(r.stderr.contains("blocks.1.0.conv_pwl.weight"))
+    }
+
+    @Test func misshapenTensor() throws {
+        let src = try SafeTensorsFile(path: "\(fixtures)/models/efficientnet_tiny.safetensors")
+        var w = SafeTensorsWriter(metadata: src.metadata)
+        for t in src.tensors {
+            let v = try src.tensor(t).array
+            if t.name == "bn1.running_var" { w.add(t.name, shape: [v.count - 1], floats: Array(v.dropLast())) }
+            else { w.add(t.name, shape: t.shape, floats: v) }
+        }
+        let path = tempPath("misshapen.safetensors")
+        try w.write(to: path)
+        let r = try runAffect(["verify", path, ref])
+        expectBadInput(r, naming: path, "misshapen tensor")
+        #expect(r.stderr.contains("bn1.running_var"))
+    }
+
+    @Test func wrongArchitecture() throws {
+        let h = #"{"__metadata__":{"affect.arch":"no_such_arch"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+        let path = tempPath("wrongarch.safetensors")
+        try rawSafetensors(h, data: [UInt8](repeating: 0, count: 8)).write(to: URL(fileURLWithPath: path))
+        expectBadInput(try runAffect(["verify", path, ref]), naming: path, "unknown arch")
+    }
+
+    @Test func missingFile() throws {
+        expectBadInput(try runAffect(["info", "/nonexistent/w.safetensors"]), naming: "/nonexistent/w.safetensors", "missing file")
+    }
+}
