@@ -51,8 +51,13 @@ public struct EfficientNet: InferenceModel {
         func conv(_ name: String, _ bnName: String, cin: Int, stride: Int = 1, depthwise: Bool = false,
                   act: Activation) throws -> Conv2D {
             let weight = try w.tensor("\(name).weight", shape: depthwise ? [cin, 1, -1, -1] : [-1, cin, -1, -1])
-            let k = weight.shape[2]
-            return Conv2D(weight: weight, bias: nil, batchNorm: try bn(bnName, weight.shape[0]), stride: (stride, stride),
+            let (o, k) = (weight.shape[0], weight.shape[2])
+            // ONNX exports arrive with BatchNorm already folded into a conv bias.
+            if !w.contains("\(bnName).running_mean"), let bias = try w.optionalTensor("\(name).bias", shape: [o]) {
+                return Conv2D(weight: weight, bias: bias, stride: (stride, stride), padding: padding(k, stride),
+                              groups: depthwise ? cin : 1, activation: act)
+            }
+            return Conv2D(weight: weight, bias: nil, batchNorm: try bn(bnName, o), stride: (stride, stride),
                           padding: padding(k, stride), groups: depthwise ? cin : 1, activation: act)
         }
         func se(_ p: String, _ c: Int) throws -> SqueezeExcite? {

@@ -21,7 +21,7 @@ def save_checkpoint(model, path, fmt, example=None):
         torch.save(model.state_dict(), path)
     elif fmt == "onnx":
         torch.onnx.export(model, example, path, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17, dynamo=False)
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=11, do_constant_folding=True, dynamo=False)
     else:
         raise ValueError(fmt)
 

@@ -22,7 +22,8 @@ def _efficientnet(variant, classes, size, tiny=False):
 def efficientnet_reference(name, variant, classes, size, tiny=False):
     def build(outdir, batches, args):
         torch.manual_seed(args.seed)
-        model = make_trained_looking(_efficientnet(variant, classes, size, tiny), seed=args.seed)
+        model = make_trained_looking(_efficientnet(variant, classes, size, tiny), seed=args.seed,
+                                     calibration_input=image_batch(4, size, args.seed + 7))
         ext = ".onnx" if args.format == "onnx" else ".pt"
         ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
         save_checkpoint(model, ckpt, args.format, example=image_batch(1, size, args.seed))

@@ -1,0 +1,119 @@
+import AffectKernels
+
+/// PIL's `Image.resize(size, BILINEAR)` on 8-bit images, reproduced exactly: a triangle filter widened by the
+/// scale factor when shrinking, coefficients in 22-bit fixed point, horizontal pass then vertical, each
+/// rounded back to 8 bits. torchvision's `Resize` on a PIL image (EmotiEffLib's torch path) is this.
+public enum PILResize {
+    static let precisionBits = 32 - 8 - 2
+
+    struct Coefficients {
+        var bounds: [(start: Int, count: Int)]
+        var weights: [[Int32]]
+    }
+
+    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1)
+        let support = 1.0 * filterScale
+        var bounds: [(Int, Int)] = [], weights: [[Int32]] = []
+        for xx in 0..<outSize {
+            let center = (Double(xx) + 0.5) * scale
+            let ss = 1 / filterScale
+            // C's (int) truncates toward zero, as Int(_:) does.
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), inSize) - xmin
+            var k = [Double](repeating: 0, count: max(xmax, 0))
+            var ww = 0.0
+            for x in 0..<max(xmax, 0) {
+                let t = abs((Double(x + xmin) - center + 0.5) * ss)
+                let w = t < 1 ? 1 - t : 0
+                k[x] = w; ww += w
+            }
+            let fixed = k.map { v -> Int32 in
+                let n = ww != 0 ? v / ww : v
+                return Int32(n < 0 ? -0.5 + n * Double(1 << precisionBits) : 0.5 + n * Double(1 << precisionBits))
+            }
+            bounds.append((xmin, max(xmax, 0))); weights.append(fixed)
+        }
+        return Coefficients(bounds: bounds, weights: weights)
+    }
+
+    @inline(__always) static func clip8(_ v: Int64) -> UInt8 {
+        let s = v >> Int64(precisionBits)
+        return UInt8(clamping: s)
+    }
+
+    /// Resizes `image` to `width × height`.
+    public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        var img = image
+        if width != img.width {
+            let c = coefficients(inSize: img.width, outSize: width)
+            var out = [UInt8](repeating: 0, count: width * img.height * 3)
+            for y in 0..<img.height {
+                for x in 0..<width {
+                    let (s, n) = c.bounds[x]
+                    for ch in 0..<3 {
+                        var acc: Int64 = 1 << Int64(precisionBits - 1)
+                        for k in 0..<n { acc += Int64(img.pixels[(y * img.width + s + k) * 3 + ch]) * Int64(c.weights[x][k]) }
+                        out[(y * width + x) * 3 + ch] = clip8(acc)
+                    }
+                }
+            }
+            img = RGBImage(width: width, height: img.height, pixels: out)
+        }
+        if height != img.height {
+            let c = coefficients(inSize: img.height, outSize: height)
+            var out = [UInt8](repeating: 0, count: img.width * height * 3)
+            for y in 0..<height {
+                let (s, n) = c.bounds[y]
+                for i in 0..<(img.width * 3) {
+                    var acc: Int64 = 1 << Int64(precisionBits - 1)
+                    for k in 0..<n { acc += Int64(img.pixels[(s + k) * img.width * 3 + i]) * Int64(c.weights[y][k]) }
+                    out[y * img.width * 3 + i] = clip8(acc)
+                }
+            }
+            img = RGBImage(width: img.width, height: height, pixels: out)
+        }
+        return img
+    }
+}
+
+/// How a facial model wants its input: size, normalisation and resize method (from `affect.preprocess`).
+public struct ImagePreprocessing: Sendable {
+    public var size: Int
+    public var mean: [Float]
+    public var std: [Float]
+    /// `bilinear_antialias` (PIL, EmotiEffLib's torch path) or `bilinear` (cv2, its ONNX path).
+    public var resize: String
+
+    public init(size: Int, mean: [Float], std: [Float], resize: String = "bilinear_antialias") {
+        self.size = size; self.mean = mean; self.std = std; self.resize = resize
+    }
+
+    public init(weights w: WeightFile, defaultSize: Int) throws {
+        size = (w.preprocess["input_size"] as? Int) ?? defaultSize
+        let m = (w.preprocess["mean"] as? [Double]) ?? [0.485, 0.456, 0.406]
+        let s = (w.preprocess["std"] as? [Double]) ?? [0.229, 0.224, 0.225]
+        guard m.count == 3, s.count == 3, s.allSatisfy({ $0 > 0 }) else {
+            throw AffectError.badInput("\(w.path): metadata `affect.preprocess` has an invalid mean/std.")
+        }
+        mean = m.map(Float.init); std = s.map(Float.init)
+        resize = (w.preprocess["resize"] as? String) ?? "bilinear_antialias"
+    }
+
+    /// Face crops → `[N, size, size, 3]` normalised (NHWC, our layout).
+    public func callAsFunction(_ faces: [RGBImage]) -> Tensor {
+        let out = Tensor(uninitialized: [faces.count, size, size, 3])
+        for (i, face) in faces.enumerated() {
+            let dst = out.data + i * size * size * 3
+            if resize == "bilinear" {
+                let r = AffectKernels.resize(face.tensor(), height: size, width: size, method: .bilinear)
+                for p in 0..<(size * size) { for c in 0..<3 { dst[p * 3 + c] = (r.data[p * 3 + c] / 255 - mean[c]) / std[c] } }
+            } else {
+                let r = PILResize.resize(face, width: size, height: size)
+                for p in 0..<(size * size) { for c in 0..<3 { dst[p * 3 + c] = (Float(r.pixels[p * 3 + c]) / 255 - mean[c]) / std[c] } }
+            }
+        }
+        return out
+    }
+}
