@@ -4,8 +4,21 @@ import PackageDescription
 // Kernels need -Ounchecked-free code that still vectorises: we build release with -O (bounds checks stay on in
 // the safe APIs, the hot loops use unsafe pointers) and enable cross-module optimisation so small kernel
 // helpers inline into the models. See README "Build settings".
+//
+// The SIMD16 kernels need FMA and 256-bit vectors: without a target CPU, x86-64 code generation assumes SSE2,
+// splits every SIMD16 operation into four and turns `addingProduct` into libm `fmaf` calls. `haswell`
+// (AVX2 + FMA, any x86-64 server since 2013) is the default; `AFFECT_TARGET_CPU=znver4` (or `native`) at
+// build time opts into AVX-512 on machines that have it.
+import Foundation
+let targetCPU = ProcessInfo.processInfo.environment["AFFECT_TARGET_CPU"] ?? "haswell"
+#if arch(x86_64)
+let cpuFlags = ["-target-cpu", targetCPU]
+#else
+let cpuFlags: [String] = []
+#endif
 let optimised: [SwiftSetting] = [
-    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+    .unsafeFlags(["-cross-module-optimization"] + cpuFlags, .when(configuration: .release)),
+    .unsafeFlags(cpuFlags, .when(configuration: .debug)),
 ]
 
 let package = Package(

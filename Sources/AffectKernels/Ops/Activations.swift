@@ -19,13 +19,19 @@ func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer
 
 /// exp(x) for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Taylor terms,
 /// error below 2 ulp on the reduced range), 2^n by building the exponent bits.
+///
+/// (`clamped` and the generic `SIMD16<Int32>(_:rounding:)` are not vectorised: pointwiseMin/Max are.)
+/// Rounding and the float→int conversion use the 1.5·2²³ "magic number" (adding it leaves round(n) in the
+/// low mantissa bits) because the generic `SIMD16<Int32>(_:rounding:)` initialiser is not vectorised.
 @inlinable @inline(__always)
 public func vexp(_ x: Vec) -> Vec {
-    let xc = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.7))
-    let n = (xc * 1.442695040888963).rounded(.toNearestOrEven)
+    let xc = pointwiseMin(pointwiseMax(x, Vec(repeating: -87.3)), Vec(repeating: 88.3))
+    let magic = Vec(repeating: 12582912)
+    let shifted: Vec = xc * Vec(repeating: 1.442695040888963) + magic
+    let n: Vec = shifted - magic
     // ln2 split in two so n·ln2 is exact in its high part.
-    var r = xc - n * 0.693145751953125
-    r = r - n * 1.428606765330187e-06
+    var r: Vec = xc - n * Vec(repeating: 0.693145751953125)
+    r = r - n * Vec(repeating: 1.428606765330187e-06)
     var p = Vec(repeating: 1.0 / 720)
     p = p * r + Vec(repeating: 1.0 / 120)
     p = p * r + Vec(repeating: 1.0 / 24)
@@ -33,9 +39,8 @@ public func vexp(_ x: Vec) -> Vec {
     p = p * r + Vec(repeating: 0.5)
     p = p * r + Vec(repeating: 1)
     p = p * r + Vec(repeating: 1)
-    let ni: SIMD16<Int32> = SIMD16<Int32>(n, rounding: .towardZero)
-    let biased: SIMD16<Int32> = ni &+ SIMD16<Int32>(repeating: 127)
-    let bits: SIMD16<Int32> = biased &<< SIMD16<Int32>(repeating: 23)
+    let ni: SIMD16<Int32> = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- SIMD16<Int32>(repeating: 0x4B40_0000)
+    let bits: SIMD16<Int32> = (ni &+ SIMD16<Int32>(repeating: 127)) &<< SIMD16<Int32>(repeating: 23)
     return p * unsafeBitCast(bits, to: Vec.self)
 }
 
@@ -66,11 +71,11 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
     case .none: return
     case .relu:
         var i = 0
-        while i < simdEnd { store(load(p + i).clamped(lowerBound: Vec(), upperBound: Vec(repeating: .infinity)), p + i); i += 16 }
+        while i < simdEnd { store(pointwiseMax(load(p + i), Vec()), p + i); i += 16 }
         while i < count { p[i] = max(p[i], 0); i += 1 }
     case .relu6:
         var i = 0
-        while i < simdEnd { store(load(p + i).clamped(lowerBound: Vec(), upperBound: Vec(repeating: 6)), p + i); i += 16 }
+        while i < simdEnd { store(pointwiseMin(pointwiseMax(load(p + i), Vec()), Vec(repeating: 6)), p + i); i += 16 }
         while i < count { p[i] = min(max(p[i], 0), 6); i += 1 }
     case .silu:
         var i = 0
@@ -91,7 +96,7 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
         var i = 0
         while i < simdEnd {
             let v = load(p + i)
-            store(v * (v + 3).clamped(lowerBound: Vec(), upperBound: Vec(repeating: 6)) / 6, p + i); i += 16
+            store(v * pointwiseMin(pointwiseMax(v + 3, Vec()), Vec(repeating: 6)) * (1.0 / 6), p + i); i += 16
         }
         while i < count { let x = p[i]; p[i] = x * min(max(x + 3, 0), 6) / 6; i += 1 }
     case .prelu(let slopes):
