@@ -44,3 +44,8 @@ enum Main {
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
 func formatShape(_ s: [Int]) -> String { s.map(String.init).joined(separator: "×") }
+
+/// Left-aligned in `width` columns (at least one space after).
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
+/// Right-aligned in `width` columns.
+func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? " " + s : String(repeating: " ", count: width - s.count) + s }

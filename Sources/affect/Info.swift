@@ -67,15 +67,15 @@ struct Verify: ParsableCommand {
         if let fw = ref.provenance["framework"] {
             print("reference: \(fw) \(ref.provenance["version"] ?? "") \(ref.provenance["model"] ?? "")")
         }
-        print(String(format: "%-28@ %-18@ %12@ %12@ %10@  %@", "output" as NSString, "shape" as NSString,
-                     "max_abs" as NSString, "max_rel" as NSString, "cosine" as NSString, "result" as NSString))
+        print(pad("output", 28) + pad("shape", 18) + lpad("max_abs", 12) + lpad("max_rel", 12) + lpad("cosine", 12) + "  result")
         var ok = true
         for c in compared {
             let pass = c.passes(tolerance: tolerance)
             ok = ok && pass
             let shape = c.shapesMatch ? formatShape(c.shape) : "\(formatShape(c.shape)) vs ref \(formatShape(c.referenceShape))"
-            print(String(format: "%-28@ %-18@ %12.3e %12.3e %10.7f  %@", c.name as NSString, shape as NSString,
-                         c.maxAbsError, c.relativeError, c.cosine, (pass ? "ok" : "FAIL") as NSString))
+            print(pad(c.name, 28) + pad(shape, 18) + lpad(String(format: "%.3e", c.maxAbsError), 12)
+                  + lpad(String(format: "%.3e", c.relativeError), 12) + lpad(String(format: "%.7f", c.cosine), 12)
+                  + "  " + (pass ? "ok" : "FAIL"))
         }
         for m in missing { print("\(m): the model does not produce this output  FAIL"); ok = false }
         if !ok {
