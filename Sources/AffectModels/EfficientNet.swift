@@ -137,6 +137,26 @@ public struct EfficientNet: InferenceModel {
         return out
     }
 
+    /// 2 × multiply-accumulates of the convolutions and the classifier (SE and pooling are negligible).
+    public func flops(_ inputs: ModelInputs) -> Double? {
+        guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
+        var (h, w) = (x.shape[2], x.shape[3])
+        var total = 0.0
+        func add(_ c: Conv2D) {
+            let o = c.outputSize(height: h, width: w)
+            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
+            (h, w) = (o.h, o.w)
+        }
+        add(stem)
+        for b in blocks {
+            if let e = b.expand { add(e) }
+            add(b.depthwise); add(b.project)
+        }
+        add(head)
+        if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
+        return total * Double(x.shape[0])
+    }
+
     public func benchInputs(_ shape: BenchShape) -> ModelInputs {
         ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
     }
