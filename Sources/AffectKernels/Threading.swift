@@ -3,15 +3,19 @@ import Dispatch
 
 /// Thread settings shared by our kernels and OpenBLAS.
 public enum Threading {
-    nonisolated(unsafe) private static var _threads = 2
+    nonisolated(unsafe) private static var _threads: Int = {
+        openblas_set_num_threads(1)
+        return 2
+    }()
 
     /// Number of threads the kernels split work across (default: 2, the machine's cores).
     public static var threads: Int { _threads }
 
-    /// Sets our kernels' and OpenBLAS's thread count together, so neither oversubscribes the cores.
+    /// Sets how many threads our kernels use. OpenBLAS itself always runs single-threaded: ``sgemm(m:n:k:a:lda:b:ldb:bTransposed:c:ldc:alpha:accumulate:)``
+    /// splits matrix products across our threads, so only one pool of workers competes for the cores.
     public static func setThreads(_ n: Int) {
         _threads = max(1, n)
-        openblas_set_num_threads(Int32(_threads))
+        openblas_set_num_threads(1)
     }
 }
 

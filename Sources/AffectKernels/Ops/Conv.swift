@@ -195,9 +195,11 @@ public struct Conv2D: Sendable {
                                 let d = dstRow + (i * kw + j) * ipg
                                 let ix = ox * stride.w - padLeft + j * dilation.w
                                 if iy < 0 || iy >= h || ix < 0 || ix >= w {
-                                    d.initialize(repeating: 0, count: ipg)
+                                    for c in 0..<ipg { d[c] = 0 }
                                 } else {
-                                    d.update(from: src + ((img * h + iy) * w + ix) * cin + g * ipg, count: ipg)
+                                    // A plain loop: for the stem's 3 channels a memmove call costs more than the copy.
+                                    let s = src + ((img * h + iy) * w + ix) * cin + g * ipg
+                                    for c in 0..<ipg { d[c] = s[c] }
                                 }
                             }
                         }
