@@ -42,7 +42,7 @@ let package = Package(
 
         // Layers, lowest first: kernels < models < media < pipeline < CLI.
         .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
-        .target(name: "AffectModels", dependencies: ["AffectKernels"], swiftSettings: optimised),
+        .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
         .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile"], swiftSettings: optimised),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
         .executableTarget(name: "affect", dependencies: [
