@@ -54,6 +54,7 @@ public enum ModelLoader {
     public static func load(_ w: WeightFile) throws -> any InferenceModel {
         switch w.arch {
         case "efficientnet": return try EfficientNet(weights: w)
+        case "mobilefacenet": return try MobileFaceNet(weights: w)
         case "layer": return try SingleLayer(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {

@@ -42,13 +42,25 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
 @Suite struct EfficientNetTests {
     let weights = "\(modelFixtures)/models/efficientnet_tiny.safetensors"
 
-    @Test(arguments: ["efficientnet_tiny.b1.ref.safetensors", "efficientnet_tiny.b3.ref.safetensors"])
-    func matchesTimm(ref: String) throws {
-        let model = try ModelLoader.load(weights)
-        let (compared, missing) = try Verification.verify(model, try ReferenceFile(path: "\(modelFixtures)/models/\(ref)"))
+    /// Tiny configurations of the real architectures against the framework (timm, EmotiEffLib's module).
+    @Test(arguments: ["efficientnet_tiny.b1", "efficientnet_tiny.b3", "mobilefacenet_tiny.b1", "mobilefacenet_tiny.b3"])
+    func matchesReferenceFramework(ref: String) throws {
+        let name = String(ref.split(separator: ".")[0])
+        let model = try ModelLoader.load("\(modelFixtures)/models/\(name).safetensors")
+        let (compared, missing) = try Verification.verify(model, try ReferenceFile(path: "\(modelFixtures)/models/\(ref).ref.safetensors"))
         #expect(missing.isEmpty)
         #expect(compared.map(\.name).sorted() == ["features", "logits"])
-        for c in compared { #expect(c.passes(tolerance: 1e-4), "\(c.name): relative error \(c.relativeError)") }
+        for c in compared { #expect(c.passes(tolerance: 1e-4), "\(ref) \(c.name): relative error \(c.relativeError)") }
+    }
+
+    @Test func multiTaskMobileFaceNetSplitsValenceArousal() throws {
+        let rec = try EmotionRecognizer(weights: "\(modelFixtures)/models/mobilefacenet_tiny.safetensors")
+        #expect(rec.isMultiTask && rec.expressionLabels.count == 8 && rec.preprocessing.size == 112)
+        let face = RGBImage(width: 40, height: 52, pixels: (0..<(40 * 52 * 3)).map { UInt8(($0 * 13) % 256) })
+        let p = try rec.predictEmotions([face], logits: false)
+        #expect(p.scores.shape == [1, 10] && p.valence?.count == 1 && p.arousal?.count == 1)
+        let expr = Array(p.scores.array.prefix(8))
+        #expect(abs(expr.reduce(0, +) - 1) < 1e-5)
     }
 
     @Test func recognizerClassifiesLikeEmotiEffLib() throws {

@@ -27,7 +27,7 @@ def arch_of(sd):
         return "efficientnet"
     if any(k.startswith("stages.") for k in keys) and any(".transformer." in k for k in keys):
         return "mobilevit"
-    if any(k.startswith("conv_6_dw") or k.startswith("conv1.conv") for k in keys):
+    if "conv_sep.layers.0.weight" in sd and "features.layers.0.layers.0.weight" in sd:
         return "mobilefacenet"
     return None
 

@@ -38,7 +38,32 @@ def efficientnet_reference(name, variant, classes, size, tiny=False):
     return build
 
 
+def mobilefacenet_reference(name, blocks=(1, 4, 6, 2), scale=2, classes=10):
+    """EmotiEffLib's MobileFaceNet (its own module) with an `fc` head, saved as a whole pickled module."""
+    def build(outdir, batches, args):
+        from emotiefflib.backbones.mobilefacenet import get_mbf
+        torch.manual_seed(args.seed)
+        model = get_mbf(False, 512, blocks=blocks, scale=scale)
+        model.fc = torch.nn.Linear(512, classes)
+        model = make_trained_looking(model, seed=args.seed, calibration_input=image_batch(4, 112, args.seed + 7))
+        ext = ".onnx" if args.format == "onnx" else ".pt"
+        ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
+        save_checkpoint(model, ckpt, args.format, example=image_batch(1, 112, args.seed))
+        convert(ckpt, os.path.join(outdir, f"{name}.safetensors"))
+        for b in batches:
+            x = image_batch(b, 112, args.seed)
+            with torch.no_grad():
+                feats = model(x)
+                logits = model.fc(feats)
+            save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
+                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm),
+                           f"emotiefflib MobileFaceNet blocks={blocks} scale={scale}")
+    return build
+
+
 MODELS = {
+    "mobilefacenet": mobilefacenet_reference("mobilefacenet"),
+    "mobilefacenet_tiny": mobilefacenet_reference("mobilefacenet_tiny", blocks=(1, 1, 1, 1), scale=1, classes=10),
     "efficientnet_b0": efficientnet_reference("efficientnet_b0", "tf_efficientnet_b0_ns", 8, 224),
     "efficientnet_b0_va": efficientnet_reference("efficientnet_b0_va", "tf_efficientnet_b0_ns", 10, 224),
     "efficientnet_b2": efficientnet_reference("efficientnet_b2", "tf_efficientnet_b2_ns", 7, 260),

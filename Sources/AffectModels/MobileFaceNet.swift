@@ -1,0 +1,142 @@
+import AffectKernels
+
+/// MobileFaceNet as EmotiEffLib's `mbf_va_mtl` uses it (`emotiefflib/backbones/mobilefacenet.py`, plus `fc`).
+///
+/// ```
+/// pixels 112×112 ─ layers.0  ConvBlock 3×3/2            (conv ─ BN ─ PReLU)
+///                ─ layers.1  ConvBlock 3×3, grouped      (or a Residual stack when blocks[0] > 1)
+///                ─ layers.2… DepthWise 3×3/2             (1×1 ConvBlock ─ dw 3×3/2 ConvBlock ─ 1×1 LinearBlock)
+///                            Residual                     (DepthWise 3×3/1 blocks, each + its input)
+///                ─ conv_sep  ConvBlock 1×1 → 512
+///                ─ features  GDC: 7×7 depthwise LinearBlock ─ flatten ─ Linear(512, 512, no bias) ─ BatchNorm1d
+///                                                                                          → features
+///                ─ fc        Linear                                                        → logits
+/// ```
+/// The block kinds, widths and groups come from the tensors; strides follow the module's code: the stem and
+/// every stand-alone DepthWise block stride 2, Residual blocks stride 1, 3×3 kernels pad 1. A ConvBlock is
+/// conv + BN + PReLU; a LinearBlock is conv + BN. BatchNorms are folded at load.
+public struct MobileFaceNet: FacialBackbone {
+    public let arch = "mobilefacenet"
+    public let labels: [String]
+    public let inputSize: Int
+
+    /// A conv with folded BN and an optional PReLU, and whether the block adds its input.
+    struct Stage {
+        var convs: [Conv2D]
+        var residual: Bool
+    }
+
+    let stages: [Stage]
+    let gdc: Conv2D
+    let embedding: Linear
+    let embeddingNorm: BatchNorm
+    let classifier: Linear?
+
+    public init(weights w: WeightFile) throws {
+        try w.require(arch: "mobilefacenet")
+        labels = w.labels
+        inputSize = try w.configInt("input_size", default: 112)
+        let eps = Float(try w.configDouble("bn_eps", default: 1e-5))
+
+        func bn(_ p: String, _ c: Int) throws -> BatchNorm {
+            BatchNorm(gamma: try w.tensor("\(p).weight", shape: [c]), beta: try w.tensor("\(p).bias", shape: [c]),
+                      mean: try w.tensor("\(p).running_mean", shape: [c]), variance: try w.tensor("\(p).running_var", shape: [c]), eps: eps)
+        }
+        /// `p.layers.0` conv, `p.layers.1` BN, `p.layers.2` PReLU if present (ConvBlock) or absent (LinearBlock).
+        func block(_ p: String, cin: Int, stride: Int, valid: Bool = false) throws -> Conv2D {
+            let weight = try w.tensor("\(p).layers.0.weight", shape: [-1, -1, -1, -1])
+            let (o, ipg, k) = (weight.shape[0], weight.shape[1], weight.shape[2])
+            guard ipg > 0, cin % ipg == 0 else {
+                throw AffectError.badInput("\(w.path): tensor `\(p).layers.0.weight` has shape \(weight.shape), which cannot take \(cin) input channels.")
+            }
+            let act: Activation = w.contains("\(p).layers.2.weight")
+                ? .prelu(try w.tensor("\(p).layers.2.weight", shape: [o]).array) : .none
+            return Conv2D(weight: weight, bias: nil, batchNorm: try bn("\(p).layers.1", o), stride: (stride, stride),
+                          padding: valid ? .valid : .symmetric((k - 1) / 2), groups: cin / ipg, activation: act)
+        }
+        /// DepthWise: 1×1 ConvBlock, k×k grouped ConvBlock (the stride), 1×1 LinearBlock.
+        func depthwise(_ p: String, cin: Int, stride: Int) throws -> [Conv2D] {
+            let a = try block("\(p).layers.0", cin: cin, stride: 1)
+            let b = try block("\(p).layers.1", cin: a.outChannels, stride: stride)
+            let c = try block("\(p).layers.2", cin: b.outChannels, stride: 1)
+            return [a, b, c]
+        }
+
+        var stages: [Stage] = []
+        var channels = 3
+        var k = 0
+        while w.contains("layers.\(k).layers.0.weight") || w.contains("layers.\(k).layers.0.layers.0.weight")
+                || w.contains("layers.\(k).layers.0.layers.0.layers.0.weight") {
+            let p = "layers.\(k)"
+            if w.contains("\(p).layers.0.weight") {                       // ConvBlock
+                let c = try block(p, cin: channels, stride: k == 0 ? 2 : 1)
+                stages.append(Stage(convs: [c], residual: false)); channels = c.outChannels
+            } else if w.contains("\(p).layers.0.layers.0.weight") {       // DepthWise, stride 2
+                let convs = try depthwise(p, cin: channels, stride: 2)
+                stages.append(Stage(convs: convs, residual: false)); channels = convs[2].outChannels
+            } else {                                                        // Residual stack of DepthWise
+                var i = 0
+                while w.contains("\(p).layers.\(i).layers.0.layers.0.weight") {
+                    let convs = try depthwise("\(p).layers.\(i)", cin: channels, stride: 1)
+                    guard convs[2].outChannels == channels else {
+                        throw AffectError.badInput("\(w.path): residual block `\(p).layers.\(i)` changes width \(channels) → \(convs[2].outChannels).")
+                    }
+                    stages.append(Stage(convs: convs, residual: true))
+                    i += 1
+                }
+            }
+            k += 1
+        }
+        guard !stages.isEmpty else { throw AffectError.badInput("\(w.path): tensor `layers.0.layers.0.weight` is missing (arch mobilefacenet).") }
+        let sep = try block("conv_sep", cin: channels, stride: 1)
+        stages.append(Stage(convs: [sep], residual: false))
+        self.stages = stages
+        gdc = try block("features.layers.0", cin: sep.outChannels, stride: 1, valid: true)
+        let e = try w.tensor("features.layers.2.weight", shape: [-1, gdc.outChannels])
+        embedding = Linear(weight: e, bias: nil)
+        embeddingNorm = try bn("features.layers.3", e.shape[0])
+        if let fc = try w.optionalTensor("fc.weight", shape: [-1, e.shape[0]]) {
+            classifier = Linear(weight: fc, bias: try w.optionalTensor("fc.bias", shape: [fc.shape[0]]))
+        } else {
+            classifier = nil
+        }
+    }
+
+    public func features(nhwc x: Tensor) -> Tensor {
+        var x = x
+        for s in stages {
+            let input = x
+            for c in s.convs { x = c(x) }
+            if s.residual { addInPlace(x, input) }
+        }
+        // GDC: a 7×7 depthwise conv over the 7×7 map (valid) leaves one pixel per channel.
+        x = gdc(x)
+        let flat = x.reshaped([x.shape[0], x.count / x.shape[0]])
+        return embeddingNorm(embedding(flat))
+    }
+
+    public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+
+    public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
+        let pixels = try inputs.float("pixels", source: source)
+        guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[0] > 0 else {
+            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×3×H×W.")
+        }
+        // The GDC's Linear expects exactly its input width: 112×112 (→ 7×7) for the released models.
+        let side = pixels.shape[2]
+        var spatial = side
+        for s in stages { for c in s.convs { spatial = c.outputSize(height: spatial, width: spatial).h } }
+        spatial = gdc.outputSize(height: spatial, width: spatial).h
+        guard spatial == 1, pixels.shape[2] == pixels.shape[3] else {
+            throw AffectError.badInput("\(source): `input.pixels` is \(pixels.shape[2])×\(pixels.shape[3]); MobileFaceNet needs \(inputSize)×\(inputSize).")
+        }
+        let f = features(nhwc: pixels.nchwToNHWC())
+        var out = ["features": f]
+        if let l = logits(features: f) { out["logits"] = l }
+        return out
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
+    }
+}
