@@ -53,6 +53,17 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         for c in compared { #expect(c.passes(tolerance: 1e-4), "\(ref) \(c.name): relative error \(c.relativeError)") }
     }
 
+    /// The committed real mini-Xception (fer's FER2013 weights) against Keras.
+    @Test(arguments: ["mini_xception.b1", "mini_xception.b8"])
+    func miniXceptionMatchesKeras(ref: String) throws {
+        let weights = URL(fileURLWithPath: modelFixtures).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Weights/mini_xception.safetensors").path
+        let model = try ModelLoader.load(weights)
+        let (compared, missing) = try Verification.verify(model, try ReferenceFile(path: "\(modelFixtures)/models/\(ref).ref.safetensors"))
+        #expect(missing.isEmpty && compared.map(\.name).sorted() == ["logits", "probs"])
+        for c in compared { #expect(c.passes(tolerance: 1e-4), "\(ref) \(c.name): relative error \(c.relativeError)") }
+    }
+
     @Test func multiTaskMobileFaceNetSplitsValenceArousal() throws {
         let rec = try EmotionRecognizer(weights: "\(modelFixtures)/models/mobilefacenet_tiny.safetensors")
         #expect(rec.isMultiTask && rec.expressionLabels.count == 8 && rec.preprocessing.size == 112)
