@@ -55,6 +55,7 @@ public enum ModelLoader {
         switch w.arch {
         case "efficientnet": return try EfficientNet(weights: w)
         case "mobilefacenet": return try MobileFaceNet(weights: w)
+        case "mobilevit": return try MobileViT(weights: w)
         case "mini_xception": return try MiniXception(weights: w)
         case "layer": return try SingleLayer(weights: w)
         default:

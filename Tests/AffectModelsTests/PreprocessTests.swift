@@ -43,7 +43,8 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     let weights = "\(modelFixtures)/models/efficientnet_tiny.safetensors"
 
     /// Tiny configurations of the real architectures against the framework (timm, EmotiEffLib's module).
-    @Test(arguments: ["efficientnet_tiny.b1", "efficientnet_tiny.b3", "mobilefacenet_tiny.b1", "mobilefacenet_tiny.b3"])
+    @Test(arguments: ["efficientnet_tiny.b1", "efficientnet_tiny.b3", "mobilefacenet_tiny.b1", "mobilefacenet_tiny.b3",
+                      "mobilevit_tiny.b1", "mobilevit_tiny.b3"])
     func matchesReferenceFramework(ref: String) throws {
         let name = String(ref.split(separator: ".")[0])
         let model = try ModelLoader.load("\(modelFixtures)/models/\(name).safetensors")

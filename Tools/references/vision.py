@@ -61,7 +61,29 @@ def mobilefacenet_reference(name, blocks=(1, 4, 6, 2), scale=2, classes=10):
     return build
 
 
+def mobilevit_reference(name, variant, size=224, classes=10):
+    def build(outdir, batches, args):
+        torch.manual_seed(args.seed)
+        model = timm.create_model(variant, pretrained=False, num_classes=classes)
+        model = make_trained_looking(model, seed=args.seed, calibration_input=image_batch(4, size, args.seed + 7))
+        ext = ".onnx" if args.format == "onnx" else ".pt"
+        ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
+        save_checkpoint(model, ckpt, args.format, example=image_batch(1, size, args.seed))
+        convert(ckpt, os.path.join(outdir, f"{name}.safetensors"))
+        for b in batches:
+            x = image_batch(b, size, args.seed)
+            with torch.no_grad():
+                feats = model.forward_head(model.forward_features(x), pre_logits=True)
+                logits = model(x)
+            save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
+                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), variant)
+    return build
+
+
 MODELS = {
+    "mobilevit_xxs": mobilevit_reference("mobilevit_xxs", "mobilevit_xxs"),
+    "mobilevit_s": mobilevit_reference("mobilevit_s", "mobilevit_s"),
+    "mobilevit_tiny": mobilevit_reference("mobilevit_tiny", "mobilevit_xxs", size=64, classes=10),
     "mobilefacenet": mobilefacenet_reference("mobilefacenet"),
     "mobilefacenet_tiny": mobilefacenet_reference("mobilefacenet_tiny", blocks=(1, 1, 1, 1), scale=1, classes=10),
     "efficientnet_b0": efficientnet_reference("efficientnet_b0", "tf_efficientnet_b0_ns", 8, 224),
