@@ -122,7 +122,37 @@ def efficientnet_peer(weights, meta, batch):
     return model, [torch.randn(batch, 3, size, size)], ["input"]
 
 
-PEERS = {"efficientnet": efficientnet_peer}
+def mobilevit_peer(weights, meta, batch):
+    import timm
+    from safetensors.torch import load_file
+    cfg = json.loads(meta["affect.config"])
+    model = timm.create_model(cfg.get("timm_model", "mobilevit_xxs"), pretrained=False, num_classes=cfg.get("num_classes") or 0)
+    model.load_state_dict(load_file(weights), strict=False)
+    size = cfg.get("input_size", 224)
+    return model, [torch.randn(batch, 3, size, size)], ["input"]
+
+
+def mobilefacenet_peer(weights, meta, batch):
+    from emotiefflib.backbones.mobilefacenet import get_mbf
+    from safetensors.torch import load_file
+    cfg = json.loads(meta["affect.config"])
+    model = get_mbf(False, cfg.get("embedding_size", 512))
+    if cfg.get("num_classes"):
+        model.fc = torch.nn.Linear(512, cfg["num_classes"])
+    model.load_state_dict(load_file(weights), strict=False)
+
+    class WithHead(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            f = self.m(x)
+            return self.m.fc(f) if hasattr(self.m, "fc") else f
+    return WithHead(model), [torch.randn(batch, 3, 112, 112)], ["input"]
+
+
+PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer}
 
 
 def bench_models(args):
