@@ -17,15 +17,21 @@ func load(_ p: UnsafeMutablePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUna
 @inlinable @inline(__always)
 func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
 
+/// Lane-wise max/min. The standard library's `pointwiseMax`/`pointwiseMin` (and `clamped`) compile to a
+/// scalar loop over the 16 lanes; a compare-and-blend is one vector instruction pair.
+@inlinable @inline(__always)
+public func vmax(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: a .< b) }
+@inlinable @inline(__always)
+public func vmin(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
+
 /// exp(x) for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Taylor terms,
 /// error below 2 ulp on the reduced range), 2^n by building the exponent bits.
 ///
-/// (`clamped` and the generic `SIMD16<Int32>(_:rounding:)` are not vectorised: pointwiseMin/Max are.)
 /// Rounding and the float→int conversion use the 1.5·2²³ "magic number" (adding it leaves round(n) in the
 /// low mantissa bits) because the generic `SIMD16<Int32>(_:rounding:)` initialiser is not vectorised.
 @inlinable @inline(__always)
 public func vexp(_ x: Vec) -> Vec {
-    let xc = pointwiseMin(pointwiseMax(x, Vec(repeating: -87.3)), Vec(repeating: 88.3))
+    let xc = vmin(vmax(x, Vec(repeating: -87.3)), Vec(repeating: 88.3))
     let magic = Vec(repeating: 12582912)
     let shifted: Vec = xc * Vec(repeating: 1.442695040888963) + magic
     let n: Vec = shifted - magic
@@ -71,11 +77,11 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
     case .none: return
     case .relu:
         var i = 0
-        while i < simdEnd { store(pointwiseMax(load(p + i), Vec()), p + i); i += 16 }
+        while i < simdEnd { store(vmax(load(p + i), Vec()), p + i); i += 16 }
         while i < count { p[i] = max(p[i], 0); i += 1 }
     case .relu6:
         var i = 0
-        while i < simdEnd { store(pointwiseMin(pointwiseMax(load(p + i), Vec()), Vec(repeating: 6)), p + i); i += 16 }
+        while i < simdEnd { store(vmin(vmax(load(p + i), Vec()), Vec(repeating: 6)), p + i); i += 16 }
         while i < count { p[i] = min(max(p[i], 0), 6); i += 1 }
     case .silu:
         var i = 0
@@ -96,7 +102,7 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
         var i = 0
         while i < simdEnd {
             let v = load(p + i)
-            store(v * pointwiseMin(pointwiseMax(v + 3, Vec()), Vec(repeating: 6)) * (1.0 / 6), p + i); i += 16
+            store(v * vmin(vmax(v + 3, Vec()), Vec(repeating: 6)) * (1.0 / 6), p + i); i += 16
         }
         while i < count { let x = p[i]; p[i] = x * min(max(x + 3, 0), 6) / 6; i += 1 }
     case .prelu(let slopes):

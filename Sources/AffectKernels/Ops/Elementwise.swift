@@ -102,7 +102,7 @@ public func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
     var m = -Float.infinity
     var j = 0
     var mv = Vec(repeating: -.infinity)
-    while j + 16 <= n { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+    while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
     m = mv.max(); while j < n { m = max(m, row[j]); j += 1 }
     if m == -.infinity { row.initialize(repeating: 0, count: n); return }
     var sv = Vec(); j = 0

@@ -45,7 +45,7 @@ private func pool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int), padding
                         var acc = isMax ? Vec(repeating: -.infinity) : Vec()
                         for yy in ys..<max(ys, ye) { for xx in xs..<max(xs, xe) {
                             let v = load(src + ((img * h + yy) * w + xx) * c + cb)
-                            acc = isMax ? pointwiseMax(acc, v) : acc + v
+                            acc = isMax ? vmax(acc, v) : acc + v
                         } }
                         store(isMax ? acc : acc / divisor, o + cb)
                     } else {
