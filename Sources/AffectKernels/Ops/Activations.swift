@@ -19,9 +19,9 @@ func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer
 
 /// Lane-wise max/min. The standard library's `pointwiseMax`/`pointwiseMin` (and `clamped`) compile to a
 /// scalar loop over the 16 lanes; a compare-and-blend is one vector instruction pair.
-@inlinable @inline(__always)
+@_transparent
 public func vmax(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: a .< b) }
-@inlinable @inline(__always)
+@_transparent
 public func vmin(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
 
 /// exp(x) for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Taylor terms,
@@ -29,7 +29,7 @@ public func vmin(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a
 ///
 /// Rounding and the float→int conversion use the 1.5·2²³ "magic number" (adding it leaves round(n) in the
 /// low mantissa bits) because the generic `SIMD16<Int32>(_:rounding:)` initialiser is not vectorised.
-@inlinable @inline(__always)
+@_transparent
 public func vexp(_ x: Vec) -> Vec {
     let xc = vmin(vmax(x, Vec(repeating: -87.3)), Vec(repeating: 88.3))
     let magic = Vec(repeating: 12582912)
@@ -85,11 +85,13 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
         while i < count { p[i] = min(max(p[i], 0), 6); i += 1 }
     case .silu:
         var i = 0
-        while i < simdEnd { let v = load(p + i); store(v * vsigmoid(v), p + i); i += 16 }
+        let one = Vec(repeating: 1)
+        while i < simdEnd { let v = load(p + i); store(v / (one + vexp(-v)), p + i); i += 16 }
         while i < count { p[i] = p[i] / (1 + expf(-p[i])); i += 1 }
     case .sigmoid:
         var i = 0
-        while i < simdEnd { store(vsigmoid(load(p + i)), p + i); i += 16 }
+        let one = Vec(repeating: 1)
+        while i < simdEnd { store(one / (one + vexp(-load(p + i))), p + i); i += 16 }
         while i < count { p[i] = 1 / (1 + expf(-p[i])); i += 1 }
     case .tanh:
         var i = 0

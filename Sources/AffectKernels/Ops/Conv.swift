@@ -123,48 +123,67 @@ public struct Conv2D: Sendable {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
+        let (sh, sw, dh, dw) = (stride.h, stride.w, dilation.h, dilation.w)
         let src = x.data, dst = out.data, wt = packed.data
         let b = bias?.data
         let act = activation
+        // Output columns whose whole window lies inside the input: no bounds checks there.
+        let oxLo = min(ow, max(0, (padLeft + sw - 1) / sw))
+        let lastStart = w - 1 - (kw - 1) * dw + padLeft   // (largest in-bounds window start) + padLeft
+        let oxHi = lastStart < 0 ? oxLo : max(oxLo, min(ow, lastStart / sw + 1))
         parallelFor(n * oh, minChunk: 1) { r0, r1 in
             for r in r0..<r1 {
                 let img = r / oh, oy = r % oh
-                let iy0 = oy * stride.h - padTop
-                for ox in 0..<ow {
-                    let ix0 = ox * stride.w - padLeft
-                    let o = dst + ((img * oh + oy) * ow + ox) * c
-                    var cb = 0
-                    while cb + 16 <= c {
-                        var acc = b.map { load($0 + cb) } ?? Vec()
-                        for i in 0..<kh {
-                            let iy = iy0 + i * dilation.h
-                            if iy < 0 || iy >= h { continue }
-                            let rowp = src + ((img * h + iy) * w) * c + cb
-                            for j in 0..<kw {
-                                let ix = ix0 + j * dilation.w
-                                if ix < 0 || ix >= w { continue }
-                                acc = acc.addingProduct(load(rowp + ix * c), load(wt + (i * kw + j) * c + cb))
+                let iy0 = oy * sh - padTop
+                let ky0 = iy0 >= 0 ? 0 : (-iy0 + dh - 1) / dh
+                let ky1 = min(kh, (h - 1 - iy0) / dh + 1)
+                let inImg = src + img * h * w * c
+                let outRow = dst + (img * oh + oy) * ow * c
+                // Channel blocks outermost: a block's k×k weight vectors stay in L1 across the row.
+                var cb = 0
+                while cb + 16 <= c {
+                    let bv = b.map { load($0 + cb) } ?? Vec()
+                    for ox in 0..<ow {
+                        let ix0 = ox * sw - padLeft
+                        var acc = bv
+                        if ox >= oxLo && ox < oxHi {
+                            for i in ky0..<max(ky0, ky1) {
+                                let rowp = inImg + ((iy0 + i * dh) * w + ix0) * c + cb
+                                let wp = wt + i * kw * c + cb
+                                for j in 0..<kw { acc = acc.addingProduct(load(rowp + j * dw * c), load(wp + j * c)) }
+                            }
+                        } else {
+                            for i in ky0..<max(ky0, ky1) {
+                                let iy = iy0 + i * dh
+                                for j in 0..<kw {
+                                    let ix = ix0 + j * dw
+                                    if ix < 0 || ix >= w { continue }
+                                    acc = acc.addingProduct(load(inImg + (iy * w + ix) * c + cb), load(wt + (i * kw + j) * c + cb))
+                                }
                             }
                         }
-                        store(acc, o + cb)
-                        cb += 16
+                        store(acc, outRow + ox * c + cb)
                     }
-                    while cb < c {
-                        var acc: Float = b?[cb] ?? 0
-                        for i in 0..<kh {
-                            let iy = iy0 + i * dilation.h
-                            if iy < 0 || iy >= h { continue }
-                            for j in 0..<kw {
-                                let ix = ix0 + j * dilation.w
-                                if ix < 0 || ix >= w { continue }
-                                acc += src[((img * h + iy) * w + ix) * c + cb] * wt[(i * kw + j) * c + cb]
-                            }
-                        }
-                        o[cb] = acc
-                        cb += 1
-                    }
-                    applyActivation(act, o, count: c, channels: c)
+                    cb += 16
                 }
+                if cb < c {
+                    for ox in 0..<ow {
+                        let ix0 = ox * sw - padLeft
+                        for ch in cb..<c {
+                            var acc: Float = b?[ch] ?? 0
+                            for i in ky0..<max(ky0, ky1) {
+                                let iy = iy0 + i * dh
+                                for j in 0..<kw {
+                                    let ix = ix0 + j * dw
+                                    if ix < 0 || ix >= w { continue }
+                                    acc += inImg[(iy * w + ix) * c + ch] * wt[(i * kw + j) * c + ch]
+                                }
+                            }
+                            outRow[ox * c + ch] = acc
+                        }
+                    }
+                }
+                if act != .none { applyActivation(act, outRow, count: ow * c, channels: c) }
             }
         }
     }
