@@ -204,9 +204,13 @@ public struct Conv2D: Sendable {
             let rows = min(tileRows, pixels - t0)
             for g in 0..<groups {
                 parallelFor(rows, minChunk: 16) { r0, r1 in
+                    // Pixel coordinates advance incrementally: integer division per row was a visible cost.
+                    var img = (t0 + r0) / (oh * ow), oy = ((t0 + r0) / ow) % oh, ox = (t0 + r0) % ow
                     for r in r0..<r1 {
-                        let p = t0 + r
-                        let img = p / (oh * ow), oy = (p / ow) % oh, ox = p % ow
+                        defer {
+                            ox += 1
+                            if ox == ow { ox = 0; oy += 1; if oy == oh { oy = 0; img += 1 } }
+                        }
                         let dstRow = col + r * kDim
                         for i in 0..<kh {
                             let iy = oy * stride.h - padTop + i * dilation.h
