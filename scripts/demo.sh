@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The main job: installs what it needs, builds `affect` and proves the port against the reference
-# framework: `affect verify` on the committed PyTorch references.
+# The main job (until `affect analyze` lands): installs what it needs, builds `affect`, and proves each
+# facial model port against its reference framework with `affect verify` on the committed references
+# (timm / EmotiEffLib in PyTorch, and Keras for the real mini-Xception weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build -c release 2>&1 | tail -1
 affect=.build/release/affect
 fx=Tests/Fixtures/models
-echo "== affect info $fx/efficientnet_tiny.safetensors"
-$affect info $fx/efficientnet_tiny.safetensors
-for ref in $fx/efficientnet_tiny.b1.ref.safetensors $fx/efficientnet_tiny.b3.ref.safetensors; do
-    echo "== affect verify $ref"
-    $affect verify $fx/efficientnet_tiny.safetensors "$ref"
+run() { echo; echo "\$ affect $*"; $affect "$@"; }
+run info Weights/mini_xception.safetensors
+for b in b1 b8; do run verify Weights/mini_xception.safetensors $fx/mini_xception.$b.ref.safetensors; done
+for m in efficientnet_tiny mobilefacenet_tiny mobilevit_tiny; do
+    for b in b1 b3; do run verify $fx/$m.safetensors $fx/$m.$b.ref.safetensors; done
 done
+run bench Weights/mini_xception.safetensors --seconds 1
