@@ -57,6 +57,7 @@ public enum ModelLoader {
         case "mobilefacenet": return try MobileFaceNet(weights: w)
         case "mobilevit": return try MobileViT(weights: w)
         case "mini_xception": return try MiniXception(weights: w)
+        case "mtcnn": return try MTCNN(weights: w)
         case "layer": return try SingleLayer(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {

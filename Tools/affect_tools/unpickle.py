@@ -56,7 +56,20 @@ class _Tensor:
         self.array = array
 
 
+class _LegacyStorage:
+    """A storage of a legacy (pre-zip) checkpoint: its bytes follow the pickle, so tensors wait for them."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.data = None
+        self.pending = []
+
+
 def _rebuild_tensor(storage, offset, size, stride, *rest):
+    if isinstance(storage, _LegacyStorage):
+        t = _Tensor(None)
+        storage.pending.append((t, offset, size, stride))
+        return t
     dtype, data = storage
     itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
     if dtype == "bfloat16":
@@ -107,10 +120,60 @@ class _Unpickler(pickle.Unpickler):
         return (_DTYPES[name], data)
 
 
+class _SafeUnpickler(pickle.Unpickler):
+    """For the legacy header pickles (magic number, protocol, sys info, key lists): plain data only."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"unexpected class {module}.{name} in a checkpoint header")
+
+
+class _LegacyUnpickler(_Unpickler):
+    def __init__(self, f):
+        pickle.Unpickler.__init__(self, f)
+        self.storages = {}
+
+    def persistent_load(self, pid):
+        # ('storage', storage_type, key, location, numel, view_metadata)
+        if pid[0] != "storage":
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid[0]}")
+        name = pid[1] if isinstance(pid[1], str) else str(pid[1])
+        if name not in _DTYPES:
+            raise pickle.UnpicklingError(f"unsupported storage type {name}")
+        key = pid[2]
+        if key not in self.storages:
+            self.storages[key] = _LegacyStorage(_DTYPES[name])
+        return self.storages[key]
+
+
+def _load_legacy(path):
+    """`torch.save` before PyTorch 1.6: magic, protocol, sys info, the object pickle, the storage keys,
+    then each storage's element count and raw little-endian bytes."""
+    import struct
+    with open(path, "rb") as f:
+        magic = _SafeUnpickler(f).load()
+        if magic != 0x1950A86A20F9469CFC6C:
+            raise ValueError(f"{path}: not a PyTorch checkpoint")
+        _SafeUnpickler(f).load()  # protocol version
+        _SafeUnpickler(f).load()  # sys info
+        u = _LegacyUnpickler(f)
+        root = u.load()
+        keys = _SafeUnpickler(f).load()
+        for key in keys:
+            st = u.storages[key]
+            (numel,) = struct.unpack("<q", f.read(8))
+            itemsize = 2 if st.dtype == "bfloat16" else np.dtype(st.dtype).itemsize
+            data = f.read(numel * itemsize)
+            if len(data) != numel * itemsize:
+                raise ValueError(f"{path}: truncated storage data")
+            for t, offset, size, stride in st.pending:
+                t.array = _rebuild_tensor((st.dtype, data), offset, size, stride).array
+    return root
+
+
 def load_checkpoint(path):
     """Returns the unpickled root object with tensors as numpy arrays (in `_Tensor.array`)."""
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a PyTorch zip checkpoint (legacy pickles are not supported)")
+        return _load_legacy(path)
     with zipfile.ZipFile(path) as zf:
         pkl = [n for n in zf.namelist() if n.endswith("/data.pkl")]
         if not pkl:

@@ -1,0 +1,258 @@
+import Foundation
+import AffectKernels
+
+/// One detected face: box corners in pixels, probability, and five landmarks (eyes, nose, mouth corners).
+public struct FaceDetection: Sendable, Equatable {
+    public var x1, y1, x2, y2: Float
+    public var probability: Float
+    /// (x, y) of left eye, right eye, nose, left and right mouth corner.
+    public var landmarks: [(x: Float, y: Float)]
+    public var area: Float { (x2 - x1) * (y2 - y1) }
+
+    public static func == (a: FaceDetection, b: FaceDetection) -> Bool {
+        a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2 && a.probability == b.probability
+    }
+}
+
+/// MTCNN face detection as `facenet_pytorch.MTCNN.detect` does it, with its P-, R- and O-Net weights.
+///
+/// ```
+/// image pyramid (scales 12/min_face · 0.709^k while the short side ≥ 12 px, area resampling)
+///   P-Net (fully convolutional) on each scale → 12×12 windows with p ≥ 0.6 → NMS 0.5 per scale
+///   NMS 0.7 over all scales → box regression → square → crop (1-based, clamped) → 24×24 area resample
+///   R-Net → p > 0.7 → NMS 0.7 → regression → square → crop → 48×48
+///   O-Net → p > 0.7 → landmarks → regression → NMS 0.7 by the smaller box's area ("Min")
+/// ```
+/// Nets (PReLU, max-pool with ceil mode): P-Net conv 3×3 ×3 → softmax(2) and 4 offsets; R-Net conv ×3 →
+/// dense 128; O-Net conv ×4 → dense 256 → softmax(2), 4 offsets, 10 landmark coordinates. The R/O-Net dense
+/// layers read the feature map transposed (W, H, C order), as facenet-pytorch's `permute(0, 3, 2, 1)`.
+/// Pixels are scaled (x − 127.5) × 0.0078125. Faces come back sorted by area, largest first.
+public struct MTCNN: InferenceModel {
+    public let arch = "mtcnn"
+    public var minFaceSize: Float = 40
+    public var thresholds: (Float, Float, Float) = (0.6, 0.7, 0.7)
+    public var factor: Double = 0.709
+
+    struct Net {
+        var convs: [Conv2D]
+        var pools: [(Int, Int)?]        // pooling (kernel, stride) after each conv, ceil mode
+        var dense: Linear?
+        var heads: [Linear]             // R/O-Net outputs
+        var convHeads: [Conv2D]         // P-Net outputs
+    }
+    let pnet: Net, rnet: Net, onet: Net
+
+    public init(weights w: WeightFile) throws {
+        try w.require(arch: "mtcnn")
+        func conv(_ p: String, cin: Int) throws -> Conv2D {
+            let weight = try w.tensor("\(p).weight", shape: [-1, cin, -1, -1])
+            return Conv2D(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]))
+        }
+        func prelu(_ p: String, _ c: Int) throws -> Activation { .prelu(try w.tensor("\(p).weight", shape: [c]).array) }
+        func convPReLU(_ n: String, _ i: Int, cin: Int) throws -> Conv2D {
+            var c = try conv("\(n).conv\(i)", cin: cin)
+            c.activation = try prelu("\(n).prelu\(i)", c.outChannels)
+            return c
+        }
+        func linear(_ p: String, cin: Int, act: Activation = .none) throws -> Linear {
+            let weight = try w.tensor("\(p).weight", shape: [-1, cin])
+            return Linear(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]), activation: act)
+        }
+        let p1 = try convPReLU("pnet", 1, cin: 3), p2 = try convPReLU("pnet", 2, cin: p1.outChannels)
+        let p3 = try convPReLU("pnet", 3, cin: p2.outChannels)
+        pnet = Net(convs: [p1, p2, p3], pools: [(2, 2), nil, nil], dense: nil, heads: [],
+                   convHeads: [try conv("pnet.conv4_1", cin: p3.outChannels), try conv("pnet.conv4_2", cin: p3.outChannels)])
+        let r1 = try convPReLU("rnet", 1, cin: 3), r2 = try convPReLU("rnet", 2, cin: r1.outChannels)
+        let r3 = try convPReLU("rnet", 3, cin: r2.outChannels)
+        let rd = try linear("rnet.dense4", cin: 3 * 3 * r3.outChannels)
+        rnet = Net(convs: [r1, r2, r3], pools: [(3, 2), (3, 2), nil],
+                   dense: Linear(weight: rd.weight, bias: rd.bias, activation: try prelu("rnet.prelu4", rd.outFeatures)),
+                   heads: [try linear("rnet.dense5_1", cin: rd.outFeatures), try linear("rnet.dense5_2", cin: rd.outFeatures)],
+                   convHeads: [])
+        let o1 = try convPReLU("onet", 1, cin: 3), o2 = try convPReLU("onet", 2, cin: o1.outChannels)
+        let o3 = try convPReLU("onet", 3, cin: o2.outChannels), o4 = try convPReLU("onet", 4, cin: o3.outChannels)
+        let od = try linear("onet.dense5", cin: 3 * 3 * o4.outChannels)
+        onet = Net(convs: [o1, o2, o3, o4], pools: [(3, 2), (3, 2), (2, 2), nil],
+                   dense: Linear(weight: od.weight, bias: od.bias, activation: try prelu("onet.prelu5", od.outFeatures)),
+                   heads: [try linear("onet.dense6_1", cin: od.outFeatures), try linear("onet.dense6_2", cin: od.outFeatures),
+                           try linear("onet.dense6_3", cin: od.outFeatures)],
+                   convHeads: [])
+    }
+
+    func trunk(_ net: Net, _ x: Tensor) -> Tensor {
+        var x = x
+        for (c, pool) in zip(net.convs, net.pools) {
+            x = c(x)
+            if let (k, s) = pool { x = maxPool2d(x, kernel: (k, k), stride: (s, s), ceilMode: true) }
+        }
+        return x
+    }
+
+    /// P-Net on normalised NHWC pixels: face probability `[N, H', W']` and box offsets `[N, H', W', 4]`.
+    func runPNet(_ x: Tensor) -> (prob: Tensor, reg: Tensor) {
+        let f = trunk(pnet, x)
+        return (softmax(pnet.convHeads[0](f)), pnet.convHeads[1](f))
+    }
+
+    /// R-Net or O-Net on `[N, S, S, 3]` crops: the dense input is the map in (W, H, C) order.
+    func runDense(_ net: Net, _ x: Tensor) -> [Tensor] {
+        let f = trunk(net, x).permuted([0, 2, 1, 3])
+        let d = net.dense!(f.reshaped([f.shape[0], -1]))
+        return net.heads.enumerated().map { i, h in i == 0 ? softmax(h(d)) : h(d) }
+    }
+
+    /// Faces in `image`, as `facenet_pytorch.MTCNN(min_face_size:, thresholds:, factor:).detect` finds them.
+    public func detect(_ image: RGBImage) -> [FaceDetection] {
+        let (h, w) = (image.height, image.width)
+        guard h >= 12, w >= 12 else { return [] }
+        let img = image.tensor()
+        // Candidate rows: x1 y1 x2 y2 score r0 r1 r2 r3.
+        var candidates: [[Float]] = []
+        let m = 12.0 / Double(minFaceSize)
+        var minl = Double(min(h, w)) * m
+        var scale = m
+        while minl >= 12 {
+            let (sh, sw) = (Int(Double(h) * scale + 1), Int(Double(w) * scale + 1))
+            let x = normalise(resize(img, height: sh, width: sw, method: .area))
+            let (prob, reg) = runPNet(x.reshaped([1, sh, sw, 3]))
+            let (ph, pw) = (prob.shape[1], prob.shape[2])
+            var boxes: [[Float]] = []
+            let s32 = Float(scale)
+            for y in 0..<ph { for xx in 0..<pw {
+                let p = prob.data[(y * pw + xx) * 2 + 1]
+                if p >= thresholds.0 {
+                    let r = reg.data + (y * pw + xx) * 4
+                    boxes.append([((2 * Float(xx) + 1) / s32).rounded(.down), ((2 * Float(y) + 1) / s32).rounded(.down),
+                                  ((2 * Float(xx) + 12) / s32).rounded(.down), ((2 * Float(y) + 12) / s32).rounded(.down),
+                                  p, r[0], r[1], r[2], r[3]])
+                }
+            } }
+            candidates += nms(boxes, threshold: 0.5, byMin: false, plusOne: false).map { boxes[$0] }
+            scale *= factor
+            minl *= factor
+        }
+        var boxes = nms(candidates, threshold: 0.7, byMin: false, plusOne: false).map { candidates[$0] }
+        boxes = boxes.map { b in
+            let (rw, rh) = (b[2] - b[0], b[3] - b[1])
+            return square([b[0] + b[5] * rw, b[1] + b[6] * rh, b[2] + b[7] * rw, b[3] + b[8] * rh, b[4]])
+        }
+        guard !boxes.isEmpty else { return [] }
+
+        // R-Net.
+        var out = runDense(rnet, crops(img, boxes, size: 24))
+        var refined: [[Float]] = []
+        for (i, b) in boxes.enumerated() where out[0].data[i * 2 + 1] > thresholds.1 {
+            let r = out[1].data + i * 4
+            refined.append([b[0], b[1], b[2], b[3], out[0].data[i * 2 + 1], r[0], r[1], r[2], r[3]])
+        }
+        boxes = nms(refined, threshold: 0.7, byMin: false, plusOne: false).map { square(regress(refined[$0])) }
+        guard !boxes.isEmpty else { return [] }
+
+        // O-Net.
+        out = runDense(onet, crops(img, boxes, size: 48))
+        var faces: [[Float]] = []
+        var marks: [[(x: Float, y: Float)]] = []
+        for (i, b) in boxes.enumerated() where out[0].data[i * 2 + 1] > thresholds.2 {
+            let score = out[0].data[i * 2 + 1]
+            let (bw, bh) = (b[2] - b[0] + 1, b[3] - b[1] + 1)
+            let l = out[2].data + i * 10
+            marks.append((0..<5).map { k in (bw * l[k] + b[0] - 1, bh * l[k + 5] + b[1] - 1) })
+            let r = out[1].data + i * 4
+            faces.append(regress([b[0], b[1], b[2], b[3], score, r[0], r[1], r[2], r[3]]))
+        }
+        let keep = nms(faces, threshold: 0.7, byMin: true, plusOne: true)
+        var result = keep.map { FaceDetection(x1: faces[$0][0], y1: faces[$0][1], x2: faces[$0][2], y2: faces[$0][3],
+                                              probability: faces[$0][4], landmarks: marks[$0]) }
+        result.sort { $0.area > $1.area }
+        return result
+    }
+
+    func normalise(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: x.shape)
+        for i in 0..<x.count { out.data[i] = (x.data[i] - 127.5) * 0.0078125 }
+        return out
+    }
+
+    /// facenet-pytorch's `bbreg`: offsets scaled by the box size + 1.
+    func regress(_ b: [Float]) -> [Float] {
+        let (bw, bh) = (b[2] - b[0] + 1, b[3] - b[1] + 1)
+        return [b[0] + b[5] * bw, b[1] + b[6] * bh, b[2] + b[7] * bw, b[3] + b[8] * bh, b[4]]
+    }
+
+    /// `rerec`: the square with the box's centre and its longer side.
+    func square(_ b: [Float]) -> [Float] {
+        let (bw, bh) = (b[2] - b[0], b[3] - b[1])
+        let l = max(bw, bh)
+        let x1 = b[0] + bw * 0.5 - l * 0.5, y1 = b[1] + bh * 0.5 - l * 0.5
+        return [x1, y1, x1 + l, y1 + l, b[4]]
+    }
+
+    /// `pad` + crop + area resample: boxes truncated to integers, clamped to [1, size], 1-based inclusive.
+    func crops(_ img: Tensor, _ boxes: [[Float]], size: Int) -> Tensor {
+        let (h, w) = (img.shape[0], img.shape[1])
+        let out = Tensor.zeros([boxes.count, size, size, 3])
+        for (k, b) in boxes.enumerated() {
+            let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
+            let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
+            guard ey > y - 1, ex > x - 1 else { continue }
+            let (ch, cw) = (ey - y + 1, ex - x + 1)
+            let crop = Tensor(uninitialized: [ch, cw, 3])
+            for r in 0..<ch { (crop.data + r * cw * 3).update(from: img.data + ((y - 1 + r) * w + (x - 1)) * 3, count: cw * 3) }
+            let z = normalise(resize(crop, height: size, width: size, method: .area))
+            (out.data + k * size * size * 3).update(from: z.data, count: size * size * 3)
+        }
+        return out
+    }
+
+    /// Greedy NMS, highest score first. `byMin`: overlap over the smaller area (facenet's "Min");
+    /// `plusOne`: pixel-inclusive areas (numpy NMS) rather than torchvision's.
+    func nms(_ boxes: [[Float]], threshold: Float, byMin: Bool, plusOne: Bool) -> [Int] {
+        let e: Float = plusOne ? 1 : 0
+        var order = boxes.indices.sorted { boxes[$0][4] > boxes[$1][4] }
+        var keep: [Int] = []
+        while let i = order.first {
+            keep.append(i)
+            let a = boxes[i]
+            let areaA = (a[2] - a[0] + e) * (a[3] - a[1] + e)
+            order = order.dropFirst().filter { j in
+                let b = boxes[j]
+                let iw = max(0, min(a[2], b[2]) - max(a[0], b[0]) + e)
+                let ih = max(0, min(a[3], b[3]) - max(a[1], b[1]) + e)
+                let inter = iw * ih
+                let areaB = (b[2] - b[0] + e) * (b[3] - b[1] + e)
+                let o = byMin ? inter / min(areaA, areaB) : inter / (areaA + areaB - inter)
+                return o <= threshold
+            }
+        }
+        return keep
+    }
+
+    // MARK: InferenceModel (the nets on their own, for `affect verify`/`bench`)
+
+    public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        if let x = inputs.floats["pnet"] {
+            guard x.rank == 4, x.shape[1] == 3, x.shape[2] >= 12, x.shape[3] >= 12 else {
+                throw AffectError.badInput("\(source): `input.pnet` has shape \(x.shape), expected N×3×H×W with H, W ≥ 12.")
+            }
+            let (p, r) = runPNet(x.nchwToNHWC())
+            out["pnet.prob"] = p.nhwcToNCHW(); out["pnet.reg"] = r.nhwcToNCHW()
+        }
+        for (name, net, size) in [("rnet", rnet, 24), ("onet", onet, 48)] {
+            if let x = inputs.floats[name] {
+                guard x.rank == 4, x.shape[1] == 3, x.shape[2] == size, x.shape[3] == size else {
+                    throw AffectError.badInput("\(source): `input.\(name)` has shape \(x.shape), expected N×3×\(size)×\(size).")
+                }
+                let o = runDense(net, x.nchwToNHWC())
+                out["\(name).prob"] = o[0]; out["\(name).reg"] = o[1]
+                if o.count > 2 { out["\(name).landmarks"] = o[2] }
+            }
+        }
+        if out.isEmpty { throw AffectError.badInput("\(source): no `input.pnet`, `input.rnet` or `input.onet` tensor.") }
+        return out
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        ModelInputs(floats: ["pnet": Tensor.filled([shape.batch, 3, 108, 192], with: 0.1)])
+    }
+}
