@@ -191,15 +191,20 @@ public struct MTCNN: InferenceModel {
     func crops(_ img: Tensor, _ boxes: [[Float]], size: Int) -> Tensor {
         let (h, w) = (img.shape[0], img.shape[1])
         let out = Tensor.zeros([boxes.count, size, size, 3])
-        for (k, b) in boxes.enumerated() {
-            let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
-            let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
-            guard ey > y - 1, ex > x - 1 else { continue }
-            let (ch, cw) = (ey - y + 1, ex - x + 1)
-            let crop = Tensor(uninitialized: [ch, cw, 3])
-            for r in 0..<ch { (crop.data + r * cw * 3).update(from: img.data + ((y - 1 + r) * w + (x - 1)) * 3, count: cw * 3) }
-            let z = normalise(resize(crop, height: size, width: size, method: .area))
-            (out.data + k * size * size * 3).update(from: z.data, count: size * size * 3)
+        // One crop per task: the resizes inside run on their task's thread (nested loops run serially).
+        parallelFor(boxes.count) { k0, k1 in
+            for k in k0..<k1 {
+                let b = boxes[k]
+                let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
+                let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
+                guard ey > y - 1, ex > x - 1 else { continue }
+                let (ch, cw) = (ey - y + 1, ex - x + 1)
+                let crop = Tensor(uninitialized: [ch, cw, 3])
+                for r in 0..<ch { (crop.data + r * cw * 3).update(from: img.data + ((y - 1 + r) * w + (x - 1)) * 3, count: cw * 3) }
+                let z = resize(crop, height: size, width: size, method: .area)
+                let o = out.data + k * size * size * 3
+                for i in 0..<(size * size * 3) { o[i] = (z.data[i] - 127.5) * 0.0078125 }
+            }
         }
         return out
     }

@@ -13,6 +13,7 @@ struct Faces: ParsableCommand {
     @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
     @Option(help: "MTCNN weight file.") var weights: String?
     @Option(help: "Output format: text or json.") var format: String = "text"
+    @Option(help: "Also time detection over this many repeats (median printed to standard error).") var timeRepeats: Int = 0
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -23,6 +24,16 @@ struct Faces: ParsableCommand {
         mtcnn.minFaceSize = minFace
         let img = try ImageDecoder.decode(path: image)
         let faces = mtcnn.detect(img)
+        if timeRepeats > 0 {
+            var times: [Double] = []
+            for _ in 0..<timeRepeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = mtcnn.detect(img)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            times.sort()
+            printErr(String(format: "detect: median %.1f ms over %d runs (min %.1f)", times[times.count / 2], times.count, times[0]))
+        }
         if format == "json" {
             let list = faces.map { f -> [String: Any] in
                 ["box": [f.x1, f.y1, f.x2, f.y2].map(Double.init), "probability": Double(f.probability),

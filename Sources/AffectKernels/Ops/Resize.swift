@@ -76,26 +76,41 @@ private func applyAxis(_ x: Tensor, _ wts: AxisWeights, axis: Int) -> Tensor {
     let outLen = wts.start.count
     let shape = axis == 0 ? [outLen, w, c] : [h, outLen, c]
     let out = Tensor.zeros(shape)
+    // Flattened taps: output i uses weights[offset[i] ..< offset[i + 1]] from input start[i].
+    var offsets = [0], flat: [Float] = []
+    for t in wts.taps { flat += t; offsets.append(flat.count) }
     let src = x.data, dst = out.data
     let rows = axis == 0 ? outLen : h
-    parallelFor(rows, minChunk: 4) { r0, r1 in
-        for r in r0..<r1 {
-            if axis == 0 {
-                let o = dst + r * w * c
-                for (k, wt) in wts.taps[r].enumerated() where wt != 0 {
-                    let i = src + (wts.start[r] + k) * w * c
-                    for j in 0..<(w * c) { o[j] += wt * i[j] }
-                }
-            } else {
-                for ox in 0..<outLen {
-                    let o = dst + (r * outLen + ox) * c
-                    for (k, wt) in wts.taps[ox].enumerated() where wt != 0 {
-                        let i = src + (r * w + wts.start[ox] + k) * c
-                        for ch in 0..<c { o[ch] += wt * i[ch] }
+    wts.start.withUnsafeBufferPointer { startB in offsets.withUnsafeBufferPointer { offB in flat.withUnsafeBufferPointer { wB in
+        let starts = startB.baseAddress!, offs = offB.baseAddress!, wp = wB.baseAddress!
+        parallelFor(rows, minChunk: 4) { r0, r1 in
+            for r in r0..<r1 {
+                if axis == 0 {
+                    let o = dst + r * w * c
+                    let n = w * c
+                    for k in offs[r]..<offs[r + 1] {
+                        let wt = wp[k]
+                        if wt == 0 { continue }
+                        let i = src + (starts[r] + k - offs[r]) * n
+                        let wv = Vec(repeating: wt)
+                        var j = 0
+                        while j + 16 <= n { store(load(o + j) + wv * load(i + j), o + j); j += 16 }
+                        while j < n { o[j] += wt * i[j]; j += 1 }
+                    }
+                } else {
+                    let rowIn = src + r * w * c
+                    for ox in 0..<outLen {
+                        let o = dst + (r * outLen + ox) * c
+                        let base = rowIn + starts[ox] * c
+                        for k in offs[ox]..<offs[ox + 1] {
+                            let wt = wp[k]
+                            let i = base + (k - offs[ox]) * c
+                            for ch in 0..<c { o[ch] += wt * i[ch] }
+                        }
                     }
                 }
             }
         }
-    }
+    } } }
     return out
 }
