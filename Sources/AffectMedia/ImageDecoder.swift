@@ -12,7 +12,8 @@ public enum ImageDecoder {
         guard stat(path, &attrs) == 0 else { throw bad("no such file.") }
         guard attrs.st_size > 0 else { throw bad("the file is empty.") }
 
-        av_log_set_level(AV_LOG_ERROR)
+        // Our own one-sentence errors replace FFmpeg's log lines.
+        av_log_set_level(AV_LOG_QUIET)
         var fmt: UnsafeMutablePointer<AVFormatContext>? = nil
         guard avformat_open_input(&fmt, path, nil, nil) == 0, let ctx = fmt else {
             throw bad("not an image or video FFmpeg can read.")

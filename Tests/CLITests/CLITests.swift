@@ -205,3 +205,30 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         expectBadInput(try runAffect(["info", "/nonexistent/w.safetensors"]), naming: "/nonexistent/w.safetensors", "missing file")
     }
 }
+
+@Suite struct FacesCommandTests {
+    @Test func badImagesExitTwo() throws {
+        let empty = tempPath("empty.png")
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let garbage = tempPath("garbage.jpg")
+        FileManager.default.createFile(atPath: garbage, contents: Data((0..<2048).map { UInt8(($0 * 7) % 256) }))
+        for path in [empty, garbage, tempPath("missing.jpg")] {
+            expectBadInput(try runAffect(["faces", path]), naming: path, "faces on a bad image")
+        }
+    }
+
+    @Test func jsonOutputOnARealFace() throws {
+        let image = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/data/astronaut.png").path
+        guard FileManager.default.fileExists(atPath: image) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(image) missing under CI") }
+            return
+        }
+        let r = try runAffect(["faces", image, "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let faces = obj?["faces"] as? [[String: Any]]
+        #expect(faces?.count == 1)
+        #expect((faces?.first?["landmarks"] as? [[Double]])?.count == 5)
+    }
+}
