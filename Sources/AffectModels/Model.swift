@@ -54,6 +54,7 @@ public enum ModelLoader {
     public static func load(_ w: WeightFile) throws -> any InferenceModel {
         switch w.arch {
         case "efficientnet": return try EfficientNet(weights: w)
+        case "head": return try MLPHead(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {
                 throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")
