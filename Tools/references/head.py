@@ -123,6 +123,14 @@ def sklearn_head(name, classes):
             save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"features": xb},
                            {"probs": model.predict_proba(xb.astype(np.float64))}, "scikit-learn",
                            sklearn.__version__, name)
+        if classes == 2:
+            # The video-level gate: predict_proba of the mean of a video's text features.
+            rng = np.random.default_rng(args.seed + 5)
+            videos = [(rng.normal(0, 1, (int(rng.integers(3, 9)), FEATURES)) + rng.normal(0, 1.5, FEATURES)).astype(np.float32)
+                      for _ in range(4)]
+            probs = [float(model.predict_proba(v.astype(np.float64).mean(0, keepdims=True))[0, 1]) for v in videos]
+            with open(os.path.join(outdir, f"{name}.gate.json"), "w") as f:
+                json.dump({"videos": [v.tolist() for v in videos], "positive_proba": probs}, f)
     return build
 
 
@@ -218,7 +226,8 @@ def fusion_ops(outdir, batches, args):
                      "expected": L(filt), "remapped": L(remap)}
 
     # Metrics.
-    yt = rng.integers(0, 8, 300); yp = np.where(rng.random(300) < 0.5, yt, rng.integers(0, 7, 300))  # class 7 never predicted
+    # Class 7 is neither true nor predicted: it still counts in the macro mean, with F1 0 (zero_division=0).
+    yt = rng.integers(0, 7, 300); yp = np.where(rng.random(300) < 0.5, yt, rng.integers(0, 7, 300))
     v1 = rng.normal(0, 0.5, 200); v2 = 0.6 * v1 + rng.normal(0.1, 0.3, 200)
 
     def ccc(x, y):
