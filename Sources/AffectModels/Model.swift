@@ -59,6 +59,7 @@ public enum ModelLoader {
         case "mini_xception": return try MiniXception(weights: w)
         case "mtcnn": return try MTCNN(weights: w)
         case "layer": return try SingleLayer(weights: w)
+        case "head": return try MLPHead(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {
                 throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")
