@@ -131,10 +131,7 @@ public struct EfficientNet: InferenceModel {
         guard pixels.rank == 4, pixels.shape[1] == stem.inChannels, pixels.shape[0] > 0, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
             throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×\(stem.inChannels)×H×W.")
         }
-        let f = features(nhwc: pixels.nchwToNHWC())
-        var out = ["features": f]
-        if let l = logits(features: f) { out["logits"] = l }
-        return out
+        return outputs(pixelsNCHW: pixels)
     }
 
     /// 2 × multiply-accumulates of the convolutions and the classifier (SE and pooling are negligible).
@@ -155,9 +152,5 @@ public struct EfficientNet: InferenceModel {
         add(head)
         if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
         return total * Double(x.shape[0])
-    }
-
-    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
-        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
     }
 }

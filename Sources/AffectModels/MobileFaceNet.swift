@@ -130,13 +130,6 @@ public struct MobileFaceNet: FacialBackbone {
         guard spatial == 1, pixels.shape[2] == pixels.shape[3] else {
             throw AffectError.badInput("\(source): `input.pixels` is \(pixels.shape[2])×\(pixels.shape[3]); MobileFaceNet needs \(inputSize)×\(inputSize).")
         }
-        let f = features(nhwc: pixels.nchwToNHWC())
-        var out = ["features": f]
-        if let l = logits(features: f) { out["logits"] = l }
-        return out
-    }
-
-    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
-        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
+        return outputs(pixelsNCHW: pixels)
     }
 }

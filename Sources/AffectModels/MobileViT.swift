@@ -218,13 +218,6 @@ public struct MobileViT: FacialBackbone {
         guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[0] > 0, pixels.shape[2] >= 32, pixels.shape[3] >= 32 else {
             throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×3×H×W with H, W ≥ 32.")
         }
-        let f = features(nhwc: pixels.nchwToNHWC())
-        var out = ["features": f]
-        if let l = logits(features: f) { out["logits"] = l }
-        return out
-    }
-
-    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
-        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
+        return outputs(pixelsNCHW: pixels)
     }
 }

@@ -14,6 +14,20 @@ public protocol FacialBackbone: InferenceModel {
 
 extension EfficientNet: FacialBackbone {}
 
+extension FacialBackbone {
+    /// `features` and (with a classifier) `logits` from PyTorch-layout pixels, as the reference files name them.
+    public func outputs(pixelsNCHW pixels: Tensor) -> [String: Tensor] {
+        let f = features(nhwc: pixels.nchwToNHWC())
+        var out = ["features": f]
+        if let l = logits(features: f) { out["logits"] = l }
+        return out
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        ModelInputs(floats: ["pixels": Tensor.filled([shape.batch, 3, inputSize, inputSize], with: 0.1)])
+    }
+}
+
 /// What ``EmotionRecognizer/classifyEmotions(_:logits:)`` returns for each face.
 public struct EmotionPrediction: Sendable {
     /// The best expression class of each face.

@@ -19,11 +19,12 @@ def _efficientnet(variant, classes, size, tiny=False):
     return m
 
 
-def efficientnet_reference(name, variant, classes, size, tiny=False):
+def facial_reference(name, make_model, size, run, label):
+    """Builds `make_model()` with trained-looking weights (BatchNorm calibrated on face-like inputs), saves it
+    as users have it (--format), converts it, and writes references of `run(model, x) -> (features, logits)`."""
     def build(outdir, batches, args):
         torch.manual_seed(args.seed)
-        model = make_trained_looking(_efficientnet(variant, classes, size, tiny), seed=args.seed,
-                                     calibration_input=image_batch(4, size, args.seed + 7))
+        model = make_trained_looking(make_model(), seed=args.seed, calibration_input=image_batch(4, size, args.seed + 7))
         ext = ".onnx" if args.format == "onnx" else ".pt"
         ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
         save_checkpoint(model, ckpt, args.format, example=image_batch(1, size, args.seed))
@@ -31,53 +32,38 @@ def efficientnet_reference(name, variant, classes, size, tiny=False):
         for b in batches:
             x = image_batch(b, size, args.seed)
             with torch.no_grad():
-                feats = model.forward_head(model.forward_features(x), pre_logits=True)
-                logits = model(x)
+                feats, logits = run(model, x)
             save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
-                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), variant)
+                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), label)
     return build
+
+
+def timm_run(model, x):
+    return model.forward_head(model.forward_features(x), pre_logits=True), model(x)
+
+
+def mbf_run(model, x):
+    feats = model(x)
+    return feats, model.fc(feats)
+
+
+def efficientnet_reference(name, variant, classes, size, tiny=False):
+    return facial_reference(name, lambda: _efficientnet(variant, classes, size, tiny), size, timm_run, variant)
+
+
+def mobilevit_reference(name, variant, size=224, classes=10):
+    return facial_reference(name, lambda: timm.create_model(variant, pretrained=False, num_classes=classes), size,
+                            timm_run, variant)
 
 
 def mobilefacenet_reference(name, blocks=(1, 4, 6, 2), scale=2, classes=10):
     """EmotiEffLib's MobileFaceNet (its own module) with an `fc` head, saved as a whole pickled module."""
-    def build(outdir, batches, args):
+    def make():
         from emotiefflib.backbones.mobilefacenet import get_mbf
-        torch.manual_seed(args.seed)
         model = get_mbf(False, 512, blocks=blocks, scale=scale)
         model.fc = torch.nn.Linear(512, classes)
-        model = make_trained_looking(model, seed=args.seed, calibration_input=image_batch(4, 112, args.seed + 7))
-        ext = ".onnx" if args.format == "onnx" else ".pt"
-        ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
-        save_checkpoint(model, ckpt, args.format, example=image_batch(1, 112, args.seed))
-        convert(ckpt, os.path.join(outdir, f"{name}.safetensors"))
-        for b in batches:
-            x = image_batch(b, 112, args.seed)
-            with torch.no_grad():
-                feats = model(x)
-                logits = model.fc(feats)
-            save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
-                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm),
-                           f"emotiefflib MobileFaceNet blocks={blocks} scale={scale}")
-    return build
-
-
-def mobilevit_reference(name, variant, size=224, classes=10):
-    def build(outdir, batches, args):
-        torch.manual_seed(args.seed)
-        model = timm.create_model(variant, pretrained=False, num_classes=classes)
-        model = make_trained_looking(model, seed=args.seed, calibration_input=image_batch(4, size, args.seed + 7))
-        ext = ".onnx" if args.format == "onnx" else ".pt"
-        ckpt = os.path.join(outdir, f"{name}{ext}" if args.format != "state_dict" else f"{name}.state_dict.pt")
-        save_checkpoint(model, ckpt, args.format, example=image_batch(1, size, args.seed))
-        convert(ckpt, os.path.join(outdir, f"{name}.safetensors"))
-        for b in batches:
-            x = image_batch(b, size, args.seed)
-            with torch.no_grad():
-                feats = model.forward_head(model.forward_features(x), pre_logits=True)
-                logits = model(x)
-            save_reference(os.path.join(outdir, f"{name}.b{b}.ref.safetensors"), {"pixels": x},
-                           {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), variant)
-    return build
+        return model
+    return facial_reference(name, make, 112, mbf_run, f"emotiefflib MobileFaceNet blocks={blocks} scale={scale}")
 
 
 MODELS = {
