@@ -125,42 +125,34 @@ public struct MobileViT: FacialBackbone {
         }
     }
 
-    /// `[B, H, W, C]` → `[B·p², (H/p)·(W/p), C]` (and back with `fold`).
-    func unfold(_ x: Tensor) -> Tensor {
-        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    /// Calls `body(pixel, token)` for every pixel of a `[B, H, W, ·]` map: its row in the map and its row in
+    /// the `[B·p², (H/p)·(W/p), ·]` token layout (unfold copies pixel → token, fold token → pixel).
+    func forEachPatchPixel(batch b: Int, height h: Int, width w: Int, _ body: (_ pixel: Int, _ token: Int) -> Void) {
         let (nh, nw) = (h / patch, w / patch)
         let p2 = patch * patch
-        let out = Tensor(uninitialized: [b * p2, nh * nw, c])
         parallelFor(b * h) { r0, r1 in
             for r in r0..<r1 {
                 let (img, y) = (r / h, r % h)
                 let (i, a) = (y / patch, y % patch)
                 for xx in 0..<w {
                     let (j, bb) = (xx / patch, xx % patch)
-                    (out.data + ((img * p2 + a * patch + bb) * nh * nw + i * nw + j) * c)
-                        .update(from: x.data + ((img * h + y) * w + xx) * c, count: c)
+                    body((img * h + y) * w + xx, (img * p2 + a * patch + bb) * nh * nw + i * nw + j)
                 }
             }
         }
+    }
+
+    func unfold(_ x: Tensor) -> Tensor {
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let out = Tensor(uninitialized: [b * patch * patch, (h / patch) * (w / patch), c])
+        forEachPatchPixel(batch: b, height: h, width: w) { (out.data + $1 * c).update(from: x.data + $0 * c, count: c) }
         return out
     }
 
     func fold(_ t: Tensor, batch b: Int, height h: Int, width w: Int) -> Tensor {
         let c = t.shape[2]
-        let (nh, nw) = (h / patch, w / patch)
-        let p2 = patch * patch
         let out = Tensor(uninitialized: [b, h, w, c])
-        parallelFor(b * h) { r0, r1 in
-            for r in r0..<r1 {
-                let (img, y) = (r / h, r % h)
-                let (i, a) = (y / patch, y % patch)
-                for xx in 0..<w {
-                    let (j, bb) = (xx / patch, xx % patch)
-                    (out.data + ((img * h + y) * w + xx) * c)
-                        .update(from: t.data + ((img * p2 + a * patch + bb) * nh * nw + i * nw + j) * c, count: c)
-                }
-            }
-        }
+        forEachPatchPixel(batch: b, height: h, width: w) { (out.data + $0 * c).update(from: t.data + $1 * c, count: c) }
         return out
     }
 
