@@ -9,7 +9,8 @@ struct Faces: ParsableCommand {
         abstract: "Detect faces with MTCNN: boxes, probabilities and five landmarks per face.",
         discussion: "Images are decoded with FFmpeg (JPEG, PNG, BMP, ...). Weights default to the committed Weights/mtcnn.safetensors.")
 
-    @Argument(help: "An image file.") var image: String
+    @Argument(help: "An image or video file.") var image: String
+    @Option(help: "For a video: detect on every Nth frame.") var every: Int = 1
     @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
     @Option(help: "MTCNN weight file.") var weights: String?
     @Option(help: "Output format: text or json.") var format: String = "text"
@@ -20,8 +21,14 @@ struct Faces: ParsableCommand {
         compute.apply()
         guard ["text", "json"].contains(format) else { throw AffectError.badUsage("--format must be text or json.") }
         guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
+        guard every >= 1 else { throw AffectError.badUsage("--every must be at least 1.") }
         var mtcnn = try MTCNN(weights: WeightFile(path: weights ?? defaultWeights("mtcnn.safetensors")))
         mtcnn.minFaceSize = minFace
+        let stills = ["jpg", "jpeg", "png", "bmp", "ppm", "pgm", "webp", "tif", "tiff", "gif"]
+        if !stills.contains(URL(fileURLWithPath: image).pathExtension.lowercased()) {
+            try video(mtcnn)
+            return
+        }
         let img = try ImageDecoder.decode(path: image)
         let faces = mtcnn.detect(img)
         if timeRepeats > 0 {
@@ -49,6 +56,34 @@ struct Faces: ParsableCommand {
                 print(String(format: "face %d: box %.1f %.1f %.1f %.1f  p=%.5f  landmarks %@", i, f.x1, f.y1, f.x2, f.y2,
                              f.probability, marks as NSString))
             }
+        }
+    }
+}
+
+extension Faces {
+    /// Per sampled frame: index, time and faces (text lines, or one JSON document).
+    func video(_ mtcnn: MTCNN) throws {
+        let decoder = try VideoDecoder(path: image)
+        decoder.every = every
+        var frames: [[String: Any]] = []
+        var count = 0
+        while let frame = try decoder.nextFrame() {
+            let faces = mtcnn.detect(frame.image)
+            count += 1
+            if format == "json" {
+                frames.append(["frame": frame.index, "time": frame.time, "faces": faces.map { f -> [String: Any] in
+                    ["box": [f.x1, f.y1, f.x2, f.y2].map(Double.init), "probability": Double(f.probability),
+                     "landmarks": f.landmarks.map { [Double($0.x), Double($0.y)] }] }])
+            } else {
+                print(String(format: "frame %d  t=%.3f s  %d face%@", frame.index, frame.time, faces.count, faces.count == 1 ? "" : "s"))
+                for f in faces { print(String(format: "  box %.1f %.1f %.1f %.1f  p=%.5f", f.x1, f.y1, f.x2, f.y2, f.probability)) }
+            }
+        }
+        if count == 0 { throw AffectError.badInput("\(image): no video frame could be decoded (truncated or corrupt).") }
+        if format == "json" {
+            let obj: [String: Any] = ["file": image, "width": decoder.width, "height": decoder.height, "every": every, "frames": frames]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
         }
     }
 }
