@@ -31,8 +31,8 @@ public final class Arena: @unchecked Sendable {
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private var cachedFloats = 0
     private let lock = NSLock()
-    /// Cached (idle) buffers beyond this many floats are returned to the system.
-    public var maxCachedFloats = 512 << 20 / 4
+    /// Cached (idle) buffers beyond this many floats (128 MB) are returned to the system.
+    public var maxCachedFloats = 128 << 20 / 4
 
     public init() {}
 
