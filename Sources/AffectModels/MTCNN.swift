@@ -9,6 +9,11 @@ public struct FaceDetection: Sendable, Equatable {
     public var landmarks: [(x: Float, y: Float)]
     public var area: Float { (x2 - x1) * (y2 - y1) }
 
+    public init(x1: Float, y1: Float, x2: Float, y2: Float, probability: Float, landmarks: [(x: Float, y: Float)]) {
+        self.x1 = x1; self.y1 = y1; self.x2 = x2; self.y2 = y2
+        self.probability = probability; self.landmarks = landmarks
+    }
+
     public static func == (a: FaceDetection, b: FaceDetection) -> Bool {
         a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2 && a.probability == b.probability
     }

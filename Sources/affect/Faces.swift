@@ -3,6 +3,7 @@ import Foundation
 import AffectKernels
 import AffectMedia
 import AffectModels
+import AffectPipeline
 
 struct Faces: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,16 +68,20 @@ extension Faces {
         decoder.every = every
         var frames: [[String: Any]] = []
         var count = 0
+        var tracker = FaceTracker(maxGap: max(1, 25 / every))
         while let frame = try decoder.nextFrame() {
             let faces = mtcnn.detect(frame.image)
+            let ids = tracker.update(frame: count, detections: faces)
             count += 1
             if format == "json" {
-                frames.append(["frame": frame.index, "time": frame.time, "faces": faces.map { f -> [String: Any] in
-                    ["box": [f.x1, f.y1, f.x2, f.y2].map(Double.init), "probability": Double(f.probability),
+                frames.append(["frame": frame.index, "time": frame.time, "faces": zip(faces, ids).map { f, id -> [String: Any] in
+                    ["track": id, "box": [f.x1, f.y1, f.x2, f.y2].map(Double.init), "probability": Double(f.probability),
                      "landmarks": f.landmarks.map { [Double($0.x), Double($0.y)] }] }])
             } else {
                 print(String(format: "frame %d  t=%.3f s  %d face%@", frame.index, frame.time, faces.count, faces.count == 1 ? "" : "s"))
-                for f in faces { print(String(format: "  box %.1f %.1f %.1f %.1f  p=%.5f", f.x1, f.y1, f.x2, f.y2, f.probability)) }
+                for (f, id) in zip(faces, ids) {
+                    print(String(format: "  track %d  box %.1f %.1f %.1f %.1f  p=%.5f", id, f.x1, f.y1, f.x2, f.y2, f.probability))
+                }
             }
         }
         if count == 0 { throw AffectError.badInput("\(image): no video frame could be decoded (truncated or corrupt).") }
