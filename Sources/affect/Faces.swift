@@ -14,13 +14,13 @@ struct Faces: ParsableCommand {
     @Option(help: "For a video: detect on every Nth frame.") var every: Int = 1
     @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
     @Option(help: "MTCNN weight file.") var weights: String?
-    @Option(help: "Output format: text or json.") var format: String = "text"
+    @Option(help: "Output format: text, json or csv (one row per face: frame, time, track, box, probability, landmarks).") var format: String = "text"
     @Option(help: "Also time detection over this many repeats (median printed to standard error).") var timeRepeats: Int = 0
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         compute.apply()
-        guard ["text", "json"].contains(format) else { throw AffectError.badUsage("--format must be text or json.") }
+        guard ["text", "json", "csv"].contains(format) else { throw AffectError.badUsage("--format must be text, json or csv.") }
         guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
         guard every >= 1 else { throw AffectError.badUsage("--every must be at least 1.") }
         var mtcnn = try MTCNN(weights: WeightFile(path: weights ?? defaultWeights("mtcnn.safetensors")))
@@ -41,6 +41,11 @@ struct Faces: ParsableCommand {
             }
             times.sort()
             printErr(String(format: "detect: median %.1f ms over %d runs (min %.1f)", times[times.count / 2], times.count, times[0]))
+        }
+        if format == "csv" {
+            print(Faces.csvHeader)
+            for f in faces { print(Faces.csvRow(frame: 0, time: 0, track: nil, f)) }
+            return
         }
         if format == "json" {
             let list = faces.map { f -> [String: Any] in
@@ -73,7 +78,10 @@ extension Faces {
             let faces = mtcnn.detect(frame.image)
             let ids = tracker.update(frame: count, detections: faces)
             count += 1
-            if format == "json" {
+            if format == "csv" {
+                if count == 1 { print(Faces.csvHeader) }
+                for (f, id) in zip(faces, ids) { print(Faces.csvRow(frame: frame.index, time: frame.time, track: id, f)) }
+            } else if format == "json" {
                 frames.append(["frame": frame.index, "time": frame.time, "faces": zip(faces, ids).map { f, id -> [String: Any] in
                     ["track": id, "box": [f.x1, f.y1, f.x2, f.y2].map(Double.init), "probability": Double(f.probability),
                      "landmarks": f.landmarks.map { [Double($0.x), Double($0.y)] }] }])
@@ -90,6 +98,19 @@ extension Faces {
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
+    }
+}
+
+extension Faces {
+    static let csvHeader = "frame,time,track,x1,y1,x2,y2,probability," +
+        (1...5).map { "lm\($0)_x,lm\($0)_y" }.joined(separator: ",")
+
+    static func csvRow(frame: Int, time: Double, track: Int?, _ f: FaceDetection) -> String {
+        var cells: [String] = [String(frame), String(format: "%.3f", time), track.map(String.init) ?? ""]
+        for v in [f.x1, f.y1, f.x2, f.y2] { cells.append(String(format: "%.2f", v)) }
+        cells.append(String(format: "%.6f", f.probability))
+        for p in f.landmarks { cells.append(String(format: "%.2f", p.x)); cells.append(String(format: "%.2f", p.y)) }
+        return cells.joined(separator: ",")
     }
 }
 

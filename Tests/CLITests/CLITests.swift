@@ -230,5 +230,9 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         let faces = obj?["faces"] as? [[String: Any]]
         #expect(faces?.count == 1)
         #expect((faces?.first?["landmarks"] as? [[Double]])?.count == 5)
+        let csv = try runAffect(["faces", image, "--format", "csv"])
+        let lines = csv.stdout.split(separator: "\n")
+        #expect(csv.status == 0 && lines.count == 2 && lines[0].hasPrefix("frame,time,track,x1"))
+        #expect(lines[1].split(separator: ",", omittingEmptySubsequences: false).count == 18)
     }
 }
