@@ -106,8 +106,12 @@ public struct MobileFaceNet: FacialBackbone {
         var x = x
         for s in stages {
             let input = x
-            for c in s.convs { x = c(x) }
-            if s.residual { addInPlace(x, input) }
+            for (i, c) in s.convs.enumerated() {
+                // The residual's last convolution is linear (no activation): the skip is its GEMM's start value.
+                let last = i == s.convs.count - 1
+                x = c(x, residual: last && s.residual && c.activation == .none ? input : nil)
+            }
+            if s.residual, let c = s.convs.last, c.activation != Activation.none { addInPlace(x, input) }
         }
         // GDC: a 7×7 depthwise conv over the 7×7 map (valid) leaves one pixel per channel.
         x = gdc(x)

@@ -185,9 +185,7 @@ public struct MobileViT: FacialBackbone {
         for block in blocks {
             switch block {
             case .bottleneck(let b):
-                let input = x
-                x = b.project(b.depthwise(b.expand(x)))
-                if b.shortcut { addInPlace(x, input) }
+                x = b.project(b.depthwise(b.expand(x)), residual: b.shortcut ? x : nil)
             case .vit(let v):
                 let input = x
                 var y = v.toTokens(v.local(x))
