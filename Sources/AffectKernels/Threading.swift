@@ -6,9 +6,48 @@ import Synchronization
 /// Thread settings shared by our kernels and OpenBLAS.
 public enum Threading {
     nonisolated(unsafe) private static var _threads: Int = {
+        upgradeBLASKernels()
         openblas_set_num_threads(1)
         return 2
     }()
+
+    /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after ``upgradeBLASKernels()``.
+    public static var blasCore: String {
+        _ = threads
+        return openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// OpenBLAS picks its kernels from the CPU model at load time; a build older than the CPU (0.3.21, as
+    /// Debian 12 / Ubuntu 24.04 ship, on Xeon family 6 model 207) does not know the model and falls back to
+    /// its generic Prescott (SSE3) kernels, which made every `sgemm` about 4× slower than the machine allows.
+    /// When that happened and `OPENBLAS_CORETYPE` was not set by the user, this selects the kernels the CPU's
+    /// features allow (SkylakeX with AVX-512, Haswell with AVX2 + FMA) through OpenBLAS's own dynamic-arch
+    /// entry points, as `OPENBLAS_CORETYPE` would have at startup. Only before any BLAS call.
+    private static func upgradeBLASKernels() {
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              let name = openblas_get_corename().map({ String(cString: $0) }), name.lowercased() == "prescott",
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return }
+        let flags = Set(flagLine.split(separator: " ").map(String.init))
+        let core: String
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains) {
+            core = "SkylakeX"
+        } else if ["avx2", "fma"].allSatisfy(flags.contains) {
+            core = "Haswell"
+        } else {
+            return
+        }
+        // Exported by DYNAMIC_ARCH builds only; looked up so other builds simply keep their kernels.
+        let process = dlopen(nil, RTLD_NOW)
+        guard let quit = dlsym(process, "gotoblas_dynamic_quit"), let initialise = dlsym(process, "gotoblas_dynamic_init")
+        else { return }
+        typealias Hook = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: Hook.self)()
+        unsafeBitCast(initialise, to: Hook.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+    }
 
     /// Number of threads the kernels split work across (default: 2, the machine's cores).
     public static var threads: Int { _threads }

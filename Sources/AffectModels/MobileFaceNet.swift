@@ -121,6 +121,23 @@ public struct MobileFaceNet: FacialBackbone {
 
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
 
+    /// 2 × multiply-accumulates of the convolutions, the embedding and the classifier.
+    public func flops(_ inputs: ModelInputs) -> Double? {
+        guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
+        var (h, w) = (x.shape[2], x.shape[3])
+        var total = 0.0
+        func conv(_ c: Conv2D) {
+            let o = c.outputSize(height: h, width: w)
+            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
+            (h, w) = (o.h, o.w)
+        }
+        for s in stages { s.convs.forEach(conv) }
+        conv(gdc)
+        total += 2 * Double(embedding.inFeatures * embedding.outFeatures)
+        if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
+        return total * Double(x.shape[0])
+    }
+
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let pixels = try inputs.float("pixels", source: source)
         guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[0] > 0 else {

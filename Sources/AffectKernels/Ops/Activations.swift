@@ -171,7 +171,7 @@ public struct VectorActivation: @unchecked Sendable {
     public var needsRowPass: Bool { kind < 0 }
 
     /// `act(v)`; `channelSlopes` is the PReLU slope vector of this vector's 16 channels (ignored otherwise).
-    @inlinable @inline(__always)
+    @_transparent
     public func callAsFunction(_ v: Vec, _ channelSlopes: Vec) -> Vec {
         switch kind {
         case 1: return vmax(v, Vec())
