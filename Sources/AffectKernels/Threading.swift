@@ -71,7 +71,7 @@ final class SpinPool: @unchecked Sendable {
     static let shared = SpinPool()
 
     private let generation = Atomic<Int>(0)
-    private let next = Atomic<Int>(0)
+    private let next = Atomic<Int>(0xFFFF_FFFF)
     private let remaining = Atomic<Int>(0)
     private let sleeping = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
@@ -106,15 +106,30 @@ final class SpinPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .sequentiallyConsistent)
-            drain()
+            drain(Self.tag(seen))
         }
     }
 
-    private func drain() {
+    /// `next` holds the job's generation tag in its high 32 bits and the next chunk index in the low
+    /// 32, so a worker still holding an older generation can never claim (and count down) a chunk of the
+    /// current job. With a separate index, a late worker could claim chunk 0 right after the reset and
+    /// count it down before `remaining` was set: the count then never reached zero (a hang).
+    private static func tag(_ generation: Int) -> Int { generation & 0x7FFF_FFFF }
+
+    private func claim(_ tag: Int) -> Int? {
+        var v = next.load(ordering: .sequentiallyConsistent)
+        while v >> 32 == tag && v & 0xFFFF_FFFF < chunks {
+            let (done, original) = next.compareExchange(expected: v, desired: v + 1, ordering: .sequentiallyConsistent)
+            if done { return v & 0xFFFF_FFFF }
+            v = original
+        }
+        return nil
+    }
+
+    private func drain(_ tag: Int) {
         while true {
             active.add(1, ordering: .sequentiallyConsistent)
-            let c = next.add(1, ordering: .sequentiallyConsistent).oldValue
-            if c >= chunks { active.subtract(1, ordering: .sequentiallyConsistent); return }
+            guard let c = claim(tag) else { active.subtract(1, ordering: .sequentiallyConsistent); return }
             invoke(c)
             remaining.subtract(1, ordering: .sequentiallyConsistent)
             active.subtract(1, ordering: .sequentiallyConsistent)
@@ -137,18 +152,22 @@ final class SpinPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             chunks = count
-            next.store(0, ordering: .sequentiallyConsistent)
             remaining.store(count, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            // Only the caller holding `busy` advances the generation.
+            let gen = generation.load(ordering: .sequentiallyConsistent) &+ 1
+            next.store(Self.tag(gen) << 32, ordering: .sequentiallyConsistent)
+            generation.store(gen, ordering: .sequentiallyConsistent)
             let asleep = sleeping.load(ordering: .sequentiallyConsistent)
             for _ in 0..<asleep { wake.signal() }
-            drain()
+            drain(Self.tag(gen))
             // On an oversubscribed machine the worker may be descheduled: stop burning its core after a while.
             var spins = 0
             while remaining.load(ordering: .sequentiallyConsistent) > 0 || active.load(ordering: .sequentiallyConsistent) > 0 {
                 spins += 1
                 if spins > 2_000 { sched_yield() }
             }
+            // Exhausted under this tag, so a worker that still holds it reads no index from the next job.
+            next.store(Self.tag(gen) << 32 | 0xFFFF_FFFF, ordering: .sequentiallyConsistent)
             job = nil
         }
     }
