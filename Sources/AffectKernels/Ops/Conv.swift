@@ -179,12 +179,34 @@ public struct Conv2D: Sendable {
         let wt = packed.data
         let act = activation
 
-        /// Output rows `r0..<r1`, columns `c0..<c1`.
+        let work = Double(m) * Double(nOut) * Double(k)
+        let rowTiles = threads > 1 && work >= 1e6 && m >= 64 * threads
+        // The SE scale multiplies K values per pixel, or K·N weights per image: scale the weights when an
+        // image has more pixels than output channels (early, wide maps), the pixels otherwise.
+        var imageWeights: Tensor?
+        if let sc = scale, rowTiles, nOut < perImage {
+            let t = Tensor(uninitialized: [x.shape[0], k, nOut])
+            for img in 0..<x.shape[0] {
+                for kk in 0..<k {
+                    let f = Vec(repeating: sc[img * k + kk]), fs = sc[img * k + kk]
+                    let wr = wt + kk * nOut, o = t.data + (img * k + kk) * nOut
+                    var j = 0
+                    while j + 16 <= nOut { store(load(wr + j) * f, o + j); j += 16 }
+                    while j < nOut { o[j] = wr[j] * fs; j += 1 }
+                }
+            }
+            imageWeights = t
+        }
+
+        /// Output rows `r0..<r1` (within one image when `imageWeights` is set), columns `c0..<c1`.
         func tile(_ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int, _ tileAct: Activation) {
             let rows = r1 - r0, cols = c1 - c0
             var a = UnsafePointer(src + r0 * k)
+            var bw = UnsafePointer(wt)
             var scratch: Tensor?
-            if let sc = scale {
+            if let iw = imageWeights {
+                bw = UnsafePointer(iw.data + (r0 / perImage) * k * nOut)
+            } else if let sc = scale {
                 let t = Tensor(uninitialized: [rows, k])
                 for r in 0..<rows {
                     let xi = src + (r0 + r) * k, si = sc + ((r0 + r) / perImage) * k, o = t.data + r * k
@@ -214,7 +236,7 @@ public struct Conv2D: Sendable {
                     }
                 }
             }
-            sgemmBlock(m: rows, n: cols, k: k, a: a, lda: k, b: wt + c0, ldb: nOut, bTransposed: false,
+            sgemmBlock(m: rows, n: cols, k: k, a: a, lda: k, b: bw + c0, ldb: nOut, bTransposed: false,
                        c: dst + r0 * nOut + c0, ldc: nOut, accumulate: accumulate)
             withExtendedLifetime(scratch) {}
             if tileAct != .none {
@@ -226,17 +248,22 @@ public struct Conv2D: Sendable {
             }
         }
 
-        let work = Double(m) * Double(nOut) * Double(k)
-        if threads <= 1 || work < 1e6 {
-            tile(0, m, 0, nOut, act)
-        } else if m >= 64 * threads {
+        if rowTiles {
             // Tiles of about 256 KB of A and C (in L2 between the GEMM and its epilogue), at least 128 rows
-            // so that repacking B per call stays small, and at least one per thread.
-            let rows = min(max(128, (64 << 10) / (k + nOut)), (m + threads - 1) / threads)
-            let tiles = (m + rows - 1) / rows
+            // so that repacking B per call stays small, and at least one per thread. With per-image
+            // weights, tiles do not cross images.
+            let span = imageWeights == nil ? m : perImage
+            let rows = min(max(128, (64 << 10) / (k + nOut)), (span + threads - 1) / threads)
+            let perSpan = (span + rows - 1) / rows
+            let tiles = perSpan * (m / span)
             parallelFor(tiles, minChunk: 1) { t0, t1 in
-                for t in t0..<t1 { tile(t * rows, min(m, (t + 1) * rows), 0, nOut, act) }
+                for t in t0..<t1 {
+                    let start = (t / perSpan) * span + (t % perSpan) * rows
+                    tile(start, min((t / perSpan) * span + span, start + rows), 0, nOut, act)
+                }
             }
+        } else if threads <= 1 || work < 1e6 {
+            tile(0, m, 0, nOut, act)
         } else {
             // Few pixels (late layers at batch 1): split the output channels instead.
             let blocks = min(threads, max(1, nOut / 16))
