@@ -18,12 +18,14 @@ times drift on shared machines: compare the ratios of one run.
 
 Extending: each architecture (`affect.arch` in the weight file) registers a builder in PEERS,
 arch -> function(weights, meta, batch) returning (torch module, list of example input tensors, onnx input
-names); audio and text builders read `SHAPE.audio_seconds` / `SHAPE.tokens`. KINDS says which batch sizes
+names); audio and text builders read `SHAPE.audio_seconds` / `SHAPE.tokens` (an audio builder may instead take
+the seconds as a fourth argument). KINDS says which batch sizes
 an arch is timed at (facial models at every --batches, others at batch 1). Archs without a builder still
 get our time and RSS, with a note instead of peer columns.
 """
 import argparse
 import datetime
+import inspect
 import json
 import os
 import platform
@@ -48,6 +50,7 @@ AFFECT = os.path.join(REPO, ".build", "release", "affect")
 TIME = "/usr/bin/time"  # GNU time, for each child's peak RSS
 # Sequence lengths the audio and text builders use (set from --audio-seconds / --tokens).
 SHAPE = SimpleNamespace(audio_seconds=10.0, tokens=128)
+BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` reports it
 
 
 def median_time(fn, seconds, min_runs=5):
@@ -89,6 +92,8 @@ def affect_bench(weights, args, batch, extra=()):
             gflops = float(line.split(",")[1].split()[0])
         if line.startswith("input:"):
             shape = line.split(":", 1)[1].strip()
+        if "OpenBLAS kernels:" in line:
+            BLAS_CORE[0] = line.split("OpenBLAS kernels:", 1)[1].strip(" )")
     return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss)
 
 
@@ -111,15 +116,23 @@ def child_main(argv):
         SHAPE.audio_seconds, SHAPE.tokens = float(argv[5]), int(argv[6])
         torch.set_num_threads(threads)
         meta = read_meta(weights)
-        module, inputs, _ = PEERS[meta["affect.arch"]](weights, meta, batch)
+        module, inputs, _ = build_peer(weights, meta, batch)
         module.eval()
         with torch.no_grad():
             print(f"ms={median_time(lambda: module(*inputs), seconds)}")
 
 
+def build_peer(weights, meta, batch):
+    """PEERS[arch](weights, meta, batch); audio builders that take a fourth argument get SHAPE.audio_seconds."""
+    fn = PEERS[meta["affect.arch"]]
+    if KINDS.get(meta["affect.arch"]) == "audio" and len(inspect.signature(fn).parameters) > 3:
+        return fn(weights, meta, batch, SHAPE.audio_seconds)
+    return fn(weights, meta, batch)
+
+
 def peer_times(weights, meta, batch, args, tmp):
     """(ORT ms, ORT RSS MB, torch ms, torch RSS MB) for one weight file and batch."""
-    module, inputs, names = PEERS[meta["affect.arch"]](weights, meta, batch)
+    module, inputs, names = build_peer(weights, meta, batch)
     module.eval()
     onnx_path = os.path.join(tmp, "m.onnx")
     with torch.no_grad():
@@ -347,8 +360,8 @@ def report(rows, args, argv, load_before):
         f"- Peers: {versions()}; {args.threads} threads everywhere (ours, ONNX Runtime intra-op, torch.set_num_threads)",
         f"- Medians over ≥ {args.seconds:g} s of runs after warm-up, each engine in its own process; "
         f"synthetic inputs ({SHAPE.audio_seconds:g} s audio, {SHAPE.tokens} tokens), random weights",
-        f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads) "
-        f"= {args.ceiling:.1f} GFLOP/s in this run",
+        f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads, "
+        f"{BLAS_CORE[0]} kernels) = {args.ceiling:.1f} GFLOP/s in this run",
         "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
         "",
         TABLE_HEAD,
