@@ -106,6 +106,25 @@ import AffectKernels
         }
     }
 
+    @Test(arguments: [(size: 20, groups: 1, stride: 1), (size: 20, groups: 2, stride: 2), (size: 5, groups: 1, stride: 1),
+                      (size: 6, groups: 4, stride: 1)])
+    func generalConvolution(_ p: (size: Int, groups: Int, stride: Int)) {
+        // 2×20×20 pixels: whole tiles per thread; 2×5×5: one shared gather and threaded GEMMs.
+        let (cin, cout) = (24, 32)
+        let x = tensor([2, p.size, p.size, cin], seed: 12)
+        let weight = tensor([cout, cin / p.groups, 3, 3], seed: 13), bias = tensor([cout], seed: 14)
+        for act in [Activation.silu, .none] {
+            let conv = Conv2D(weight: weight, bias: act == .none ? nil : bias, stride: (p.stride, p.stride),
+                              padding: .symmetric(1), groups: p.groups, activation: act)
+            let residual = tensor([2, (p.size - 1) / p.stride + 1, (p.size - 1) / p.stride + 1, cout], seed: 15)
+            expectClose(conv(x), reference(x, weight: weight, bias: act == .none ? nil : bias, stride: p.stride,
+                                           padding: .symmetric(1), groups: p.groups, act: act), "general \(p) \(act)")
+            expectClose(conv(x, residual: residual),
+                        reference(x, weight: weight, bias: act == .none ? nil : bias, stride: p.stride, padding: .symmetric(1),
+                                  groups: p.groups, act: act, residual: residual), "general + residual \(p) \(act)")
+        }
+    }
+
     @Test func everyChunkRunsOnceAcrossManyJobs() {
         let buffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
         defer { buffer.deallocate() }
