@@ -83,11 +83,21 @@ def trained_looking(model, seed):
             p.mul_(2.5)       # trained attention is sharper than the initialiser's near-uniform one
         if name.endswith(("parametrizations.weight.original0", "weight_g")):
             p.mul_(torch.rand(p.shape, generator=g) + 0.5)
-    if hasattr(model, "lm_head"):
-        # A trained CTC head emits the blank on most frames: bias it so the transcript has words and gaps.
-        model.lm_head.bias[0] += 0.6
-        model.lm_head.weight.mul_(4.0)
     return model.eval()
+
+
+@torch.no_grad()
+def calibrate_ctc_head(model, x):
+    """A trained CTC head emits the blank on most frames and the word delimiter between words. Shift the blank's
+    and the delimiter's biases so that on `x` about half the frames are blank and one in eight non-blank frames
+    is a delimiter: the transcript then has words, gaps and repeats, like a real one."""
+    logits = model(x).logits[0]
+    margin = logits.max(-1).values - logits[:, 0]
+    model.lm_head.bias[0] += margin.median() + 1e-3
+    logits = model(x).logits[0]
+    rest = logits[logits.argmax(-1) != 0]
+    margin = rest.max(-1).values - rest[:, 4]
+    model.lm_head.bias[4] += torch.quantile(margin, 0.125) + 1e-3
 
 
 def save_folder(model, folder, fmt, preprocess, tokenizer):
@@ -142,12 +152,14 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
         torch.manual_seed(args.seed)
         cfg_cls = HubertConfig if arch_model == "hubert" else Wav2Vec2Config
         model = trained_looking(cls(cfg_cls(**config)), args.seed)
+        extractor = Wav2Vec2FeatureExtractor(**{k: v for k, v in preprocess.items() if k != "feature_extractor_type"})
+        audio = speech()
+        if hasattr(model, "lm_head"):
+            calibrate_ctc_head(model, batch_inputs(audio, 1, seconds, extractor)[0])
         folder = os.path.join(outdir, f"{name}.hf")
         save_folder(model, folder, fmt, preprocess, tokenizer)
         convert(folder, os.path.join(outdir, f"{name}.safetensors"))
-        extractor = Wav2Vec2FeatureExtractor(**{k: v for k, v in preprocess.items() if k != "feature_extractor_type"})
         tok = Wav2Vec2CTCTokenizer.from_pretrained(folder) if tokenizer is not None else None
-        audio = speech()
         base = getattr(model, arch_model, model)
         spf = model.config.inputs_to_logits_ratio / 16000
         for b in batches:
