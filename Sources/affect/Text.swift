@@ -89,6 +89,7 @@ struct EmbedText: ParsableCommand {
     @Option(help: "A roberta / bert weight file.") var model: String
     @Option(help: "token, mean, cls or sentence.") var pool: TextTransformer.Pooling?
     @Option(help: "Read one text per line from this file.") var file: String?
+    @Flag(help: "Each line of --file is a JSON string (texts may then hold newlines).") var jsonl = false
     @Argument(help: "The text (when --file is not given).") var text: String?
     @Option(name: .shortAndLong, help: "Output safetensors file.") var output: String?
     @Option(help: "Texts longer than the model's maximum: truncate (default) or windows.") var long: Long = .truncate
@@ -102,7 +103,15 @@ struct EmbedText: ParsableCommand {
         if format == .safetensors && output == nil { throw AffectError.badUsage("give -o OUT.safetensors or --format json.") }
         guard overlap >= 0 else { throw AffectError.badUsage("--overlap must not be negative.") }
         let encoder = try TextEncoder(weights: WeightFile(path: model))
-        let texts = try readTextLines(file: file, text: text)
+        var texts = try readTextLines(file: file, text: text)
+        if jsonl {
+            texts = try texts.enumerated().map { i, line in
+                guard let s = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: .fragmentsAllowed) as? String else {
+                    throw AffectError.badInput("\(file ?? "text"): line \(i + 1) is not a JSON string.")
+                }
+                return s
+            }
+        }
         let pooling = pool ?? encoder.model.defaultPooling
         let longText: TextEncoder.LongText = long == .windows ? .windows(overlap: overlap) : .truncate
         let scores = encoder.model.hasClassifier ? try encoder.classify(texts, longText: longText) : nil
