@@ -55,6 +55,8 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
     let intermediate: Linear
     let output: Linear
     let outputNorm: LayerNorm
+    /// GELU applied by ``biasGeluInPlace`` (vectorised erf) rather than the Linear's own epilogue.
+    let geluEpilogue: Bool
 
     /// Loads the layer at `prefix` (e.g. `encoder.layer.3`).
     ///
@@ -91,6 +93,7 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         qkv = Linear(weight: weight, bias: bias)
         attentionOutput = try linear(names.attentionOutput, inFeatures: h, outFeatures: h)
         attentionNorm = try norm(names.attentionNorm)
+        geluEpilogue = activation == .gelu
         intermediate = try linear(names.intermediate, inFeatures: h, act: activation)
         output = try linear(names.output, inFeatures: intermediate.outFeatures, outFeatures: h)
         outputNorm = try norm(names.outputNorm)
@@ -98,18 +101,18 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
 
     /// Self-attention block without the residual: `[B, L, H]` → `[B, L, H]`.
     func selfAttention(_ x: Tensor, keyMask: [Float]?) -> Tensor {
-        let qkvOut = qkv(x)
-        let (b, l, h) = (x.shape[0], x.shape[1], hidden)
-        let q = Tensor(uninitialized: [b, l, h]), k = Tensor(uninitialized: [b, l, h]), v = Tensor(uninitialized: [b, l, h])
-        let src = qkvOut.data
-        parallelFor(b * l, minChunk: 16) { r0, r1 in
-            for r in r0..<r1 {
-                (q.data + r * h).update(from: src + r * 3 * h, count: h)
-                (k.data + r * h).update(from: src + r * 3 * h + h, count: h)
-                (v.data + r * h).update(from: src + r * 3 * h + 2 * h, count: h)
-            }
-        }
-        return attentionOutput(attention(q: q, k: k, v: v, heads: heads, keyMask: keyMask))
+        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask))
+    }
+
+    /// The feed-forward block without the residual: intermediate projection, bias + GELU in one pass, output.
+    func feedForward(_ x: Tensor) -> Tensor {
+        guard geluEpilogue else { return output(intermediate(x)) }
+        let rows = x.count / hidden, n = intermediate.outFeatures
+        let mid = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
+        sgemm(m: rows, n: n, k: hidden, a: x.data, lda: hidden, b: intermediate.weight.data, ldb: hidden, bTransposed: true,
+              c: mid.data, ldc: n)
+        biasGeluInPlace(mid.data, rows: rows, cols: n, bias: intermediate.bias.map { UnsafePointer($0.data) })
+        return output(mid)
     }
 
     /// `x`: `[B, L, hidden]`; `keyMask`: `[B·L]`, 1 = token, 0 = padding (padding keys get no attention).
@@ -120,13 +123,13 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
             let a = selfAttention(x, keyMask: keyMask)
             addInPlace(a, x)
             let y = attentionNorm(a)
-            let f = output(intermediate(y))
+            let f = feedForward(y)
             addInPlace(f, y)
             return outputNorm(f)
         case .pre:
             let a = selfAttention(attentionNorm(x), keyMask: keyMask)
             addInPlace(a, x)
-            let f = output(intermediate(outputNorm(a)))
+            let f = feedForward(outputNorm(a))
             addInPlace(f, a)
             return f
         }
