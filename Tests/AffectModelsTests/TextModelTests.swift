@@ -97,6 +97,8 @@ private let miniLM = "\(repoRoot)/Weights/all-MiniLM-L6-v2.safetensors"
     func miniLMSentenceEmbeddingsMatchSentenceTransformers() throws {
         let encoder = try TextEncoder(weights: WeightFile(path: miniLM))
         #expect(encoder.model.defaultPooling == .sentence && encoder.model.maxTokens == 256)
+        // The embedded real tokenizer.json tokenizes the corpus as `tokenizers` does.
+        try TokenizerTests().compare(encoder.tokenizer, try loadIds("bert"), "all-MiniLM-L6-v2 tokenizer.json")
         let ref = try ReferenceFile(path: "\(textFixtures)/minilm.b9.ref.safetensors")
         let (compared, missing) = try Verification.verify(encoder.model, ref)
         #expect(missing.isEmpty)
