@@ -55,8 +55,6 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
     let intermediate: Linear
     let output: Linear
     let outputNorm: LayerNorm
-    /// GELU applied by ``biasGeluInPlace`` (vectorised erf) rather than the Linear's own epilogue.
-    let geluEpilogue: Bool
 
     /// Loads the layer at `prefix` (e.g. `encoder.layer.3`).
     ///
@@ -93,7 +91,6 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         qkv = Linear(weight: weight, bias: bias)
         attentionOutput = try linear(names.attentionOutput, inFeatures: h, outFeatures: h)
         attentionNorm = try norm(names.attentionNorm)
-        geluEpilogue = activation == .gelu
         intermediate = try linear(names.intermediate, inFeatures: h, act: activation)
         output = try linear(names.output, inFeatures: intermediate.outFeatures, outFeatures: h)
         outputNorm = try norm(names.outputNorm)
@@ -104,16 +101,8 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask))
     }
 
-    /// The feed-forward block without the residual: intermediate projection, bias + GELU in one pass, output.
-    func feedForward(_ x: Tensor) -> Tensor {
-        guard geluEpilogue else { return output(intermediate(x)) }
-        let rows = x.count / hidden, n = intermediate.outFeatures
-        let mid = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
-        sgemm(m: rows, n: n, k: hidden, a: x.data, lda: hidden, b: intermediate.weight.data, ldb: hidden, bTransposed: true,
-              c: mid.data, ldc: n)
-        biasGeluInPlace(mid.data, rows: rows, cols: n, bias: intermediate.bias.map { UnsafePointer($0.data) })
-        return output(mid)
-    }
+    /// The feed-forward block without the residual (the activation runs in the intermediate Linear's epilogue).
+    func feedForward(_ x: Tensor) -> Tensor { output(intermediate(x)) }
 
     /// `x`: `[B, L, hidden]`; `keyMask`: `[B·L]`, 1 = token, 0 = padding (padding keys get no attention).
     public func callAsFunction(_ x: Tensor, keyMask: [Float]? = nil) -> Tensor {
