@@ -172,7 +172,49 @@ def text_fixtures(outdir, batches, args):
         json.dump(pick, f, ensure_ascii=True)
 
 
+def encoder_layers(outdir, batches, args):
+    """The reusable encoder layer against transformers' own layers: Wav2Vec2EncoderLayer (post-norm) and
+    Wav2Vec2EncoderLayerStableLayerNorm (pre-norm), hidden 16, 2 heads, FFN 32, trained-looking LayerNorms,
+    batch 2 × 7 frames with the second item's last 3 frames masked. Weights in `encoder_layers.safetensors`
+    (arch `layer`, names `post.*` / `pre.*` as in the HF modules), inputs/outputs in
+    `encoder_layers.ref.safetensors`."""
+    import transformers
+    from transformers import Wav2Vec2Config
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (Wav2Vec2EncoderLayer,
+                                                                Wav2Vec2EncoderLayerStableLayerNorm)
+    from affect_tools.io import save_weights
+    torch.manual_seed(5)
+    cfg = Wav2Vec2Config(hidden_size=16, num_attention_heads=2, intermediate_size=32, hidden_act="gelu",
+                         layer_norm_eps=1e-5, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    cfg._attn_implementation = "eager"
+    layers = {"post": Wav2Vec2EncoderLayer(cfg), "pre": Wav2Vec2EncoderLayerStableLayerNorm(cfg)}
+    tensors = {}
+    for name, layer in layers.items():
+        make_trained_looking(layer, seed=7)
+        with torch.no_grad():
+            # Non-zero biases everywhere (HF initialises Linear biases to zero).
+            for p in layer.parameters():
+                if p.dim() == 1:
+                    p.add_(0.05 * torch.randn(p.shape))
+        layer.eval()
+        tensors.update({f"{name}.{k}": v for k, v in layer.state_dict().items()})
+    save_weights(os.path.join(outdir, "encoder_layers.safetensors"), tensors, "layer",
+                 {"op": "encoder_layers", "hidden_size": 16, "num_attention_heads": 2, "layer_norm_eps": 1e-5})
+    x = torch.randn(2, 7, 16)
+    mask = torch.ones(2, 7, dtype=torch.int64)
+    mask[1, 4:] = 0
+    additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    outputs = {}
+    with torch.no_grad():
+        for name, layer in layers.items():
+            out = layer(x, attention_mask=additive)
+            outputs[name] = out[0] if isinstance(out, tuple) else out
+    save_reference(os.path.join(outdir, "encoder_layers.ref.safetensors"), {"hidden_states": x, "attention_mask": mask},
+                   outputs, "transformers", versions(transformers, torch), "Wav2Vec2EncoderLayer(+StableLayerNorm)")
+
+
 MODELS = {
+    "encoder_layers": encoder_layers,
     "tokenizer_corpus": text_corpus.build,
     "roberta_base": roberta_base,
     "roberta_go_emotions": roberta_go_emotions,
