@@ -181,6 +181,8 @@ def speech_peer(weights, meta, batch, seconds=10.0):
 
 PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
          "wav2vec2": speech_peer, "hubert": speech_peer}
+from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
+PEERS.update(TEXT_PEERS)
 
 
 def bench_models(args):
