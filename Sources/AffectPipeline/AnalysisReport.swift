@@ -46,20 +46,22 @@ public struct AnalysisReport {
     public func csv() -> String {
         var out = csvHeader() + "\n"
         let width = csvHeader().split(separator: ",").count
-        if analysis.tracks.isEmpty {
-            // No face anywhere: still one row per decoded frame, with nothing but frame, time and face.
-            for p in 0..<scan.frameCount {
+        // Rows by frame, then track; a frame no reported track covers gets one row with frame, time and face only.
+        var order: [(frame: Int, track: Int, row: Int)] = []
+        for (ti, t) in analysis.tracks.enumerated() { for (r, p) in t.rows.enumerated() { order.append((p, ti, r)) } }
+        var covered = [Bool](repeating: false, count: scan.frameCount)
+        for o in order { covered[o.frame] = true }
+        for p in 0..<scan.frameCount where !covered[p] { order.append((p, -1, -1)) }
+        order.sort { ($0.frame, $0.track) < ($1.frame, $1.track) }
+        for (p, ti, r) in order {
+            if ti < 0 {
                 var cells = [String(p), fmt(scan.times[p], 4), "", scan.analyzed[p] ? "0" : ""]
                 cells += [String](repeating: "", count: width - cells.count)
                 out += cells.joined(separator: ",") + "\n"
+            } else {
+                out += csvRow(analysis.tracks[ti], row: r, position: p) + "\n"
             }
-            return out
         }
-        // Rows by frame, then track.
-        var order: [(frame: Int, track: Int, row: Int)] = []
-        for (ti, t) in analysis.tracks.enumerated() { for (r, p) in t.rows.enumerated() { order.append((p, ti, r)) } }
-        order.sort { ($0.frame, $0.track) < ($1.frame, $1.track) }
-        for (p, ti, r) in order { out += csvRow(analysis.tracks[ti], row: r, position: p) + "\n" }
         return out
     }
 

@@ -47,6 +47,19 @@ public struct TrackObservations: Sendable {
     /// Row-major `frames.count × logitWidth`.
     public internal(set) var logits: [Float] = []
     public var totalArea: Float { boxes.reduce(0) { $0 + $1.area } }
+
+    public init(id: Int) { self.id = id }
+
+    /// A track from given observations (e.g. read back from `affect extract` files); throws on inconsistent sizes.
+    public init(id: Int, frames: [Int], boxes: [FaceDetection], features: [Float], logits: [Float]) throws {
+        guard boxes.count == frames.count, frames.isEmpty || (features.count % frames.count == 0 && logits.count % frames.count == 0) else {
+            throw AffectError.badInput("track \(id): \(frames.count) frames, \(boxes.count) boxes, \(features.count) feature and \(logits.count) logit values do not match.")
+        }
+        for i in frames.indices.dropFirst() where frames[i] <= frames[i - 1] {
+            throw AffectError.badInput("track \(id): frame positions must increase (\(frames[i]) after \(frames[i - 1])).")
+        }
+        self.id = id; self.frames = frames; self.boxes = boxes; self.features = features; self.logits = logits
+    }
 }
 
 /// The result of decoding a video once: every frame's time, which frames were analysed, and the face tracks.
@@ -64,6 +77,28 @@ public struct VideoScan: Sendable {
     public internal(set) var tracks: [TrackObservations] = []
     public let featureWidth: Int
     public let logitWidth: Int
+
+    init(path: String, width: Int, height: Int, frameRate: Double?, featureWidth: Int, logitWidth: Int) {
+        self.path = path; self.width = width; self.height = height; self.frameRate = frameRate
+        self.featureWidth = featureWidth; self.logitWidth = logitWidth
+    }
+
+    /// A scan from given frames and tracks (every frame analysed), e.g. to re-run the heads on stored
+    /// observations. Throws when a track's rows do not fit the widths or reach past the frames.
+    public init(path: String, width: Int, height: Int, frameRate: Double?, times: [Double],
+                tracks: [TrackObservations], featureWidth: Int, logitWidth: Int) throws {
+        self.init(path: path, width: width, height: height, frameRate: frameRate, featureWidth: featureWidth, logitWidth: logitWidth)
+        for t in tracks {
+            guard t.features.count == t.frames.count * featureWidth, t.logits.count == t.frames.count * logitWidth,
+                  (t.frames.last ?? 0) < max(times.count, 1) else {
+                throw AffectError.badInput("track \(t.id) does not fit \(times.count) frames of \(featureWidth) features and \(logitWidth) logits.")
+            }
+        }
+        self.times = times; self.tracks = tracks
+        analyzed = [Bool](repeating: true, count: times.count)
+        faceCounts = [Int](repeating: 0, count: times.count)
+        for t in tracks { for f in t.frames { faceCounts[f] += 1 } }
+    }
 
     public var frameCount: Int { times.count }
     /// Last frame time plus one frame.

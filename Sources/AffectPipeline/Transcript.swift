@@ -129,7 +129,7 @@ public struct Transcript: Sendable, Equatable {
     /// SubRip and WebVTT cues: blocks separated by blank lines, each with a `start --> end` line followed
     /// by text lines (an optional id line before it). WebVTT's header, NOTE, STYLE and REGION blocks are
     /// skipped and inline tags (`<i>`, `<v Speaker>`, timestamps) removed.
-    static func parseCues(_ text: String, source: String, vtt: Bool) throws -> [Segment] {
+    public static func parseCues(_ text: String, source: String, vtt: Bool) throws -> [Segment] {
         let lines = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var segments: [Segment] = []
