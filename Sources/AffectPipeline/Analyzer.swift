@@ -145,7 +145,7 @@ public struct VideoAnalysis: Sendable {
     public let modelPath: String
     public let modelLabels: [String]
     public let tracks: [TrackAnalysis]
-    public let transcript: Transcript?
+    public let transcript: TimedTranscript?
     public let auThresholds: AUThresholds
     public let options: AnalyzerOptions
 }
@@ -164,7 +164,7 @@ public final class Analyzer {
     public var gate: VideoGate?
     public var audio: (any AudioEmbedder)?
     public var text: (any TextEmbedder)?
-    public var transcript: Transcript?
+    public var transcript: TimedTranscript?
     public var speech: (any SpeechRecognizer)?
 
     public init(detector: MTCNN, faceModel: any FaceExpressionModel, options: AnalyzerOptions = AnalyzerOptions(),
@@ -304,7 +304,7 @@ public final class Analyzer {
     /// Everything after decoding: other modalities, then each reported track.
     public func analyze(scan: VideoScan) throws -> VideoAnalysis {
         let duration = scan.duration
-        var timed: Transcript?
+        var timed: TimedTranscript?
         if let t = transcript {
             timed = try t.timed(duration: duration)
             try timed!.validate(duration: duration)

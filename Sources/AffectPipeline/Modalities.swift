@@ -126,7 +126,7 @@ public protocol AudioEmbedder {
 public protocol SpeechRecognizer {
     var path: String { get }
     /// Timed segments of what is said in the audio stream of `mediaPath` (named `mediaPath` in errors).
-    func transcribe(audioOf mediaPath: String) throws -> Transcript
+    func transcribe(audioOf mediaPath: String) throws -> TimedTranscript
 }
 
 /// Features from one model (for the heads) and expression probabilities from another (for the

@@ -120,7 +120,7 @@ struct Analyze: ParsableCommand {
             for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
         }
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
-        if let t = transcript { analyzer.transcript = try Transcript(path: t) }
+        if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
         return analyzer
     }

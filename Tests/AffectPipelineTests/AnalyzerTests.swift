@@ -29,21 +29,21 @@ func face(_ x: Float) -> FaceDetection {
 @Suite struct TranscriptTests {
     @Test func srtCues() throws {
         let srt = "1\n00:00:00,500 --> 00:00:02,000\nHello <i>there</i>\n\n2\r\n00:00:02,500 --> 00:00:04,250\r\nsecond line\r\nwraps\r\n"
-        let segs = try Transcript.parseCues(srt, source: "a.srt", vtt: false)
+        let segs = try TimedTranscript.parseCues(srt, source: "a.srt", vtt: false)
         #expect(segs == [.init(start: 0.5, end: 2, text: "Hello there"), .init(start: 2.5, end: 4.25, text: "second line wraps")])
     }
 
     @Test func vttCues() throws {
         let vtt = "WEBVTT - title\n\nNOTE a comment\n\nintro\n00:01.000 --> 00:02.000 align:start\n<v Ann>Hi</v>\n\n01:00:03.000 --> 01:00:04.500\nlater\n"
-        let segs = try Transcript.parseCues(vtt, source: "a.vtt", vtt: true)
+        let segs = try TimedTranscript.parseCues(vtt, source: "a.vtt", vtt: true)
         #expect(segs == [.init(start: 1, end: 2, text: "Hi"), .init(start: 3603, end: 3604.5, text: "later")])
-        #expect(throws: AffectError.self) { try Transcript.parseCues("00:01.000 --> 00:02.000\nx\n", source: "b.vtt", vtt: true) }
+        #expect(throws: AffectError.self) { try TimedTranscript.parseCues("00:01.000 --> 00:02.000\nx\n", source: "b.vtt", vtt: true) }
     }
 
     @Test func badTimings() throws {
         for bad in ["1\n00:00:01,000 -> 00:00:02,000\nx\n", "1\n00:00:0a,000 --> 00:00:02,000\nx\n",
                     "1\n00:00:03,000 --> 00:00:02,000\nx\n", "1\n00:61:00,000 --> 00:62:00,000\nx\n"] {
-            #expect(throws: AffectError.self, "\(bad)") { try Transcript.parseCues(bad, source: "x.srt", vtt: false) }
+            #expect(throws: AffectError.self, "\(bad)") { try TimedTranscript.parseCues(bad, source: "x.srt", vtt: false) }
         }
     }
 
@@ -55,14 +55,14 @@ func face(_ x: Float) -> FaceDetection {
         let empty = dir.appendingPathComponent("empty.srt").path
         FileManager.default.createFile(atPath: empty, contents: Data("\n\n".utf8))
         for p in [latin, empty, dir.appendingPathComponent("missing.vtt").path] {
-            do { _ = try Transcript(path: p); Issue.record("\(p) was accepted") } catch let e as AffectError {
+            do { _ = try TimedTranscript(path: p); Issue.record("\(p) was accepted") } catch let e as AffectError {
                 #expect(e.description.contains(p), "\(e)")
             }
         }
     }
 
     @Test func plainTextSpreadsOverTheVideoByLength() throws {
-        let t = try Transcript(source: "t.txt", segments: [.init(start: 0, end: 0, text: "aaaa"), .init(start: 0, end: 0, text: "bb"),
+        let t = try TimedTranscript(source: "t.txt", segments: [.init(start: 0, end: 0, text: "aaaa"), .init(start: 0, end: 0, text: "bb"),
                                                           .init(start: 0, end: 0, text: "cc")], hasTimes: false)
         let timed = try t.timed(duration: 8)
         #expect(timed.segments.map(\.start) == [0, 4, 6])
@@ -70,7 +70,7 @@ func face(_ x: Float) -> FaceDetection {
     }
 
     @Test func longerThanTheVideoIsAnError() throws {
-        let t = try Transcript(source: "long.srt", segments: [.init(start: 1, end: 14, text: "too long")])
+        let t = try TimedTranscript(source: "long.srt", segments: [.init(start: 1, end: 14, text: "too long")])
         #expect(throws: Never.self) { try t.validate(duration: 13.6) }
         do { try t.validate(duration: 11.6); Issue.record("accepted") } catch let e as AffectError {
             #expect(e.description.contains("long.srt") && e.description.contains("11.60"), "\(e)")
@@ -80,7 +80,7 @@ func face(_ x: Float) -> FaceDetection {
     /// Segment embeddings at mid-times, interpolated onto frames (interp1d with held edges), segments
     /// sharing a mid-time averaged.
     @Test func alignmentToFrames() throws {
-        let t = try Transcript(source: "t.srt", segments: [.init(start: 0, end: 2, text: "a"), .init(start: 2, end: 4, text: "b"),
+        let t = try TimedTranscript(source: "t.srt", segments: [.init(start: 0, end: 2, text: "a"), .init(start: 2, end: 4, text: "b"),
                                                           .init(start: 2.5, end: 3.5, text: "c")])
         let emb = try FeatureMatrix([[0, 10], [4, 0], [8, 2]])
         let frames = [0.0, 1.0, 2.0, 3.0, 3.5]

@@ -1,12 +1,12 @@
 import Foundation
 import AffectKernels
 
-/// A spoken-text transcript: segments of text with their start and end times in seconds.
+/// A spoken-text transcript with times: segments of text with their start and end times in seconds.
 ///
 /// Read from SubRip (`.srt`), WebVTT (`.vtt`) or plain text (`.txt`). Plain text carries no times: each
 /// non-empty line is a segment, and ``timed(duration:)`` spreads the lines over the video in proportion to
 /// their length (a speaker's words take time roughly in proportion to their characters).
-public struct Transcript: Sendable, Equatable {
+public struct TimedTranscript: Sendable, Equatable {
     public struct Segment: Sendable, Equatable {
         public var start: Double
         public var end: Double
@@ -67,7 +67,7 @@ public struct Transcript: Sendable, Equatable {
 
     /// The transcript with times: plain-text lines share `[0, duration)` in proportion to their character
     /// counts; a timed transcript is returned unchanged.
-    public func timed(duration: Double) throws -> Transcript {
+    public func timed(duration: Double) throws -> TimedTranscript {
         if hasTimes { return self }
         guard duration > 0 else { throw AffectError.badInput("\(source): cannot place a plain-text transcript on a video without duration.") }
         let lengths = segments.map { Double(max($0.text.count, 1)) }
@@ -79,7 +79,7 @@ public struct Transcript: Sendable, Equatable {
             out.append(Segment(start: t, end: end, text: s.text))
             t = end
         }
-        return try Transcript(source: source, segments: out)
+        return try TimedTranscript(source: source, segments: out)
     }
 
     /// Throws when the transcript runs past the end of a video lasting `duration` seconds (beyond
