@@ -31,6 +31,14 @@ struct Analyze: ParsableCommand {
     var expressionModel: String?
     @Option(help: "MTCNN weights (default Weights/mtcnn.safetensors).") var detector: String?
     @Option(help: "Transcript (.txt, .srt or .vtt) aligned to the frames; checked against the video's length.") var transcript: String?
+    @Option(help: "Text model (bert / roberta weight file, e.g. all-MiniLM-L6-v2): sentence embeddings of the transcript segments, the `text` modality.")
+    var textModel: String?
+    @Option(help: "Text pooling: sentence (sentence-transformers: mean, L2-normalised), mean or cls.") var textPooling: String = "sentence"
+    @Option(help: "Audio model (wav2vec2 / hubert weight file): 50 Hz embeddings of the sound track, the `audio` modality.")
+    var audioModel: String?
+    @Option(help: "With --audio-model: use hidden_states[N] instead of the last hidden state.") var audioLayer: Int?
+    @Option(help: "Transcribe the sound track with this CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
+    var asr: String?
 
     @Option(help: "EXPR head ([MODALITIES:]FILE), 8 ABAW classes. Repeatable (late fusion).") var exprHead: [String] = []
     @Option(help: "VA head ([MODALITIES:]FILE), valence and arousal. Repeatable.") var vaHead: [String] = []
@@ -120,7 +128,17 @@ struct Analyze: ParsableCommand {
             for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
         }
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
+        if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
+        if let a = asr { analyzer.speech = try CTCTranscriber(weights: a) }
+        if let m = textModel {
+            guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
+                throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")
+            }
+            guard transcript != nil || asr != nil else { throw AffectError.badUsage("--text-model needs a --transcript or --asr.") }
+            analyzer.text = try SentenceEmbedder(weights: m, pooling: p)
+        }
+        if let m = audioModel { analyzer.audio = try SpeechEmbedder(weights: m, layer: audioLayer) }
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
         return analyzer
     }

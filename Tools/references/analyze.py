@@ -31,19 +31,19 @@ def build(outdir, batches, args):
                          check=True, capture_output=True).stdout
     frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, h, w, 3)
     mtcnn = MTCNN(keep_all=True, min_face_size=40, device="cpu")
-    model = fer_model()
-    boxes, probs = [], []
-    for frame in frames:
-        found, _ = mtcnn.detect(frame)
-        if found is None:
-            boxes.append(None)
-            probs.append(None)
-            continue
-        box = max(found, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        raw_box = [int(v) for v in box]
-        p = model.predict(fer_input(frame, raw_box), verbose=0)[0]
-        boxes.append([float(v) for v in box])
-        probs.append([float(v) for v in p])
+    boxes, inputs = [], []
+    for start in range(0, len(frames), 16):
+        found, _ = mtcnn.detect(frames[start:start + 16])
+        for k, faces in enumerate(found):
+            if faces is None:
+                boxes.append(None)
+                continue
+            box = max(faces, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+            boxes.append([float(v) for v in box])
+            inputs.append(fer_input(frames[start + k], [int(v) for v in box]))
+        print(f"{min(start + 16, len(frames))}/{len(frames)} frames", flush=True)
+    predicted = iter(fer_model().predict(np.concatenate(inputs), batch_size=64, verbose=0).tolist())
+    probs = [None if b is None else [float(v) for v in next(predicted)] for b in boxes]
     out = {"video": VIDEO, "frames": int(len(frames)), "labels": LABELS, "boxes": boxes, "probs": probs}
     with open(os.path.join(outdir, "astronaut_speaking.json"), "w") as f:
         json.dump(out, f)
