@@ -166,6 +166,78 @@ func face(_ x: Float) -> FaceDetection {
         #expect(report.svg().contains("<polyline"))
     }
 
+    /// Audio and text modalities through the protocols: alignment onto frames, early fusion of face +
+    /// audio + text, a text-only AH head with its video gate, and EMI on STAT-pooled face features.
+    @Test func audioTextEarlyFusionGateAndEMI() throws {
+        struct FakeAudio: AudioEmbedder {
+            let path = "fake-audio", width = 3, frameRate = 50.0
+            func embed(audioOf mediaPath: String) throws -> FeatureMatrix {
+                try FeatureMatrix((0..<30).map { i in [Float(i) / 10, Float(i * i) / 100, 1] })
+            }
+        }
+        struct FakeText: TextEmbedder {
+            let path = "fake-text", width = 2
+            func embed(_ texts: [String]) throws -> FeatureMatrix { try FeatureMatrix(texts.map { [Float($0.count), 1] }) }
+        }
+        let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
+        let n = 10, k = 7
+        let frames = [1, 2, 4, 8]
+        let logits: [Float] = (0..<(frames.count * k)).map { (i: Int) -> Float in Float((i * 7) % 13) * 0.3 - 1.5 }
+        let scan = try VideoScan(path: "synthetic.mp4", width: 64, height: 64, frameRate: 25, times: (0..<n).map { Double($0) / 25 },
+                                 tracks: [try TrackObservations(id: 0, frames: frames, boxes: frames.map { face(Float($0)) },
+                                                                features: logits, logits: logits)],
+                                 featureWidth: k, logitWidth: k)
+        let transcript = try TimedTranscript(source: "t.srt", segments: [.init(start: 0, end: 0.2, text: "ab"), .init(start: 0.2, end: 0.4, text: "abcd")])
+        let wide: [[Float]] = (0..<2).map { (r: Int) -> [Float] in
+            (0..<(k + 5)).map { (c: Int) -> Float in Float((r + 1) * (c % 4)) * 0.05 - 0.1 }
+        }
+        let va = try linearHead("va_early.safetensors", weight: wide, bias: [0.1, -0.2])
+        let ah = try linearHead("ah_text.safetensors", weight: [[0.5, -0.4]], bias: [0.2], output: "sigmoid")
+        let gate = try linearHead("gate_closed.safetensors", weight: [[0.1, 0.1]], bias: [-10], output: "sigmoid")
+        let emiW: [[Float]] = (0..<6).map { (r: Int) -> [Float] in
+            (0..<(4 * k)).map { (c: Int) -> Float in Float((r * 5 + c) % 9) * 0.02 - 0.08 }
+        }
+        let emi = try linearHead("emi_stat.safetensors", weight: emiW, bias: [Float](repeating: 0.05, count: 6))
+        let heads = [try HeadSpec(task: .va, argument: "face+audio+text:\(va)"), try HeadSpec(task: .ah, argument: "text:\(ah)"),
+                     try HeadSpec(task: .emi, argument: emi)]
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel, heads: heads)
+        analyzer.audio = FakeAudio()
+        analyzer.text = FakeText()
+        analyzer.transcript = transcript
+        analyzer.gate = try VideoGate(head: MLPHead(path: gate))
+        try analyzer.validate()
+        let t = try #require(try analyzer.analyze(scan: scan).tracks.first)
+
+        let times = scan.times
+        let audio = try Alignment.audio(try FakeAudio().embed(audioOf: ""), rate: 50, to: times)
+        let text = try transcript.align(try FeatureMatrix([[2, 1], [4, 1]]), to: times)
+        // Text rows are the segment embeddings placed at 0.1 s and 0.3 s.
+        #expect(text.row(0) == [2, 1] && text.row(5) == [3, 1] && text.row(9) == [4, 1])
+        let faceRows = try FeatureMatrix(rows: frames.count, columns: k, values: logits)
+        func rows(_ m: FeatureMatrix, _ ps: [Int]) throws -> FeatureMatrix { try FeatureMatrix(ps.map { m.row($0) }) }
+        let x = try Fusion.concatenate([faceRows, try rows(audio, frames), try rows(text, frames)])
+        let onFaces = try FeatureMatrix(heads[0].head.predict(x.tensor))
+        var values = [[Float]?](repeating: nil, count: n)
+        for (i, f) in frames.enumerated() { values[f] = onFaces.row(i) }
+        let expectedVA = try FrameTimeline(times: times, values: values).filled()
+        #expect(maxDiff(t.valenceArousal!, expectedVA) < 1e-6)
+        // The gate (probability ≈ sigmoid(−9.4)) closes: AH is zeroed.
+        #expect(t.gateProbability! < 1e-3)
+        #expect(t.ambivalence! == [Float](repeating: 0, count: n))
+        let pooled = try Pooling.stat(faceRows)
+        let expectedEMI = try heads[2].head.predict(Tensor(shape: [1, pooled.count], values: pooled)).array
+        #expect(zip(t.mimicry!, expectedEMI).allSatisfy { abs($0 - $1) < 1e-6 })
+
+        // Without the gate, the text-only AH head runs on every frame.
+        analyzer.gate = nil
+        let open = try #require(try analyzer.analyze(scan: scan).tracks.first)
+        let expectedAH = try heads[1].head.predict(text.tensor).array
+        #expect(zip(open.ambivalence!, expectedAH).allSatisfy { abs($0 - $1) < 1e-6 })
+        // A transcript running past the 0.4 s video is refused.
+        analyzer.transcript = try TimedTranscript(source: "long.srt", segments: [.init(start: 0, end: 1.5, text: "too long")])
+        #expect(throws: AffectError.self) { try analyzer.analyze(scan: scan) }
+    }
+
     @Test func headWidthMismatchIsAClearError() throws {
         let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
         let head = repoRoot.appendingPathComponent("Tests/Fixtures/fusion/head_keras.safetensors").path
