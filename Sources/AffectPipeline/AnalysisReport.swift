@@ -162,7 +162,10 @@ public struct AnalysisReport {
 
     // MARK: Summary
 
-    /// A few readable lines for standard output.
+    /// Tracks described one by one in ``summaryText()``.
+    public static let summaryTracks = 10
+
+    /// A few readable lines for standard output (the ``summaryTracks`` tracks seen longest).
     public func summaryText() -> String {
         var lines: [String] = []
         let name = URL(fileURLWithPath: scan.path).lastPathComponent
@@ -172,7 +175,10 @@ public struct AnalysisReport {
                      (analysed < scan.frameCount ? ", \(analysed) analysed" : "") +
                      ", \(scan.tracks.count) face track\(scan.tracks.count == 1 ? "" : "s")")
         if analysis.tracks.isEmpty { lines.append("no face found in any analysed frame"); return lines.joined(separator: "\n") }
-        for t in analysis.tracks {
+        // Many tracks (crowds, sparse sampling): the ones seen longest; the JSON has them all.
+        let shown = analysis.tracks.count <= Self.summaryTracks ? analysis.tracks
+            : Array(analysis.tracks.sorted { ($0.faceFrames, $1.id) > ($1.faceFrames, $0.id) }.prefix(Self.summaryTracks))
+        for t in shown {
             let s = summary(t)
             let n = t.rows.count
             lines.append("track \(t.id): face in \(t.faceFrames) of \(n) frames" +
@@ -193,6 +199,9 @@ public struct AnalysisReport {
             if let m = t.mimicry {
                 lines.append("  EMI: " + zip(EvaluationTask.emiNames, m).map { "\($0) \(fmt($1, 3))" }.joined(separator: ", "))
             }
+        }
+        if shown.count < analysis.tracks.count {
+            lines.append("... and \(analysis.tracks.count - shown.count) shorter tracks (every track is in the CSV and JSON outputs)")
         }
         if let tr = analysis.transcript { lines.append("transcript: \(tr.segments.count) segment\(tr.segments.count == 1 ? "" : "s") (\(tr.source))") }
         return lines.joined(separator: "\n")
