@@ -31,6 +31,9 @@ public struct AnalyzerOptions: Sendable {
     public var auThresholds: AUThresholds = try! AUThresholds()
     /// Frames a track may miss before a face is taken for someone new (in decoded frames).
     public var maxTrackGap = 25
+    /// With ``TrackSelection/all``: tracks with fewer detections are not reported (passers-by, false
+    /// detections).
+    public var minTrackDetections = 1
 
     public init() {}
 }
@@ -327,7 +330,7 @@ public final class Analyzer {
         let chosen: [TrackObservations]
         switch options.tracks {
         case .largest: chosen = scan.mainTrack.map { [$0] } ?? []
-        case .all: chosen = scan.tracks.sorted { $0.id < $1.id }
+        case .all: chosen = scan.tracks.filter { $0.frames.count >= options.minTrackDetections }.sorted { $0.id < $1.id }
         }
         let tracks = try chosen.map { obs -> TrackAnalysis in
             let rows = options.tracks == .largest ? Array(0..<scan.frameCount) : Array(obs.frames.first!...obs.frames.last!)

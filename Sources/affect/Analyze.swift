@@ -58,6 +58,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "Analyse about this many frames per second (instead of --every).") var fps: Double?
     @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
     @Option(help: "Faces to report: largest (the main subject, every frame) or all (each track over its frames).") var tracks: String = "largest"
+    @Option(help: "With --tracks all: report only tracks with at least this many detections.") var minTrack: Int = 1
     @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
     @OptionGroup var compute: ComputeOptions
 
@@ -101,6 +102,8 @@ struct Analyze: ParsableCommand {
         var options = AnalyzerOptions()
         guard let sel = TrackSelection(rawValue: tracks) else { throw AffectError.badUsage("--tracks must be largest or all, got `\(tracks)`.") }
         options.tracks = sel
+        guard minTrack >= 1 else { throw AffectError.badUsage("--min-track must be at least 1.") }
+        options.minTrackDetections = minTrack
         options.every = every
         options.fps = fps
         guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }

@@ -50,6 +50,25 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         #expect(files(in: dir) == ["a.csv", "a.json", "a.svg"], "no temporary files left")
     }
 
+    /// Outputs appear only when complete: an analysis killed midway leaves nothing. (SIGKILL: a child of the
+    /// test runner inherits its blocked SIGINT/SIGTERM, and no handler could run on SIGKILL anyway.)
+    @Test func interruptedRunLeavesNoOutput() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-interrupted")
+        for sig in [SIGKILL] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: affectBinary())
+            p.arguments = ["analyze", astronautClip, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: 2)
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            #expect(p.terminationStatus != 0)
+            #expect(files(in: dir).isEmpty, "signal \(sig) left \(files(in: dir))")
+        }
+    }
+
     @Test func truncatedVideoIsAnErrorAndWritesNothing() throws {
         guard mediaAvailable() else { return }
         let dir = try freshFolder("analyze-truncated")
