@@ -238,6 +238,22 @@ func face(_ x: Float) -> FaceDetection {
         #expect(throws: AffectError.self) { try analyzer.analyze(scan: scan) }
     }
 
+    /// A video without any face is a documented empty result: one row per frame with empty cells.
+    @Test func noFaceGivesEmptyRows() throws {
+        let scan = try VideoScan(path: "empty.mp4", width: 32, height: 32, frameRate: 25, times: (0..<5).map { Double($0) / 25 },
+                                 tracks: [], featureWidth: 7, logitWidth: 7)
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXceptionFaces(weights: miniXceptionPath))
+        let result = try analyzer.analyze(scan: scan)
+        #expect(result.tracks.isEmpty)
+        let report = AnalysisReport(result)
+        let rows = report.csv().split(separator: "\n")
+        #expect(rows.count == 6)
+        #expect(rows[1].split(separator: ",", omittingEmptySubsequences: false).count == rows[0].split(separator: ",").count)
+        #expect(rows[2].hasPrefix("1,0.0400,,0,,"))
+        #expect(report.summaryText().contains("no face found"))
+        #expect(report.svg().contains("no face found"))
+    }
+
     @Test func headWidthMismatchIsAClearError() throws {
         let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
         let head = repoRoot.appendingPathComponent("Tests/Fixtures/fusion/head_keras.safetensors").path
