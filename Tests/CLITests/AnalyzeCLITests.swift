@@ -140,7 +140,8 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         try FileManager.default.createDirectory(atPath: "\(input)/sub", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: "\(input)/sub/astronaut.mp4", withDestinationPath: astronautClip)
         try Data("not a video".utf8).write(to: URL(fileURLWithPath: "\(input)/broken.mp4"))
-        var r = try runAffect(["extract", input, "-o", out, "--every", "10"])
+        // --fps 2.5 on a 25 fps clip: frames 0, 10, 20, ... are analysed.
+        var r = try runAffect(["extract", input, "-o", out, "--fps", "2.5"])
         #expect(r.status == 2, "the broken video is reported: \(r.stderr)")
         #expect(r.stderr.contains("broken.mp4"), "\(r.stderr)")
         let file = "\(out)/sub/astronaut.safetensors"
