@@ -53,30 +53,36 @@ public struct TextEncoder: @unchecked Sendable {
         var s = 0
         while true { starts.append(s); if s + width >= body.count { break }; s += step }
         let windows = starts.map { tokenizer.prefixIds + body[$0..<min($0 + width, body.count)] + tokenizer.suffixIds }
-        let batch = tokenizer.pad(windows)
-        let states = try model.hiddenStates(ids: batch.ids, mask: batch.mask, batch: batch.count, length: batch.length,
-                                            source: "text")
-        let h = model.hidden, l = batch.length
+        let h = model.hidden
         let total = body.count + specials
         let out = Tensor(uninitialized: [1, total, h])
-        let pre = tokenizer.prefixIds.count
-        func copy(window w: Int, position p: Int, to row: Int) {
-            (out.data + row * h).update(from: states.data + (w * l + p) * h, count: h)
-        }
-        for p in 0..<pre { copy(window: 0, position: p, to: p) }
+        let pre = tokenizer.prefixIds.count, post = tokenizer.suffixIds.count
+        // Output row → (window, position in it): each token from the window where it is farthest from an edge,
+        // the leading specials from the first window and the trailing ones from the last.
+        var source = [(window: Int, position: Int)](repeating: (0, 0), count: total)
+        for p in 0..<pre { source[p] = (0, p) }
         for t in 0..<body.count {
-            // The window where token t is farthest from either edge.
             var best = 0, bestMargin = -1
-            for (w, start) in starts.enumerated() where t >= start && t < start + width {
-                let end = min(start + width, body.count)
-                let margin = min(t - start, end - 1 - t)
+            // Windows holding t start in (t − width, t]: window w starts at w·step.
+            let first = max(0, (t - width) / step), lastCandidate = min(starts.count - 1, t / step)
+            for w in first...lastCandidate where t >= starts[w] && t < starts[w] + width {
+                let start = starts[w]
+                let margin = min(t - start, min(start + width, body.count) - 1 - t)
                 if margin > bestMargin { best = w; bestMargin = margin }
             }
-            copy(window: best, position: pre + t - starts[best], to: pre + t)
+            source[pre + t] = (best, pre + t - starts[best])
         }
-        let last = windows.count - 1, lastLen = windows[last].count
-        for k in 0..<tokenizer.suffixIds.count {
-            copy(window: last, position: lastLen - tokenizer.suffixIds.count + k, to: pre + body.count + k)
+        let last = windows.count - 1
+        for k in 0..<post { source[pre + body.count + k] = (last, windows[last].count - post + k) }
+        // Windows run in groups of 8, so an enormous text never needs all its windows' activations at once.
+        for g in stride(from: 0, to: windows.count, by: 8) {
+            let group = g..<min(g + 8, windows.count)
+            let batch = tokenizer.pad(Array(windows[group]))
+            let states = try model.hiddenStates(ids: batch.ids, mask: batch.mask, batch: batch.count, length: batch.length,
+                                                source: "text")
+            for (row, src) in source.enumerated() where group.contains(src.window) {
+                (out.data + row * h).update(from: states.data + ((src.window - g) * batch.length + src.position) * h, count: h)
+            }
         }
         return out
     }
@@ -133,16 +139,19 @@ public struct TextEncoder: @unchecked Sendable {
             } else {
                 sequences = [tokenizer.encode(text, maxLength: maxLen).ids]
             }
-            let batch = tokenizer.pad(sequences)
-            let states = try model.hiddenStates(ids: batch.ids, mask: batch.mask, batch: batch.count, length: batch.length,
-                                                source: "text")
-            let scores = model.scores(model.logits(states)!)
-            let c = scores.shape[1]
-            return (0..<c).map { k in
-                var sum: Float = 0
-                for w in 0..<batch.count { sum += scores.data[w * c + k] }
+            var sums: [Float] = []
+            for g in stride(from: 0, to: sequences.count, by: 8) {
+                let batch = tokenizer.pad(Array(sequences[g..<min(g + 8, sequences.count)]))
+                let states = try model.hiddenStates(ids: batch.ids, mask: batch.mask, batch: batch.count, length: batch.length,
+                                                    source: "text")
+                let scores = model.scores(model.logits(states)!)
+                let c = scores.shape[1]
+                if sums.isEmpty { sums = [Float](repeating: 0, count: c) }
+                for w in 0..<batch.count { for k in 0..<c { sums[k] += scores.data[w * c + k] } }
+            }
+            return sums.enumerated().map { k, sum in
                 let label = k < model.labels.count ? model.labels[k] : "LABEL_\(k)"
-                return (label, sum / Float(batch.count))
+                return (label, sum / Float(sequences.count))
             }
         }
     }

@@ -98,19 +98,11 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
 
     /// Self-attention block without the residual: `[B, L, H]` → `[B, L, H]`.
     func selfAttention(_ x: Tensor, keyMask: [Float]?) -> Tensor {
-        let qkvOut = qkv(x)
-        let (b, l, h) = (x.shape[0], x.shape[1], hidden)
-        let q = Tensor(uninitialized: [b, l, h]), k = Tensor(uninitialized: [b, l, h]), v = Tensor(uninitialized: [b, l, h])
-        let src = qkvOut.data
-        parallelFor(b * l, minChunk: 16) { r0, r1 in
-            for r in r0..<r1 {
-                (q.data + r * h).update(from: src + r * 3 * h, count: h)
-                (k.data + r * h).update(from: src + r * 3 * h + h, count: h)
-                (v.data + r * h).update(from: src + r * 3 * h + 2 * h, count: h)
-            }
-        }
-        return attentionOutput(attention(q: q, k: k, v: v, heads: heads, keyMask: keyMask))
+        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask))
     }
+
+    /// The feed-forward block without the residual (the activation runs in the intermediate Linear's epilogue).
+    func feedForward(_ x: Tensor) -> Tensor { output(intermediate(x)) }
 
     /// `x`: `[B, L, hidden]`; `keyMask`: `[B·L]`, 1 = token, 0 = padding (padding keys get no attention).
     public func callAsFunction(_ x: Tensor, keyMask: [Float]? = nil) -> Tensor {
@@ -120,13 +112,13 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
             let a = selfAttention(x, keyMask: keyMask)
             addInPlace(a, x)
             let y = attentionNorm(a)
-            let f = output(intermediate(y))
+            let f = feedForward(y)
             addInPlace(f, y)
             return outputNorm(f)
         case .pre:
             let a = selfAttention(attentionNorm(x), keyMask: keyMask)
             addInPlace(a, x)
-            let f = output(intermediate(outputNorm(a)))
+            let f = feedForward(outputNorm(a))
             addInPlace(f, a)
             return f
         }

@@ -74,7 +74,8 @@ struct EmbedText: ParsableCommand {
         commandName: "embed-text",
         abstract: "Embed texts with a RoBERTa / BERT model; classifiers also print their labels with scores.",
         discussion: """
-        Texts: TEXT, or each line of --file (an empty line is an empty text). Pooling defaults to the model's \
+        Texts: TEXT, or each line of --file (an empty line is an empty text: [CLS] [SEP] alone; an empty file \
+        gives zero rows). Pooling defaults to the model's \
         own (sentence for sentence-transformers models: masked mean + L2 normalisation; cls otherwise). \
         Texts longer than the model's maximum are truncated (as sentence-transformers does) unless \
         --long windows, which runs overlapping windows (--overlap tokens) and stitches their token states. \

@@ -47,6 +47,20 @@ func loadIds(_ name: String) throws -> [[Int]] {
         #expect(t.prefixIds == [0] && t.suffixIds == [2] && t.padId == 1)
     }
 
+    /// The classic RoBERTa files (`vocab.json` + `merges.txt`) written from the same tokenizer give the same ids.
+    @Test func robertaFromVocabJSONAndMerges() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(textFixtures)/roberta_tokenizer.json"))) as! [String: Any]
+        let model = json["model"] as! [String: Any]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-roberta-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try JSONSerialization.data(withJSONObject: model["vocab"]!).write(to: dir.appendingPathComponent("vocab.json"))
+        let merges = (model["merges"] as! [Any]).map { m in (m as? String) ?? (m as! [String]).joined(separator: " ") }
+        try Data(("#version: 0.2\n" + merges.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("merges.txt"))
+        let t = try Tokenizer(path: dir.path)
+        try compare(t, try loadIds("roberta"), "roberta vocab.json")
+    }
+
     @Test func bertWordPieceFromVocabTxt() throws {
         let t = try Tokenizer(path: "\(textFixtures)/bert_vocab.txt")
         try compare(t, try loadIds("bert"), "bert")

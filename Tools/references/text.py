@@ -148,11 +148,12 @@ def minilm(outdir, batches, args):
 
 
 def text_fixtures(outdir, batches, args):
-    """Tiny committed fixtures: a RoBERTa with the go_emotions-style head (hidden 16, 2 layers, float16) and
-    its reference at batch 1 and 3; expected all-MiniLM-L6-v2 embeddings of a few texts (used when
-    Weights/all-MiniLM-L6-v2.safetensors has been made)."""
+    """Tiny committed fixtures: a RoBERTa with the go_emotions-style head (hidden 8, 2 layers, weights rounded
+    to float16 values) and its reference at batch 1 and 3; sentence-transformers embeddings of a few corpus
+    texts (`minilm.b9.ref.safetensors`, texts in `minilm_texts.json`), checked when
+    Weights/all-MiniLM-L6-v2.safetensors has been made."""
     args.seed = 3
-    small = dict(vocab_size=4000, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+    small = dict(vocab_size=4000, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
                  max_position_embeddings=130)
     _build_roberta(outdir, "tiny_roberta_go", [1, 3], args, classifier=True, config_overrides=small, half=True)
     import shutil
@@ -168,10 +169,52 @@ def text_fixtures(outdir, batches, args):
                    {"input_ids": feats["input_ids"], "attention_mask": feats["attention_mask"]}, {"pooled": pooled},
                    "sentence-transformers", versions(sentence_transformers, torch), "all-MiniLM-L6-v2")
     with open(os.path.join(outdir, "minilm_texts.json"), "w", encoding="utf-8") as f:
-        json.dump({"texts": pick, "embeddings": pooled.numpy().round(7).tolist()}, f, ensure_ascii=True)
+        json.dump(pick, f, ensure_ascii=True)
+
+
+def encoder_layers(outdir, batches, args):
+    """The reusable encoder layer against transformers' own layers: Wav2Vec2EncoderLayer (post-norm) and
+    Wav2Vec2EncoderLayerStableLayerNorm (pre-norm), hidden 16, 2 heads, FFN 32, trained-looking LayerNorms,
+    batch 2 × 7 frames with the second item's last 3 frames masked. Weights in `encoder_layers.safetensors`
+    (arch `layer`, names `post.*` / `pre.*` as in the HF modules), inputs/outputs in
+    `encoder_layers.ref.safetensors`."""
+    import transformers
+    from transformers import Wav2Vec2Config
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (Wav2Vec2EncoderLayer,
+                                                                Wav2Vec2EncoderLayerStableLayerNorm)
+    from affect_tools.io import save_weights
+    torch.manual_seed(5)
+    cfg = Wav2Vec2Config(hidden_size=16, num_attention_heads=2, intermediate_size=32, hidden_act="gelu",
+                         layer_norm_eps=1e-5, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    cfg._attn_implementation = "eager"
+    layers = {"post": Wav2Vec2EncoderLayer(cfg), "pre": Wav2Vec2EncoderLayerStableLayerNorm(cfg)}
+    tensors = {}
+    for name, layer in layers.items():
+        make_trained_looking(layer, seed=7)
+        with torch.no_grad():
+            # Non-zero biases everywhere (HF initialises Linear biases to zero).
+            for p in layer.parameters():
+                if p.dim() == 1:
+                    p.add_(0.05 * torch.randn(p.shape))
+        layer.eval()
+        tensors.update({f"{name}.{k}": v for k, v in layer.state_dict().items()})
+    save_weights(os.path.join(outdir, "encoder_layers.safetensors"), tensors, "layer",
+                 {"op": "encoder_layers", "hidden_size": 16, "num_attention_heads": 2, "layer_norm_eps": 1e-5})
+    x = torch.randn(2, 7, 16)
+    mask = torch.ones(2, 7, dtype=torch.int64)
+    mask[1, 4:] = 0
+    additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    outputs = {}
+    with torch.no_grad():
+        for name, layer in layers.items():
+            out = layer(x, attention_mask=additive)
+            outputs[name] = out[0] if isinstance(out, tuple) else out
+    save_reference(os.path.join(outdir, "encoder_layers.ref.safetensors"), {"hidden_states": x, "attention_mask": mask},
+                   outputs, "transformers", versions(transformers, torch), "Wav2Vec2EncoderLayer(+StableLayerNorm)")
 
 
 MODELS = {
+    "encoder_layers": encoder_layers,
     "tokenizer_corpus": text_corpus.build,
     "roberta_base": roberta_base,
     "roberta_go_emotions": roberta_go_emotions,

@@ -42,30 +42,79 @@ final class BPE: @unchecked Sendable {
 
     private func merge(_ word: [Unicode.Scalar]) -> [Int] {
         if ignoreMerges, let id = vocab[scalarsString(word)] { return [id] }
-        var symbols: [Int] = []
-        symbols.reserveCapacity(word.count)
+        var ids: [Int] = []
+        ids.reserveCapacity(word.count)
         for c in word {
-            if let id = vocab[String(Character(c))] { symbols.append(id) } else if let u = unk { symbols.append(u) }
+            if let id = vocab[String(Character(c))] { ids.append(id) } else if let u = unk { ids.append(u) }
         }
-        while symbols.count > 1 {
-            var best: (rank: Int32, id: Int32) = (.max, 0), bestLeft = -1, bestRight = -1
-            for i in 0..<symbols.count - 1 {
-                if let r = merges[UInt64(UInt32(symbols[i])) << 32 | UInt64(UInt32(symbols[i + 1]))], r.rank < best.rank {
-                    best = r; bestLeft = symbols[i]; bestRight = symbols[i + 1]
-                }
+        let n = ids.count
+        if n < 2 { return ids }
+        // Symbols as a linked list; candidate pairs in a min-heap ordered by (rank, position), so the
+        // lowest-ranked pair merges first and equal pairs merge left to right. Stale entries (a side already
+        // merged away) are skipped when popped. O(n log n), so even enormous words stay fast.
+        var next = Array(1...n), prev = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = PairHeap()
+        func rank(_ a: Int, _ b: Int) -> (rank: Int32, id: Int32)? { merges[UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))] }
+        for i in 0..<(n - 1) { if let r = rank(ids[i], ids[i + 1]) { heap.push(.init(rank: r.rank, pos: i, left: ids[i], right: ids[i + 1])) } }
+        while let top = heap.pop() {
+            let i = top.pos
+            guard alive[i], ids[i] == top.left else { continue }
+            let j = next[i]
+            guard j < n, ids[j] == top.right, let r = rank(top.left, top.right), r.rank == top.rank else { continue }
+            ids[i] = Int(r.id)
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0, let pr = rank(ids[prev[i]], ids[i]) {
+                heap.push(.init(rank: pr.rank, pos: prev[i], left: ids[prev[i]], right: ids[i]))
             }
-            if bestLeft < 0 { break }
-            var merged: [Int] = []
-            merged.reserveCapacity(symbols.count)
-            var i = 0
-            while i < symbols.count {
-                if i + 1 < symbols.count && symbols[i] == bestLeft && symbols[i + 1] == bestRight {
-                    merged.append(Int(best.id)); i += 2
-                } else { merged.append(symbols[i]); i += 1 }
+            if next[i] < n, let nr = rank(ids[i], ids[next[i]]) {
+                heap.push(.init(rank: nr.rank, pos: i, left: ids[i], right: ids[next[i]]))
             }
-            symbols = merged
         }
-        return symbols
+        var out: [Int] = []
+        var i = 0
+        while i < n { out.append(ids[i]); i = next[i] }
+        return out
+    }
+}
+
+/// A binary min-heap of merge candidates.
+struct PairHeap {
+    struct Entry { var rank: Int32; var pos: Int; var left: Int; var right: Int }
+    private var items: [Entry] = []
+
+    @inline(__always) private static func less(_ a: Entry, _ b: Entry) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos
+    }
+
+    mutating func push(_ e: Entry) {
+        items.append(e)
+        var c = items.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            guard PairHeap.less(items[c], items[p]) else { break }
+            items.swapAt(c, p); c = p
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < items.count && PairHeap.less(items[l], items[m]) { m = l }
+                if r < items.count && PairHeap.less(items[r], items[m]) { m = r }
+                if m == p { break }
+                items.swapAt(p, m); p = m
+            }
+        }
+        return first
     }
 }
 
