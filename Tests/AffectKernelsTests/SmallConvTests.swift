@@ -34,6 +34,9 @@ import AffectKernels
             for c in cout..<conv.outStride { #expect(y.data[p * conv.outStride + c] == 0) }
         }
         #expect(worst < 1e-4, "cin \(cin) cout \(cout) k \(k): max difference \(worst)")
+        // Unpadded input (channel stride = cin, the first layer's case): the same result.
+        let unpadded = conv(x.reshaped([h, w, cin]))
+        #expect(zip(unpadded.array, y.array).allSatisfy { abs($0 - $1) < 1e-5 })
         // Without PReLU: the plain convolution.
         let plain = SmallConv(weight: weight, bias: bias)(padded)
         let plainRef = Conv2D(weight: weight, bias: bias)(x)

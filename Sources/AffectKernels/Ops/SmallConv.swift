@@ -66,10 +66,12 @@ public struct SmallConv: Sendable {
                         while ox + 4 <= ow {
                             var a0 = bv, a1 = bv, a2 = bv, a3 = bv
                             for i in 0..<k {
-                                for j in 0..<k {
+                                // Unpadded input: a window row's k pixels are k·cin contiguous values, one loop.
+                                let (taps, runs) = cs == cin ? (k * cin, 1) : (cin, k)
+                                for j in 0..<runs {
                                     let p = src + ((oy + i) * w + ox + j) * cs
                                     let wp = wt + (i * k + j) * cin * os + cb
-                                    for ci in 0..<cin {
+                                    for ci in 0..<taps {
                                         let wv = load(wp + ci * os)
                                         a0 = a0.addingProduct(Vec(repeating: p[ci]), wv)
                                         a1 = a1.addingProduct(Vec(repeating: p[cs + ci]), wv)
