@@ -117,4 +117,28 @@ def build_alignment(outdir, batches, args):
         json.dump({"template": "ArcFace 112x112 five points, scaled to the crop", "cases": out}, f)
 
 
-MODELS = {"mtcnn": build, "alignment": build_alignment}
+def build_nets(outdir, batches, args):
+    """P-, R- and O-Net on their own (facenet-pytorch's real weights) for `affect verify`: P-Net on an odd-sized
+    image batch (ceil-mode pooling edges), R-Net on 24x24 and O-Net on 48x48 crops."""
+    import torch
+    import facenet_pytorch
+    from facenet_pytorch.models.mtcnn import PNet, RNet, ONet
+    from references.common import convert, image_batch
+    convert(os.path.join(os.path.dirname(facenet_pytorch.__file__), "data"), os.path.join(outdir, "mtcnn.safetensors"))
+    from affect_tools.io import save_reference
+    nets = [PNet().eval(), RNet().eval(), ONet().eval()]
+    for b in batches:
+        p = image_batch(b, 83, args.seed)[:, :, :61, :]
+        r = image_batch(b, 24, args.seed + 1)
+        o = image_batch(b, 48, args.seed + 2)
+        with torch.no_grad():
+            preg, pprob = nets[0](p)
+            rreg, rprob = nets[1](r)
+            oreg, omarks, oprob = nets[2](o)
+        save_reference(os.path.join(outdir, f"mtcnn.b{b}.ref.safetensors"), {"pnet": p.contiguous(), "rnet": r, "onet": o},
+                       {"pnet.prob": pprob, "pnet.reg": preg, "rnet.prob": rprob, "rnet.reg": rreg,
+                        "onet.prob": oprob, "onet.reg": oreg, "onet.landmarks": omarks},
+                       "facenet-pytorch", "2.6.0", "MTCNN P/R/O-Net")
+
+
+MODELS = {"mtcnn": build, "mtcnn_nets": build_nets, "alignment": build_alignment}
