@@ -3,7 +3,6 @@
 
     Tools/bench_peers.py --ops                      # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
     Tools/bench_peers.py --models W.safetensors ... # whole models (efficientnet so far)
-    Tools/bench_peers.py --mtcnn IMAGE [--video V]  # MTCNN.detect vs facenet-pytorch on one frame; whole-video fps
     options: --threads 2 --seconds 5 --batch 1
 
 Our figure is `affect bench`'s median (release build, `.build/release/affect`); the peers' are medians of
@@ -171,72 +170,16 @@ def bench_models(args):
             torch_time(module, inputs, args), gf)
 
 
-def bench_mtcnn(args):
-    """facenet-pytorch `MTCNN(keep_all=True, min_face_size=40).detect` and `affect faces --time-repeats` on the
-    same RGB frame (FFmpeg's decoding for both), ours timed before and after the peer; then, with --video, the
-    whole video decoded and detected frame by frame by `affect faces` and by facenet-pytorch (OpenCV decoding)."""
-    from facenet_pytorch import MTCNN
-    from references.mtcnn import ffmpeg_rgb
-    torch.set_num_threads(args.threads)
-    img = ffmpeg_rgb(args.mtcnn)
-    repeats = max(5, int(args.seconds / 0.2))
-
-    def ours():
-        r = subprocess.run([AFFECT, "faces", args.mtcnn, "--threads", str(args.threads), "--time-repeats", str(repeats),
-                            "--format", "csv"], check=True, capture_output=True, text=True)
-        line = [x for x in r.stderr.splitlines() if x.startswith("detect: median")][0]
-        return float(line.split()[2]), len(r.stdout.strip().splitlines()) - 1
-    mtcnn = MTCNN(keep_all=True, min_face_size=40, device="cpu")
-    ours1, n_ours = ours()
-    with torch.no_grad():
-        peer = median_time(lambda: mtcnn.detect(img), args.seconds)
-    ours2, _ = ours()
-    boxes, _ = mtcnn.detect(img)
-    n_peer = 0 if boxes is None else len(boxes)
-    best = min(ours1, ours2)
-    print(f"MTCNN.detect on {os.path.basename(args.mtcnn)} ({img.shape[1]}x{img.shape[0]}), threads={args.threads}, "
-          f"min_face_size=40: faces ours {n_ours} / facenet-pytorch {n_peer}")
-    print(f"| ours ms (before, after) | facenet-pytorch ms | speed-up (peer / ours) |")
-    print(f"| {ours1:8.1f}, {ours2:8.1f}    | {peer:18.1f} | {peer / best:6.2f}x (worst {peer / max(ours1, ours2):.2f}x) |")
-    if not args.video:
-        return
-    import cv2
-    t0 = time.perf_counter()
-    r = subprocess.run([AFFECT, "faces", args.video, "--threads", str(args.threads), "--format", "csv"],
-                       check=True, capture_output=True, text=True)
-    ours_s = time.perf_counter() - t0
-    frames = len({line.split(",")[0] for line in r.stdout.strip().splitlines()[1:]})
-    cap = cv2.VideoCapture(args.video)
-    n = 0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            mtcnn.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            n += 1
-    peer_s = time.perf_counter() - t0
-    print(f"whole video {os.path.basename(args.video)}: ours {n} frames in {ours_s:.2f} s = {n / ours_s:.1f} fps "
-          f"(frames with faces: {frames}); facenet-pytorch + OpenCV decoding {peer_s:.2f} s = {n / peer_s:.1f} fps; "
-          f"speed-up {peer_s / ours_s:.2f}x")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ops", action="store_true")
     p.add_argument("--models", nargs="*", default=[])
-    p.add_argument("--mtcnn", metavar="IMAGE", help="time MTCNN detection on IMAGE against facenet-pytorch")
-    p.add_argument("--video", help="with --mtcnn: also decode + detect this whole video")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--batch", type=int, default=1)
     args = p.parse_args()
     if not os.path.exists(AFFECT):
         sys.exit(f"{AFFECT} not found: run `swift build -c release` first")
-    if args.mtcnn:
-        bench_mtcnn(args)
-        return
     header(args)
     if args.ops:
         bench_ops(args)
