@@ -12,6 +12,7 @@ struct Faces: ParsableCommand {
 
     @Argument(help: "An image or video file.") var image: String
     @Option(help: "For a video: detect on every Nth frame.") var every: Int = 1
+    @Option(help: "For a video: detect on this many frames per second (the first frame at or after each instant).") var fps: Double?
     @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
     @Option(help: "MTCNN weight file.") var weights: String?
     @Option(help: "Output format: text, json or csv (one row per face: frame, time, track, box, probability, landmarks).") var format: String = "text"
@@ -30,6 +31,10 @@ struct Faces: ParsableCommand {
         guard ["text", "json", "csv"].contains(format) else { throw AffectError.badUsage("--format must be text, json or csv.") }
         guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
         guard every >= 1 else { throw AffectError.badUsage("--every must be at least 1.") }
+        if let fps {
+            guard fps > 0, fps.isFinite else { throw AffectError.badUsage("--fps must be a positive number.") }
+            guard every == 1 else { throw AffectError.badUsage("--every and --fps are alternatives: give one.") }
+        }
         let crops = try cropWriter()
         var mtcnn = try MTCNN(weights: WeightFile(path: weights ?? defaultWeights("mtcnn.safetensors")))
         mtcnn.minFaceSize = minFace
@@ -83,9 +88,12 @@ extension Faces {
     func video(_ mtcnn: MTCNN, crops: CropWriter?) throws {
         let decoder = try VideoDecoder(path: image)
         decoder.every = every
+        decoder.targetFPS = fps
         var frames: [[String: Any]] = []
         var count = 0
-        var tracker = FaceTracker(maxGap: max(1, 25 / every))
+        // A face may go undetected for up to about a second before its track ends.
+        let perSecond = fps ?? (decoder.frameRate ?? 25) / Double(every)
+        var tracker = FaceTracker(maxGap: max(1, Int(perSecond.rounded())))
         while let frame = try decoder.nextFrame() {
             let faces = mtcnn.detect(frame.image)
             let ids = tracker.update(frame: count, detections: faces)
@@ -113,7 +121,8 @@ extension Faces {
         }
         if count == 0 { throw AffectError.badInput("\(image): no video frame could be decoded (truncated or corrupt).") }
         if format == "json" {
-            let obj: [String: Any] = ["file": image, "width": decoder.width, "height": decoder.height, "every": every, "frames": frames]
+            var obj: [String: Any] = ["file": image, "width": decoder.width, "height": decoder.height, "every": every, "frames": frames]
+            if let fps { obj["fps"] = fps }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
