@@ -69,14 +69,18 @@ public struct SmallConv: Sendable {
                                 // Unpadded input: a window row's k pixels are k·cin contiguous values, one loop.
                                 let (taps, runs) = cs == cin ? (k * cin, 1) : (cin, k)
                                 for j in 0..<runs {
-                                    let p = src + ((oy + i) * w + ox + j) * cs
+                                    let q0 = src + ((oy + i) * w + ox + j) * cs
+                                    let q1 = q0 + cs, q2 = q0 + 2 * cs, q3 = q0 + 3 * cs
                                     let wp = wt + (i * k + j) * cin * os + cb
+                                    // Wrapping offsets: no overflow checks in the innermost loop.
+                                    var wo = 0
                                     for ci in 0..<taps {
-                                        let wv = load(wp + ci * os)
-                                        a0 = a0.addingProduct(Vec(repeating: p[ci]), wv)
-                                        a1 = a1.addingProduct(Vec(repeating: p[cs + ci]), wv)
-                                        a2 = a2.addingProduct(Vec(repeating: p[2 * cs + ci]), wv)
-                                        a3 = a3.addingProduct(Vec(repeating: p[3 * cs + ci]), wv)
+                                        let wv = load(wp + wo)
+                                        a0 = a0.addingProduct(Vec(repeating: q0[ci]), wv)
+                                        a1 = a1.addingProduct(Vec(repeating: q1[ci]), wv)
+                                        a2 = a2.addingProduct(Vec(repeating: q2[ci]), wv)
+                                        a3 = a3.addingProduct(Vec(repeating: q3[ci]), wv)
+                                        wo &+= os
                                     }
                                 }
                             }
