@@ -153,6 +153,8 @@ def mobilefacenet_peer(weights, meta, batch):
 
 
 PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer}
+from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
+PEERS.update(TEXT_PEERS)
 
 
 def bench_models(args):
