@@ -31,6 +31,10 @@ public final class VideoDecoder {
     public let frameRate: Double?
     /// Clockwise rotation from the display matrix, in degrees (0, 90, 180, 270).
     public let rotation: Int
+    /// Duration the container declares (stream duration, else the file's), in seconds, if any.
+    public let declaredDuration: Double?
+    /// Frame count the container declares (`nb_frames`), else duration × frame rate rounded, if known.
+    public let declaredFrameCount: Int?
     public var every: Int = 1
     /// Frames per second to sample (nil: use `every`).
     public var targetFPS: Double?
@@ -77,6 +81,20 @@ public final class VideoDecoder {
         startTime = s.pointee.start_time == Int64.min ? 0 : s.pointee.start_time
         let r = s.pointee.avg_frame_rate
         frameRate = r.den > 0 && r.num > 0 ? av_q2d(r) : nil
+        if s.pointee.duration > 0 && s.pointee.duration != Int64.min {
+            declaredDuration = Double(s.pointee.duration) * timeBase
+        } else if ctx.pointee.duration > 0 && ctx.pointee.duration != Int64.min {
+            declaredDuration = Double(ctx.pointee.duration) / 1e6  // AV_TIME_BASE units
+        } else {
+            declaredDuration = nil
+        }
+        if s.pointee.nb_frames > 0 {
+            declaredFrameCount = Int(s.pointee.nb_frames)
+        } else if let d = declaredDuration, let fr = frameRate {
+            declaredFrameCount = Int((d * fr).rounded())
+        } else {
+            declaredFrameCount = nil
+        }
         var rot = 0
         var size: Int = 0
         if let sd = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
