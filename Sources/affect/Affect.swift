@@ -8,8 +8,8 @@ struct Affect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "affect",
         abstract: "Audio-visual emotion understanding: native Swift inference of EmotiEffLib-style models.",
-        subcommands: [Info.self, Run.self, Verify.self, Bench.self, Tokenize.self, EmbedText.self, Faces.self, Evaluate.self,
-                       Transcribe.self, EmbedAudio.self, DecodeAudio.self])
+        subcommands: [Info.self, Run.self, Verify.self, Bench.self, Tokenize.self, EmbedText.self, Faces.self, Analyze.self, Extract.self,
+                       Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self])
 }
 
 /// Options every compute command shares.

@@ -171,7 +171,10 @@ public struct Tokenizer: @unchecked Sendable {
         try self.init(json: data, source: path)
     }
 
-    /// RoBERTa's classic files: `vocab.json` and `merges.txt` (first line a `#version` comment).
+    /// RoBERTa's classic files: `vocab.json` and `merges.txt` (first line a `#version` comment), with
+    /// roberta-base's special tokens as its `tokenizer.json` has them: `<s> … </s>`, and `<mask>` taking the
+    /// space before it (transformers 5's `RobertaTokenizer` built from these two files alone keeps that space
+    /// as a token; `Tools/convert.py` embeds whatever the library builds, so converted files follow it).
     public init(vocabJSON: String, merges: String) throws {
         guard let v = FileManager.default.contents(atPath: vocabJSON),
               let vocab = (try? JSONSerialization.jsonObject(with: v)) as? [String: NSNumber] else {
