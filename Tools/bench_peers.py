@@ -2,8 +2,8 @@
 """Times Affect against ONNX Runtime and PyTorch on the same shapes, in one run, 2 threads, and prints ratios.
 
     Tools/bench_peers.py --ops                      # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
-    Tools/bench_peers.py --models W.safetensors ... # whole models (efficientnet so far)
-    options: --threads 2 --seconds 5 --batch 1
+    Tools/bench_peers.py --models W.safetensors ... # whole models (efficientnet, mobilevit, mobilefacenet, wav2vec2, hubert)
+    options: --threads 2 --seconds 5 --batch 1 --audio-seconds 10
 
 Our figure is `affect bench`'s median (release build, `.build/release/affect`); the peers' are medians of
 repeated runs after warm-up, PyTorch with `torch.set_num_threads(T)`, ONNX Runtime with
@@ -152,7 +152,35 @@ def mobilefacenet_peer(weights, meta, batch):
     return WithHead(model), [torch.randn(batch, 3, 112, 112)], ["input"]
 
 
-PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer}
+def speech_peer(weights, meta, batch, seconds=10.0):
+    """transformers' Wav2Vec2Model / HubertModel (or *ForCTC when the file has an lm_head) built from the file's
+    config; speed does not depend on the values, so the weights stay random. Output: last_hidden_state (or
+    logits), as `affect bench` computes them."""
+    import transformers
+    from safetensors import safe_open
+    cfg = json.loads(meta["affect.config"])
+    arch = meta["affect.arch"]
+    with safe_open(weights, "np") as f:
+        ctc = "lm_head.weight" in f.keys()
+    keys = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures", "word_delimiter_token",
+                                                      "do_lower_case", "clean_up_tokenization_spaces")}
+    config = (transformers.HubertConfig if arch == "hubert" else transformers.Wav2Vec2Config)(**keys)
+    name = ("Hubert" if arch == "hubert" else "Wav2Vec2") + ("ForCTC" if ctc else "Model")
+    model = getattr(transformers, name)(config).eval()
+
+    class Out(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            o = self.m(x)
+            return o.logits if ctc else o.last_hidden_state
+    return Out(model), [torch.randn(batch, int(seconds * 16000))], ["input_values"]
+
+
+PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
+         "wav2vec2": speech_peer, "hubert": speech_peer}
 from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
 PEERS.update(TEXT_PEERS)
 
@@ -166,8 +194,12 @@ def bench_models(args):
         if arch not in PEERS:
             print(f"| {os.path.basename(w):34s} | no peer builder for arch {arch} |")
             continue
-        module, inputs, names = PEERS[arch](w, meta, args.batch)
-        ours, gf = affect_bench(w, args)
+        if arch in ("wav2vec2", "hubert"):
+            module, inputs, names = PEERS[arch](w, meta, args.batch, args.audio_seconds)
+            ours, gf = affect_bench(w, args, ["--audio-seconds", str(args.audio_seconds)])
+        else:
+            module, inputs, names = PEERS[arch](w, meta, args.batch)
+            ours, gf = affect_bench(w, args)
         row(f"{os.path.basename(w)} b{args.batch}", ours, ort_time(module, inputs, names, args),
             torch_time(module, inputs, args), gf)
 
@@ -179,6 +211,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--audio-seconds", type=float, default=10.0, help="input length for wav2vec2 / hubert")
     args = p.parse_args()
     if not os.path.exists(AFFECT):
         sys.exit(f"{AFFECT} not found: run `swift build -c release` first")

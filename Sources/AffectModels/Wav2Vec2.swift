@@ -69,19 +69,14 @@ public struct Wav2Vec2: InferenceModel {
         /// Per-frame LayerNorm over channels ("layer" encoder).
         var layerNorm: LayerNorm?
     }
-    struct EncoderLayer {
-        var q: Linear, k: Linear, v: Linear, out: Linear
-        var attentionNorm: LayerNorm
-        var ffIn: Linear, ffOut: Linear
-        var finalNorm: LayerNorm
-    }
 
     let featureLayers: [FeatureLayer]
     let projectionNorm: LayerNorm?
     let projection: Linear
     let positional: Conv1D
     let encoderNorm: LayerNorm
-    let layers: [EncoderLayer]
+    /// The shared BERT-style layer (``TransformerEncoderLayer``) with wav2vec2's tensor names.
+    let encoder: TransformerEncoder
     let lmHead: Linear?
 
     public init(weights w: WeightFile) throws {
@@ -184,22 +179,14 @@ public struct Wav2Vec2: InferenceModel {
         positional = Conv1D(weight: folded, bias: try t("\(pc).bias", [hidden]), padding: k / 2, groups: groups, activation: .gelu)
         encoderNorm = try layerNorm("encoder.layer_norm", hidden, eps: eps)
 
-        let ffn = config.intermediateSize
-        var enc: [EncoderLayer] = []
-        for l in 0..<config.layers {
-            let p = "encoder.layers.\(l)"
-            enc.append(EncoderLayer(
-                q: try linear("\(p).attention.q_proj", hidden, hidden), k: try linear("\(p).attention.k_proj", hidden, hidden),
-                v: try linear("\(p).attention.v_proj", hidden, hidden), out: try linear("\(p).attention.out_proj", hidden, hidden),
-                attentionNorm: try layerNorm("\(p).layer_norm", hidden, eps: eps),
-                ffIn: try linear("\(p).feed_forward.intermediate_dense", hidden, ffn, act: .gelu),
-                ffOut: try linear("\(p).feed_forward.output_dense", ffn, hidden),
-                finalNorm: try layerNorm("\(p).final_layer_norm", hidden, eps: eps)))
-        }
+        encoder = try TransformerEncoder(weights: w, prefix: prefix + "encoder.layers", names: .wav2vec2, heads: heads, eps: eps,
+                                         placement: config.stableLayerNorm ? .pre : .post, count: config.layers)
         guard !w.contains(prefix + "encoder.layers.\(config.layers).attention.q_proj.weight") else {
             throw bad("the file has more encoder layers than num_hidden_layers = \(config.layers).")
         }
-        self.layers = enc
+        guard encoder.layers.allSatisfy({ $0.hidden == hidden }) else {
+            throw bad("the encoder layers are not \(hidden) wide like hidden_size.")
+        }
 
         if let head = try w.optionalTensor("lm_head.weight", shape: [-1, hidden]) {
             lmHead = Linear(weight: head, bias: try w.optionalTensor("lm_head.bias", shape: [head.shape[0]]))
@@ -306,37 +293,12 @@ public struct Wav2Vec2: InferenceModel {
 
         var states: [Int: Tensor] = [:]
         if !config.stableLayerNorm { x = encoderNorm(x) }
-        for (l, layer) in layers.enumerated() {
-            if keep(l) { states[l] = x }
-            x = config.stableLayerNorm ? preNormLayer(layer, x, keyMask: keyMask) : postNormLayer(layer, x, keyMask: keyMask)
-        }
-        if keep(layers.count) { states[layers.count] = x }
+        if keep(0) { states[0] = x }
+        // hidden_states.k (k ≥ 1) is the output of layer k − 1.
+        x = encoder(x, keyMask: keyMask, hiddenStates: { i, h in if keep(i + 1) { states[i + 1] = h } })
         if config.stableLayerNorm { x = encoderNorm(x) }
         let out = logits ? lmHead.map { $0(x) } : nil
         return Output(lastHiddenState: x, hiddenStates: states, logits: out, frames: valid)
-    }
-
-    func selfAttention(_ layer: EncoderLayer, _ h: Tensor, keyMask: [Float]?) -> Tensor {
-        layer.out(attention(q: layer.q(h), k: layer.k(h), v: layer.v(h), heads: config.heads, keyMask: keyMask))
-    }
-
-    /// Base: `x = LN(x + attn(x)); x = LN(x + FFN(x))`.
-    func postNormLayer(_ layer: EncoderLayer, _ x: Tensor, keyMask: [Float]?) -> Tensor {
-        let a = selfAttention(layer, x, keyMask: keyMask)
-        addInPlace(a, x)
-        let h = layer.attentionNorm(a)
-        let f = layer.ffOut(layer.ffIn(h))
-        addInPlace(f, h)
-        return layer.finalNorm(f)
-    }
-
-    /// Stable layer norm: `x = x + attn(LN(x)); x = x + FFN(LN(x))`.
-    func preNormLayer(_ layer: EncoderLayer, _ x: Tensor, keyMask: [Float]?) -> Tensor {
-        let a = selfAttention(layer, layer.attentionNorm(x), keyMask: keyMask)
-        addInPlace(a, x)
-        let f = layer.ffOut(layer.ffIn(layer.finalNorm(a)))
-        addInPlace(f, a)
-        return f
     }
 
     // MARK: InferenceModel
@@ -388,7 +350,7 @@ public struct Wav2Vec2: InferenceModel {
         macs += f * Double(cin) * h                                                    // projection
         macs += f * h * (h / Double(config.positionalGroups)) * Double(config.positionalKernel)
         let perLayer = 4 * f * h * h + 2 * f * h * Double(config.intermediateSize) + 2 * f * f * h
-        macs += Double(layers.count) * perLayer
+        macs += Double(encoder.layers.count) * perLayer
         if let head = lmHead { macs += f * h * Double(head.outFeatures) }
         return 2 * macs * n
     }

@@ -133,6 +133,7 @@ struct EmbedAudio: ParsableCommand {
             "sample_rate": model.config.sampleRate, "samples": stats.count, "window": audio.window, "overlap": audio.overlap,
         ]
         writer.metadata["affect.embedding"] = String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)
+        frames = []     // the writer holds its own copy: at 50 Hz × 768 floats, 10 min of frames are 92 MB
         try writer.write(to: output)
         print("\(output): embeddings \(pool == "none" ? "\(count)×\(h)" : (count == 0 ? "0 rows" : "1×\(pool == "stat" ? 4 * h : h)")) from \(count) frames (\(String(format: "%.2f", Double(stats.count) / Double(model.config.sampleRate))) s)")
     }

@@ -122,11 +122,11 @@ def save_folder(model, folder, fmt, preprocess, tokenizer):
             json.dump(tokenizer, f, indent=2)
 
 
-def batch_inputs(audio, b, seconds, extractor):
-    """Item i: `seconds` − 2.7·i seconds of speech from offset 0.5·i s, normalised by the extractor (padded)."""
+def batch_inputs(audio, b, seconds, extractor, shorter=2.7):
+    """Item i: `seconds` − `shorter`·i seconds of speech from offset 0.5·i s, normalised by the extractor (padded)."""
     items = []
     for i in range(b):
-        n = int((seconds - 2.7 * i) * 16000)
+        n = int((seconds - shorter * i) * 16000)
         start = int(0.5 * i * 16000)
         clip = audio[start:start + n]
         if clip.size < n:
@@ -147,7 +147,7 @@ def word_offsets(tokenizer, logits, valid, seconds_per_frame):
     return out
 
 
-def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch_model):
+def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch_model, shorter=2.7, speech_file=True):
     def build(outdir, batches, args):
         torch.manual_seed(args.seed)
         cfg_cls = HubertConfig if arch_model == "hubert" else Wav2Vec2Config
@@ -155,7 +155,7 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
         extractor = Wav2Vec2FeatureExtractor(**{k: v for k, v in preprocess.items() if k != "feature_extractor_type"})
         audio = speech()
         if hasattr(model, "lm_head"):
-            calibrate_ctc_head(model, batch_inputs(audio, 1, seconds, extractor)[0])
+            calibrate_ctc_head(model, batch_inputs(audio, 1, seconds, extractor, shorter)[0])
         folder = os.path.join(outdir, f"{name}.hf")
         save_folder(model, folder, fmt, preprocess, tokenizer)
         convert(folder, os.path.join(outdir, f"{name}.safetensors"))
@@ -163,7 +163,7 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
         base = getattr(model, arch_model, model)
         spf = model.config.inputs_to_logits_ratio / 16000
         for b in batches:
-            x, mask = batch_inputs(audio, b, seconds, extractor)
+            x, mask = batch_inputs(audio, b, seconds, extractor, shorter)
             with torch.no_grad():
                 out = base(x, attention_mask=mask, output_hidden_states=True)
                 outputs = {"last_hidden_state": out.last_hidden_state}
@@ -181,7 +181,7 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
                 valid = [frames] * b if mask is None else base._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
                 with open(os.path.join(outdir, f"{name}.b{b}.transcript.json"), "w") as f:
                     json.dump(word_offsets(tok, outputs["logits"], valid, spf), f, indent=1)
-        if tok is not None:
+        if tok is not None and speech_file:
             # End to end: the whole speech file through the extractor and the model, as `affect transcribe` runs it.
             with wave.open(os.path.join(outdir, f"{name}.speech.wav"), "wb") as w:
                 w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
@@ -192,6 +192,23 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
             with open(os.path.join(outdir, f"{name}.speech.transcript.json"), "w") as f:
                 json.dump(word_offsets(tok, logits, [logits.shape[1]], spf)[0], f, indent=1)
     return build
+
+
+def decode_fixture(outdir, batches, args):
+    """`audio_decode.json`: what `ffmpeg -i F -vn -ac 1 -ar 16000 -f f32le` makes of the test media (sample count,
+    every 97th sample, sum and sum of squares), for the decoder's test. Tools/make_reference.py audio_decode
+    Tests/Fixtures/audio."""
+    import subprocess
+    out = {}
+    for name in ("speech-16k.wav", "walking-crowd-1080p.mp4", "astronaut-speaking.mp4"):
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", os.path.join(os.path.dirname(SPEECH), name), "-vn", "-ac", "1",
+                              "-ar", "16000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
+        x = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+        out[name] = {"count": int(x.size), "stride": 97, "samples": [float(v) for v in x[::97]],
+                     "sum": float(x.sum()), "sum_squares": float((x * x).sum())}
+    out["ffmpeg"] = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    with open(os.path.join(outdir, "audio_decode.json"), "w") as f:
+        json.dump(out, f)
 
 
 MODELS = {
@@ -209,7 +226,8 @@ MODELS = {
                                    10.0, "safetensors", "hubert"),
     # Tiny configurations of both families (committed under Tests/Fixtures/audio).
     "wav2vec2_tiny": audio_reference("wav2vec2_tiny", Wav2Vec2ForCTC, TINY_GROUP, PREPROCESS_BASE, TOKENIZER_960H,
-                                     3.0, "bin", "wav2vec2"),
+                                     0.8, "bin", "wav2vec2", shorter=0.3, speech_file=False),
     "hubert_tiny": audio_reference("hubert_tiny", HubertForCTC, TINY_LAYER, PREPROCESS_LARGE, TOKENIZER_960H,
-                                   3.0, "safetensors", "hubert"),
+                                   0.8, "safetensors", "hubert", shorter=0.3, speech_file=False),
+    "audio_decode": decode_fixture,
 }
