@@ -52,6 +52,7 @@ let package = Package(
 
         .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels"]),
         .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
+        .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
         .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
         .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
     ],

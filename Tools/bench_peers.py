@@ -191,11 +191,42 @@ def mobilefacenet_peer(weights, meta, batch):
     return WithHead(model), [torch.randn(batch, 3, 112, 112)], ["input"]
 
 
+def speech_peer(weights, meta, batch, seconds=10.0):
+    """transformers' Wav2Vec2Model / HubertModel (or *ForCTC when the file has an lm_head) built from the file's
+    config; speed does not depend on the values, so the weights stay random. Output: last_hidden_state (or
+    logits), as `affect bench` computes them."""
+    import transformers
+    from safetensors import safe_open
+    cfg = json.loads(meta["affect.config"])
+    arch = meta["affect.arch"]
+    with safe_open(weights, "np") as f:
+        ctc = "lm_head.weight" in f.keys()
+    keys = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures", "word_delimiter_token",
+                                                      "do_lower_case", "clean_up_tokenization_spaces")}
+    config = (transformers.HubertConfig if arch == "hubert" else transformers.Wav2Vec2Config)(**keys)
+    name = ("Hubert" if arch == "hubert" else "Wav2Vec2") + ("ForCTC" if ctc else "Model")
+    model = getattr(transformers, name)(config).eval()
+
+    class Out(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            o = self.m(x)
+            return o.logits if ctc else o.last_hidden_state
+    return Out(model), [torch.randn(batch, int(seconds * 16000))], ["input_values"]
+
+
 # How an arch is benchmarked: "face" at every --batches, anything else at batch 1.
 KINDS = {"efficientnet": "face", "mobilevit": "face", "mobilefacenet": "face", "mini_xception": "face",
          "wav2vec2": "audio", "hubert": "audio", "roberta": "text", "bert": "text"}
 
-PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer}
+PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
+         "wav2vec2": speech_peer, "hubert": speech_peer}
+if sys.argv[1:3] != ["--child", "ort"]:  # text_peers imports torch, which the ONNX Runtime child must not pay for
+    from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
+    PEERS.update(TEXT_PEERS)
 
 
 

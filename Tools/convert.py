@@ -17,11 +17,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Family modules, asked in order which of them recognises the source.
-FAMILIES = ["vision", "keras", "mtcnn", "audio", "text", "head"]
+FAMILIES = ["vision", "keras", "mtcnn", "hf_audio", "text", "head"]
 
 ARCH_FAMILY = {
     "efficientnet": "vision", "mobilevit": "vision", "mobilefacenet": "vision",
-    "mini_xception": "keras", "mtcnn": "mtcnn", "wav2vec2": "audio", "hubert": "audio",
+    "mini_xception": "keras", "mtcnn": "mtcnn", "wav2vec2": "hf_audio", "hubert": "hf_audio",
     "roberta": "text", "bert": "text", "head": "head",
 }
 

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FAMILIES = ["ops", "vision", "preprocess", "keras", "mtcnn", "video", "audio", "text", "head"]
+FAMILIES = ["ops", "vision", "preprocess", "keras", "mtcnn", "video", "audio", "text", "head", "analyze"]
 
 
 def registry():

@@ -19,7 +19,10 @@ public struct VideoFrame: Sendable {
 /// ```
 /// Any container and codec the installed FFmpeg decodes. Pixels are converted with swscale (bicubic,
 /// accurate rounding, full chroma interpolation), which equals `ffmpeg -pix_fmt rgb24` with the same
-/// `-sws_flags`. `every`: keep one frame in N. Rotation metadata is applied (90° steps).
+/// `-sws_flags`. Sampling: `every` keeps one frame in N; `targetFPS` (which takes precedence) keeps the first
+/// frame at or after each instant t₀ + k / fps, so a 25 fps video sampled at 5 fps yields every 5th frame and
+/// a variable-rate one stays even in time. Skipped frames are decoded but not converted. Rotation metadata is
+/// applied (90° steps).
 public final class VideoDecoder {
     public let path: String
     public let width: Int
@@ -28,7 +31,13 @@ public final class VideoDecoder {
     public let frameRate: Double?
     /// Clockwise rotation from the display matrix, in degrees (0, 90, 180, 270).
     public let rotation: Int
+    /// Duration the container declares (stream duration, else the file's), in seconds, if any.
+    public let declaredDuration: Double?
+    /// Frame count the container declares (`nb_frames`), else duration × frame rate rounded, if known.
+    public let declaredFrameCount: Int?
     public var every: Int = 1
+    /// Frames per second to sample (nil: use `every`).
+    public var targetFPS: Double?
 
     private var format: UnsafeMutablePointer<AVFormatContext>?
     private var codec: UnsafeMutablePointer<AVCodecContext>?
@@ -38,6 +47,9 @@ public final class VideoDecoder {
     private let timeBase: Double
     private let startTime: Int64
     private var decoded = 0
+    /// With `targetFPS`: the stream time of the first frame, and the index of the next sampling instant.
+    private var firstTime: Double?
+    private var nextSample = 0
     private var flushing = false
     private var finished = false
 
@@ -69,6 +81,20 @@ public final class VideoDecoder {
         startTime = s.pointee.start_time == Int64.min ? 0 : s.pointee.start_time
         let r = s.pointee.avg_frame_rate
         frameRate = r.den > 0 && r.num > 0 ? av_q2d(r) : nil
+        if s.pointee.duration > 0 && s.pointee.duration != Int64.min {
+            declaredDuration = Double(s.pointee.duration) * timeBase
+        } else if ctx.pointee.duration > 0 && ctx.pointee.duration != Int64.min {
+            declaredDuration = Double(ctx.pointee.duration) / 1e6  // AV_TIME_BASE units
+        } else {
+            declaredDuration = nil
+        }
+        if s.pointee.nb_frames > 0 {
+            declaredFrameCount = Int(s.pointee.nb_frames)
+        } else if let d = declaredDuration, let fr = frameRate {
+            declaredFrameCount = Int((d * fr).rounded())
+        } else {
+            declaredFrameCount = nil
+        }
         var rot = 0
         var size: Int = 0
         if let sd = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
@@ -87,9 +113,17 @@ public final class VideoDecoder {
     public func nextFrame() throws -> VideoFrame? {
         while let f = try decodeOne() {
             defer { decoded += 1 }
-            if decoded % max(every, 1) != 0 { continue }
             let pts = f.pointee.best_effort_timestamp == Int64.min ? f.pointee.pts : f.pointee.best_effort_timestamp
             let time = pts == Int64.min ? Double(decoded) / (frameRate ?? 25) : Double(pts - startTime) * timeBase
+            if let fps = targetFPS, fps > 0 {
+                let t0 = firstTime ?? time
+                firstTime = t0
+                // A small tolerance: timestamps in the stream's time base round k / fps.
+                if time - t0 < Double(nextSample) / fps - 1e-6 { continue }
+                nextSample = Int(((time - t0) * fps + 1e-6).rounded(.down)) + 1
+            } else if decoded % max(every, 1) != 0 {
+                continue
+            }
             var image = try ImageDecoder.convertToRGB(f, path: path)
             if rotation != 0 { image = rotate(image, by: rotation) }
             return VideoFrame(index: decoded, time: time, image: image)

@@ -38,26 +38,30 @@ public struct MTCNN: InferenceModel {
     public var thresholds: (Float, Float, Float) = (0.6, 0.7, 0.7)
     public var factor: Double = 0.709
 
+    /// R- or O-Net: conv + PReLU layers with max pooling (kernel, stride; ceil mode) after some, a dense
+    /// layer with PReLU on the feature map read in (W, H, C) order, and the output layers.
     struct Net {
-        var convs: [Conv2D]
-        var pools: [(Int, Int)?]        // pooling (kernel, stride) after each conv, ceil mode
-        var dense: Linear?
-        var heads: [Linear]             // R/O-Net outputs
-        var convHeads: [Conv2D]         // P-Net outputs
+        var convs: [SmallConv]
+        var pools: [(Int, Int)?]
+        var dense: Linear
+        var heads: [Linear]
     }
-    let pnet: Net, rnet: Net, onet: Net
+    /// P-Net: three 3×3 conv + PReLU layers (max pool 2×2 after the first), then both 1×1 heads as one
+    /// layer (channels 0–1 face logits, 2–5 box offsets). Direct small-channel convolutions.
+    struct PNet {
+        var convs: [SmallConv]
+        var heads: SmallConv
+    }
+    let pnet: PNet, rnet: Net, onet: Net
 
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mtcnn")
-        func conv(_ p: String, cin: Int) throws -> Conv2D {
-            let weight = try w.tensor("\(p).weight", shape: [-1, cin, -1, -1])
-            return Conv2D(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]))
-        }
         func prelu(_ p: String, _ c: Int) throws -> Activation { .prelu(try w.tensor("\(p).weight", shape: [c]).array) }
-        func convPReLU(_ n: String, _ i: Int, cin: Int) throws -> Conv2D {
-            var c = try conv("\(n).conv\(i)", cin: cin)
-            c.activation = try prelu("\(n).prelu\(i)", c.outChannels)
-            return c
+        func convPReLU(_ n: String, _ i: Int, cin: Int) throws -> SmallConv {
+            let weight = try w.tensor("\(n).conv\(i).weight", shape: [-1, cin, -1, -1])
+            let c = weight.shape[0]
+            return SmallConv(weight: weight, bias: try w.tensor("\(n).conv\(i).bias", shape: [c]),
+                             prelu: try w.tensor("\(n).prelu\(i).weight", shape: [c]).array)
         }
         func linear(_ p: String, cin: Int, act: Activation = .none) throws -> Linear {
             let weight = try w.tensor("\(p).weight", shape: [-1, cin])
@@ -65,44 +69,102 @@ public struct MTCNN: InferenceModel {
         }
         let p1 = try convPReLU("pnet", 1, cin: 3), p2 = try convPReLU("pnet", 2, cin: p1.outChannels)
         let p3 = try convPReLU("pnet", 3, cin: p2.outChannels)
-        pnet = Net(convs: [p1, p2, p3], pools: [(2, 2), nil, nil], dense: nil, heads: [],
-                   convHeads: [try conv("pnet.conv4_1", cin: p3.outChannels), try conv("pnet.conv4_2", cin: p3.outChannels)])
+        let cls = try w.tensor("pnet.conv4_1.weight", shape: [2, p3.outChannels, 1, 1])
+        let box = try w.tensor("pnet.conv4_2.weight", shape: [4, p3.outChannels, 1, 1])
+        let heads = SmallConv(weight: Tensor(shape: [6, p3.outChannels, 1, 1], values: cls.array + box.array),
+                              bias: Tensor(shape: [6], values: try w.tensor("pnet.conv4_1.bias", shape: [2]).array
+                                                                + w.tensor("pnet.conv4_2.bias", shape: [4]).array))
+        pnet = PNet(convs: [p1, p2, p3], heads: heads)
         let r1 = try convPReLU("rnet", 1, cin: 3), r2 = try convPReLU("rnet", 2, cin: r1.outChannels)
         let r3 = try convPReLU("rnet", 3, cin: r2.outChannels)
         let rd = try linear("rnet.dense4", cin: 3 * 3 * r3.outChannels)
         rnet = Net(convs: [r1, r2, r3], pools: [(3, 2), (3, 2), nil],
                    dense: Linear(weight: rd.weight, bias: rd.bias, activation: try prelu("rnet.prelu4", rd.outFeatures)),
-                   heads: [try linear("rnet.dense5_1", cin: rd.outFeatures), try linear("rnet.dense5_2", cin: rd.outFeatures)],
-                   convHeads: [])
+                   heads: [try linear("rnet.dense5_1", cin: rd.outFeatures), try linear("rnet.dense5_2", cin: rd.outFeatures)])
         let o1 = try convPReLU("onet", 1, cin: 3), o2 = try convPReLU("onet", 2, cin: o1.outChannels)
         let o3 = try convPReLU("onet", 3, cin: o2.outChannels), o4 = try convPReLU("onet", 4, cin: o3.outChannels)
         let od = try linear("onet.dense5", cin: 3 * 3 * o4.outChannels)
         onet = Net(convs: [o1, o2, o3, o4], pools: [(3, 2), (3, 2), (2, 2), nil],
                    dense: Linear(weight: od.weight, bias: od.bias, activation: try prelu("onet.prelu5", od.outFeatures)),
                    heads: [try linear("onet.dense6_1", cin: od.outFeatures), try linear("onet.dense6_2", cin: od.outFeatures),
-                           try linear("onet.dense6_3", cin: od.outFeatures)],
-                   convHeads: [])
+                           try linear("onet.dense6_3", cin: od.outFeatures)])
     }
 
-    func trunk(_ net: Net, _ x: Tensor) -> Tensor {
+    /// The conv layers of R- or O-Net on one `[S, S, 3]` crop, flattened in (W, H, C) order into `into`.
+    func trunk(_ net: Net, _ x: Tensor, into feature: UnsafeMutablePointer<Float>) {
         var x = x
         for (c, pool) in zip(net.convs, net.pools) {
             x = c(x)
-            if let (k, s) = pool { x = maxPool2d(x, kernel: (k, k), stride: (s, s), ceilMode: true) }
+            if let (k, s) = pool { x = maxPoolCeil(x, kernel: k, stride: s) }
         }
-        return x
+        let (h, w, stride) = (x.shape[0], x.shape[1], x.shape[2])
+        let c = net.convs[net.convs.count - 1].outChannels
+        for xx in 0..<w { for y in 0..<h {
+            (feature + (xx * h + y) * c).update(from: x.data + (y * w + xx) * stride, count: c)
+        } }
     }
 
-    /// P-Net on normalised NHWC pixels: face probability `[N, H', W']` and box offsets `[N, H', W', 4]`.
+    /// P-Net on one normalised `[H, W, 3]` image: `[H', W', 16]`, channels 0–1 the face logits and 2–5 the
+    /// box offsets (the rest is padding).
+    func pnetMaps(_ x: Tensor) -> Tensor {
+        var f = pnet.convs[0](x)
+        f = maxPoolCeil(f, kernel: 2, stride: 2)
+        f = pnet.convs[2](pnet.convs[1](f))
+        return pnet.heads(f)
+    }
+
+    /// P-Net on normalised NHWC pixels: face probabilities `[N, H', W', 2]` (softmax) and box offsets `[N, H', W', 4]`.
     func runPNet(_ x: Tensor) -> (prob: Tensor, reg: Tensor) {
-        let f = trunk(pnet, x)
-        return (softmax(pnet.convHeads[0](f)), pnet.convHeads[1](f))
+        let maps = (0..<x.shape[0]).map { pnetMaps(x.item($0)) }
+        let (ph, pw) = (maps[0].shape[0], maps[0].shape[1])
+        let prob = Tensor(uninitialized: [x.shape[0], ph, pw, 2]), reg = Tensor(uninitialized: [x.shape[0], ph, pw, 4])
+        for (n, m) in maps.enumerated() {
+            for i in 0..<(ph * pw) {
+                let c = m.data + i * 16
+                let p1 = faceProbability(c[0], c[1])
+                prob.data[(n * ph * pw + i) * 2] = 1 - p1; prob.data[(n * ph * pw + i) * 2 + 1] = p1
+                for k in 0..<4 { reg.data[(n * ph * pw + i) * 4 + k] = c[2 + k] }
+            }
+        }
+        return (prob, reg)
     }
 
-    /// R-Net or O-Net on `[N, S, S, 3]` crops: the dense input is the map in (W, H, C) order.
+    /// The second softmax output of two logits.
+    @inline(__always) func faceProbability(_ l0: Float, _ l1: Float) -> Float { 1 / (1 + exp(l0 - l1)) }
+
+    /// One pyramid level: the frame area-resampled to `height × width` and normalised, P-Net, and the 12×12
+    /// windows with p ≥ the first threshold after NMS 0.5 as rows x1 y1 x2 y2 score r0 r1 r2 r3.
+    func pyramidLevel(_ image: RGBImage, scale: Double, height sh: Int, width sw: Int) -> [[Float]] {
+        let x = Tensor(uninitialized: [sh, sw, 3])
+        image.pixels.withUnsafeBufferPointer { px in
+            resizeAreaBytes(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width, channels: 3,
+                            outHeight: sh, outWidth: sw, scale: 0.0078125, offset: -127.5 * 0.0078125, into: x.data)
+        }
+        let maps = pnetMaps(x)
+        let (ph, pw) = (maps.shape[0], maps.shape[1])
+        var boxes: [[Float]] = []
+        let s32 = Float(scale)
+        for y in 0..<ph { for xx in 0..<pw {
+            let c = maps.data + (y * pw + xx) * 16
+            let p = faceProbability(c[0], c[1])
+            if p >= thresholds.0 {
+                boxes.append([((2 * Float(xx) + 1) / s32).rounded(.down), ((2 * Float(y) + 1) / s32).rounded(.down),
+                              ((2 * Float(xx) + 12) / s32).rounded(.down), ((2 * Float(y) + 12) / s32).rounded(.down),
+                              p, c[2], c[3], c[4], c[5]])
+            }
+        } }
+        return nms(boxes, threshold: 0.5, byMin: false, plusOne: false).map { boxes[$0] }
+    }
+
+    /// R-Net or O-Net on `[N, S, S, 3]` crops, one crop per task; the dense layers run as one matrix product
+    /// over all crops.
     func runDense(_ net: Net, _ x: Tensor) -> [Tensor] {
-        let f = trunk(net, x).permuted([0, 2, 1, 3])
-        let d = net.dense!(f.reshaped([f.shape[0], -1]))
+        let n = x.shape[0]
+        let features = Tensor(uninitialized: [n, net.dense.inFeatures])
+        parallelFor(n) { k0, k1 in
+            for k in k0..<k1 { trunk(net, x.item(k), into: features.data + k * net.dense.inFeatures) }
+        }
+        let d = net.dense(features)
         return net.heads.enumerated().map { i, h in i == 0 ? softmax(h(d)) : h(d) }
     }
 
@@ -110,32 +172,29 @@ public struct MTCNN: InferenceModel {
     public func detect(_ image: RGBImage) -> [FaceDetection] {
         let (h, w) = (image.height, image.width)
         guard h >= 12, w >= 12 else { return [] }
-        let img = image.tensor()
-        // Candidate rows: x1 y1 x2 y2 score r0 r1 r2 r3.
-        var candidates: [[Float]] = []
+        // Pyramid scales 12/min_face · factor^k while the short side stays ≥ 12 px.
+        var levels: [(scale: Double, height: Int, width: Int)] = []
         let m = 12.0 / Double(minFaceSize)
         var minl = Double(min(h, w)) * m
         var scale = m
         while minl >= 12 {
-            let (sh, sw) = (Int(Double(h) * scale + 1), Int(Double(w) * scale + 1))
-            let x = normalise(resize(img, height: sh, width: sw, method: .area))
-            let (prob, reg) = runPNet(x.reshaped([1, sh, sw, 3]))
-            let (ph, pw) = (prob.shape[1], prob.shape[2])
-            var boxes: [[Float]] = []
-            let s32 = Float(scale)
-            for y in 0..<ph { for xx in 0..<pw {
-                let p = prob.data[(y * pw + xx) * 2 + 1]
-                if p >= thresholds.0 {
-                    let r = reg.data + (y * pw + xx) * 4
-                    boxes.append([((2 * Float(xx) + 1) / s32).rounded(.down), ((2 * Float(y) + 1) / s32).rounded(.down),
-                                  ((2 * Float(xx) + 12) / s32).rounded(.down), ((2 * Float(y) + 12) / s32).rounded(.down),
-                                  p, r[0], r[1], r[2], r[3]])
-                }
-            } }
-            candidates += nms(boxes, threshold: 0.5, byMin: false, plusOne: false).map { boxes[$0] }
+            levels.append((scale, Int(Double(h) * scale + 1), Int(Double(w) * scale + 1)))
             scale *= factor
             minl *= factor
         }
+        // Levels run in parallel, each on one thread: the largest level is about as much work as all the
+        // others together, so two threads split evenly without the per-layer fork-join of small levels.
+        var perLevel = [[[Float]]](repeating: [], count: levels.count)
+        let groups = MTCNN.balance(levels.map { $0.height * $0.width }, into: Threading.threads)
+        perLevel.withUnsafeMutableBufferPointer { out in
+            parallelFor(groups.count) { g0, g1 in
+                for g in g0..<g1 { for l in groups[g] {
+                    out[l] = pyramidLevel(image, scale: levels[l].scale, height: levels[l].height, width: levels[l].width)
+                } }
+            }
+        }
+        // Candidate rows: x1 y1 x2 y2 score r0 r1 r2 r3, in level order.
+        let candidates = perLevel.flatMap { $0 }
         var boxes = nms(candidates, threshold: 0.7, byMin: false, plusOne: false).map { candidates[$0] }
         boxes = boxes.map { b in
             let (rw, rh) = (b[2] - b[0], b[3] - b[1])
@@ -144,7 +203,7 @@ public struct MTCNN: InferenceModel {
         guard !boxes.isEmpty else { return [] }
 
         // R-Net.
-        var out = runDense(rnet, crops(img, boxes, size: 24))
+        var out = runDense(rnet, crops(image, boxes, size: 24))
         var refined: [[Float]] = []
         for (i, b) in boxes.enumerated() where out[0].data[i * 2 + 1] > thresholds.1 {
             let r = out[1].data + i * 4
@@ -154,7 +213,7 @@ public struct MTCNN: InferenceModel {
         guard !boxes.isEmpty else { return [] }
 
         // O-Net.
-        out = runDense(onet, crops(img, boxes, size: 48))
+        out = runDense(onet, crops(image, boxes, size: 48))
         var faces: [[Float]] = []
         var marks: [[(x: Float, y: Float)]] = []
         for (i, b) in boxes.enumerated() where out[0].data[i * 2 + 1] > thresholds.2 {
@@ -172,10 +231,16 @@ public struct MTCNN: InferenceModel {
         return result
     }
 
-    func normalise(_ x: Tensor) -> Tensor {
-        let out = Tensor(uninitialized: x.shape)
-        for i in 0..<x.count { out.data[i] = (x.data[i] - 127.5) * 0.0078125 }
-        return out
+    /// Splits work items (sizes) into at most `parts` groups of similar total size, largest first to the
+    /// lightest group.
+    static func balance(_ sizes: [Int], into parts: Int) -> [[Int]] {
+        let n = max(1, min(parts, sizes.count))
+        var groups = [[Int]](repeating: [], count: n), load = [Int](repeating: 0, count: n)
+        for i in sizes.indices.sorted(by: { sizes[$0] > sizes[$1] }) {
+            let g = load.indices.min { load[$0] < load[$1] }!
+            groups[g].append(i); load[g] += sizes[i]
+        }
+        return groups.filter { !$0.isEmpty }
     }
 
     /// facenet-pytorch's `bbreg`: offsets scaled by the box size + 1.
@@ -193,22 +258,21 @@ public struct MTCNN: InferenceModel {
     }
 
     /// `pad` + crop + area resample: boxes truncated to integers, clamped to [1, size], 1-based inclusive.
-    func crops(_ img: Tensor, _ boxes: [[Float]], size: Int) -> Tensor {
-        let (h, w) = (img.shape[0], img.shape[1])
+    func crops(_ image: RGBImage, _ boxes: [[Float]], size: Int) -> Tensor {
+        let (h, w) = (image.height, image.width)
         let out = Tensor.zeros([boxes.count, size, size, 3])
-        // One crop per task: the resizes inside run on their task's thread (nested loops run serially).
-        parallelFor(boxes.count) { k0, k1 in
-            for k in k0..<k1 {
-                let b = boxes[k]
-                let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
-                let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
-                guard ey > y - 1, ex > x - 1 else { continue }
-                let (ch, cw) = (ey - y + 1, ex - x + 1)
-                let crop = Tensor(uninitialized: [ch, cw, 3])
-                for r in 0..<ch { (crop.data + r * cw * 3).update(from: img.data + ((y - 1 + r) * w + (x - 1)) * 3, count: cw * 3) }
-                let z = resize(crop, height: size, width: size, method: .area)
-                let o = out.data + k * size * size * 3
-                for i in 0..<(size * size * 3) { o[i] = (z.data[i] - 127.5) * 0.0078125 }
+        image.pixels.withUnsafeBufferPointer { px in
+            let base = px.baseAddress!
+            parallelFor(boxes.count) { k0, k1 in
+                for k in k0..<k1 {
+                    let b = boxes[k]
+                    let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
+                    let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
+                    guard ey > y - 1, ex > x - 1 else { continue }
+                    resizeAreaBytes(base + ((y - 1) * w + (x - 1)) * 3, rowStride: w * 3, height: ey - y + 1, width: ex - x + 1,
+                                    channels: 3, outHeight: size, outWidth: size, scale: 0.0078125, offset: -127.5 * 0.0078125,
+                                    into: out.data + k * size * size * 3)
+                }
             }
         }
         return out

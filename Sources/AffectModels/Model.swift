@@ -60,6 +60,8 @@ public enum ModelLoader {
         case "mtcnn": return try MTCNN(weights: w)
         case "layer": return try SingleLayer(weights: w)
         case "head": return try MLPHead(weights: w)
+        case "roberta", "bert": return try TextTransformer(weights: w)
+        case "wav2vec2", "hubert": return try Wav2Vec2(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {
                 throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")

@@ -8,7 +8,8 @@ struct Affect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "affect",
         abstract: "Audio-visual emotion understanding: native Swift inference of EmotiEffLib-style models.",
-        subcommands: [Info.self, Run.self, Verify.self, Bench.self, Faces.self, Evaluate.self])
+        subcommands: [Info.self, Run.self, Verify.self, Bench.self, Tokenize.self, EmbedText.self, Faces.self, Analyze.self, Extract.self,
+                       Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self])
 }
 
 /// Options every compute command shares.
@@ -22,6 +23,7 @@ struct ComputeOptions: ParsableArguments {
 @main
 enum Main {
     static func main() {
+        OpenBLASCore.ensureNativeKernels()
         do {
             var command = try Affect.parseAsRoot()
             try command.run()

@@ -67,6 +67,23 @@ struct VideoFixture: Decodable {
         #expect(differing.isEmpty, "\(differing)")
     }
 
+    @Test func targetFPSKeepsTheFirstFrameAtEachInstant() throws {
+        guard sharedDataAvailable() else { return }
+        // 25 fps: 5 fps is every 5th frame; 10 fps alternates steps of 3 and 2 frames (0, 0.12, 0.2, 0.32 s ...).
+        for (fps, expected) in [(5.0, Array(stride(from: 0, to: fixture.frames, by: 5))),
+                                (10.0, (0..<fixture.frames).filter { $0 % 5 == 0 || $0 % 5 == 3 }),
+                                (100.0, Array(0..<fixture.frames))] {
+            let video = try VideoDecoder(path: "\(sharedData)/\(fixture.video)")
+            video.targetFPS = fps
+            var kept: [Int] = []
+            while let f = try video.nextFrame() {
+                kept.append(f.index)
+                #expect(abs(f.time - fixture.times[f.index]) < 1e-6)
+            }
+            #expect(kept == expected, "\(fps) fps: kept \(kept)")
+        }
+    }
+
     @Test func badVideosAreClearErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-video-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -235,4 +235,63 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         #expect(csv.status == 0 && lines.count == 2 && lines[0].hasPrefix("frame,time,track,x1"))
         #expect(lines[1].split(separator: ",", omittingEmptySubsequences: false).count == 18)
     }
+
+    @Test func saveCropsWritesBoxAndAlignedCrops() throws {
+        let image = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/data/multiface.jpg").path
+        guard FileManager.default.fileExists(atPath: image) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(image) missing under CI") }
+            return
+        }
+        let dir = tempPath("crops-\(UUID().uuidString)")
+        let r = try runAffect(["faces", image, "--format", "json", "--save-crops", dir + "/box"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let faces = obj?["faces"] as? [[String: Any]] ?? []
+        #expect(faces.count == 6)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/box").sorted()
+        #expect(names == (0..<6).map { "multiface_face\($0).png" })
+        // The first crop is the box, truncated: decode it back and check its size.
+        if let box = faces.first?["box"] as? [Double], let path = faces.first?["crop"] as? String {
+            let png = try Data(contentsOf: URL(fileURLWithPath: path))
+            let w = png[16..<20].reduce(0) { $0 << 8 | Int($1) }, h = png[20..<24].reduce(0) { $0 << 8 | Int($1) }
+            #expect(w == Int(box[2]) - Int(box[0]) && h == Int(box[3]) - Int(box[1]), "crop \(w)×\(h) for box \(box)")
+        }
+        let a = try runAffect(["faces", image, "--save-crops", dir + "/aligned", "--align", "--crop-size", "96", "--crop-format", "jpg"])
+        #expect(a.status == 0, "\(a.stderr)")
+        let aligned = try FileManager.default.contentsOfDirectory(atPath: dir + "/aligned")
+        #expect(aligned.count == 6 && aligned.allSatisfy { $0.hasSuffix(".jpg") })
+    }
+
+    @Test func saveCropsIntoAnUnusableDirectoryExitsTwo() throws {
+        let image = tempPath("crop-gradient.ppm")
+        var ppm = Data("P6\n64 48\n255\n".utf8)
+        ppm.append(contentsOf: (0..<(64 * 48 * 3)).map { UInt8($0 % 200) })
+        try ppm.write(to: URL(fileURLWithPath: image))
+        let file = tempPath("not-a-dir")
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        for dir in [file, file + "/sub"] {
+            expectBadInput(try runAffect(["faces", image, "--save-crops", dir]), naming: dir, "--save-crops \(dir)")
+        }
+        let r = try runAffect(["faces", image, "--save-crops", tempPath("ok"), "--crop-format", "gif"])
+        #expect(r.status == 2 && r.stderr.contains("--crop-format"))
+        let m = try runAffect(["faces", image, "--align"])
+        #expect(m.status == 2 && m.stderr.contains("--save-crops"))
+    }
+
+    @Test func badVideosExitTwo() throws {
+        let empty = tempPath("empty.mp4")
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let garbage = tempPath("garbage.mkv")
+        FileManager.default.createFile(atPath: garbage, contents: Data((0..<65536).map { UInt8(($0 * 131) % 251) }))
+        var paths = [empty, garbage]
+        // A file with audio only: no video stream.
+        let wav = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/data/speech-16k.wav").path
+        if FileManager.default.fileExists(atPath: wav) { paths.append(wav) }
+        for path in paths {
+            expectBadInput(try runAffect(["faces", path, "--format", "csv"]), naming: path, "faces on a bad video")
+        }
+    }
 }
+

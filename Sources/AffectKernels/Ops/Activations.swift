@@ -98,8 +98,8 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
         while i < simdEnd { store(vtanh(load(p + i)), p + i); i += 16 }
         while i < count { p[i] = tanhf(p[i]); i += 1 }
     case .gelu:
-        // Exact GELU, x·Φ(x) with erf, as torch's default and HF's "gelu".
-        for i in 0..<count { let x = p[i]; p[i] = 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
+        // Exact GELU, x·Φ(x) with erf, as torch's default and HF's "gelu" (see vgelu for the accuracy).
+        geluInPlace(p, count: count)
     case .hardSwish:
         var i = 0
         while i < simdEnd {

@@ -118,3 +118,58 @@ private func applyAxis(_ x: Tensor, _ wts: AxisWeights, axis: Int) -> Tensor {
     } } }
     return out
 }
+
+/// Area-averages an 8-bit interleaved `height × width × channels` region (rows `rowStride` bytes apart) to
+/// `outHeight × outWidth`, writing `average · scale + offset` as Float `[outHeight, outWidth, channels]` into
+/// `out`. The same windows as ``resize(_:height:width:method:)`` with `.area` (torch `interpolate(mode="area")`),
+/// without first widening the whole frame to Float: face detectors resample one full frame per pyramid
+/// level, and reading bytes moves a quarter of the memory. Runs on the calling thread.
+public func resizeAreaBytes(_ src: UnsafePointer<UInt8>, rowStride: Int, height h: Int, width w: Int, channels c: Int,
+                            outHeight: Int, outWidth: Int, scale: Float = 1, offset: Float = 0,
+                            into out: UnsafeMutablePointer<Float>) {
+    precondition(h > 0 && w > 0 && outHeight > 0 && outWidth > 0, "resizeAreaBytes: empty image")
+    let n = w * c
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    defer { row.deallocate() }
+    // Horizontal windows, precomputed once.
+    var xs = [Int](repeating: 0, count: outWidth + 1), xe = [Int](repeating: 0, count: outWidth)
+    for o in 0..<outWidth {
+        xs[o] = (o * w) / outWidth
+        xe[o] = ((o + 1) * w + outWidth - 1) / outWidth
+    }
+    xs.withUnsafeBufferPointer { xsB in xe.withUnsafeBufferPointer { xeB in
+        for oy in 0..<outHeight {
+            let y0 = (oy * h) / outHeight, y1 = ((oy + 1) * h + outHeight - 1) / outHeight
+            // Vertical: sum the window's rows (exact in Float: at most a few thousand 8-bit values).
+            var j = 0
+            let first = src + y0 * rowStride
+            while j + 16 <= n {
+                var acc = SIMD16<Float>(UnsafeRawPointer(first + j).loadUnaligned(as: SIMD16<UInt8>.self))
+                for r in (y0 + 1)..<max(y0 + 1, y1) {
+                    acc += SIMD16<Float>(UnsafeRawPointer(src + r * rowStride + j).loadUnaligned(as: SIMD16<UInt8>.self))
+                }
+                UnsafeMutableRawPointer(row + j).storeBytes(of: acc, as: SIMD16<Float>.self)
+                j += 16
+            }
+            while j < n {
+                var acc = Float(first[j])
+                for r in (y0 + 1)..<max(y0 + 1, y1) { acc += Float(src[r * rowStride + j]) }
+                row[j] = acc
+                j += 1
+            }
+            let rowScale = 1 / Float(y1 - y0)
+            // Horizontal: average the row sums, then scale and shift.
+            let o = out + oy * outWidth * c
+            for ox in 0..<outWidth {
+                let s = xsB[ox], e = xeB[ox]
+                let k = rowScale / Float(e - s)
+                for ch in 0..<c {
+                    var acc: Float = 0
+                    var p = row + s * c + ch
+                    for _ in s..<e { acc += p.pointee; p += c }
+                    o[ox * c + ch] = (acc * k) * scale + offset
+                }
+            }
+        }
+    } }
+}

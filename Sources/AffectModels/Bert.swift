@@ -1,0 +1,251 @@
+import Foundation
+import AffectKernels
+
+/// Hugging Face `BertModel` and `RobertaModel` (arch `bert` / `roberta`), optionally with
+/// `RobertaForSequenceClassification`'s head.
+///
+/// ```
+/// ids ─ word_embeddings + position_embeddings + token_type_embeddings ─ LayerNorm
+///     ─ N × post-norm encoder layer (TransformerEncoderLayer: self-attention over unmasked keys, GELU FFN)
+///     → last_hidden_state [B, L, H]
+///     ─ pooling: token (last_hidden_state), cls (token 0), mean (attention-masked), sentence (mean, L2-normalised)
+///     ─ classifier (RoBERTa): dense ─ tanh ─ out_proj on token 0 (<s>) → logits; sigmoid for multi-label
+/// ```
+/// RoBERTa differs from BERT in its position ids: they start at `padding_idx + 1` and padding tokens keep
+/// `padding_idx` (`create_position_ids_from_input_ids`), and it has one token type. BERT counts positions
+/// from 0. LayerNorm eps comes from the config (BERT 1e-12, RoBERTa 1e-5).
+///
+/// Tensors keep the checkpoint's names; a task model's prefix (`roberta.`, `bert.`) is found from the word
+/// embedding's name.
+public struct TextTransformer: InferenceModel {
+    public let arch: String
+    public let labels: [String]
+    public let hidden: Int
+    /// Longest input in tokens, special tokens included (`max_seq_length` for sentence-transformers models,
+    /// else what the position table allows).
+    public let maxTokens: Int
+    /// Pooling the weight file recommends (`sentence` for sentence-transformers models, else `cls`).
+    public let defaultPooling: Pooling
+    /// Sigmoid (multi-label) or softmax scores from the classifier's logits.
+    public let multiLabel: Bool
+
+    let wordEmbeddings: Tensor
+    let positionEmbeddings: Tensor
+    let tokenTypeEmbeddings: Tensor?
+    let embeddingNorm: LayerNorm
+    let encoder: TransformerEncoder
+    let classifierDense: Linear?
+    let classifierOut: Linear?
+    /// RoBERTa: positions are offset past the padding index.
+    let paddingIndex: Int?
+
+    public init(weights w: WeightFile) throws {
+        try w.require(arch: "roberta", "bert")
+        arch = w.arch
+        labels = w.labels
+        guard let wordName = w.file.tensors.map(\.name).filter({ $0.hasSuffix("embeddings.word_embeddings.weight") }).min(by: { $0.count < $1.count }) else {
+            throw AffectError.badInput("\(w.path): tensor `embeddings.word_embeddings.weight` is missing (arch \(w.arch)).")
+        }
+        let prefix = String(wordName.dropLast("embeddings.word_embeddings.weight".count))
+        wordEmbeddings = try w.tensor(wordName, shape: [-1, -1])
+        hidden = wordEmbeddings.shape[1]
+        let configHidden = try w.configInt("hidden_size", default: hidden)
+        guard configHidden == hidden else {
+            throw AffectError.badInput("\(w.path): config `hidden_size` is \(configHidden) but the word embeddings are \(hidden) wide.")
+        }
+        positionEmbeddings = try w.tensor("\(prefix)embeddings.position_embeddings.weight", shape: [-1, hidden])
+        tokenTypeEmbeddings = try w.optionalTensor("\(prefix)embeddings.token_type_embeddings.weight", shape: [-1, hidden])
+        let eps = Float(try w.configDouble("layer_norm_eps", default: w.arch == "roberta" ? 1e-5 : 1e-12))
+        embeddingNorm = LayerNorm(weight: try w.tensor("\(prefix)embeddings.LayerNorm.weight", shape: [hidden]),
+                                  bias: try w.tensor("\(prefix)embeddings.LayerNorm.bias", shape: [hidden]), eps: eps)
+        let heads = try w.configInt("num_attention_heads")
+        let act = try w.configString("hidden_act", default: "gelu")
+        guard act == "gelu" else { throw AffectError.badInput("\(w.path): config `hidden_act` is `\(act)`; only `gelu` (erf) is supported.") }
+        encoder = try TransformerEncoder(weights: w, prefix: "\(prefix)encoder.layer", names: .bert, heads: heads, eps: eps,
+                                         placement: .post, activation: .gelu,
+                                         count: w.config["num_hidden_layers"] == nil ? nil : try w.configInt("num_hidden_layers"))
+        if w.arch == "roberta" {
+            paddingIndex = try w.configInt("pad_token_id", default: 1)
+        } else { paddingIndex = nil }
+        let positions = positionEmbeddings.shape[0] - (paddingIndex.map { $0 + 1 } ?? 0)
+        maxTokens = min(try w.configInt("max_seq_length", default: positions), positions)
+        if let d = try w.optionalTensor("classifier.dense.weight", shape: [hidden, hidden]) {
+            classifierDense = Linear(weight: d, bias: try w.tensor("classifier.dense.bias", shape: [hidden]), activation: .tanh)
+            let o = try w.tensor("classifier.out_proj.weight", shape: [-1, hidden])
+            classifierOut = Linear(weight: o, bias: try w.tensor("classifier.out_proj.bias", shape: [o.shape[0]]))
+            guard labels.isEmpty || labels.count == o.shape[0] else {
+                throw AffectError.badInput("\(w.path): \(labels.count) labels for a classifier with \(o.shape[0]) outputs.")
+            }
+        } else if let o = try w.optionalTensor("classifier.weight", shape: [-1, hidden]) {
+            // BertForSequenceClassification: pooler (dense + tanh on [CLS]) then a linear layer.
+            classifierDense = Linear(weight: try w.tensor("\(prefix)pooler.dense.weight", shape: [hidden, hidden]),
+                                     bias: try w.tensor("\(prefix)pooler.dense.bias", shape: [hidden]), activation: .tanh)
+            classifierOut = Linear(weight: o, bias: try w.tensor("classifier.bias", shape: [o.shape[0]]))
+        } else {
+            classifierDense = nil; classifierOut = nil
+        }
+        multiLabel = (try w.configString("problem_type", default: "")) == "multi_label_classification"
+        let pool = try w.configString("pooling", default: w.config["max_seq_length"] != nil ? "sentence" : "cls")
+        guard let p = Pooling(rawValue: pool) else { throw AffectError.badInput("\(w.path): config `pooling` is `\(pool)`, expected token, mean, cls or sentence.") }
+        defaultPooling = p
+    }
+
+    public var hasClassifier: Bool { classifierOut != nil }
+    public var vocabularySize: Int { wordEmbeddings.shape[0] }
+
+    /// How token states become one vector per text.
+    public enum Pooling: String, Sendable, CaseIterable {
+        /// `last_hidden_state` itself, `[B, L, H]` (what the authors' feature extraction used).
+        case token
+        /// Attention-masked mean over tokens.
+        case mean
+        /// The first token (`[CLS]` / `<s>`).
+        case cls
+        /// sentence-transformers: masked mean, then L2 normalisation.
+        case sentence
+    }
+
+    /// `[B, L, H]` token states of a padded batch; `ids` and `mask` are row-major `[batch, length]`.
+    /// - Throws: when an id is outside the vocabulary or the sequence is longer than the position table.
+    public func hiddenStates(ids: [Int], mask: [Int], batch: Int, length: Int, tokenTypes: [Int]? = nil,
+                             source: String) throws -> Tensor {
+        guard ids.count == batch * length, mask.count == batch * length else {
+            throw AffectError.badInput("\(source): \(ids.count) ids and \(mask.count) mask values for a \(batch)×\(length) batch.")
+        }
+        let vocab = wordEmbeddings.shape[0], h = hidden
+        if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw AffectError.badInput("\(source): token id \(bad) is outside the vocabulary of \(vocab).")
+        }
+        // Position ids.
+        var positions = [Int](repeating: 0, count: ids.count)
+        for b in 0..<batch {
+            var count = 0
+            for j in 0..<length {
+                if let pad = paddingIndex {
+                    // RoBERTa: cumulative count of non-padding ids, offset by the padding index.
+                    if ids[b * length + j] != pad { count += 1; positions[b * length + j] = pad + count } else { positions[b * length + j] = pad }
+                } else { positions[b * length + j] = j }
+            }
+        }
+        if let bad = positions.first(where: { $0 >= positionEmbeddings.shape[0] }) {
+            throw AffectError.badInput("\(source): sequence of \(length) tokens needs position \(bad), beyond the model's \(positionEmbeddings.shape[0]) positions; truncate or window the text.")
+        }
+        let types = tokenTypes ?? [Int](repeating: 0, count: ids.count)
+        let typeCount = tokenTypeEmbeddings?.shape[0] ?? 1
+        if let bad = types.first(where: { $0 < 0 || $0 >= typeCount }) {
+            throw AffectError.badInput("\(source): token type \(bad) is outside the model's \(typeCount) types.")
+        }
+        let x = Tensor(uninitialized: [batch, length, h])
+        let we = wordEmbeddings.data, pe = positionEmbeddings.data, te = tokenTypeEmbeddings?.data
+        ids.withUnsafeBufferPointer { idp in positions.withUnsafeBufferPointer { pp in types.withUnsafeBufferPointer { tp in
+            parallelFor(batch * length, minChunk: 32) { r0, r1 in
+                for r in r0..<r1 {
+                    let o = x.data + r * h, w = we + idp[r] * h, p = pe + pp[r] * h
+                    if let te {
+                        let t = te + tp[r] * h
+                        for k in 0..<h { o[k] = w[k] + t[k] + p[k] }
+                    } else {
+                        for k in 0..<h { o[k] = w[k] + p[k] }
+                    }
+                }
+            }
+        } } }
+        let keyMask = mask.map { Float($0 != 0 ? 1 : 0) }
+        return encoder(embeddingNorm(x), keyMask: keyMask)
+    }
+
+    /// Pools `[B, L, H]` states with `mask` (row-major `[B, L]`) → `[B, H]` (or the states for `.token`).
+    public func pool(_ states: Tensor, mask: [Int], _ pooling: Pooling) -> Tensor {
+        let (b, l, h) = (states.shape[0], states.shape[1], states.shape[2])
+        switch pooling {
+        case .token: return states
+        case .cls:
+            let out = Tensor(uninitialized: [b, h])
+            for i in 0..<b { (out.data + i * h).update(from: states.data + i * l * h, count: h) }
+            return out
+        case .mean, .sentence:
+            let out = Tensor.zeros([b, h])
+            for i in 0..<b {
+                let o = out.data + i * h
+                var n: Float = 0
+                for j in 0..<l where mask[i * l + j] != 0 {
+                    let s = states.data + (i * l + j) * h
+                    for k in 0..<h { o[k] += s[k] }
+                    n += 1
+                }
+                // sentence-transformers divides by the mask sum clamped at 1e-9.
+                let inv = 1 / max(n, 1e-9)
+                for k in 0..<h { o[k] *= inv }
+                if pooling == .sentence {
+                    var ss: Float = 0
+                    for k in 0..<h { ss += o[k] * o[k] }
+                    // F.normalize: x / max(‖x‖, 1e-12).
+                    let norm = max(ss.squareRoot(), 1e-12)
+                    for k in 0..<h { o[k] /= norm }
+                }
+            }
+            return out
+        }
+    }
+
+    /// Classifier logits `[B, labels]` from `[B, L, H]` states (token 0), or nil without a head.
+    public func logits(_ states: Tensor) -> Tensor? {
+        guard let dense = classifierDense, let out = classifierOut else { return nil }
+        let first = pool(states, mask: [], .cls)
+        return out(dense(first))
+    }
+
+    /// Scores from logits: sigmoid for multi-label heads, softmax otherwise.
+    public func scores(_ logits: Tensor) -> Tensor {
+        multiLabel ? activation(logits, .sigmoid) : softmax(logits)
+    }
+
+    // MARK: InferenceModel
+
+    public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
+        let idsT = try inputs.int("input_ids", source: source)
+        guard idsT.shape.count == 2 else { throw AffectError.badInput("\(source): `input.input_ids` must be N×L, got \(idsT.shape).") }
+        let (b, l) = (idsT.shape[0], idsT.shape[1])
+        let maskT = inputs.ints["attention_mask"]
+        if let m = maskT, m.shape != idsT.shape {
+            throw AffectError.badInput("\(source): `input.attention_mask` has shape \(m.shape), expected \(idsT.shape).")
+        }
+        let types = inputs.ints["token_type_ids"]
+        if let t = types, t.shape != idsT.shape {
+            throw AffectError.badInput("\(source): `input.token_type_ids` has shape \(t.shape), expected \(idsT.shape).")
+        }
+        let ids = idsT.values.map { Int($0) }
+        let mask = maskT?.values.map { Int($0) } ?? [Int](repeating: 1, count: ids.count)
+        let states = try hiddenStates(ids: ids, mask: mask, batch: b, length: l, tokenTypes: types?.values.map { Int($0) },
+                                      source: source)
+        var out: [String: Tensor] = ["last_hidden_state": states]
+        if let lg = logits(states) {
+            out["logits"] = lg
+            out["probs"] = scores(lg)
+        }
+        if defaultPooling != .token { out["pooled"] = pool(states, mask: mask, defaultPooling) }
+        return out
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        let l = min(max(shape.tokens, 2), maxTokens), b = shape.batch
+        let vocab = Int64(wordEmbeddings.shape[0])
+        var ids = [Int64](repeating: 0, count: b * l)
+        var state: UInt64 = 12345
+        for i in 0..<ids.count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            ids[i] = Int64(state >> 33) % max(vocab - 10, 1) + 5
+        }
+        return ModelInputs(ints: ["input_ids": IntTensor(shape: [b, l], values: ids),
+                                  "attention_mask": IntTensor(shape: [b, l], values: [Int64](repeating: 1, count: b * l))])
+    }
+
+    public func flops(_ inputs: ModelInputs) -> Double? {
+        guard let ids = inputs.ints["input_ids"], ids.shape.count == 2 else { return nil }
+        let (b, l) = (Double(ids.shape[0]), Double(ids.shape[1]))
+        let h = Double(hidden)
+        let ffn = Double(encoder.layers.first?.intermediate.outFeatures ?? 4 * hidden)
+        let perLayer = b * l * (4 * h * h + 2 * h * ffn) * 2 + b * 2 * l * l * h * 2
+        return perLayer * Double(encoder.layers.count)
+    }
+}

@@ -1,0 +1,161 @@
+import AffectKernels
+
+/// One transformer encoder layer as BERT, RoBERTa and wav2vec 2.0 / HuBERT build it: multi-head
+/// self-attention with biased q/k/v/output projections, residual connections, LayerNorm and a GELU feed-forward
+/// block.
+///
+/// ```
+/// post-norm (BERT, RoBERTa, wav2vec2-base):   x = LN₁(x + Attn(x));      x = LN₂(x + FFN(x))
+/// pre-norm  (wav2vec2-large "stable layer norm"): x = x + Attn(LN₁(x));  x = x + FFN(LN₂(x))
+/// Attn(x) = O · softmax(Q·Kᵀ/√d + mask) · V      FFN(x) = W₂ · GELU(W₁·x + b₁) + b₂
+/// ```
+///
+/// Tensor names differ between the families and are given by ``Names`` (``Names/bert`` for
+/// `BertLayer`/`RobertaLayer`, ``Names/wav2vec2`` for `Wav2Vec2EncoderLayer`); every tensor is looked up as
+/// `prefix + "." + name + ".weight"` / `".bias"`.
+public struct TransformerEncoderLayer: @unchecked Sendable {
+    /// Where the LayerNorms sit relative to the residual additions.
+    public enum NormPlacement: Sendable { case post, pre }
+
+    /// Sub-module names of one layer, relative to the layer's prefix.
+    public struct Names: Sendable {
+        public var query, key, value, attentionOutput: String
+        /// The LayerNorm around the attention block (after it for post-norm, before it for pre-norm).
+        public var attentionNorm: String
+        public var intermediate, output: String
+        /// The LayerNorm around the feed-forward block.
+        public var outputNorm: String
+
+        public init(query: String, key: String, value: String, attentionOutput: String, attentionNorm: String,
+                    intermediate: String, output: String, outputNorm: String) {
+            self.query = query; self.key = key; self.value = value; self.attentionOutput = attentionOutput
+            self.attentionNorm = attentionNorm; self.intermediate = intermediate; self.output = output
+            self.outputNorm = outputNorm
+        }
+
+        /// Hugging Face `BertLayer` / `RobertaLayer`.
+        public static let bert = Names(query: "attention.self.query", key: "attention.self.key",
+                                       value: "attention.self.value", attentionOutput: "attention.output.dense",
+                                       attentionNorm: "attention.output.LayerNorm", intermediate: "intermediate.dense",
+                                       output: "output.dense", outputNorm: "output.LayerNorm")
+        /// Hugging Face `Wav2Vec2EncoderLayer` / `Wav2Vec2EncoderLayerStableLayerNorm` (also HuBERT).
+        public static let wav2vec2 = Names(query: "attention.q_proj", key: "attention.k_proj", value: "attention.v_proj",
+                                           attentionOutput: "attention.out_proj", attentionNorm: "layer_norm",
+                                           intermediate: "feed_forward.intermediate_dense",
+                                           output: "feed_forward.output_dense", outputNorm: "final_layer_norm")
+    }
+
+    public let hidden: Int
+    public let heads: Int
+    public let placement: NormPlacement
+    /// q, k and v projections stacked into one `[3·hidden, hidden]` matrix: one GEMM instead of three.
+    let qkv: Linear
+    let attentionOutput: Linear
+    let attentionNorm: LayerNorm
+    let intermediate: Linear
+    let output: Linear
+    let outputNorm: LayerNorm
+
+    /// Loads the layer at `prefix` (e.g. `encoder.layer.3`).
+    ///
+    /// - Parameters:
+    ///   - eps: LayerNorm epsilon (BERT 1e-12, RoBERTa 1e-5, wav2vec2 1e-5).
+    ///   - activation: the feed-forward non-linearity (HF `hidden_act`; `gelu` is the exact erf form).
+    /// - Throws: ``AffectError/badInput(_:)`` naming the file and tensor when one is missing or mis-shaped.
+    public init(weights w: WeightFile, prefix: String, names: Names = .bert, heads: Int, eps: Float,
+                placement: NormPlacement = .post, activation: Activation = .gelu) throws {
+        let q = try w.tensor("\(prefix).\(names.query).weight", shape: [-1, -1])
+        let h = q.shape[0]
+        guard q.shape[1] == h else {
+            throw AffectError.badInput("\(w.path): tensor `\(prefix).\(names.query).weight` has shape \(q.shape), expected a square matrix.")
+        }
+        guard heads > 0, h % heads == 0 else {
+            throw AffectError.badInput("\(w.path): hidden size \(h) of `\(prefix)` is not divisible by \(heads) attention heads.")
+        }
+        hidden = h; self.heads = heads; self.placement = placement
+        func linear(_ name: String, inFeatures: Int, outFeatures: Int = -1, act: Activation = .none) throws -> Linear {
+            let weight = try w.tensor("\(prefix).\(name).weight", shape: [outFeatures, inFeatures])
+            return Linear(weight: weight, bias: try w.tensor("\(prefix).\(name).bias", shape: [weight.shape[0]]), activation: act)
+        }
+        func norm(_ name: String) throws -> LayerNorm {
+            LayerNorm(weight: try w.tensor("\(prefix).\(name).weight", shape: [h]),
+                      bias: try w.tensor("\(prefix).\(name).bias", shape: [h]), eps: eps)
+        }
+        let parts = [try linear(names.query, inFeatures: h, outFeatures: h), try linear(names.key, inFeatures: h, outFeatures: h),
+                     try linear(names.value, inFeatures: h, outFeatures: h)]
+        let weight = Tensor(uninitialized: [3 * h, h]), bias = Tensor(uninitialized: [3 * h])
+        for (i, p) in parts.enumerated() {
+            (weight.data + i * h * h).update(from: p.weight.data, count: h * h)
+            (bias.data + i * h).update(from: p.bias!.data, count: h)
+        }
+        qkv = Linear(weight: weight, bias: bias)
+        attentionOutput = try linear(names.attentionOutput, inFeatures: h, outFeatures: h)
+        attentionNorm = try norm(names.attentionNorm)
+        intermediate = try linear(names.intermediate, inFeatures: h, act: activation)
+        output = try linear(names.output, inFeatures: intermediate.outFeatures, outFeatures: h)
+        outputNorm = try norm(names.outputNorm)
+    }
+
+    /// Self-attention block without the residual: `[B, L, H]` → `[B, L, H]`.
+    func selfAttention(_ x: Tensor, keyMask: [Float]?) -> Tensor {
+        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask))
+    }
+
+    /// The feed-forward block without the residual (the activation runs in the intermediate Linear's epilogue).
+    func feedForward(_ x: Tensor) -> Tensor { output(intermediate(x)) }
+
+    /// `x`: `[B, L, hidden]`; `keyMask`: `[B·L]`, 1 = token, 0 = padding (padding keys get no attention).
+    public func callAsFunction(_ x: Tensor, keyMask: [Float]? = nil) -> Tensor {
+        precondition(x.rank == 3 && x.shape[2] == hidden, "encoder layer of width \(hidden) got \(x.shape)")
+        switch placement {
+        case .post:
+            let a = selfAttention(x, keyMask: keyMask)
+            addInPlace(a, x)
+            let y = attentionNorm(a)
+            let f = feedForward(y)
+            addInPlace(f, y)
+            return outputNorm(f)
+        case .pre:
+            let a = selfAttention(attentionNorm(x), keyMask: keyMask)
+            addInPlace(a, x)
+            let f = feedForward(outputNorm(a))
+            addInPlace(f, a)
+            return f
+        }
+    }
+}
+
+/// A stack of ``TransformerEncoderLayer``s, loaded from `prefix.0`, `prefix.1`, … while they exist.
+public struct TransformerEncoder: Sendable {
+    public let layers: [TransformerEncoderLayer]
+
+    /// - Parameters:
+    ///   - prefix: e.g. `encoder.layer` (BERT) or `encoder.layers` (wav2vec2).
+    ///   - count: the number of layers expected (HF `num_hidden_layers`); `nil` loads every layer present.
+    public init(weights w: WeightFile, prefix: String, names: TransformerEncoderLayer.Names = .bert, heads: Int,
+                eps: Float, placement: TransformerEncoderLayer.NormPlacement = .post, activation: Activation = .gelu,
+                count: Int? = nil) throws {
+        var layers: [TransformerEncoderLayer] = []
+        while count.map({ layers.count < $0 }) ?? w.contains("\(prefix).\(layers.count).\(names.query).weight") {
+            layers.append(try TransformerEncoderLayer(weights: w, prefix: "\(prefix).\(layers.count)", names: names,
+                                                      heads: heads, eps: eps, placement: placement, activation: activation))
+        }
+        guard !layers.isEmpty else {
+            throw AffectError.badInput("\(w.path): tensor `\(prefix).0.\(names.query).weight` is missing (arch \(w.arch)).")
+        }
+        self.layers = layers
+    }
+
+    public init(layers: [TransformerEncoderLayer]) { self.layers = layers }
+
+    /// Runs every layer. `hiddenStates`, when given, receives each layer's output with its index (0-based).
+    public func callAsFunction(_ x: Tensor, keyMask: [Float]? = nil,
+                               hiddenStates: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        var x = x
+        for (i, layer) in layers.enumerated() {
+            x = layer(x, keyMask: keyMask)
+            hiddenStates?(i, x)
+        }
+        return x
+    }
+}

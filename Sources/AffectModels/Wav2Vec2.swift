@@ -1,0 +1,357 @@
+import Foundation
+import AffectKernels
+
+/// wav2vec 2.0 and HuBERT as Hugging Face transformers builds them (`Wav2Vec2Model`, `HubertModel`, and the
+/// encoder of `Wav2Vec2ForCTC` / `HubertForCTC` with its `lm_head`).
+///
+/// ```
+/// input_values [N, T] (16 kHz, normalised by the processor)
+///   ─ feature encoder: 7 × conv1d (512 ch; kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2)
+///       "group" (base):  conv ─ GroupNorm(512 groups, first layer only) ─ GELU      (no conv bias)
+///       "layer" (large): conv ─ LayerNorm over channels ─ GELU, every layer           (conv bias)
+///   ─ feature projection: LayerNorm(512) ─ Linear 512 → H              [N, T', H], T' ≈ T / 320 (50 Hz)
+///   ─ padded frames set to 0, then x + GELU(pos_conv(x)): conv k 128, 16 groups, padding 64, weight norm
+///     over dim 2 (folded at load), last frame dropped
+///   post-norm (base):           LayerNorm ─ L × [x = LN(x + attn(x)); x = LN(x + FFN(x))]
+///   stable-layer-norm (large):  L × [x = x + attn(LN(x)); x = x + FFN(LN(x))] ─ LayerNorm
+///   ─ last_hidden_state;  lm_head (CTC) → logits over the vocabulary
+/// ```
+/// `hidden_states.k` are the encoder's per-layer states as transformers 5 returns them with
+/// `output_hidden_states=True`: k < L is the input of layer k, k = L the output of the last layer. In the
+/// stable-layer-norm variant that is the state *before* the final LayerNorm (transformers 4 returned it after).
+///
+/// An `attention_mask` (1 = sample, 0 = padding) is turned into a frame mask exactly as transformers does:
+/// item i keeps the first `frames(Σ mask_i)` frames; the others are zeroed before the positional convolution and
+/// never attended to. All computation is channels-last `[N, frames, channels]`; the feature encoder's strided
+/// convolutions read the input in place (``StridedConv1D``).
+public struct Wav2Vec2: InferenceModel {
+    public let arch: String
+
+    /// Hyper-parameters from the weight file's `affect.config` (Hugging Face `config.json` names).
+    public struct Config: Sendable {
+        public var hiddenSize: Int
+        public var heads: Int
+        public var layers: Int
+        public var intermediateSize: Int
+        public var convDims: [Int]
+        public var convKernels: [Int]
+        public var convStrides: [Int]
+        /// `group` or `layer`.
+        public var featureNorm: String
+        public var stableLayerNorm: Bool
+        public var layerNormEps: Float
+        public var positionalKernel: Int
+        public var positionalGroups: Int
+        /// The processor's `do_normalize`: zero mean, unit variance per utterance.
+        public var normalizeInput: Bool
+        public var sampleRate: Int
+
+        /// Samples per output frame (320 for the standard encoder: 20 ms at 16 kHz).
+        public var hop: Int { convStrides.reduce(1, *) }
+        /// Samples one output frame sees (400: 25 ms).
+        public var receptiveField: Int {
+            var r = 1
+            for (k, s) in zip(convKernels, convStrides).reversed() { r = (r - 1) * s + k }
+            return r
+        }
+    }
+
+    public let config: Config
+    /// CTC vocabulary (`affect.labels`, token strings in id order), empty without an `lm_head`.
+    public let vocabulary: [String]
+    /// CTC settings from `affect.config`: blank (pad) token id, word delimiter, lower-casing.
+    public let ctc: CTCDecoder?
+
+    struct FeatureLayer {
+        var conv: StridedConv1D
+        /// GroupNorm with one group per channel (first layer of the "group" encoder).
+        var groupNorm: GroupNorm?
+        /// Per-frame LayerNorm over channels ("layer" encoder).
+        var layerNorm: LayerNorm?
+    }
+
+    let featureLayers: [FeatureLayer]
+    let projectionNorm: LayerNorm?
+    let projection: Linear
+    let positional: Conv1D
+    let encoderNorm: LayerNorm
+    /// The shared BERT-style layer (``TransformerEncoderLayer``) with wav2vec2's tensor names.
+    let encoder: TransformerEncoder
+    let lmHead: Linear?
+
+    public init(weights w: WeightFile) throws {
+        try w.require(arch: "wav2vec2", "hubert")
+        arch = w.arch
+        func bad(_ m: String) -> AffectError { .badInput("\(w.path): \(m)") }
+        let hidden = try w.configInt("hidden_size", default: 768)
+        let heads = try w.configInt("num_attention_heads", default: 12)
+        guard hidden > 0, heads > 0, hidden % heads == 0 else { throw bad("hidden_size \(hidden) is not divisible by \(heads) attention heads.") }
+        let convDims = try w.configInts("conv_dim", default: [512, 512, 512, 512, 512, 512, 512])
+        let convKernels = try w.configInts("conv_kernel", default: [10, 3, 3, 3, 3, 2, 2])
+        let convStrides = try w.configInts("conv_stride", default: [5, 2, 2, 2, 2, 2, 2])
+        guard !convDims.isEmpty, convDims.count == convKernels.count, convDims.count == convStrides.count,
+              (convKernels + convStrides).allSatisfy({ $0 > 0 }) else {
+            throw bad("config conv_dim, conv_kernel and conv_stride must be non-empty lists of equal length.")
+        }
+        let featureNorm = try w.configString("feat_extract_norm", default: "group")
+        guard featureNorm == "group" || featureNorm == "layer" else { throw bad("config feat_extract_norm `\(featureNorm)` is not group or layer.") }
+        for key in ["hidden_act", "feat_extract_activation"] {
+            let act = try w.configString(key, default: "gelu")
+            guard act == "gelu" else { throw bad("config \(key) `\(act)` is not supported (only gelu).") }
+        }
+        for key in ["conv_pos_batch_norm", "add_adapter"] where w.configBool(key, default: false) {
+            throw bad("config \(key) = true is not supported.")
+        }
+        let normalize = (w.preprocess["do_normalize"] as? Bool) ?? ((w.preprocess["do_normalize"] as? NSNumber)?.boolValue ?? true)
+        config = Config(hiddenSize: hidden, heads: heads, layers: try w.configInt("num_hidden_layers", default: 12),
+                        intermediateSize: try w.configInt("intermediate_size", default: 3072),
+                        convDims: convDims, convKernels: convKernels, convStrides: convStrides, featureNorm: featureNorm,
+                        stableLayerNorm: w.configBool("do_stable_layer_norm", default: false),
+                        layerNormEps: Float(try w.configDouble("layer_norm_eps", default: 1e-5)),
+                        positionalKernel: try w.configInt("num_conv_pos_embeddings", default: 128),
+                        positionalGroups: try w.configInt("num_conv_pos_embedding_groups", default: 16),
+                        normalizeInput: normalize,
+                        sampleRate: (w.preprocess["sampling_rate"] as? NSNumber)?.intValue ?? 16000)
+        guard config.positionalGroups > 0, hidden % config.positionalGroups == 0 else {
+            throw bad("hidden_size \(hidden) is not divisible by num_conv_pos_embedding_groups \(config.positionalGroups).")
+        }
+        let eps = config.layerNormEps
+
+        // Checkpoints of the *ForCTC classes nest the encoder under `wav2vec2.` / `hubert.`.
+        let prefix = [arch + ".", "wav2vec2.", "hubert.", ""].first { w.contains("\($0)feature_projection.projection.weight") } ?? ""
+        func t(_ name: String, _ shape: [Int]) throws -> Tensor { try w.tensor(prefix + name, shape: shape) }
+        func opt(_ name: String, _ shape: [Int]) throws -> Tensor? { try w.optionalTensor(prefix + name, shape: shape) }
+        func layerNorm(_ name: String, _ c: Int, eps: Float) throws -> LayerNorm {
+            LayerNorm(weight: try t("\(name).weight", [c]), bias: try t("\(name).bias", [c]), eps: eps)
+        }
+        func linear(_ name: String, _ cin: Int, _ cout: Int, act: Activation = .none) throws -> Linear {
+            Linear(weight: try t("\(name).weight", [cout, cin]), bias: try t("\(name).bias", [cout]), activation: act)
+        }
+
+        // Feature encoder. nn.GroupNorm / nn.LayerNorm here use PyTorch's default eps (1e-5), not layer_norm_eps.
+        var layers: [FeatureLayer] = []
+        var cin = 1
+        for (i, dim) in convDims.enumerated() {
+            let p = "feature_extractor.conv_layers.\(i)"
+            let weight = try t("\(p).conv.weight", [dim, cin, convKernels[i]])
+            let bias = try opt("\(p).conv.bias", [dim])
+            var layer = FeatureLayer(conv: StridedConv1D(weight: weight, bias: bias, stride: convStrides[i]), groupNorm: nil, layerNorm: nil)
+            if featureNorm == "layer" {
+                layer.layerNorm = try layerNorm("\(p).layer_norm", dim, eps: 1e-5)
+            } else if i == 0 {
+                layer.groupNorm = GroupNorm(groups: dim, weight: try t("\(p).layer_norm.weight", [dim]),
+                                            bias: try t("\(p).layer_norm.bias", [dim]), eps: 1e-5)
+            } else {
+                layer.conv.activation = .gelu
+            }
+            layers.append(layer)
+            cin = dim
+        }
+        featureLayers = layers
+        // HuBERT's `feat_proj_layer_norm` (default true) may drop this LayerNorm.
+        projectionNorm = w.contains(prefix + "feature_projection.layer_norm.weight")
+            ? try layerNorm("feature_projection.layer_norm", cin, eps: eps) : nil
+        projection = try linear("feature_projection.projection", cin, hidden)
+
+        // Positional convolution with weight norm over dim 2: w = g · v / ‖v‖, the norm taken over dims 0 and 1
+        // separately for every kernel tap. Folded here, in Double.
+        let (k, groups) = (config.positionalKernel, config.positionalGroups)
+        let pc = "encoder.pos_conv_embed.conv"
+        let shape = [hidden, hidden / groups, k]
+        let folded: Tensor
+        if let v = try opt("\(pc).weight_v", shape) ?? opt("\(pc).parametrizations.weight.original1", shape) {
+            guard let g = try opt("\(pc).weight_g", [1, 1, k]) ?? opt("\(pc).parametrizations.weight.original0", [1, 1, k]) else {
+                throw bad("tensor `\(prefix)\(pc).weight_g` (or `parametrizations.weight.original0`) is missing (arch \(arch)).")
+            }
+            folded = Tensor(uninitialized: shape)
+            let per = hidden * (hidden / groups)
+            var norms = [Double](repeating: 0, count: k)
+            for r in 0..<per { for j in 0..<k { let x = Double(v.data[r * k + j]); norms[j] += x * x } }
+            for j in 0..<k { norms[j] = norms[j].squareRoot() }
+            for r in 0..<per { for j in 0..<k {
+                folded.data[r * k + j] = norms[j] > 0 ? Float(Double(g.data[j]) * Double(v.data[r * k + j]) / norms[j]) : 0
+            } }
+        } else if let plain = try opt("\(pc).weight", shape) {
+            folded = plain
+        } else {
+            throw bad("tensor `\(prefix)\(pc).weight_v` (or `parametrizations.weight.original1`) is missing (arch \(arch)).")
+        }
+        positional = Conv1D(weight: folded, bias: try t("\(pc).bias", [hidden]), padding: k / 2, groups: groups, activation: .gelu)
+        encoderNorm = try layerNorm("encoder.layer_norm", hidden, eps: eps)
+
+        encoder = try TransformerEncoder(weights: w, prefix: prefix + "encoder.layers", names: .wav2vec2, heads: heads, eps: eps,
+                                         placement: config.stableLayerNorm ? .pre : .post, count: config.layers)
+        guard !w.contains(prefix + "encoder.layers.\(config.layers).attention.q_proj.weight") else {
+            throw bad("the file has more encoder layers than num_hidden_layers = \(config.layers).")
+        }
+        guard encoder.layers.allSatisfy({ $0.hidden == hidden }) else {
+            throw bad("the encoder layers are not \(hidden) wide like hidden_size.")
+        }
+
+        if let head = try w.optionalTensor("lm_head.weight", shape: [-1, hidden]) {
+            lmHead = Linear(weight: head, bias: try w.optionalTensor("lm_head.bias", shape: [head.shape[0]]))
+            vocabulary = w.labels
+            guard vocabulary.isEmpty || vocabulary.count == head.shape[0] else {
+                throw bad("affect.labels has \(vocabulary.count) tokens but lm_head has \(head.shape[0]) outputs.")
+            }
+            ctc = vocabulary.isEmpty ? nil : try CTCDecoder(vocabulary: vocabulary, blank: w.configInt("pad_token_id", default: 0),
+                                                             wordDelimiter: w.configString("word_delimiter_token", default: "|"),
+                                                             lowercase: w.configBool("do_lower_case", default: false),
+                                                             secondsPerFrame: Double(config.hop) / Double(config.sampleRate),
+                                                             cleanUpSpaces: w.configBool("clean_up_tokenization_spaces", default: false))
+        } else {
+            lmHead = nil; vocabulary = []; ctc = nil
+        }
+    }
+
+    /// Output frames for `samples` input samples (transformers' `_get_feat_extract_output_lengths`).
+    public func frameCount(samples: Int) -> Int {
+        var n = samples
+        for (k, s) in zip(config.convKernels, config.convStrides) { n = n < k ? 0 : (n - k) / s + 1 }
+        return n
+    }
+
+    /// Statistics that replace the first layer's GroupNorm statistics (per channel), so that windows of a long
+    /// input are normalised like the whole input (see ``LongAudio``).
+    public struct FeatureStatistics: Sendable {
+        public var mean: [Float]
+        public var variance: [Float]
+        public init(mean: [Float], variance: [Float]) { self.mean = mean; self.variance = variance }
+    }
+
+    /// What one forward pass produced.
+    public struct Output {
+        /// `[N, frames, hidden]`.
+        public var lastHiddenState: Tensor
+        /// `hidden_states.k` for the requested k.
+        public var hiddenStates: [Int: Tensor]
+        /// `[N, frames, vocabulary]` when the model has an `lm_head` and logits were requested.
+        public var logits: Tensor?
+        /// Valid frames per item.
+        public var frames: [Int]
+    }
+
+    /// Which hidden states to keep: none, all (`0...layers`), or some.
+    public enum HiddenStates: Sendable { case none, all, only(Set<Int>) }
+
+    /// The forward pass.
+    /// - Parameters:
+    ///   - input: `[N, T]` input values, already normalised as the processor does.
+    ///   - lengths: valid samples per item (from an attention mask); nil = every item is T samples long.
+    ///   - featureStatistics: fixed statistics for the first GroupNorm (windows of long audio).
+    public func forward(_ input: Tensor, lengths: [Int]? = nil, hiddenStates: HiddenStates = .none, logits: Bool = true,
+                        featureStatistics: FeatureStatistics? = nil) -> Output {
+        let (n, samples) = (input.shape[0], input.shape[1])
+        func keep(_ k: Int) -> Bool {
+            switch hiddenStates { case .none: return false; case .all: return true; case .only(let s): return s.contains(k) }
+        }
+
+        // Feature encoder, [N, T, 1] → [N, T', 512].
+        var x = input.reshaped([n, samples, 1])
+        for layer in featureLayers {
+            x = layer.conv(x)
+            if let gn = layer.groupNorm {
+                if let s = featureStatistics {
+                    let stats = BatchNorm(gamma: gn.weight, beta: gn.bias, mean: Tensor(shape: [s.mean.count], values: s.mean),
+                                          variance: Tensor(shape: [s.variance.count], values: s.variance), eps: gn.eps)
+                    x = stats(x, activation: .gelu)
+                } else {
+                    x = gn(x, activation: .gelu)
+                }
+            } else if let ln = layer.layerNorm {
+                x = ln(x)
+                activateInPlace(x, .gelu)
+            }
+        }
+        let frames = x.shape[1]
+        let valid = (lengths ?? Array(repeating: samples, count: n)).map { min(frameCount(samples: $0), frames) }
+
+        if let norm = projectionNorm { x = norm(x) }
+        x = projection(x)
+
+        // Padded frames are zeroed before the positional convolution (transformers does the same).
+        let hidden = config.hiddenSize
+        var keyMask: [Float]? = nil
+        if valid.contains(where: { $0 < frames }) {
+            var mask = [Float](repeating: 0, count: n * frames)
+            for i in 0..<n {
+                for f in 0..<valid[i] { mask[i * frames + f] = 1 }
+                if valid[i] < frames { (x.data + (i * frames + valid[i]) * hidden).initialize(repeating: 0, count: (frames - valid[i]) * hidden) }
+            }
+            keyMask = mask
+        }
+        let pos = positional(x)     // [N, frames + 1, hidden]: the even kernel's extra last frame is dropped
+        let withPos = Tensor(uninitialized: x.shape)
+        parallelFor(n * frames, minChunk: 16) { r0, r1 in
+            for r in r0..<r1 {
+                let (i, f) = (r / frames, r % frames)
+                let a = x.data + r * hidden, b = pos.data + (i * (frames + 1) + f) * hidden, o = withPos.data + r * hidden
+                for c in 0..<hidden { o[c] = a[c] + b[c] }
+            }
+        }
+        x = withPos
+
+        var states: [Int: Tensor] = [:]
+        if !config.stableLayerNorm { x = encoderNorm(x) }
+        if keep(0) { states[0] = x }
+        // hidden_states.k (k ≥ 1) is the output of layer k − 1.
+        x = encoder(x, keyMask: keyMask, hiddenStates: { i, h in if keep(i + 1) { states[i + 1] = h } })
+        if config.stableLayerNorm { x = encoderNorm(x) }
+        let out = logits ? lmHead.map { $0(x) } : nil
+        return Output(lastHiddenState: x, hiddenStates: states, logits: out, frames: valid)
+    }
+
+    // MARK: InferenceModel
+
+    public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
+        let x = try inputs.float("input_values", source: source)
+        guard x.rank == 2, x.shape[0] > 0 else {
+            throw AffectError.badInput("\(source): `input.input_values` has shape \(x.shape), expected N×T.")
+        }
+        guard frameCount(samples: x.shape[1]) > 0 else {
+            throw AffectError.badInput("\(source): `input.input_values` has \(x.shape[1]) samples; at least \(config.receptiveField) are needed for one frame.")
+        }
+        var lengths: [Int]? = nil
+        if let m = inputs.ints["attention_mask"] {
+            guard m.shape == x.shape else {
+                throw AffectError.badInput("\(source): `input.attention_mask` has shape \(m.shape), expected \(x.shape) like `input.input_values`.")
+            }
+            let t = x.shape[1]
+            lengths = (0..<x.shape[0]).map { i in m.values[(i * t)..<((i + 1) * t)].reduce(0) { $0 + Int($1) } }
+        }
+        let out = forward(x, lengths: lengths, hiddenStates: .all)
+        var result = ["last_hidden_state": out.lastHiddenState]
+        for (k, h) in out.hiddenStates { result["hidden_states.\(k)"] = h }
+        if let l = out.logits { result["logits"] = l }
+        return result
+    }
+
+    public func benchInputs(_ shape: BenchShape) -> ModelInputs {
+        let samples = max(config.receptiveField, Int(shape.audioSeconds * Double(config.sampleRate)))
+        var values = [Float](repeating: 0, count: shape.batch * samples)
+        var seed: UInt64 = 0x9E3779B97F4A7C15
+        for i in values.indices {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            values[i] = Float(Int64(bitPattern: seed >> 11) % 2000) / 1000 - 1
+        }
+        return ModelInputs(floats: ["input_values": Tensor(shape: [shape.batch, samples], values: values)])
+    }
+
+    public func flops(_ inputs: ModelInputs) -> Double? {
+        guard let x = inputs.floats["input_values"], x.rank == 2 else { return nil }
+        let n = Double(x.shape[0])
+        var t = x.shape[1], cin = 1, macs = 0.0
+        for layer in featureLayers {
+            t = layer.conv.outputLength(t)
+            macs += Double(t * layer.conv.kernel * cin * layer.conv.outChannels)
+            cin = layer.conv.outChannels
+        }
+        let (f, h) = (Double(t), Double(config.hiddenSize))
+        macs += f * Double(cin) * h                                                    // projection
+        macs += f * h * (h / Double(config.positionalGroups)) * Double(config.positionalKernel)
+        let perLayer = 4 * f * h * h + 2 * f * h * Double(config.intermediateSize) + 2 * f * f * h
+        macs += Double(encoder.layers.count) * perLayer
+        if let head = lmHead { macs += f * h * Double(head.outFeatures) }
+        return 2 * macs * n
+    }
+}

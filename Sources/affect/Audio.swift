@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import AffectKernels
+import AffectMedia
+import AffectModels
+import AffectPipeline
+
+/// Options of the commands that run a speech model over a whole file.
+struct AudioModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A wav2vec2 or hubert weight file (Tools/convert.py from a Hugging Face folder).")
+    var model: String
+    @Option(help: "Window length in seconds for long audio (see README: long audio).")
+    var window: Double = 20
+    @Option(help: "Overlap between neighbouring windows in seconds.")
+    var overlap: Double = 2
+
+    func load() throws -> (Wav2Vec2, LongAudio) {
+        let m = try Wav2Vec2(weights: WeightFile(path: model))
+        let w = AudioWindowing(window: window, overlap: overlap)
+        _ = try w.frames(framesPerSecond: 50)     // validates the options before any decoding
+        return (m, LongAudio(model: m, windowing: w))
+    }
+}
+
+/// Runs the two streaming passes of ``LongAudio`` over `file`, decoding it afresh for each.
+func runLongAudio(_ long: LongAudio, file: String, layer: Int? = nil, logits: Bool = false,
+                  emit: (LongAudio.Segment) throws -> Void) throws -> LongAudio.Statistics {
+    let rate = long.model.config.sampleRate
+    let first = try AudioDecoder(path: file, sampleRate: rate)
+    let stats = try long.statistics { try first.read() }
+    let second = try AudioDecoder(path: file, sampleRate: rate)
+    try long.run({ try second.read() }, statistics: stats, layer: layer, logits: logits, emit: emit)
+    return stats
+}
+
+struct Transcribe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Transcribe speech with a CTC model (Wav2Vec2ForCTC / HubertForCTC): greedy decoding with word times.",
+        discussion: """
+        The audio track of any file FFmpeg reads is decoded to 16 kHz mono, normalised as the model's processor \
+        says, run in windows (--window, --overlap) and decoded greedily with the checkpoint's vocabulary. Word \
+        times come from the 20 ms frames. An audio track with no samples (or under 25 ms) gives an empty transcript.
+        """)
+
+    @Argument(help: "An audio or video file.") var file: String
+    @OptionGroup var audio: AudioModelOptions
+    @Option(help: "Output format: text (the transcript) or json (text, words with start/end seconds).")
+    var format: String = "text"
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        guard ["text", "json"].contains(format) else { throw AffectError.badUsage("--format must be text or json.") }
+        let (model, long) = try audio.load()
+        guard let ctc = model.ctc else {
+            throw AffectError.badInput("\(audio.model): the model has no CTC head (lm_head and vocabulary), so it cannot transcribe.")
+        }
+        var ids: [Int] = []
+        let stats = try runLongAudio(long, file: file, logits: true) { seg in
+            guard let l = seg.logits else { return }
+            ids += ctc.argmax(l.data, frames: l.shape[0])
+        }
+        let t = ctc.decode(ids: ids)
+        if format == "text" {
+            print(t.text)
+            return
+        }
+        let obj: [String: Any] = [
+            "file": file, "model": audio.model,
+            "duration": Double(stats.count) / Double(model.config.sampleRate), "frames": ids.count,
+            "text": t.text,
+            "words": t.words.map { ["word": $0.word, "start": rounded($0.start), "end": rounded($0.end)] as [String: Any] },
+        ]
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Seconds to the millisecond (frames are 20 ms).
+private func rounded(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+struct EmbedAudio: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed-audio",
+        abstract: "Write wav2vec 2.0 / HuBERT embeddings of a file's audio: per 20 ms frame (50 Hz) or pooled.",
+        discussion: """
+        Output: a safetensors file with `embeddings` ([frames, hidden] for --pool none; [1, hidden] for mean; \
+        [1, 4·hidden] for stat = mean, std, min, max concatenated, std with ddof 0) and, per frame, \
+        `frame_times` (start of each frame in seconds). Metadata `affect.embedding` records the file, model, \
+        layer, pooling and windowing. Audio with no frames (empty or under 25 ms) gives zero rows.
+        """)
+
+    @Argument(help: "An audio or video file.") var file: String
+    @OptionGroup var audio: AudioModelOptions
+    @Option(help: "hidden_states.K as transformers numbers them (0 = encoder input, num layers = last layer's output); default: last_hidden_state.")
+    var layer: Int?
+    @Option(help: "none (frames), mean or stat.") var pool: String = "none"
+    @Option(name: .shortAndLong, help: "Output .safetensors file.") var output: String
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        compute.apply()
+        guard ["none", "mean", "stat"].contains(pool) else { throw AffectError.badUsage("--pool must be none, mean or stat.") }
+        let (model, long) = try audio.load()
+        if let k = layer, !(0...model.config.layers).contains(k) {
+            throw AffectError.badUsage("--layer must be between 0 and \(model.config.layers) for \(audio.model).")
+        }
+        let h = model.config.hiddenSize
+        var frames: [Float] = []
+        var count = 0
+        let stats = try runLongAudio(long, file: file, layer: layer) { seg in
+            frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
+            count += seg.hidden.shape[0]
+        }
+        var writer = SafeTensorsWriter()
+        switch pool {
+        case "none":
+            writer.add("embeddings", shape: [count, h], floats: frames)
+            let spf = Double(model.config.hop) / Double(model.config.sampleRate)
+            writer.add("frame_times", shape: [count], floats: (0..<count).map { Float(Double($0) * spf) })
+        default:
+            if count == 0 {
+                writer.add("embeddings", shape: [0, pool == "stat" ? 4 * h : h], floats: [])
+            } else {
+                let m = try FeatureMatrix(rows: count, columns: h, values: frames)
+                let v = pool == "stat" ? try Pooling.stat(m) : try Pooling.mean(m)
+                writer.add("embeddings", shape: [1, v.count], floats: v)
+            }
+        }
+        let meta: [String: Any] = [
+            "file": file, "model": audio.model, "arch": model.arch, "layer": layer.map { "hidden_states.\($0)" } ?? "last_hidden_state",
+            "pool": pool, "frames": count, "frame_rate": Double(model.config.sampleRate) / Double(model.config.hop),
+            "sample_rate": model.config.sampleRate, "samples": stats.count, "window": audio.window, "overlap": audio.overlap,
+        ]
+        writer.metadata["affect.embedding"] = String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)
+        frames = []     // the writer holds its own copy: at 50 Hz × 768 floats, 10 min of frames are 92 MB
+        try writer.write(to: output)
+        print("\(output): embeddings \(pool == "none" ? "\(count)×\(h)" : (count == 0 ? "0 rows" : "1×\(pool == "stat" ? 4 * h : h)")) from \(count) frames (\(String(format: "%.2f", Double(stats.count) / Double(model.config.sampleRate))) s)")
+    }
+}
+
+struct DecodeAudio: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode-audio",
+        abstract: "Decode a file's audio track to mono at 16 kHz (what the speech models hear) and write it as WAV or FLAC.",
+        discussion: "Same samples as `ffmpeg -i FILE -ac 1 -ar 16000`. .wav is written as 32-bit float, .flac as 16-bit.")
+
+    @Argument(help: "An audio or video file.") var file: String
+    @Option(name: .shortAndLong, help: "Output .wav or .flac file.") var output: String
+    @Option(help: "Output sample rate.") var sampleRate: Int = 16000
+
+    func run() throws {
+        let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
+        guard ext == "wav" || ext == "flac" else { throw AffectError.badUsage("-o must end in .wav or .flac.") }
+        guard sampleRate >= 1000 && sampleRate <= 384_000 else { throw AffectError.badUsage("--sample-rate must be between 1000 and 384000.") }
+        let samples = try AudioDecoder.decodeAll(path: file, sampleRate: sampleRate)
+        try SoundFile.write(samples, sampleRate: sampleRate, to: output, format: ext == "wav" ? .wavFloat : .flac16)
+        print("\(output): \(samples.count) samples, \(String(format: "%.3f", Double(samples.count) / Double(sampleRate))) s at \(sampleRate) Hz")
+    }
+}

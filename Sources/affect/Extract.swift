@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import AffectKernels
+import AffectModels
+import AffectPipeline
+
+/// `affect extract DIR -o OUTDIR --shard i/n`: per-video feature files for a dataset, resumable and sharded.
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extract per-frame face features, logits and boxes for every video of a folder (resumable, sharded).",
+        discussion: """
+        Each video DIR/a/b.mp4 gives OUTDIR/a/b.safetensors, written atomically, holding for the main face \
+        track (largest total face area) one row per decoded frame: `times` [F], `analyzed` [F] (1 or 0), \
+        `face` [F] (1 where the track has a detection), `boxes` [F, 4], `features` [F, D] and `logits` \
+        [F, C] (zeros where there is no face); and every detection of every track: `detections.frame`, \
+        `detections.track` (int64 [K]), `detections.box` [K, 4], `detections.probability` [K]. Metadata \
+        `affect.extract` records the video, model and settings.
+        Videos whose output already exists are skipped, so a crashed or pre-empted job is simply rerun. \
+        --shard i/n (0 ≤ i < n) keeps the videos whose FNV-1a hash of the relative path is i modulo n: every \
+        video belongs to exactly one shard, and adding videos does not move the others (Slurm \
+        `--shard $SLURM_ARRAY_TASK_ID/$N`, Kubernetes `--shard $JOB_COMPLETION_INDEX/$N`).
+        A video that fails is reported and skipped; the exit status is then 2.
+        """)
+
+    @Argument(help: "Folder of videos (searched recursively).") var folder: String
+    @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
+    @Option(help: "This process's shard, `i/n` with 0 ≤ i < n.") var shard: String = "0/1"
+    @Option(help: "Face model (default Weights/mini_xception.safetensors, or an EmotiEffLib backbone).") var faceModel: String?
+    @Option(help: "MTCNN weights (default Weights/mtcnn.safetensors).") var detector: String?
+    @Option(help: "Analyse one frame in N.") var every: Int = 1
+    @Option(help: "Analyse about this many frames per second (instead of --every).") var fps: Double?
+    @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
+    @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
+    @OptionGroup var compute: ComputeOptions
+
+    static let videoExtensions: Set<String> = ["mp4", "avi", "mov", "mkv", "webm", "m4v", "mpg", "mpeg", "wmv", "flv", "3gp"]
+
+    func run() throws {
+        compute.apply()
+        let (index, count) = try Extract.parseShard(shard)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw AffectError.badInput("\(folder): no such folder.")
+        }
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let videos = try Extract.videos(in: folder)
+        let mine = videos.filter { Extract.shardOf($0, count: count) == index }
+        var options = AnalyzerOptions()
+        options.every = every; options.fps = fps
+        guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
+        options.minFaceSize = minFace
+        let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: detector ?? defaultWeights("mtcnn.safetensors"))),
+                                faceModel: try loadFaceExpressionModel(facePath), options: options)
+        try analyzer.validate()
+        print("shard \(index)/\(count): \(mine.count) of \(videos.count) videos in \(folder)")
+        var done = 0, skipped = 0, failed: [String] = []
+        for (k, rel) in mine.enumerated() {
+            let out = URL(fileURLWithPath: output).appendingPathComponent(rel).deletingPathExtension().appendingPathExtension("safetensors").path
+            if Extract.isComplete(out) { skipped += 1; continue }
+            let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "[\(k + 1)/\(mine.count)] \(rel)")
+            do {
+                let scan = try analyzer.scan(path: URL(fileURLWithPath: folder).appendingPathComponent(rel).path) { bar.update($0, $1) }
+                bar.finish()
+                try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: out).deletingLastPathComponent().path,
+                                                        withIntermediateDirectories: true)
+                try Extract.writer(scan, video: rel, model: facePath, options: options).write(to: out)
+                done += 1
+                print("\(rel): \(scan.frameCount) frames, \(scan.tracks.count) face track\(scan.tracks.count == 1 ? "" : "s") -> \(out)")
+            } catch let e as AffectError {
+                bar.finish()
+                failed.append(rel)
+                printErr("error: \(e.description)")
+            }
+        }
+        print("extracted \(done), already done \(skipped), failed \(failed.count)")
+        if !failed.isEmpty {
+            throw AffectError.badInput("\(failed.count) video\(failed.count == 1 ? "" : "s") of \(folder) could not be extracted: \(failed.prefix(5).joined(separator: ", "))\(failed.count > 5 ? ", ..." : "").")
+        }
+    }
+
+    static func parseShard(_ s: String) throws -> (Int, Int) {
+        let p = s.split(separator: "/")
+        guard p.count == 2, let i = Int(p[0]), let n = Int(p[1]), n >= 1, (0..<n).contains(i) else {
+            throw AffectError.badUsage("--shard must be i/n with 0 ≤ i < n, got `\(s)`.")
+        }
+        return (i, n)
+    }
+
+    /// Video files under `folder`, as sorted relative paths.
+    static func videos(in folder: String) throws -> [String] {
+        guard let e = FileManager.default.enumerator(atPath: folder) else { throw AffectError.badInput("\(folder): cannot list the folder.") }
+        var out: [String] = []
+        while let rel = e.nextObject() as? String {
+            if videoExtensions.contains(URL(fileURLWithPath: rel).pathExtension.lowercased()) { out.append(rel) }
+        }
+        return out.sorted()
+    }
+
+    /// FNV-1a (64-bit) of the relative path's UTF-8 bytes, modulo `count`: stable across runs and machines.
+    static func shardOf(_ rel: String, count: Int) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in rel.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return Int(h % UInt64(count))
+    }
+
+    /// An output counts as done when it is a readable safetensors file written by `extract` (files are
+    /// renamed into place only once complete, so a crash leaves none under the final name).
+    static func isComplete(_ path: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: path), let f = try? SafeTensorsFile(path: path) else { return false }
+        return f.metadata["affect.extract"] != nil && f.contains("features")
+    }
+
+    static func writer(_ scan: VideoScan, video: String, model: String, options: AnalyzerOptions) -> SafeTensorsWriter {
+        let n = scan.frameCount, d = scan.featureWidth, c = scan.logitWidth
+        var face = [Float](repeating: 0, count: n), boxes = [Float](repeating: 0, count: n * 4)
+        var features = [Float](repeating: 0, count: n * d), logits = [Float](repeating: 0, count: n * c)
+        if let main = scan.mainTrack {
+            for (i, p) in main.frames.enumerated() {
+                face[p] = 1
+                let b = main.boxes[i]
+                boxes.replaceSubrange((p * 4)..<(p * 4 + 4), with: [b.x1, b.y1, b.x2, b.y2])
+                features.replaceSubrange((p * d)..<(p * d + d), with: main.features[(i * d)..<(i * d + d)])
+                logits.replaceSubrange((p * c)..<(p * c + c), with: main.logits[(i * c)..<(i * c + c)])
+            }
+        }
+        var detFrame: [Int64] = [], detTrack: [Int64] = [], detBox: [Float] = [], detProb: [Float] = []
+        for t in scan.tracks { for (p, b) in zip(t.frames, t.boxes) {
+            detFrame.append(Int64(p)); detTrack.append(Int64(t.id))
+            detBox += [b.x1, b.y1, b.x2, b.y2]; detProb.append(b.probability)
+        } }
+        let settings: [String: Any] = ["video": video, "model": URL(fileURLWithPath: model).lastPathComponent,
+                                       "width": scan.width, "height": scan.height, "frames": n, "every": options.every,
+                                       "fps": options.fps ?? 0, "min_face": Double(options.minFaceSize),
+                                       "main_track": scan.mainTrack?.id ?? -1]
+        let json = (try? JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        var w = SafeTensorsWriter(metadata: ["affect.extract": json])
+        w.add("times", shape: [n], floats: scan.times.map(Float.init))
+        w.add("analyzed", shape: [n], floats: scan.analyzed.map { $0 ? 1 : 0 })
+        w.add("face", shape: [n], floats: face)
+        w.add("boxes", shape: [n, 4], floats: boxes)
+        w.add("features", shape: [n, d], floats: features)
+        w.add("logits", shape: [n, c], floats: logits)
+        w.add("detections.frame", IntTensor(shape: [detFrame.count], values: detFrame))
+        w.add("detections.track", IntTensor(shape: [detTrack.count], values: detTrack))
+        w.add("detections.box", shape: [detProb.count, 4], floats: detBox)
+        w.add("detections.probability", shape: [detProb.count], floats: detProb)
+        return w
+    }
+}

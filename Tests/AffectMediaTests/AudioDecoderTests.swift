@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import AffectKernels
+import AffectMedia
+
+private let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+private let sharedData = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data").path
+
+/// ../shared/data, or false with a note on a clone without it (under CI it must exist).
+private func sharedDataAvailable() -> Bool {
+    if FileManager.default.fileExists(atPath: sharedData) { return true }
+    if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(sharedData) is missing under CI") }
+    else { print("skipping: \(sharedData) is absent (a fresh clone without ../shared)") }
+    return false
+}
+
+private func temp(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-audio-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}
+
+/// What `ffmpeg -i F -vn -ac 1 -ar 16000 -f f32le` makes of the test media (`Tools/make_reference.py audio_decode
+/// Tests/Fixtures/audio`): sample count, every 97th sample, sum and sum of squares.
+struct DecodeFixture: Decodable {
+    var count: Int
+    var stride: Int
+    var samples: [Double]
+    var sum: Double
+    var sum_squares: Double
+}
+
+@Suite struct AudioDecoderTests {
+    let fixtures: [String: DecodeFixture] = {
+        let url = repoRoot.appendingPathComponent("Tests/Fixtures/audio/audio_decode.json")
+        let obj = try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        var out: [String: DecodeFixture] = [:]
+        for (k, v) in obj where v is [String: Any] {
+            out[k] = try! JSONDecoder().decode(DecodeFixture.self, from: JSONSerialization.data(withJSONObject: v))
+        }
+        return out
+    }()
+
+    /// 16 kHz mono PCM WAV, 48 kHz stereo AAC in MP4 (video stream skipped), 22.05 kHz mono AAC: the same samples
+    /// as ffmpeg's `-ac 1 -ar 16000` (the issue asks for 1e-3; swresample set up as ffmpeg does gives equality).
+    @Test(arguments: ["speech-16k.wav", "walking-crowd-1080p.mp4", "astronaut-speaking.mp4"])
+    func matchesFFmpeg(_ name: String) throws {
+        guard sharedDataAvailable() else { return }
+        let ref = try #require(fixtures[name])
+        let d = try AudioDecoder(path: "\(sharedData)/\(name)")
+        var samples: [Float] = []
+        // Small chunks exercise the streaming path.
+        while true { let c = try d.read(maxSamples: 7919); if c.isEmpty { break }; samples += c }
+        #expect(samples.count == ref.count)
+        #expect(d.samplesRead == ref.count)
+        var worst = 0.0
+        for (i, v) in ref.samples.enumerated() where i * ref.stride < samples.count {
+            worst = max(worst, abs(Double(samples[i * ref.stride]) - v))
+        }
+        #expect(worst <= 1e-6, "\(name): max sample difference \(worst)")
+        let sum = samples.reduce(0.0) { $0 + Double($1) }, sq = samples.reduce(0.0) { $0 + Double($1) * Double($1) }
+        #expect(abs(sum - ref.sum) <= 1e-3 && abs(sq - ref.sum_squares) <= 1e-3 * max(1, ref.sum_squares))
+    }
+
+    @Test func streamInformation() throws {
+        guard sharedDataAvailable() else { return }
+        let d = try AudioDecoder(path: "\(sharedData)/walking-crowd-1080p.mp4")
+        #expect(d.sourceSampleRate == 48000 && d.sourceChannels == 2 && d.codecName == "aac")
+        #expect(abs((d.duration ?? 0) - 4.2) < 0.1)
+    }
+
+    /// libsndfile writes; FFmpeg and libsndfile read back the same samples; resampling 44.1 kHz stereo keeps a
+    /// tone's frequency and FFmpeg's down-mix level ((L + R)·√½).
+    @Test func soundFileRoundTripAndResampling() throws {
+        let n = 44100
+        let tone = (0..<n).map { Float(0.25 * sin(2 * Double.pi * 440 * Double($0) / 44100)) }
+        let wav = temp("tone.wav"), flac = temp("tone.flac")
+        try SoundFile.write(tone, sampleRate: 44100, to: wav, format: .wavFloat)
+        try SoundFile.write(tone, sampleRate: 44100, to: flac, format: .flac16)
+        let back = try SoundFile.read(wav)
+        #expect(back.sampleRate == 44100 && back.channels == 1 && back.samples == tone)
+        let viaFFmpeg = try AudioDecoder.decodeAll(path: flac, sampleRate: 44100)
+        #expect(viaFFmpeg.count == n)
+        #expect(zip(viaFFmpeg, tone).map { abs($0 - $1) }.max()! < 1.0 / 32768 + 1e-6)
+
+        // Stereo: L = tone, R = tone → mono (L + R)·√½ = √2·tone, at 16 kHz.
+        var interleaved = [Float](repeating: 0, count: 2 * n)
+        for i in 0..<n { interleaved[2 * i] = tone[i]; interleaved[2 * i + 1] = tone[i] }
+        let stereo = temp("stereo.wav")
+        try writeStereoWav(interleaved, sampleRate: 44100, to: stereo)
+        let mono = try AudioDecoder.decodeAll(path: stereo)
+        #expect(abs(mono.count - 16000) <= 1)
+        let peak = mono[2000..<14000].map(abs).max()!
+        #expect(abs(Double(peak) - 0.25 * 2.0.squareRoot()) < 0.01, "peak \(peak)")
+        // 440 Hz: zero crossings per second ≈ 880.
+        let crossings = zip(mono[1000..<15000], mono[1001..<15001]).filter { ($0 < 0) != ($1 < 0) }.count
+        #expect(abs(Double(crossings) / (14000.0 / 16000) - 880) < 5)
+    }
+
+    /// Float WAV with two channels, written by hand (SoundFile writes mono).
+    func writeStereoWav(_ x: [Float], sampleRate: Int, to path: String) throws {
+        var d = Data()
+        func u32(_ v: UInt32) { var le = v.littleEndian; d.append(Data(bytes: &le, count: 4)) }
+        func u16(_ v: UInt16) { var le = v.littleEndian; d.append(Data(bytes: &le, count: 2)) }
+        d.append(contentsOf: Array("RIFF".utf8)); u32(UInt32(36 + x.count * 4)); d.append(contentsOf: Array("WAVE".utf8))
+        d.append(contentsOf: Array("fmt ".utf8)); u32(16); u16(3); u16(2); u32(UInt32(sampleRate)); u32(UInt32(sampleRate * 8)); u16(8); u16(32)
+        d.append(contentsOf: Array("data".utf8)); u32(UInt32(x.count * 4))
+        x.withUnsafeBufferPointer { d.append(Data(buffer: $0)) }
+        try d.write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// Every bad audio input gets one clear error naming the file, or a documented empty result.
+@Suite struct BadAudioTests {
+    func expectBadInput(_ path: String, _ fragment: String) {
+        do {
+            _ = try AudioDecoder.decodeAll(path: path)
+            Issue.record("\(path): decoded without an error (expected “\(fragment)”)")
+        } catch let e as AffectError {
+            #expect(e.description.contains(path) && e.description.contains(fragment), "\(e.description)")
+        } catch {
+            Issue.record("\(path): unexpected error \(error)")
+        }
+    }
+
+    @Test func missingEmptyAndCorruptFiles() throws {
+        expectBadInput(temp("does-not-exist.wav"), "no such file")
+        let empty = temp("empty.wav")
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        expectBadInput(empty, "empty")
+        // Random bytes are no container FFmpeg knows.
+        var g = SystemRandomNumberGenerator()
+        let junk = temp("junk.mp3")
+        FileManager.default.createFile(atPath: junk, contents: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &g) }))
+        expectBadInput(junk, "FFmpeg")
+        expectBadInput(FileManager.default.temporaryDirectory.path, "regular file")
+    }
+
+    /// A picture is a video stream without audio.
+    @Test func fileWithoutAudioStream() throws {
+        let ppm = temp("gray.ppm")
+        var d = Data("P6\n16 16\n255\n".utf8)
+        d.append(Data(repeating: 128, count: 16 * 16 * 3))
+        FileManager.default.createFile(atPath: ppm, contents: d)
+        expectBadInput(ppm, "no audio stream")
+        if sharedDataAvailable() { expectBadInput("\(sharedData)/astronaut.png", "no audio stream") }
+    }
+
+    /// A WAV cut short (header promises more data than the file holds) yields the samples before the cut;
+    /// an MP4 cut before its index cannot be opened.
+    @Test func truncatedFiles() throws {
+        let full = (0..<16000).map { Float(0.5 * sin(Double($0) / 10)) }
+        let wav = temp("full.wav")
+        try SoundFile.write(full, sampleRate: 16000, to: wav, format: .wav16)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: wav))
+        let cut = temp("cut.wav")
+        try bytes.prefix(44 + 2 * 6000 + 1).write(to: URL(fileURLWithPath: cut))
+        let partial = try AudioDecoder.decodeAll(path: cut)
+        #expect(partial.count == 6000)
+        #expect(zip(partial, full).map { abs($0 - $1) }.max()! < 1.0 / 16384)
+        let headerOnly = temp("header-only.wav")
+        try bytes.prefix(44).write(to: URL(fileURLWithPath: headerOnly))
+        #expect(try AudioDecoder.decodeAll(path: headerOnly).isEmpty)
+
+        guard sharedDataAvailable() else { return }
+        let mp4 = try Data(contentsOf: URL(fileURLWithPath: "\(sharedData)/walking-crowd-1080p.mp4"))
+        let cutMP4 = temp("cut.mp4")
+        try mp4.prefix(mp4.count / 3).write(to: URL(fileURLWithPath: cutMP4))
+        // Either FFmpeg cannot open it (index at the end) or it yields less audio than the whole file: never a crash.
+        do {
+            let s = try AudioDecoder.decodeAll(path: cutMP4)
+            #expect(s.count < 67243)
+        } catch let e as AffectError {
+            #expect(e.description.contains(cutMP4))
+        }
+    }
+
+    /// Zero-length audio is a documented empty result; silence decodes to zeros.
+    @Test func zeroLengthAndSilence() throws {
+        let zero = temp("zero.wav")
+        try SoundFile.write([], sampleRate: 16000, to: zero)
+        #expect(try AudioDecoder.decodeAll(path: zero).isEmpty)
+        let silent = temp("silent.flac")
+        try SoundFile.write([Float](repeating: 0, count: 48000), sampleRate: 48000, to: silent, format: .flac16)
+        let s = try AudioDecoder.decodeAll(path: silent)
+        #expect(abs(s.count - 16000) <= 1 && s.allSatisfy { $0 == 0 })
+    }
+}

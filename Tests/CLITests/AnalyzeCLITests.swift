@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import AffectKernels
+
+let sharedMedia = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("shared/data").path
+let astronautClip = "\(sharedMedia)/astronaut-speaking.mp4"
+
+func mediaAvailable() -> Bool {
+    if FileManager.default.fileExists(atPath: astronautClip) { return true }
+    if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(sharedMedia) is missing under CI") }
+    else { print("skipping: \(sharedMedia) is absent (a fresh clone without ../shared)") }
+    return false
+}
+
+/// A fresh, empty folder for one test's outputs.
+func freshFolder(_ name: String) throws -> String {
+    let dir = tempPath(name)
+    try? FileManager.default.removeItem(atPath: dir)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
+
+@Suite(.serialized) struct AnalyzeCommandTests {
+    @Test func astronautCSVJSONAndPlot() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-ok")
+        let r = try runAffect(["analyze", astronautClip, "-o", "\(dir)/a.csv", "-o", "\(dir)/a.json", "--plot", "\(dir)/a.svg", "--every", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("astronaut-speaking.mp4") && r.stdout.contains("expression: happy"), "\(r.stdout)")
+        #expect(!r.stderr.contains("frames"), "no progress bar when standard error is not a terminal")
+        let lines = try String(contentsOfFile: "\(dir)/a.csv", encoding: .utf8).split(separator: "\n")
+        let header = lines[0].split(separator: ",").map(String.init)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/a.json"))) as! [String: Any]
+        let frames = (json["video"] as! [String: Any])["frames"] as! Int
+        #expect(lines.count == frames + 1, "one row per decoded frame")
+        let face = header.firstIndex(of: "face")!, expr = header.firstIndex(of: "expression")!
+        for (i, l) in lines.dropFirst().enumerated() {
+            let cells = l.split(separator: ",", omittingEmptySubsequences: false)
+            #expect(cells[0] == Substring(String(i)))
+            // --every 2: odd frames are interpolated, not analysed.
+            #expect(cells[face] == (i % 2 == 0 ? "1" : ""), "frame \(i)")
+            #expect(cells[expr] == "happy")
+        }
+        #expect((json["tracks"] as! [[String: Any]]).count == 1)
+        #expect(json["summary"] is String)
+        #expect(try String(contentsOfFile: "\(dir)/a.svg", encoding: .utf8).hasPrefix("<svg"))
+        #expect(files(in: dir) == ["a.csv", "a.json", "a.svg"], "no temporary files left")
+    }
+
+    /// Outputs appear only when complete: an analysis killed midway leaves nothing. (SIGKILL: a child of the
+    /// test runner inherits its blocked SIGINT/SIGTERM, and no handler could run on SIGKILL anyway.)
+    @Test func interruptedRunLeavesNoOutput() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-interrupted")
+        for sig in [SIGKILL] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: affectBinary())
+            p.arguments = ["analyze", astronautClip, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: 2)
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            #expect(p.terminationStatus != 0)
+            #expect(files(in: dir).isEmpty, "signal \(sig) left \(files(in: dir))")
+        }
+    }
+
+    @Test func truncatedVideoIsAnErrorAndWritesNothing() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-truncated")
+        let data = try Data(contentsOf: URL(fileURLWithPath: astronautClip))
+        // Cut short: the index (at the end of this file) is lost.
+        let cut = "\(dir)/cut.mp4"
+        try data.prefix(data.count * 4 / 10).write(to: URL(fileURLWithPath: cut))
+        var r = try runAffect(["analyze", cut, "-o", "\(dir)/out.csv"])
+        expectBadInput(r, naming: cut, "truncated video")
+        // With the index first (faststart), the file opens and the missing frames are noticed.
+        let fast = "\(dir)/fast.mp4"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["ffmpeg", "-v", "error", "-y", "-i", astronautClip, "-c", "copy", "-movflags", "faststart", fast]
+        try p.run(); p.waitUntilExit()
+        if p.terminationStatus == 0 {
+            let whole = try Data(contentsOf: URL(fileURLWithPath: fast))
+            let cutFast = "\(dir)/cut-fast.mp4"
+            try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: cutFast))
+            r = try runAffect(["analyze", cutFast, "-o", "\(dir)/out.csv"])
+            expectBadInput(r, naming: cutFast, "truncated faststart video")
+            #expect(r.stderr.contains("truncated"), "\(r.stderr)")
+        } else {
+            Issue.record("ffmpeg is not installed (scripts/install-deps.sh installs it)")
+        }
+        #expect(!files(in: dir).contains { $0.contains("out") }, "no output after a failed run: \(files(in: dir))")
+    }
+
+    @Test func transcriptLongerThanTheVideo() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-transcript")
+        let srt = "\(dir)/long.srt"
+        try "1\n00:00:01,000 --> 00:00:04,000\nhello\n\n2\n00:00:20,000 --> 00:00:31,500\nthis belongs to another video\n"
+            .write(toFile: srt, atomically: true, encoding: .utf8)
+        let r = try runAffect(["analyze", astronautClip, "--transcript", srt, "-o", "\(dir)/out.json"])
+        expectBadInput(r, naming: srt, "transcript longer than the video")
+        #expect(r.stderr.contains("31.50"), "\(r.stderr)")
+        #expect(files(in: dir) == ["long.srt"])
+        let bad = "\(dir)/bad.vtt"
+        try "WEBVTT\n\n00:01.000 --> 00:0x.000\nhi\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        expectBadInput(try runAffect(["analyze", astronautClip, "--transcript", bad]), naming: bad, "bad WebVTT timing")
+    }
+
+    @Test func headWidthMismatch() throws {
+        guard mediaAvailable() else { return }
+        let dir = try freshFolder("analyze-head")
+        let head = "\(fixtures)/fusion/head_keras.safetensors"
+        let r = try runAffect(["analyze", astronautClip, "--expr-head", head, "-o", "\(dir)/out.csv"])
+        expectBadInput(r, naming: head, "head of another backbone")
+        #expect(r.stderr.contains("expects 32") && r.stderr.contains("7 features"), "\(r.stderr)")
+        #expect(files(in: dir).isEmpty)
+    }
+
+    @Test func badUsage() throws {
+        for args in [["analyze", "x.mp4", "-o", "out.txt"], ["analyze", "x.mp4", "--tracks", "some"],
+                     ["analyze", "x.mp4", "--delta", "2", "--sigma", "1"], ["extract", ".", "-o", "/tmp/x", "--shard", "3/3"]] {
+            let r = try runAffect(args)
+            #expect(r.status == 2, "\(args): \(r.status) \(r.stderr)")
+            #expect(r.stderr.hasPrefix("error:"), "\(args): \(r.stderr)")
+        }
+        expectBadInput(try runAffect(["analyze", "/nonexistent/clip.mp4"]), naming: "/nonexistent/clip.mp4", "missing video")
+    }
+}
+
+@Suite struct ExtractCommandTests {
+    @Test func extractIsResumableAndSkipsBadVideos() throws {
+        guard mediaAvailable() else { return }
+        let input = try freshFolder("extract-in"), out = try freshFolder("extract-out")
+        try FileManager.default.createDirectory(atPath: "\(input)/sub", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(input)/sub/astronaut.mp4", withDestinationPath: astronautClip)
+        try Data("not a video".utf8).write(to: URL(fileURLWithPath: "\(input)/broken.mp4"))
+        // --fps 2.5 on a 25 fps clip: frames 0, 10, 20, ... are analysed.
+        var r = try runAffect(["extract", input, "-o", out, "--fps", "2.5"])
+        #expect(r.status == 2, "the broken video is reported: \(r.stderr)")
+        #expect(r.stderr.contains("broken.mp4"), "\(r.stderr)")
+        let file = "\(out)/sub/astronaut.safetensors"
+        let st = try SafeTensorsFile(path: file)
+        let n = try #require(st.info("times")).shape[0]
+        #expect(st.info("features")?.shape == [n, 7] && st.info("logits")?.shape == [n, 7] && st.info("boxes")?.shape == [n, 4])
+        let face = try st.tensor("face").array, analyzed = try st.tensor("analyzed").array
+        #expect(face == analyzed, "a face on every analysed frame")
+        #expect(analyzed.enumerated().allSatisfy { $1 == ($0 % 10 == 0 ? 1 : 0) })
+        #expect(st.metadata["affect.extract"]?.contains("\"video\":\"sub\\/astronaut.mp4\"") == true || st.metadata["affect.extract"]?.contains("sub/astronaut.mp4") == true)
+        // Second run: the finished video is skipped.
+        r = try runAffect(["extract", input, "-o", out, "--every", "10"])
+        #expect(r.stdout.contains("extracted 0, already done 1, failed 1"), "\(r.stdout)")
+        #expect(files(in: out) == ["sub"] && files(in: "\(out)/sub") == ["astronaut.safetensors"], "no temporary files")
+        // Shards partition the videos.
+        var owned = 0
+        for i in 0..<3 {
+            let s = try runAffect(["extract", input, "-o", try freshFolder("extract-shard\(i)"), "--every", "50", "--shard", "\(i)/3"])
+            owned += Int(s.stdout.split(separator: " ")[2])!
+        }
+        #expect(owned == 2)
+    }
+}
