@@ -32,17 +32,12 @@ public final class AudioDecoder {
     /// Duration from the container, if it states one (seconds).
     public let duration: Double?
 
-    private var format: UnsafeMutablePointer<AVFormatContext>?
-    private var codec: UnsafeMutablePointer<AVCodecContext>?
-    private var packet: UnsafeMutablePointer<AVPacket>?
-    private var frame: UnsafeMutablePointer<AVFrame>?
+    private let media: MediaStream
     private var resampler: OpaquePointer?
     /// The input format the resampler was set up for (rate, sample format, channel layout).
     private var resamplerInput: (rate: Int32, format: Int32, layout: AVChannelLayout)?
-    private let stream: Int32
     private var pending: [Float] = []
     private var pendingStart = 0
-    private var flushing = false
     private var finished = false
     /// Samples returned so far.
     public private(set) var samplesRead = 0
@@ -51,45 +46,18 @@ public final class AudioDecoder {
         self.path = path
         self.sampleRate = sampleRate
         func bad(_ m: String) -> AffectError { .badInput("\(path): \(m)") }
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw bad("no such file.") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw bad("not a regular file.") }
-        guard st.st_size > 0 else { throw bad("the file is empty.") }
         guard sampleRate > 0 else { throw bad("the output sample rate must be positive.") }
-        av_log_set_level(AV_LOG_QUIET)
-        guard avformat_open_input(&format, path, nil, nil) == 0, let ctx = format else {
-            throw bad("not an audio or video file FFmpeg can read.")
-        }
-        guard avformat_find_stream_info(ctx, nil) >= 0 else { throw bad("cannot read the stream information.") }
-        let index = av_find_best_stream(ctx, AVMEDIA_TYPE_AUDIO, -1, -1, nil, 0)
-        guard index >= 0, let s = ctx.pointee.streams[Int(index)], let par = s.pointee.codecpar else {
-            throw bad("the file has no audio stream.")
-        }
-        stream = index
-        // Every other stream is dropped at the demuxer: a video's packets are never read into memory.
-        for i in 0..<Int(ctx.pointee.nb_streams) where i != Int(index) { ctx.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL }
-        guard let dec = avcodec_find_decoder(par.pointee.codec_id) else { throw bad("no decoder for its audio codec.") }
-        codecName = String(cString: dec.pointee.name)
-        codec = avcodec_alloc_context3(dec)
-        guard let c = codec, avcodec_parameters_to_context(c, par) >= 0 else { throw bad("cannot set up its audio decoder.") }
-        guard avcodec_open2(c, dec, nil) == 0 else { throw bad("cannot open its audio decoder (\(codecName)).") }
-        packet = av_packet_alloc(); frame = av_frame_alloc()
+        media = try MediaStream(path: path, kind: .audio)
+        codecName = media.decoderName
+        let c = media.codec
         sourceSampleRate = Int(c.pointee.sample_rate)
         sourceChannels = Int(c.pointee.ch_layout.nb_channels)
-        if s.pointee.duration > 0 {
-            duration = Double(s.pointee.duration) * av_q2d(s.pointee.time_base)
-        } else if ctx.pointee.duration > 0 {
-            duration = Double(ctx.pointee.duration) / Double(AV_TIME_BASE)
-        } else {
-            duration = nil
-        }
+        duration = media.declaredDuration
     }
 
     deinit {
         swr_free(&resampler)
         if var l = resamplerInput?.layout { av_channel_layout_uninit(&l) }
-        av_packet_free(&packet); av_frame_free(&frame)
-        avcodec_free_context(&codec); avformat_close_input(&format)
     }
 
     /// Up to `maxSamples` further samples; an empty array at the end of the stream.
@@ -121,31 +89,13 @@ public final class AudioDecoder {
 
     /// Decodes one frame (or flushes at the end) and appends its resampled samples to `pending`.
     private func decodeMore() throws {
-        guard let ctx = format, let c = codec, let pkt = packet, let f = frame else { finished = true; return }
-        while true {
-            let r = avcodec_receive_frame(c, f)
-            if r == 0 {
-                defer { av_frame_unref(f) }
-                try resample(f)
-                return
-            }
-            if r == affect_averror_eof() || flushing {
-                try resample(nil)
-                finished = true
-                return
-            }
-            // EAGAIN (or a frame the decoder could not make sense of, skipped as ffmpeg does): feed a packet.
-            let rr = av_read_frame(ctx, pkt)
-            if rr < 0 {
-                // End of file, or a file cut short: drain what the decoder holds.
-                flushing = true
-                avcodec_send_packet(c, nil)
-                continue
-            }
-            defer { av_packet_unref(pkt) }
-            if pkt.pointee.stream_index != stream { continue }
-            let s = avcodec_send_packet(c, pkt)
-            if s < 0 && s != affect_averror_eagain() { continue }   // damaged packet: skipped
+        // Frames the decoder cannot make sense of are skipped, as ffmpeg does.
+        if let f = try media.nextFrame(corrupt: nil) {
+            defer { av_frame_unref(f) }
+            try resample(f)
+        } else {
+            try resample(nil)
+            finished = true
         }
     }
 
