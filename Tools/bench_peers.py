@@ -1,33 +1,56 @@
 #!/usr/bin/env python3
 """Times Affect against ONNX Runtime and PyTorch on the same shapes, in one run, 2 threads, and prints ratios.
 
-    Tools/bench_peers.py --ops                      # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
-    Tools/bench_peers.py --models W.safetensors ... # whole models (efficientnet, mobilevit, mobilefacenet, wav2vec2, hubert)
-    options: --threads 2 --seconds 5 --batch 1 --audio-seconds 10
+    Tools/bench_peers.py --all --refs DIR [DIR ...]   # every weight file found: the BENCHMARKS.md table
+    Tools/bench_peers.py --models W.safetensors ...   # the same table for the given weight files
+    Tools/bench_peers.py --ops                        # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
+    options: --threads 2 --seconds 5 --batches 1,8 (facial models) --audio-seconds 10 --tokens 128
+             --markdown BENCHMARKS.md (also write the table with date, machine and command)
 
-Our figure is `affect bench`'s median (release build, `.build/release/affect`); the peers' are medians of
-repeated runs after warm-up, PyTorch with `torch.set_num_threads(T)`, ONNX Runtime with
-`intra_op_num_threads=T, inter_op_num_threads=1`. Absolute times drift on shared machines: compare the
-ratios of one run. Each model family registers a builder in PEERS: arch -> function(weights, batch) returning
-(torch module, example input tuple, onnx input names).
+Every measurement runs in its own child process, so each column's peak RSS (GNU time's `%M` for that child) is
+what that engine needs for the model: ours is `affect bench` (release build, `.build/release/affect`);
+ONNX Runtime's child only imports onnxruntime and loads the exported `.onnx` (exported by the parent from
+the PyTorch module); PyTorch's child builds the module itself. Peers are timed as medians of repeated runs
+after warm-up, PyTorch with `torch.set_num_threads(T)`, ONNX Runtime with `intra_op_num_threads=T,
+inter_op_num_threads=1`. GFLOP/s is `affect bench`'s (the model's `flops` ÷ median); the ceiling is
+OpenBLAS `cblas_sgemm` on its own threads for a 512×3072×768 product, measured in the same run. Absolute
+times drift on shared machines: compare the ratios of one run.
+
+Extending: each architecture (`affect.arch` in the weight file) registers a builder in PEERS,
+arch -> function(weights, meta, batch) returning (torch module, list of example input tensors, onnx input
+names); audio and text builders read `SHAPE.audio_seconds` / `SHAPE.tokens` (an audio builder may instead take
+the seconds as a fourth argument). KINDS says which batch sizes
+an arch is timed at (facial models at every --batches, others at batch 1). Archs without a builder still
+get our time and RSS, with a note instead of peer columns.
 """
 import argparse
+import datetime
+import inspect
 import json
 import os
+import platform
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
-import torch
+
+# The ONNX Runtime child must not pay for torch in its peak RSS; everything else (peer builders) uses it.
+if sys.argv[1:3] != ["--child", "ort"]:
+    import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from affect_tools.io import save_weights  # noqa: E402
 
 AFFECT = os.path.join(REPO, ".build", "release", "affect")
+TIME = "/usr/bin/time"  # GNU time, for each child's peak RSS
+# Sequence lengths the audio and text builders use (set from --audio-seconds / --tokens).
+SHAPE = SimpleNamespace(audio_seconds=10.0, tokens=128)
+BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` reports it
 
 
 def median_time(fn, seconds, min_runs=5):
@@ -42,74 +65,90 @@ def median_time(fn, seconds, min_runs=5):
     return float(np.median(times))
 
 
-def affect_bench(weights, args, extra=()):
-    out = subprocess.run([AFFECT, "bench", weights, "--threads", str(args.threads), "--seconds", str(args.seconds),
-                          "--batch", str(args.batch), *extra], check=True, capture_output=True, text=True).stdout
-    last = out.strip().splitlines()[-1]
-    assert last.startswith("median_ms="), out
-    gflops = None
-    for line in out.splitlines():
+def run_child(cmd):
+    """Runs `cmd`, returns (stdout, peak RSS in MB of that process).
+
+    The peak comes from GNU time (`%M`), not from wait4 here: Linux carries a forked child's high-water
+    mark over from the parent (this Python process, with torch loaded) through exec."""
+    with tempfile.NamedTemporaryFile(mode="r") as rss, tempfile.TemporaryFile() as err:
+        p = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *cmd], stdout=subprocess.PIPE, stderr=err, text=True)
+        if p.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{shlex.join(cmd)} failed ({p.returncode}): {err.read().decode()[-2000:]}")
+        kb = int(rss.read().strip().splitlines()[-1])
+    return p.stdout, kb / 1024
+
+
+def affect_bench(weights, args, batch, extra=()):
+    """Our median ms, GFLOP/s (or None), input description and peak RSS (MB)."""
+    out, rss = run_child([AFFECT, "bench", weights, "--threads", str(args.threads), "--seconds", str(args.seconds),
+                          "--batch", str(batch), "--audio-seconds", str(SHAPE.audio_seconds),
+                          "--tokens", str(SHAPE.tokens), *extra])
+    lines = out.strip().splitlines()
+    assert lines and lines[-1].startswith("median_ms="), out
+    gflops, shape = None, ""
+    for line in lines:
         if line.startswith("compute:"):
             gflops = float(line.split(",")[1].split()[0])
-    return float(last.split("=")[1]), gflops
+        if line.startswith("input:"):
+            shape = line.split(":", 1)[1].strip()
+        if "OpenBLAS kernels:" in line:
+            BLAS_CORE[0] = line.split("OpenBLAS kernels:", 1)[1].strip(" )")
+    return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss)
 
 
-def torch_time(module, inputs, args):
-    torch.set_num_threads(args.threads)
+# --- peers, each in its own child process -------------------------------------------------------------
+
+def child_main(argv):
+    """`bench_peers.py --child ort MODEL.onnx INPUTS.npz T S` or `--child torch WEIGHTS BATCH T S AUDIO TOKENS`."""
+    kind = argv[0]
+    if kind == "ort":
+        import onnxruntime as ort
+        path, inputs, threads, seconds = argv[1], np.load(argv[2]), int(argv[3]), float(argv[4])
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        feed = {n: inputs[n] for n in inputs.files}
+        print(f"ms={median_time(lambda: sess.run(None, feed), seconds)}")
+    else:
+        weights, batch, threads, seconds = argv[1], int(argv[2]), int(argv[3]), float(argv[4])
+        SHAPE.audio_seconds, SHAPE.tokens = float(argv[5]), int(argv[6])
+        torch.set_num_threads(threads)
+        meta = read_meta(weights)
+        module, inputs, _ = build_peer(weights, meta, batch)
+        module.eval()
+        with torch.no_grad():
+            print(f"ms={median_time(lambda: module(*inputs), seconds)}")
+
+
+def build_peer(weights, meta, batch):
+    """PEERS[arch](weights, meta, batch); audio builders that take a fourth argument get SHAPE.audio_seconds."""
+    fn = PEERS[meta["affect.arch"]]
+    if KINDS.get(meta["affect.arch"]) == "audio" and len(inspect.signature(fn).parameters) > 3:
+        return fn(weights, meta, batch, SHAPE.audio_seconds)
+    return fn(weights, meta, batch)
+
+
+def peer_times(weights, meta, batch, args, tmp):
+    """(ORT ms, ORT RSS MB, torch ms, torch RSS MB) for one weight file and batch."""
+    module, inputs, names = build_peer(weights, meta, batch)
     module.eval()
+    onnx_path = os.path.join(tmp, "m.onnx")
     with torch.no_grad():
-        return median_time(lambda: module(*inputs), args.seconds)
+        torch.onnx.export(module, tuple(inputs), onnx_path, input_names=names, opset_version=17, dynamo=False)
+    npz = os.path.join(tmp, "inputs.npz")
+    np.savez(npz, **{n: x.numpy() for n, x in zip(names, inputs)})
+    common = [str(args.threads), str(args.seconds)]
+    out, ort_rss = run_child([sys.executable, __file__, "--child", "ort", onnx_path, npz, *common])
+    ort_ms = float(out.strip().splitlines()[-1].split("=")[1])
+    out, pt_rss = run_child([sys.executable, __file__, "--child", "torch", weights, str(batch), *common,
+                             str(SHAPE.audio_seconds), str(SHAPE.tokens)])
+    pt_ms = float(out.strip().splitlines()[-1].split("=")[1])
+    return ort_ms, ort_rss, pt_ms, pt_rss
 
 
-def ort_time(module, inputs, names, args):
-    import onnxruntime as ort
-    path = os.path.join(tempfile.mkdtemp(), "m.onnx")
-    torch.onnx.export(module, tuple(inputs), path, input_names=names, opset_version=17, dynamo=False)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = args.threads
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    feed = {n: x.numpy() for n, x in zip(names, inputs)}
-    return median_time(lambda: sess.run(None, feed), args.seconds)
-
-
-def row(name, ours, ort_ms, torch_ms, gflops=None):
-    r_ort = ours / ort_ms if ort_ms else float("nan")
-    r_pt = ours / torch_ms if torch_ms else float("nan")
-    g = f"{gflops:8.1f}" if gflops else "       -"
-    print(f"| {name:34s} | {ours:9.3f} | {ort_ms:9.3f} | {torch_ms:9.3f} | {r_ort:8.2f} | {r_pt:8.2f} | {g} |", flush=True)
-
-
-def header(args):
-    print(f"threads={args.threads} batch={args.batch} seconds={args.seconds}; ratio = ours / peer (below 1 = we are faster)")
-    print("| model / layer                      |  ours ms  |  ORT ms   | torch ms  | vs ORT   | vs torch | GFLOP/s  |")
-    print("|------------------------------------|-----------|-----------|-----------|----------|----------|----------|")
-
-
-def bench_ops(args):
-    tmp = tempfile.mkdtemp()
-    g = torch.Generator().manual_seed(0)
-    # 3×3 conv, 64 → 64 channels on 56×56 (an EfficientNet/ResNet-sized layer)
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
-    w = os.path.join(tmp, "conv.safetensors")
-    save_weights(w, {"weight": conv.weight, "bias": conv.bias}, "layer",
-                 {"op": "conv2d", "stride": 1, "padding": 1, "bench_shape": [1, 64, 56, 56]})
-    x = torch.randn(args.batch, 64, 56, 56, generator=g)
-    ours, gf = affect_bench(w, args)
-    row("conv3x3 64→64 @56×56", ours, ort_time(conv, [x], ["input"], args), torch_time(conv, [x], args), gf)
-    # 768 → 3072 linear on 128 tokens (a transformer FFN), and the raw cblas_sgemm of the same product
-    lin = torch.nn.Linear(768, 3072)
-    w = os.path.join(tmp, "linear.safetensors")
-    save_weights(w, {"weight": lin.weight, "bias": lin.bias}, "layer", {"op": "linear", "bench_shape": [1, 128, 768]})
-    ws = os.path.join(tmp, "sgemm.safetensors")
-    save_weights(ws, {"weight": lin.weight}, "layer", {"op": "cblas_sgemm", "bench_shape": [1, 128, 768]})
-    x = torch.randn(args.batch, 128, 768, generator=g)
-    ours, gf = affect_bench(w, args)
-    row("linear 768→3072 ×128 tokens", ours, ort_time(lin, [x], ["input"], args), torch_time(lin, [x], args), gf)
-    raw, gf_raw = affect_bench(ws, args)
-    print(f"\nraw cblas_sgemm (OpenBLAS, {args.threads} threads) on the same product: {raw:.3f} ms, {gf_raw:.1f} GFLOP/s;"
-          f" our linear layer reaches {100 * raw / ours:.0f} % of its throughput")
-
+# --- peer builders: arch -> (torch module, inputs, onnx input names) -----------------------------------
 
 def efficientnet_peer(weights, meta, batch):
     import timm
@@ -179,47 +218,235 @@ def speech_peer(weights, meta, batch, seconds=10.0):
     return Out(model), [torch.randn(batch, int(seconds * 16000))], ["input_values"]
 
 
+# How an arch is benchmarked: "face" at every --batches, anything else at batch 1.
+KINDS = {"efficientnet": "face", "mobilevit": "face", "mobilefacenet": "face", "mini_xception": "face",
+         "wav2vec2": "audio", "hubert": "audio", "roberta": "text", "bert": "text"}
+
 PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
          "wav2vec2": speech_peer, "hubert": speech_peer}
-from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
-PEERS.update(TEXT_PEERS)
+if sys.argv[1:3] != ["--child", "ort"]:  # text_peers imports torch, which the ONNX Runtime child must not pay for
+    from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
+    PEERS.update(TEXT_PEERS)
 
 
-def bench_models(args):
+
+
+# --- single layers (in process, no RSS) ---------------------------------------------------------------
+
+def torch_time(module, inputs, args):
+    torch.set_num_threads(args.threads)
+    module.eval()
+    with torch.no_grad():
+        return median_time(lambda: module(*inputs), args.seconds)
+
+
+def ort_time(module, inputs, names, args):
+    import onnxruntime as ort
+    path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+    torch.onnx.export(module, tuple(inputs), path, input_names=names, opset_version=17, dynamo=False)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feed = {n: x.numpy() for n, x in zip(names, inputs)}
+    return median_time(lambda: sess.run(None, feed), args.seconds)
+
+
+def bench_ops(args):
+    from affect_tools.io import save_weights
+    tmp = tempfile.mkdtemp()
+    g = torch.Generator().manual_seed(0)
+    print("| layer | ours ms | ORT ms | torch ms | vs ORT | vs torch | GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+
+    def row(name, ours, ort_ms, pt_ms):
+        print(f"| {name} | {ours.ms:.3f} | {ort_ms:.3f} | {pt_ms:.3f} | {ours.ms / ort_ms:.2f} | {ours.ms / pt_ms:.2f} "
+              f"| {ours.gflops or 0:.1f} |", flush=True)
+    # 3×3 conv, 64 → 64 channels on 56×56 (an EfficientNet/ResNet-sized layer)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    w = os.path.join(tmp, "conv.safetensors")
+    save_weights(w, {"weight": conv.weight, "bias": conv.bias}, "layer",
+                 {"op": "conv2d", "stride": 1, "padding": 1, "bench_shape": [1, 64, 56, 56]})
+    x = torch.randn(args.batch, 64, 56, 56, generator=g)
+    row("conv3x3 64→64 @56×56", affect_bench(w, args, args.batch), ort_time(conv, [x], ["input"], args),
+        torch_time(conv, [x], args))
+    # 768 → 3072 linear on 128 tokens (a transformer FFN), and the raw cblas_sgemm of the same product
+    lin = torch.nn.Linear(768, 3072)
+    w = os.path.join(tmp, "linear.safetensors")
+    save_weights(w, {"weight": lin.weight, "bias": lin.bias}, "layer", {"op": "linear", "bench_shape": [1, 128, 768]})
+    ws = os.path.join(tmp, "sgemm.safetensors")
+    save_weights(ws, {"weight": lin.weight}, "layer", {"op": "cblas_sgemm", "bench_shape": [1, 128, 768]})
+    x = torch.randn(args.batch, 128, 768, generator=g)
+    ours = affect_bench(w, args, args.batch)
+    row("linear 768→3072 ×128 tokens", ours, ort_time(lin, [x], ["input"], args), torch_time(lin, [x], args))
+    raw = affect_bench(ws, args, args.batch)
+    print(f"\nraw cblas_sgemm (OpenBLAS, {args.threads} threads) on the same product: {raw.ms:.3f} ms, {raw.gflops:.1f} GFLOP/s;"
+          f" our linear layer reaches {100 * raw.ms / ours.ms:.0f} % of its throughput")
+
+
+# --- whole models ---------------------------------------------------------------------------------------
+
+def read_meta(weights):
     from safetensors import safe_open
-    for w in args.models:
-        with safe_open(w, "np") as f:
-            meta = f.metadata()
-        arch = meta.get("affect.arch")
-        if arch not in PEERS:
-            print(f"| {os.path.basename(w):34s} | no peer builder for arch {arch} |")
-            continue
-        if arch in ("wav2vec2", "hubert"):
-            module, inputs, names = PEERS[arch](w, meta, args.batch, args.audio_seconds)
-            ours, gf = affect_bench(w, args, ["--audio-seconds", str(args.audio_seconds)])
-        else:
-            module, inputs, names = PEERS[arch](w, meta, args.batch)
-            ours, gf = affect_bench(w, args)
-        row(f"{os.path.basename(w)} b{args.batch}", ours, ort_time(module, inputs, names, args),
-            torch_time(module, inputs, args), gf)
+    with safe_open(weights, "np") as f:
+        return f.metadata() or {}
+
+
+def sgemm_ceiling(args):
+    """GFLOP/s of OpenBLAS cblas_sgemm on its own `--threads` threads, 512×768 · 768×3072."""
+    from affect_tools.io import save_weights
+    tmp = tempfile.mkdtemp()
+    w = os.path.join(tmp, "sgemm.safetensors")
+    rng = np.random.default_rng(0)
+    save_weights(w, {"weight": rng.standard_normal((3072, 768), dtype=np.float32)}, "layer",
+                 {"op": "cblas_sgemm", "bench_shape": [1, 512, 768]})
+    return affect_bench(w, args, 1).gflops
+
+
+def find_weights(dirs):
+    """Model weight files (not references, not single layers) under `dirs`, sorted by name."""
+    found = []
+    for d in dirs:
+        for root, _, files in os.walk(d):
+            for f in files:
+                if f.endswith(".safetensors") and not f.endswith(".ref.safetensors"):
+                    path = os.path.join(root, f)
+                    arch = read_meta(path).get("affect.arch")
+                    if arch in KINDS:
+                        found.append(path)
+    return sorted(found, key=os.path.basename)
+
+
+def bench_models(weight_files, args):
+    """Measures every file at its kind's batch sizes; returns the table rows (dicts)."""
+    rows = []
+    for w in weight_files:
+        meta = read_meta(w)
+        arch = meta.get("affect.arch", "?")
+        batches = args.batches if KINDS.get(arch) == "face" else [1]
+        for b in batches:
+            ours = affect_bench(w, args, b)
+            r = SimpleNamespace(name=os.path.splitext(os.path.basename(w))[0], arch=arch, batch=b, ours=ours,
+                                ort=None, ort_rss=None, pt=None, pt_rss=None, note="")
+            if arch in PEERS:
+                with tempfile.TemporaryDirectory() as tmp:
+                    try:
+                        r.ort, r.ort_rss, r.pt, r.pt_rss = peer_times(w, meta, b, args, tmp)
+                    except Exception as e:  # a peer that fails to build or export must not hide the others
+                        r.note = f"peer failed: {str(e).splitlines()[0][:120]}"
+            else:
+                r.note = f"no peer builder for arch `{arch}` yet"
+            rows.append(r)
+            print_row(r, args, sys.stderr)
+    return rows
+
+
+def fmt(x, spec):
+    return "—" if x is None else format(x, spec)
+
+
+TABLE_HEAD = ("| model | input | ours ms | ORT ms | PyTorch ms | ours ÷ ORT | ours ÷ PyTorch | GFLOP/s (% of sgemm) "
+              "| peak RSS ours / ORT / PyTorch (MB) | note |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+
+
+def print_row(r, args, out=sys.stdout):
+    o = r.ours
+    g = "—" if o.gflops is None else f"{o.gflops:.1f} ({100 * o.gflops / args.ceiling:.0f} %)"
+    print(f"| {r.name} | {o.shape} | {o.ms:.2f} | {fmt(r.ort, '.2f')} | {fmt(r.pt, '.2f')} "
+          f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} "
+          f"| {o.rss:.0f} / {fmt(r.ort_rss, '.0f')} / {fmt(r.pt_rss, '.0f')} | {r.note} |", file=out, flush=True)
+
+
+def machine():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
+def versions():
+    v = []
+    for mod in ("onnxruntime", "torch"):
+        try:
+            v.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            v.append(f"{mod} missing")
+    return ", ".join(v)
+
+
+def report(rows, args, argv, load_before):
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{shlex.join(['Tools/bench_peers.py', *argv])}` (commit {commit or '?'}).",
+        "",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {machine()}; load average {load_before} before the run, "
+        f"{'%.2f %.2f %.2f' % os.getloadavg()} after",
+        f"- Peers: {versions()}; {args.threads} threads everywhere (ours, ONNX Runtime intra-op, torch.set_num_threads)",
+        f"- Medians over ≥ {args.seconds:g} s of runs after warm-up, each engine in its own process; "
+        f"synthetic inputs ({SHAPE.audio_seconds:g} s audio, {SHAPE.tokens} tokens), random weights",
+        f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads, "
+        f"{BLAS_CORE[0]} kernels) = {args.ceiling:.1f} GFLOP/s in this run",
+        "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
+        "",
+        TABLE_HEAD,
+    ]
+    print("\n".join(lines[-1:]))
+    for r in rows:
+        print_row(r, args)
+    if args.markdown:
+        import io
+        buf = io.StringIO()
+        for r in rows:
+            print_row(r, args, buf)
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n" + buf.getvalue())
+        print(f"\nwrote {args.markdown}", file=sys.stderr)
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return child_main(sys.argv[2:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ops", action="store_true")
+    p.add_argument("--all", action="store_true", help="every model weight file found under --refs")
+    p.add_argument("--refs", nargs="*", default=[], help="directories searched for weight files (with --all)")
     p.add_argument("--models", nargs="*", default=[])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=5)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--audio-seconds", type=float, default=10.0, help="input length for wav2vec2 / hubert")
+    p.add_argument("--batch", type=int, default=1, help="batch size for --ops")
+    p.add_argument("--batches", default="1,8", help="batch sizes for facial models")
+    p.add_argument("--audio-seconds", type=float, default=10)
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--markdown", help="also write the model table as markdown with date, machine and command")
     args = p.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",") if b]
+    SHAPE.audio_seconds, SHAPE.tokens = args.audio_seconds, args.tokens
     if not os.path.exists(AFFECT):
         sys.exit(f"{AFFECT} not found: run `swift build -c release` first")
-    header(args)
+    if not os.path.exists(TIME):
+        sys.exit(f"{TIME} (GNU time, for peak RSS) not found: apt-get install time")
     if args.ops:
         bench_ops(args)
-    if args.models:
-        bench_models(args)
+    files = list(args.models)
+    if args.all:
+        if not args.refs:
+            p.error("--all needs --refs DIR (weight files built by Tools/make_reference.py)")
+        files += find_weights(args.refs)
+    if not files:
+        return
+    load_before = "%.2f %.2f %.2f" % os.getloadavg()
+    args.ceiling = sgemm_ceiling(args)
+    print(f"sgemm ceiling {args.ceiling:.1f} GFLOP/s; {len(files)} weight files", file=sys.stderr)
+    print(TABLE_HEAD, file=sys.stderr)
+    rows = bench_models(files, args)
+    report(rows, args, sys.argv[1:], load_before)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,48 @@ import Synchronization
 /// Thread settings shared by our kernels and OpenBLAS.
 public enum Threading {
     nonisolated(unsafe) private static var _threads: Int = {
+        upgradeBLASKernels()
         openblas_set_num_threads(1)
         return 2
     }()
+
+    /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after ``upgradeBLASKernels()``.
+    public static var blasCore: String {
+        _ = threads
+        return openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// OpenBLAS picks its kernels from the CPU model at load time; a build older than the CPU (0.3.21, as
+    /// Debian 12 / Ubuntu 24.04 ship, on Xeon family 6 model 207) does not know the model and falls back to
+    /// its generic Prescott (SSE3) kernels, which made every `sgemm` about 4× slower than the machine allows.
+    /// When that happened and `OPENBLAS_CORETYPE` was not set by the user, this selects the kernels the CPU's
+    /// features allow (SkylakeX with AVX-512, Haswell with AVX2 + FMA) through OpenBLAS's own dynamic-arch
+    /// entry points, as `OPENBLAS_CORETYPE` would have at startup. Only before any BLAS call.
+    private static func upgradeBLASKernels() {
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              let name = openblas_get_corename().map({ String(cString: $0) }), name.lowercased() == "prescott",
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return }
+        let flags = Set(flagLine.split(separator: " ").map(String.init))
+        let core: String
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains) {
+            core = "SkylakeX"
+        } else if ["avx2", "fma"].allSatisfy(flags.contains) {
+            core = "Haswell"
+        } else {
+            return
+        }
+        // Exported by DYNAMIC_ARCH builds only; looked up so other builds simply keep their kernels.
+        let process = dlopen(nil, RTLD_NOW)
+        guard let quit = dlsym(process, "gotoblas_dynamic_quit"), let initialise = dlsym(process, "gotoblas_dynamic_init")
+        else { return }
+        typealias Hook = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: Hook.self)()
+        unsafeBitCast(initialise, to: Hook.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+    }
 
     /// Number of threads the kernels split work across (default: 2, the machine's cores).
     public static var threads: Int { _threads }
@@ -32,7 +71,7 @@ final class SpinPool: @unchecked Sendable {
     static let shared = SpinPool()
 
     private let generation = Atomic<Int>(0)
-    private let next = Atomic<Int>(0)
+    private let next = Atomic<Int>(0xFFFF_FFFF)
     private let remaining = Atomic<Int>(0)
     private let sleeping = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
@@ -67,15 +106,30 @@ final class SpinPool: @unchecked Sendable {
                 }
             }
             seen = generation.load(ordering: .sequentiallyConsistent)
-            drain()
+            drain(Self.tag(seen))
         }
     }
 
-    private func drain() {
+    /// `next` holds the job's generation tag in its high 32 bits and the next chunk index in the low
+    /// 32, so a worker still holding an older generation can never claim (and count down) a chunk of the
+    /// current job. With a separate index, a late worker could claim chunk 0 right after the reset and
+    /// count it down before `remaining` was set: the count then never reached zero (a hang).
+    private static func tag(_ generation: Int) -> Int { generation & 0x7FFF_FFFF }
+
+    private func claim(_ tag: Int) -> Int? {
+        var v = next.load(ordering: .sequentiallyConsistent)
+        while v >> 32 == tag && v & 0xFFFF_FFFF < chunks {
+            let (done, original) = next.compareExchange(expected: v, desired: v + 1, ordering: .sequentiallyConsistent)
+            if done { return v & 0xFFFF_FFFF }
+            v = original
+        }
+        return nil
+    }
+
+    private func drain(_ tag: Int) {
         while true {
             active.add(1, ordering: .sequentiallyConsistent)
-            let c = next.add(1, ordering: .sequentiallyConsistent).oldValue
-            if c >= chunks { active.subtract(1, ordering: .sequentiallyConsistent); return }
+            guard let c = claim(tag) else { active.subtract(1, ordering: .sequentiallyConsistent); return }
             invoke(c)
             remaining.subtract(1, ordering: .sequentiallyConsistent)
             active.subtract(1, ordering: .sequentiallyConsistent)
@@ -98,18 +152,22 @@ final class SpinPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             job = body
             chunks = count
-            next.store(0, ordering: .sequentiallyConsistent)
             remaining.store(count, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            // Only the caller holding `busy` advances the generation.
+            let gen = generation.load(ordering: .sequentiallyConsistent) &+ 1
+            next.store(Self.tag(gen) << 32, ordering: .sequentiallyConsistent)
+            generation.store(gen, ordering: .sequentiallyConsistent)
             let asleep = sleeping.load(ordering: .sequentiallyConsistent)
             for _ in 0..<asleep { wake.signal() }
-            drain()
+            drain(Self.tag(gen))
             // On an oversubscribed machine the worker may be descheduled: stop burning its core after a while.
             var spins = 0
             while remaining.load(ordering: .sequentiallyConsistent) > 0 || active.load(ordering: .sequentiallyConsistent) > 0 {
                 spins += 1
                 if spins > 2_000 { sched_yield() }
             }
+            // Exhausted under this tag, so a worker that still holds it reads no index from the next job.
+            next.store(Self.tag(gen) << 32 | 0xFFFF_FFFF, ordering: .sequentiallyConsistent)
             job = nil
         }
     }

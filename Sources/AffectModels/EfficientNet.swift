@@ -115,10 +115,14 @@ public struct EfficientNet: InferenceModel {
         for b in blocks {
             let input = x
             if let e = b.expand { x = e(x) }
-            x = b.depthwise(x)
-            if let se = b.se { x = se(x) }
-            x = b.project(x)
-            if b.skip { addInPlace(x, input) }
+            // The squeeze is summed inside the depthwise kernel and the excitation scales the projection's
+            // input tile by tile; the skip connection is the projection GEMM's starting value.
+            if let se = b.se {
+                let (y, means) = b.depthwise.depthwiseWithMeans(x)
+                x = b.project(y, residual: b.skip ? input : nil, inputScale: se.scales(means: means))
+            } else {
+                x = b.project(b.depthwise(x), residual: b.skip ? input : nil)
+            }
         }
         return globalAveragePool(head(x))
     }

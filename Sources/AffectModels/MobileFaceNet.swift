@@ -106,8 +106,12 @@ public struct MobileFaceNet: FacialBackbone {
         var x = x
         for s in stages {
             let input = x
-            for c in s.convs { x = c(x) }
-            if s.residual { addInPlace(x, input) }
+            for (i, c) in s.convs.enumerated() {
+                // The residual's last convolution is linear (no activation): the skip is its GEMM's start value.
+                let last = i == s.convs.count - 1
+                x = c(x, residual: last && s.residual && c.activation == .none ? input : nil)
+            }
+            if s.residual, let c = s.convs.last, c.activation != Activation.none { addInPlace(x, input) }
         }
         // GDC: a 7×7 depthwise conv over the 7×7 map (valid) leaves one pixel per channel.
         x = gdc(x)
@@ -116,6 +120,23 @@ public struct MobileFaceNet: FacialBackbone {
     }
 
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+
+    /// 2 × multiply-accumulates of the convolutions, the embedding and the classifier.
+    public func flops(_ inputs: ModelInputs) -> Double? {
+        guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
+        var (h, w) = (x.shape[2], x.shape[3])
+        var total = 0.0
+        func conv(_ c: Conv2D) {
+            let o = c.outputSize(height: h, width: w)
+            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
+            (h, w) = (o.h, o.w)
+        }
+        for s in stages { s.convs.forEach(conv) }
+        conv(gdc)
+        total += 2 * Double(embedding.inFeatures * embedding.outFeatures)
+        if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
+        return total * Double(x.shape[0])
+    }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let pixels = try inputs.float("pixels", source: source)

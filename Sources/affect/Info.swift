@@ -119,7 +119,7 @@ struct Bench: ParsableCommand {
         print("model:      \(weights) (\(model.arch))")
         print("input:      " + inputs.floats.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", ")
               + inputs.ints.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", "))
-        print("threads:    \(Threading.threads)")
+        print("threads:    \(Threading.threads) (OpenBLAS kernels: \(Threading.blasCore))")
         print("runs:       \(times.count)")
         print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times.first!, median, times.last!))
         print(String(format: "throughput: %.2f items/s", Double(batch) * 1000 / median))

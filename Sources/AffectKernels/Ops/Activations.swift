@@ -129,6 +129,78 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
     }
 }
 
+/// An activation applied to one vector in registers (a kernel's epilogue), with the same formulas as
+/// ``applyActivation(_:_:count:channels:)``. Tanh and GELU have no vector form here: ``needsRowPass`` tells the
+/// kernel to leave values untouched and run `applyActivation` over its output instead.
+public struct VectorActivation: @unchecked Sendable {
+    @usableFromInline let kind: Int
+    /// Per-channel PReLU slopes (nil otherwise); a single shared slope is broadcast.
+    public let slopes: UnsafePointer<Float>?
+    @usableFromInline let slope: Float
+    private let owner: SlopeBuffer?
+
+    /// Owns a PReLU's slopes at a fixed address for the kernel's lifetime.
+    private final class SlopeBuffer {
+        let pointer: UnsafeMutablePointer<Float>
+        init(_ s: [Float]) {
+            pointer = .allocate(capacity: s.count)
+            pointer.initialize(from: s, count: s.count)
+        }
+        deinit { pointer.deallocate() }
+    }
+
+    public init(_ act: Activation) {
+        var st: [Float] = []
+        var one: Float = 0
+        switch act {
+        case .none: kind = 0
+        case .relu: kind = 1
+        case .relu6: kind = 2
+        case .silu: kind = 3
+        case .sigmoid: kind = 4
+        case .hardSwish: kind = 5
+        case .prelu(let s): kind = s.count == 1 ? 6 : 7; st = s; one = s.first ?? 0
+        case .tanh, .gelu: kind = -1
+        }
+        slope = one
+        owner = kind == 7 ? SlopeBuffer(st) : nil
+        slopes = owner.map { UnsafePointer($0.pointer) }
+    }
+
+    /// True for activations that must run as a separate pass (tanh, GELU).
+    public var needsRowPass: Bool { kind < 0 }
+
+    /// `act(v)`; `channelSlopes` is the PReLU slope vector of this vector's 16 channels (ignored otherwise).
+    @_transparent
+    public func callAsFunction(_ v: Vec, _ channelSlopes: Vec) -> Vec {
+        switch kind {
+        case 1: return vmax(v, Vec())
+        case 2: return vmin(vmax(v, Vec()), Vec(repeating: 6))
+        case 3: return v / (Vec(repeating: 1) + vexp(-v))
+        case 4: return Vec(repeating: 1) / (Vec(repeating: 1) + vexp(-v))
+        case 5: return v * vmin(vmax(v + 3, Vec()), Vec(repeating: 6)) * (1.0 / 6)
+        case 6: return v.replacing(with: v * slope, where: v .< 0)
+        case 7: return v.replacing(with: v * channelSlopes, where: v .< 0)
+        default: return v
+        }
+    }
+
+    /// `act(x)` for one value of channel `channel`.
+    @inlinable @inline(__always)
+    public func scalar(_ x: Float, channel: Int) -> Float {
+        switch kind {
+        case 1: return max(x, 0)
+        case 2: return min(max(x, 0), 6)
+        case 3: return x / (1 + expf(-x))
+        case 4: return 1 / (1 + expf(-x))
+        case 5: return x * min(max(x + 3, 0), 6) / 6
+        case 6: return x < 0 ? x * slope : x
+        case 7: return x < 0 ? x * slopes![channel] : x
+        default: return x
+        }
+    }
+}
+
 /// A new tensor with `act` applied (the input is left untouched).
 public func activation(_ x: Tensor, _ act: Activation) -> Tensor {
     let out = x.copy()

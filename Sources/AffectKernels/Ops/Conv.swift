@@ -47,8 +47,9 @@ public struct Conv2D: Sendable {
     public let bias: Tensor?
 
     public var isDepthwise: Bool { groups == inChannels && groups == outChannels && groups > 1 }
+    /// 1×1, stride 1, ungrouped and unpadded (TF "SAME" pads nothing for a 1×1/1 kernel either).
     public var isPointwise: Bool {
-        kernel == (1, 1) && stride == (1, 1) && groups == 1 && padding == .valid
+        kernel == (1, 1) && stride == (1, 1) && dilation == (1, 1) && groups == 1 && (padding == .valid || padding == .tfSame)
     }
 
     /// - Parameter weight: PyTorch layout `[out, in/groups, kh, kw]`.
@@ -100,35 +101,198 @@ public struct Conv2D: Sendable {
     }
 
     /// `x`: `[N, H, W, inChannels]` → `[N, H', W', outChannels]`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { callAsFunction(x, residual: nil) }
+
+    /// `act(conv(x) + bias + residual)`: the residual (`[N, H', W', outChannels]`, a skip connection) is added
+    /// before the activation. Pointwise convolutions fuse it into the GEMM; other kinds add it afterwards.
+    ///
+    /// - Parameter inputScale: `[N, inChannels]` per-image channel factors applied to `x` first (the
+    ///   excitation of a squeeze-and-excitation block); pointwise convolutions only.
+    public func callAsFunction(_ x: Tensor, residual: Tensor?, inputScale: Tensor? = nil) -> Tensor {
+        precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2D expects NHWC with \(inChannels) channels, got \(x.shape)")
+        precondition(inputScale == nil || (isPointwise && inputScale!.count == x.shape[0] * inChannels),
+                     "Conv2D input scale must be [N, \(inChannels)] on a pointwise convolution")
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let rh = padding.resolve(input: h, kernel: kernel.h, stride: stride.h, dilation: dilation.h, axis: 0)
+        let rw = padding.resolve(input: w, kernel: kernel.w, stride: stride.w, dilation: dilation.w, axis: 1)
+        let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
+        precondition(residual == nil || residual!.shape == out.shape, "Conv2D residual must have shape \(out.shape)")
+        if out.count == 0 { return out }
+        if isPointwise {
+            pointwise(x, out, residual: residual, inputScale: inputScale)
+            return out
+        }
+        // Without a fused residual the activation must wait until it has been added.
+        let act = residual == nil ? activation : .none
+        if isDepthwise {
+            depthwise(x, out, padTop: rh.before, padLeft: rw.before, act: act, means: nil)
+        } else if groups == 1 && inChannels <= 4 && outChannels % 16 == 0 {
+            direct(x, out, padTop: rh.before, padLeft: rw.before, act: act)
+        } else {
+            general(x, out, padTop: rh.before, padLeft: rw.before, act: act)
+        }
+        if let r = residual {
+            addInPlace(out, r)
+            activateInPlace(out, activation)
+        }
+        return out
+    }
+
+    /// A depthwise convolution that also returns the per-image channel means of its (activated) output,
+    /// `[N, C]`: the squeeze of a following squeeze-and-excitation, summed while each row is in registers.
+    public func depthwiseWithMeans(_ x: Tensor) -> (output: Tensor, means: Tensor) {
+        precondition(isDepthwise, "depthwiseWithMeans needs a depthwise convolution")
         precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2D expects NHWC with \(inChannels) channels, got \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rh = padding.resolve(input: h, kernel: kernel.h, stride: stride.h, dilation: dilation.h, axis: 0)
         let rw = padding.resolve(input: w, kernel: kernel.w, stride: stride.w, dilation: dilation.w, axis: 1)
         let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
-        if out.count == 0 { return out }
-        if isPointwise {
-            sgemm(m: n * h * w, n: outChannels, k: inChannels, a: x.data, lda: inChannels,
-                  b: packed.data, ldb: outChannels, bTransposed: false, c: out.data, ldc: outChannels)
-            biasActivation(out.data, rows: n * h * w, cols: outChannels, bias: bias.map { UnsafePointer($0.data) }, act: activation)
-        } else if isDepthwise {
-            depthwise(x, out, padTop: rh.before, padLeft: rw.before)
-        } else if groups == 1 && inChannels <= 4 && outChannels % 16 == 0 {
-            direct(x, out, padTop: rh.before, padLeft: rw.before)
-        } else {
-            general(x, out, padTop: rh.before, padLeft: rw.before)
+        let means = Tensor.zeros([n, outChannels])
+        if out.count == 0 { return (out, means) }
+        // One row of sums per output row (rows run on different threads), reduced per image afterwards.
+        let rowSums = Tensor(uninitialized: [n * rh.out, outChannels])
+        depthwise(x, out, padTop: rh.before, padLeft: rw.before, act: activation, means: rowSums.data)
+        let c = outChannels, oh = rh.out
+        let inv = 1 / Float(rh.out * rw.out)
+        for img in 0..<n {
+            let m = means.data + img * c
+            for r in 0..<oh {
+                let s = rowSums.data + (img * oh + r) * c
+                for ch in 0..<c { m[ch] += s[ch] }
+            }
+            for ch in 0..<c { m[ch] *= inv }
         }
-        return out
+        return (out, means)
     }
 
-    private func depthwise(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int) {
+    /// Pointwise convolution: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is
+    /// still in cache. Each tile's output is first filled with bias (+ residual) and the product accumulated
+    /// onto it (beta = 1), which replaces both OpenBLAS's zeroing of C (beta = 0 is a memset pass) and a
+    /// separate bias pass; the activation follows on the same tile.
+    private func pointwise(_ x: Tensor, _ out: Tensor, residual: Tensor?, inputScale: Tensor?) {
+        let k = inChannels, nOut = outChannels
+        let m = x.count / k
+        let perImage = m / x.shape[0]
+        let threads = Threading.threads
+        let src = x.data, dst = out.data
+        let b = bias?.data, res = residual?.data, scale = inputScale?.data
+        let wt = packed.data
+        let act = activation
+
+        let work = Double(m) * Double(nOut) * Double(k)
+        let rowTiles = threads > 1 && work >= 1e6 && m >= 64 * threads
+        // The SE scale multiplies K values per pixel, or K·N weights per image: scale the weights when an
+        // image has more pixels than output channels (early, wide maps), the pixels otherwise.
+        var imageWeights: Tensor?
+        if let sc = scale, rowTiles, nOut < perImage {
+            let t = Tensor(uninitialized: [x.shape[0], k, nOut])
+            for img in 0..<x.shape[0] {
+                for kk in 0..<k {
+                    let f = Vec(repeating: sc[img * k + kk]), fs = sc[img * k + kk]
+                    let wr = wt + kk * nOut, o = t.data + (img * k + kk) * nOut
+                    var j = 0
+                    while j + 16 <= nOut { store(load(wr + j) * f, o + j); j += 16 }
+                    while j < nOut { o[j] = wr[j] * fs; j += 1 }
+                }
+            }
+            imageWeights = t
+        }
+
+        /// Output rows `r0..<r1` (within one image when `imageWeights` is set), columns `c0..<c1`.
+        func tile(_ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int, _ tileAct: Activation) {
+            let rows = r1 - r0, cols = c1 - c0
+            var a = UnsafePointer(src + r0 * k)
+            var bw = UnsafePointer(wt)
+            var scratch: Tensor?
+            if let iw = imageWeights {
+                bw = UnsafePointer(iw.data + (r0 / perImage) * k * nOut)
+            } else if let sc = scale {
+                let t = Tensor(uninitialized: [rows, k])
+                for r in 0..<rows {
+                    let xi = src + (r0 + r) * k, si = sc + ((r0 + r) / perImage) * k, o = t.data + r * k
+                    var j = 0
+                    while j + 16 <= k { store(load(xi + j) * load(si + j), o + j); j += 16 }
+                    while j < k { o[j] = xi[j] * si[j]; j += 1 }
+                }
+                scratch = t
+                a = UnsafePointer(t.data)
+            }
+            let accumulate = b != nil || res != nil
+            if accumulate {
+                for r in r0..<r1 {
+                    let o = dst + r * nOut
+                    var j = c0
+                    switch (b, res) {
+                    case let (bb?, rr?):
+                        let ri = rr + r * nOut
+                        while j + 16 <= c1 { store(load(bb + j) + load(ri + j), o + j); j += 16 }
+                        while j < c1 { o[j] = bb[j] + ri[j]; j += 1 }
+                    case let (bb?, nil):
+                        while j + 16 <= c1 { store(load(bb + j), o + j); j += 16 }
+                        while j < c1 { o[j] = bb[j]; j += 1 }
+                    case let (nil, rr?):
+                        (o + c0).update(from: rr + r * nOut + c0, count: cols)
+                    default: break
+                    }
+                }
+            }
+            sgemmBlock(m: rows, n: cols, k: k, a: a, lda: k, b: bw + c0, ldb: nOut, bTransposed: false,
+                       c: dst + r0 * nOut + c0, ldc: nOut, accumulate: accumulate)
+            withExtendedLifetime(scratch) {}
+            if tileAct != .none {
+                if cols == nOut {
+                    applyActivation(tileAct, dst + r0 * nOut, count: rows * nOut, channels: nOut)
+                } else {
+                    for r in r0..<r1 { applyActivation(tileAct, dst + r * nOut + c0, count: cols, channels: cols) }
+                }
+            }
+        }
+
+        if rowTiles {
+            // Tiles of about 256 KB of A and C (in L2 between the GEMM and its epilogue), at least 128 rows
+            // so that repacking B per call stays small, and at least one per thread. With per-image
+            // weights, tiles do not cross images.
+            let span = imageWeights == nil ? m : perImage
+            let rows = min(max(128, (64 << 10) / (k + nOut)), (span + threads - 1) / threads)
+            let perSpan = (span + rows - 1) / rows
+            let tiles = perSpan * (m / span)
+            parallelFor(tiles, minChunk: 1) { t0, t1 in
+                for t in t0..<t1 {
+                    let start = (t / perSpan) * span + (t % perSpan) * rows
+                    tile(start, min((t / perSpan) * span + span, start + rows), 0, nOut, act)
+                }
+            }
+        } else if threads <= 1 || work < 1e6 {
+            tile(0, m, 0, nOut, act)
+        } else {
+            // Few pixels (late layers at batch 1): split the output channels instead.
+            let blocks = min(threads, max(1, nOut / 16))
+            // A PReLU's slopes follow the column block.
+            parallelFor(blocks, minChunk: 1) { b0, b1 in
+                for blk in b0..<b1 {
+                    let c0 = (nOut * blk / blocks) & ~15, c1 = blk == blocks - 1 ? nOut : (nOut * (blk + 1) / blocks) & ~15
+                    guard c1 > c0 else { continue }
+                    var tileAct = act
+                    if case .prelu(let s) = act, s.count == nOut { tileAct = .prelu(Array(s[c0..<c1])) }
+                    tile(0, m, c0, c1, tileAct)
+                }
+            }
+        }
+    }
+
+    /// Depthwise: 16 channels per vector, channel blocks outermost so a block's k×k weight vectors stay in
+    /// L1 across the row; interior output pixels four at a time (each weight vector loaded once for four
+    /// FMAs), the activation applied in registers before the store, and, if `means` is given (`[N·H', C]`),
+    /// each output row's channel sums written there.
+    private func depthwise(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
+                           means: UnsafeMutablePointer<Float>?) {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
         let (sh, sw, dh, dw) = (stride.h, stride.w, dilation.h, dilation.w)
         let src = x.data, dst = out.data, wt = packed.data
         let b = bias?.data
-        let act = activation
+        let vact = VectorActivation(act)
         // Output columns whose whole window lies inside the input: no bounds checks there.
         let oxLo = min(ow, max(0, (padLeft + sw - 1) / sw))
         let lastStart = w - 1 - (kw - 1) * dw + padLeft   // (largest in-bounds window start) + padLeft
@@ -138,42 +302,88 @@ public struct Conv2D: Sendable {
                 let img = r / oh, oy = r % oh
                 let iy0 = oy * sh - padTop
                 let ky0 = iy0 >= 0 ? 0 : (-iy0 + dh - 1) / dh
-                let ky1 = min(kh, (h - 1 - iy0) / dh + 1)
+                let ky1 = max(ky0, min(kh, (h - 1 - iy0) / dh + 1))
                 let inImg = src + img * h * w * c
-                let outRow = dst + (img * oh + oy) * ow * c
-                // Channel blocks outermost: a block's k×k weight vectors stay in L1 across the row.
+                let outRow = dst + r * ow * c
                 var cb = 0
                 while cb + 16 <= c {
                     let bv = b.map { load($0 + cb) } ?? Vec()
-                    for ox in 0..<ow {
+                    let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
+                    var sum = Vec()
+                    /// Bounds-checked window (edge columns); returns the stored vector.
+                    func edge(_ ox: Int) -> Vec {
                         let ix0 = ox * sw - padLeft
                         var acc = bv
-                        if ox >= oxLo && ox < oxHi {
-                            for i in ky0..<max(ky0, ky1) {
-                                let rowp = inImg + ((iy0 + i * dh) * w + ix0) * c + cb
+                        for i in ky0..<ky1 {
+                            let iy = iy0 + i * dh
+                            for j in 0..<kw {
+                                let ix = ix0 + j * dw
+                                if ix < 0 || ix >= w { continue }
+                                acc = acc.addingProduct(load(inImg + (iy * w + ix) * c + cb), load(wt + (i * kw + j) * c + cb))
+                            }
+                        }
+                        acc = vact(acc, slope)
+                        store(acc, outRow + ox * c + cb)
+                        return acc
+                    }
+                    for ox in 0..<oxLo { sum += edge(ox) }
+                    var ox = oxLo
+                    let step = sw * c
+                    // Called with a constant width for 3×3 and 5×5 so that the tap loop unrolls.
+                    // Mutable state passes as inout: captured vars shared by two local functions get boxed
+                    // and checked for exclusive access at run time (~15 % of this kernel's instructions).
+                    @inline(__always) func interior(_ kw: Int, _ ox: inout Int, _ sum: inout Vec) {
+                        while ox + 4 <= oxHi {
+                            var a0 = bv, a1 = bv, a2 = bv, a3 = bv
+                            let base = inImg + (ox * sw - padLeft) * c + cb
+                            for i in ky0..<ky1 {
+                                let rowp = base + (iy0 + i * dh) * w * c
+                                let wp = wt + i * kw * c + cb
+                                for j in 0..<kw {
+                                    let wv = load(wp + j * c)
+                                    let p = rowp + j * dw * c
+                                    a0 = a0.addingProduct(load(p), wv)
+                                    a1 = a1.addingProduct(load(p + step), wv)
+                                    a2 = a2.addingProduct(load(p + 2 * step), wv)
+                                    a3 = a3.addingProduct(load(p + 3 * step), wv)
+                                }
+                            }
+                            a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
+                            sum += (a0 + a1) + (a2 + a3)
+                            let o = outRow + ox * c + cb
+                            store(a0, o); store(a1, o + c); store(a2, o + 2 * c); store(a3, o + 3 * c)
+                            ox += 4
+                        }
+                        while ox < oxHi {
+                            var acc = bv
+                            let base = inImg + (ox * sw - padLeft) * c + cb
+                            for i in ky0..<ky1 {
+                                let rowp = base + (iy0 + i * dh) * w * c
                                 let wp = wt + i * kw * c + cb
                                 for j in 0..<kw { acc = acc.addingProduct(load(rowp + j * dw * c), load(wp + j * c)) }
                             }
-                        } else {
-                            for i in ky0..<max(ky0, ky1) {
-                                let iy = iy0 + i * dh
-                                for j in 0..<kw {
-                                    let ix = ix0 + j * dw
-                                    if ix < 0 || ix >= w { continue }
-                                    acc = acc.addingProduct(load(inImg + (iy * w + ix) * c + cb), load(wt + (i * kw + j) * c + cb))
-                                }
-                            }
+                            acc = vact(acc, slope)
+                            sum += acc
+                            store(acc, outRow + ox * c + cb)
+                            ox += 1
                         }
-                        store(acc, outRow + ox * c + cb)
                     }
+                    switch kw {
+                    case 3: interior(3, &ox, &sum)
+                    case 5: interior(5, &ox, &sum)
+                    default: interior(kw, &ox, &sum)
+                    }
+                    for ox in max(oxLo, oxHi)..<ow { sum += edge(ox) }
+                    if let m = means { store(sum, m + r * c + cb) }
                     cb += 16
                 }
+                // Channels past the last whole vector, one at a time.
                 if cb < c {
                     for ox in 0..<ow {
                         let ix0 = ox * sw - padLeft
                         for ch in cb..<c {
                             var acc: Float = b?[ch] ?? 0
-                            for i in ky0..<max(ky0, ky1) {
+                            for i in ky0..<ky1 {
                                 let iy = iy0 + i * dh
                                 for j in 0..<kw {
                                     let ix = ix0 + j * dw
@@ -181,97 +391,164 @@ public struct Conv2D: Sendable {
                                     acc += inImg[(iy * w + ix) * c + ch] * wt[(i * kw + j) * c + ch]
                                 }
                             }
-                            outRow[ox * c + ch] = acc
+                            outRow[ox * c + ch] = vact.scalar(acc, channel: ch)
                         }
                     }
                 }
-                if act != .none { applyActivation(act, outRow, count: ow * c, channels: c) }
+                // Activations without a vector form here (tanh, GELU) run over the finished row.
+                if vact.needsRowPass { applyActivation(act, outRow, count: ow * c, channels: c) }
+                if let m = means, vact.needsRowPass || cb < c {
+                    for ch in (vact.needsRowPass ? 0 : cb)..<c {
+                        var s: Float = 0
+                        for ox in 0..<ow { s += outRow[ox * c + ch] }
+                        m[r * c + ch] = s
+                    }
+                }
             }
         }
     }
 
-    /// Stems (3 input channels): a GEMM with K = 27 spends its time packing; accumulating 16 output
-    /// channels per vector straight from the input is several times faster.
-    private func direct(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int) {
+    /// Stems (3 input channels): a GEMM with K = 27 spends its time packing; accumulating the output
+    /// channels in vectors straight from the input is several times faster. Up to 64 output channels
+    /// (four vectors) per pass over the window, so each input value is broadcast once for all of them.
+    private func direct(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
         let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow, cout) = (out.shape[1], out.shape[2], outChannels)
         let (kh, kw) = kernel
+        let (sh, sw, dh, dw) = (stride.h, stride.w, dilation.h, dilation.w)
         let src = x.data, dst = out.data, wt = packed.data
         let b = bias?.data
-        let act = activation
+        let vact = VectorActivation(act)
         parallelFor(n * oh, minChunk: 1) { r0, r1 in
             for r in r0..<r1 {
                 let img = r / oh, oy = r % oh
                 let outRow = dst + r * ow * cout
-                for ox in 0..<ow {
-                    var cb = 0
-                    while cb < cout {
-                        var acc = b.map { load($0 + cb) } ?? Vec()
-                        for i in 0..<kh {
-                            let iy = oy * stride.h - padTop + i * dilation.h
-                            if iy < 0 || iy >= h { continue }
+                let iy0 = oy * sh - padTop
+                let ky0 = iy0 >= 0 ? 0 : (-iy0 + dh - 1) / dh
+                let ky1 = max(ky0, min(kh, (h - 1 - iy0) / dh + 1))
+                var g0 = 0
+                while g0 < cout {
+                    let nb = min(4, (cout - g0) / 16)
+                    let bias0 = b.map { load($0 + g0) } ?? Vec()
+                    let bias1 = nb > 1 ? (b.map { load($0 + g0 + 16) } ?? Vec()) : Vec()
+                    let bias2 = nb > 2 ? (b.map { load($0 + g0 + 32) } ?? Vec()) : Vec()
+                    let bias3 = nb > 3 ? (b.map { load($0 + g0 + 48) } ?? Vec()) : Vec()
+                    for ox in 0..<ow {
+                        var a0 = bias0, a1 = bias1, a2 = bias2, a3 = bias3
+                        let ix0 = ox * sw - padLeft
+                        for i in ky0..<ky1 {
+                            let iy = iy0 + i * dh
                             for j in 0..<kw {
-                                let ix = ox * stride.w - padLeft + j * dilation.w
+                                let ix = ix0 + j * dw
                                 if ix < 0 || ix >= w { continue }
                                 let px = src + ((img * h + iy) * w + ix) * cin
-                                let wp = wt + (i * kw + j) * cin * cout + cb
-                                for ci in 0..<cin { acc = acc.addingProduct(Vec(repeating: px[ci]), load(wp + ci * cout)) }
+                                let wp = wt + (i * kw + j) * cin * cout + g0
+                                for ci in 0..<cin {
+                                    let v = Vec(repeating: px[ci])
+                                    let wr = wp + ci * cout
+                                    a0 = a0.addingProduct(v, load(wr))
+                                    if nb > 1 { a1 = a1.addingProduct(v, load(wr + 16)) }
+                                    if nb > 2 { a2 = a2.addingProduct(v, load(wr + 32)) }
+                                    if nb > 3 { a3 = a3.addingProduct(v, load(wr + 48)) }
+                                }
                             }
                         }
-                        store(acc, outRow + ox * cout + cb)
-                        cb += 16
+                        let o = outRow + ox * cout + g0
+                        let sl = vact.slopes
+                        store(vact(a0, sl.map { load($0 + g0) } ?? Vec()), o)
+                        if nb > 1 { store(vact(a1, sl.map { load($0 + g0 + 16) } ?? Vec()), o + 16) }
+                        if nb > 2 { store(vact(a2, sl.map { load($0 + g0 + 32) } ?? Vec()), o + 32) }
+                        if nb > 3 { store(vact(a3, sl.map { load($0 + g0 + 48) } ?? Vec()), o + 48) }
                     }
+                    g0 += 16 * nb
                 }
-                if act != .none { applyActivation(act, outRow, count: ow * cout, channels: cout) }
+                if vact.needsRowPass { applyActivation(act, outRow, count: ow * cout, channels: cout) }
             }
         }
     }
 
-    private func general(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int) {
-        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (out.shape[1], out.shape[2])
+    /// im2col: the receptive fields of output pixels `p0..<p1` (flat over N·H'·W'), group `g`, as rows of `col`.
+    private func gather(_ x: Tensor, _ col: UnsafeMutablePointer<Float>, pixels p0: Int, _ p1: Int, group g: Int,
+                        outSize: (h: Int, w: Int), padTop: Int, padLeft: Int) {
+        let (h, w, cin) = (x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = outSize
         let (kh, kw) = kernel
-        let ipg = cin / groups, opg = outChannels / groups
+        let ipg = cin / groups
         let kDim = kh * kw * ipg
-        let pixels = n * oh * ow
-        // Row tiles keep the im2col workspace near 8 MB whatever the image size.
-        let tileRows = max(64, min(pixels, (2 << 20) / max(kDim, 1)))
-        let work = Tensor(uninitialized: [tileRows, kDim])
-        let src = x.data, col = work.data
-        var t0 = 0
-        while t0 < pixels {
-            let rows = min(tileRows, pixels - t0)
-            for g in 0..<groups {
-                parallelFor(rows, minChunk: 16) { r0, r1 in
-                    // Pixel coordinates advance incrementally: integer division per row was a visible cost.
-                    var img = (t0 + r0) / (oh * ow), oy = ((t0 + r0) / ow) % oh, ox = (t0 + r0) % ow
-                    for r in r0..<r1 {
-                        defer {
-                            ox += 1
-                            if ox == ow { ox = 0; oy += 1; if oy == oh { oy = 0; img += 1 } }
-                        }
-                        let dstRow = col + r * kDim
-                        for i in 0..<kh {
-                            let iy = oy * stride.h - padTop + i * dilation.h
-                            for j in 0..<kw {
-                                let d = dstRow + (i * kw + j) * ipg
-                                let ix = ox * stride.w - padLeft + j * dilation.w
-                                if iy < 0 || iy >= h || ix < 0 || ix >= w {
-                                    for c in 0..<ipg { d[c] = 0 }
-                                } else {
-                                    // A plain loop: for the stem's 3 channels a memmove call costs more than the copy.
-                                    let s = src + ((img * h + iy) * w + ix) * cin + g * ipg
-                                    for c in 0..<ipg { d[c] = s[c] }
-                                }
-                            }
-                        }
+        let src = x.data
+        // Pixel coordinates advance incrementally: integer division per row was a visible cost.
+        var img = p0 / (oh * ow), oy = (p0 / ow) % oh, ox = p0 % ow
+        for r in 0..<(p1 - p0) {
+            defer {
+                ox += 1
+                if ox == ow { ox = 0; oy += 1; if oy == oh { oy = 0; img += 1 } }
+            }
+            let dstRow = col + r * kDim
+            for i in 0..<kh {
+                let iy = oy * stride.h - padTop + i * dilation.h
+                for j in 0..<kw {
+                    let d = dstRow + (i * kw + j) * ipg
+                    let ix = ox * stride.w - padLeft + j * dilation.w
+                    if iy < 0 || iy >= h || ix < 0 || ix >= w {
+                        for c in 0..<ipg { d[c] = 0 }
+                    } else {
+                        // A plain loop: for the stem's 3 channels a memmove call costs more than the copy.
+                        let s = src + ((img * h + iy) * w + ix) * cin + g * ipg
+                        for c in 0..<ipg { d[c] = s[c] }
                     }
                 }
-                sgemm(m: rows, n: opg, k: kDim, a: col, lda: kDim, b: packed.data + g * kDim * opg, ldb: opg,
-                      bTransposed: false, c: out.data + t0 * outChannels + g * opg, ldc: outChannels)
             }
-            biasActivation(out.data + t0 * outChannels, rows: rows, cols: outChannels,
-                           bias: bias.map { UnsafePointer($0.data) }, act: activation)
+        }
+    }
+
+    /// im2col + GEMM. With enough pixels each thread takes whole row tiles (about 256 KB of gathered rows,
+    /// at least 64): gather, GEMM onto the bias (beta = 1, no separate zeroing or bias pass) and activation,
+    /// all while the tile is in cache and without a fork-join per step. Few pixels (late layers at batch 1):
+    /// gather once, then split each GEMM across the threads.
+    private func general(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
+        let (oh, ow) = (out.shape[1], out.shape[2])
+        let ipg = inChannels / groups, opg = outChannels / groups
+        let kDim = kernel.h * kernel.w * ipg
+        let pixels = x.shape[0] * oh * ow
+        let threads = Threading.threads
+        let dst = out.data, wt = packed.data, b = bias?.data
+        let cout = outChannels
+        let tileRows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
+        let tiles = (pixels + tileRows - 1) / tileRows
+        if threads > 1 && tiles >= threads {
+            parallelFor(tiles, minChunk: 1) { t0, t1 in
+                let work = Tensor(uninitialized: [tileRows, kDim])
+                for t in t0..<t1 {
+                    let p0 = t * tileRows, rows = min(tileRows, pixels - p0)
+                    let c = dst + p0 * cout
+                    if let bb = b {
+                        for r in 0..<rows { (c + r * cout).update(from: bb, count: cout) }
+                    }
+                    for g in 0..<groups {
+                        gather(x, work.data, pixels: p0, p0 + rows, group: g, outSize: (oh, ow), padTop: padTop, padLeft: padLeft)
+                        sgemmBlock(m: rows, n: opg, k: kDim, a: work.data, lda: kDim, b: wt + g * kDim * opg, ldb: opg,
+                                   bTransposed: false, c: c + g * opg, ldc: cout, accumulate: b != nil)
+                    }
+                    applyActivation(act, c, count: rows * cout, channels: cout)
+                }
+            }
+            return
+        }
+        // Row tiles keep the im2col workspace near 8 MB whatever the image size.
+        let bigTile = max(64, min(pixels, (2 << 20) / max(kDim, 1)))
+        let work = Tensor(uninitialized: [bigTile, kDim])
+        var t0 = 0
+        while t0 < pixels {
+            let rows = min(bigTile, pixels - t0)
+            for g in 0..<groups {
+                parallelFor(rows, minChunk: 16) { r0, r1 in
+                    gather(x, work.data + r0 * kDim, pixels: t0 + r0, t0 + r1, group: g, outSize: (oh, ow),
+                           padTop: padTop, padLeft: padLeft)
+                }
+                sgemm(m: rows, n: opg, k: kDim, a: work.data, lda: kDim, b: wt + g * kDim * opg, ldb: opg,
+                      bTransposed: false, c: dst + t0 * cout + g * opg, ldc: cout)
+            }
+            biasActivation(dst + t0 * cout, rows: rows, cols: cout, bias: b.map { UnsafePointer($0) }, act: act)
             t0 += rows
         }
     }

@@ -152,8 +152,11 @@ public struct SqueezeExcite: Sendable {
         expand = Linear(weight: expandWeight.reshaped([expandWeight.shape[0], -1]), bias: expandBias, activation: gate)
     }
 
+    /// The per-image channel factors `[N, C]` from the channel means `[N, C]` (the squeeze).
+    public func scales(means: Tensor) -> Tensor { expand(reduce(means)) }
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let s = expand(reduce(globalAveragePool(x)))
+        let s = scales(means: globalAveragePool(x))
         let (n, c) = (x.shape[0], x.shape[x.rank - 1])
         let positions = x.count / (n * c)
         let out = Tensor(uninitialized: x.shape)

@@ -54,6 +54,7 @@ public func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
 public func sgemmBlock(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                        b: UnsafePointer<Float>, ldb: Int, bTransposed: Bool,
                        c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float = 1, accumulate: Bool = false) {
+    _ = Threading.threads   // first BLAS use: OpenBLAS's kernel set is fixed up before any call (see Threading)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, bTransposed ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                 accumulate ? 1 : 0, c, Int32(ldc))

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import AffectKernels
+
+/// The fused convolution paths (pointwise GEMM tiles with bias + residual + input scale + activation, the
+/// depthwise kernel's unrolled widths, in-kernel channel means, the stem's direct kernel) against a plain
+/// loop over the definition, and the thread pool's chunk accounting under many back-to-back jobs.
+@Suite struct FusedConvTests {
+    /// Deterministic values in [-1, 1).
+    func tensor(_ shape: [Int], seed: UInt64) -> Tensor {
+        var state = seed &* 6364136223846793005 &+ 1442695040888963407
+        let t = Tensor(uninitialized: shape)
+        for i in 0..<t.count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            t.data[i] = Float(Int64(bitPattern: state >> 11) % 2_000_000) / 1_000_000 - 1
+        }
+        return t
+    }
+
+    func scalarAct(_ act: Activation, _ x: Float, _ c: Int) -> Float {
+        switch act {
+        case .none: return x
+        case .relu: return max(x, 0)
+        case .silu: return x / (1 + expf(-x))
+        case .prelu(let s): return x < 0 ? x * (s.count == 1 ? s[0] : s[c]) : x
+        default: fatalError("not used here")
+        }
+    }
+
+    /// NHWC convolution by its definition; `weight` is PyTorch `[out, in/groups, kh, kw]`.
+    func reference(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding, groups: Int,
+                   act: Activation, residual: Tensor? = nil, scale: Tensor? = nil) -> Tensor {
+        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, ipg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        let rh = padding.resolve(input: h, kernel: kh, stride: stride, dilation: 1, axis: 0)
+        let rw = padding.resolve(input: w, kernel: kw, stride: stride, dilation: 1, axis: 1)
+        let out = Tensor.zeros([n, rh.out, rw.out, cout])
+        let opg = cout / groups
+        for img in 0..<n { for oy in 0..<rh.out { for ox in 0..<rw.out { for o in 0..<cout {
+            var acc = Double(bias?.data[o] ?? 0)
+            let g = o / opg
+            for ky in 0..<kh { for kx in 0..<kw {
+                let iy = oy * stride - rh.before + ky, ix = ox * stride - rw.before + kx
+                if iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
+                for i in 0..<ipg {
+                    let ci = g * ipg + i
+                    var v = x.data[((img * h + iy) * w + ix) * cin + ci]
+                    if let s = scale { v *= s.data[img * cin + ci] }
+                    acc += Double(v) * Double(weight.data[((o * ipg + i) * kh + ky) * kw + kx])
+                }
+            } }
+            let idx = ((img * rh.out + oy) * rw.out + ox) * cout + o
+            if let r = residual { acc += Double(r.data[idx]) }
+            out.data[idx] = scalarAct(act, Float(acc), o)
+        } } } }
+        return out
+    }
+
+    func expectClose(_ a: Tensor, _ b: Tensor, _ what: String) {
+        #expect(a.shape == b.shape, "\(what): \(a.shape) vs \(b.shape)")
+        guard a.shape == b.shape else { return }
+        var worst: Float = 0
+        for i in 0..<a.count { worst = max(worst, abs(a.data[i] - b.data[i]) / max(1, abs(b.data[i]))) }
+        #expect(worst < 1e-5, "\(what): max error \(worst)")
+    }
+
+    @Test(arguments: [(rows: 3, act: "silu"), (rows: 40, act: "prelu"), (rows: 40, act: "none")])
+    func pointwiseWithResidualAndScale(_ c: (rows: Int, act: String)) {
+        // 3×3 pixels × 2 images splits the output channels across threads; 40×40 uses row tiles.
+        let (cin, cout) = (24, 48)
+        let x = tensor([2, c.rows, c.rows, cin], seed: 1)
+        let weight = tensor([cout, cin, 1, 1], seed: 2), bias = tensor([cout], seed: 3)
+        let act: Activation = c.act == "silu" ? .silu : c.act == "prelu" ? .prelu((0..<cout).map { Float($0) / 50 }) : .none
+        let conv = Conv2D(weight: weight, bias: bias, padding: .tfSame, activation: act)
+        #expect(conv.isPointwise)
+        let residual = tensor([2, c.rows, c.rows, cout], seed: 4), scale = tensor([2, cin], seed: 5)
+        expectClose(conv(x, residual: residual, inputScale: scale),
+                    reference(x, weight: weight, bias: bias, stride: 1, padding: .valid, groups: 1, act: act,
+                              residual: residual, scale: scale), "pointwise \(c)")
+        expectClose(conv(x), reference(x, weight: weight, bias: bias, stride: 1, padding: .valid, groups: 1, act: act),
+                    "pointwise plain \(c)")
+    }
+
+    @Test(arguments: [(k: 3, stride: 1, c: 48), (k: 3, stride: 2, c: 40), (k: 5, stride: 1, c: 32), (k: 5, stride: 2, c: 16),
+                      (k: 7, stride: 1, c: 20)])
+    func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int)) {
+        let x = tensor([2, 15, 13, p.c], seed: 6)
+        let weight = tensor([p.c, 1, p.k, p.k], seed: 7), bias = tensor([p.c], seed: 8)
+        for (act, padding) in [(Activation.silu, Padding.tfSame), (.prelu((0..<p.c).map { Float($0) / 30 }), .symmetric(p.k / 2))] {
+            let conv = Conv2D(weight: weight, bias: bias, stride: (p.stride, p.stride), padding: padding, groups: p.c, activation: act)
+            let ref = reference(x, weight: weight, bias: bias, stride: p.stride, padding: padding, groups: p.c, act: act)
+            expectClose(conv(x), ref, "depthwise \(p) \(act)")
+            let (y, means) = conv.depthwiseWithMeans(x)
+            expectClose(y, ref, "depthwiseWithMeans output \(p)")
+            expectClose(means, globalAveragePool(ref), "depthwiseWithMeans means \(p)")
+        }
+    }
+
+    @Test func stemDirectKernel() {
+        for cout in [16, 32, 64, 96] {
+            let x = tensor([2, 17, 19, 3], seed: 9)
+            let weight = tensor([cout, 3, 3, 3], seed: 10), bias = tensor([cout], seed: 11)
+            let conv = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .tfSame, activation: .silu)
+            expectClose(conv(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .tfSame, groups: 1, act: .silu),
+                        "stem \(cout)")
+        }
+    }
+
+    @Test(arguments: [(size: 20, groups: 1, stride: 1), (size: 20, groups: 2, stride: 2), (size: 5, groups: 1, stride: 1),
+                      (size: 6, groups: 4, stride: 1)])
+    func generalConvolution(_ p: (size: Int, groups: Int, stride: Int)) {
+        // 2×20×20 pixels: whole tiles per thread; 2×5×5: one shared gather and threaded GEMMs.
+        let (cin, cout) = (24, 32)
+        let x = tensor([2, p.size, p.size, cin], seed: 12)
+        let weight = tensor([cout, cin / p.groups, 3, 3], seed: 13), bias = tensor([cout], seed: 14)
+        for act in [Activation.silu, .none] {
+            let conv = Conv2D(weight: weight, bias: act == .none ? nil : bias, stride: (p.stride, p.stride),
+                              padding: .symmetric(1), groups: p.groups, activation: act)
+            let residual = tensor([2, (p.size - 1) / p.stride + 1, (p.size - 1) / p.stride + 1, cout], seed: 15)
+            expectClose(conv(x), reference(x, weight: weight, bias: act == .none ? nil : bias, stride: p.stride,
+                                           padding: .symmetric(1), groups: p.groups, act: act), "general \(p) \(act)")
+            expectClose(conv(x, residual: residual),
+                        reference(x, weight: weight, bias: act == .none ? nil : bias, stride: p.stride, padding: .symmetric(1),
+                                  groups: p.groups, act: act, residual: residual), "general + residual \(p) \(act)")
+        }
+    }
+
+    @Test func everyChunkRunsOnceAcrossManyJobs() {
+        let buffer = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+        defer { buffer.deallocate() }
+        for job in 0..<20_000 {
+            let count = 1 + job % 64
+            buffer.initialize(repeating: 0, count: count)
+            parallelFor(count, minChunk: 1) { s, e in for i in s..<e { buffer[i] += 1 } }
+            let ok = (0..<count).allSatisfy { buffer[$0] == 1 }
+            #expect(ok, "job \(job): an index ran \((0..<count).map { buffer[$0] }) times")
+            if !ok { return }
+        }
+    }
+}
