@@ -19,13 +19,14 @@ public enum Threading {
 
     /// OpenBLAS picks its kernels from the CPU model at load time; a build older than the CPU (0.3.21, as
     /// Debian 12 / Ubuntu 24.04 ship, on Xeon family 6 model 207) does not know the model and falls back to
-    /// its generic Prescott (SSE3) kernels, which made every `sgemm` about 4× slower than the machine allows.
+    /// a generic core (Prescott, SSE3), which made every `sgemm` about 4× slower than the machine allows.
     /// When that happened and `OPENBLAS_CORETYPE` was not set by the user, this selects the kernels the CPU's
     /// features allow (SkylakeX with AVX-512, Haswell with AVX2 + FMA) through OpenBLAS's own dynamic-arch
     /// entry points, as `OPENBLAS_CORETYPE` would have at startup. Only before any BLAS call.
     private static func upgradeBLASKernels() {
         guard getenv("OPENBLAS_CORETYPE") == nil,
-              let name = openblas_get_corename().map({ String(cString: $0) }), name.lowercased() == "prescott",
+              let name = openblas_get_corename().map({ String(cString: $0) }),
+              ["prescott", "core2", "nehalem", "katmai", "coppermine", "northwood", "banias", "atom"].contains(name.lowercased()),
               let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
         else { return }

@@ -23,7 +23,6 @@ struct ComputeOptions: ParsableArguments {
 @main
 enum Main {
     static func main() {
-        OpenBLASCore.ensureNativeKernels()
         do {
             var command = try Affect.parseAsRoot()
             try command.run()
