@@ -21,21 +21,10 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from affect_tools.timing import median_time  # noqa: E402
 from references.mtcnn import ffmpeg_rgb  # noqa: E402
 
 AFFECT = os.path.join(os.path.dirname(HERE), ".build", "release", "affect")
-
-
-def median_time(fn, seconds, min_runs=5):
-    for _ in range(2):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times))
 
 
 def main():

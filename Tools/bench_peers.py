@@ -45,24 +45,13 @@ if sys.argv[1:3] != ["--child", "ort"]:
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from affect_tools.timing import median_time  # noqa: E402
 
 AFFECT = os.path.join(REPO, ".build", "release", "affect")
 TIME = "/usr/bin/time"  # GNU time, for each child's peak RSS
 # Sequence lengths the audio and text builders use (set from --audio-seconds / --tokens).
 SHAPE = SimpleNamespace(audio_seconds=10.0, tokens=128)
 BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` reports it
-
-
-def median_time(fn, seconds, min_runs=5):
-    for _ in range(2):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times))
 
 
 def run_child(cmd):
