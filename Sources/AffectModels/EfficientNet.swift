@@ -141,20 +141,14 @@ public struct EfficientNet: InferenceModel {
     /// 2 × multiply-accumulates of the convolutions and the classifier (SE and pooling are negligible).
     public func flops(_ inputs: ModelInputs) -> Double? {
         guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
-        var (h, w) = (x.shape[2], x.shape[3])
-        var total = 0.0
-        func add(_ c: Conv2D) {
-            let o = c.outputSize(height: h, width: w)
-            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
-            (h, w) = (o.h, o.w)
-        }
-        add(stem)
+        var n = FLOPCounter(height: x.shape[2], width: x.shape[3])
+        n.conv(stem)
         for b in blocks {
-            if let e = b.expand { add(e) }
-            add(b.depthwise); add(b.project)
+            if let e = b.expand { n.conv(e) }
+            n.conv(b.depthwise); n.conv(b.project)
         }
-        add(head)
-        if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
-        return total * Double(x.shape[0])
+        n.conv(head)
+        if let c = classifier { n.linear(c) }
+        return n.total * Double(x.shape[0])
     }
 }

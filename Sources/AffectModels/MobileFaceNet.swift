@@ -124,18 +124,12 @@ public struct MobileFaceNet: FacialBackbone {
     /// 2 × multiply-accumulates of the convolutions, the embedding and the classifier.
     public func flops(_ inputs: ModelInputs) -> Double? {
         guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
-        var (h, w) = (x.shape[2], x.shape[3])
-        var total = 0.0
-        func conv(_ c: Conv2D) {
-            let o = c.outputSize(height: h, width: w)
-            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
-            (h, w) = (o.h, o.w)
-        }
-        for s in stages { s.convs.forEach(conv) }
-        conv(gdc)
-        total += 2 * Double(embedding.inFeatures * embedding.outFeatures)
-        if let c = classifier { total += 2 * Double(c.inFeatures * c.outFeatures) }
-        return total * Double(x.shape[0])
+        var n = FLOPCounter(height: x.shape[2], width: x.shape[3])
+        for s in stages { s.convs.forEach { n.conv($0) } }
+        n.conv(gdc)
+        n.linear(embedding)
+        if let c = classifier { n.linear(c) }
+        return n.total * Double(x.shape[0])
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {

@@ -207,33 +207,27 @@ public struct MobileViT: FacialBackbone {
     /// and the classifier (norms, activations and softmax are left out).
     public func flops(_ inputs: ModelInputs) -> Double? {
         guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
-        var (h, w) = (x.shape[2], x.shape[3])
-        var total = 0.0
-        func conv(_ c: Conv2D) {
-            let o = c.outputSize(height: h, width: w)
-            total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
-            (h, w) = (o.h, o.w)
-        }
-        func linear(_ l: Linear, rows: Double) { total += 2 * rows * Double(l.inFeatures * l.outFeatures) }
-        conv(stem)
+        var n = FLOPCounter(height: x.shape[2], width: x.shape[3])
+        n.conv(stem)
         for block in blocks {
             switch block {
-            case .bottleneck(let b): conv(b.expand); conv(b.depthwise); conv(b.project)
+            case .bottleneck(let b): n.conv(b.expand); n.conv(b.depthwise); n.conv(b.project)
             case .vit(let v):
-                conv(v.local); conv(v.toTokens)
+                n.conv(v.local); n.conv(v.toTokens)
+                let (h, w) = (n.height, n.width)
                 let tokens = Double(((h + patch - 1) / patch * patch) * ((w + patch - 1) / patch * patch))
                 let sequence = tokens / Double(patch * patch)
                 let dim = Double(v.toTokens.outChannels)
                 for l in v.layers {
-                    for lin in [l.qkv, l.proj, l.fc1, l.fc2] { linear(lin, rows: tokens) }
-                    total += 2 * 2 * tokens * sequence * dim   // q·kᵀ and attention·v
+                    for lin in [l.qkv, l.proj, l.fc1, l.fc2] { n.linear(lin, rows: tokens) }
+                    n.add(2 * 2 * tokens * sequence * dim)   // q·kᵀ and attention·v
                 }
-                conv(v.project); conv(v.fusion)
+                n.conv(v.project); n.conv(v.fusion)
             }
         }
-        conv(finalConv)
-        if let c = classifier { linear(c, rows: 1) }
-        return total * Double(x.shape[0])
+        n.conv(finalConv)
+        if let c = classifier { n.linear(c) }
+        return n.total * Double(x.shape[0])
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {

@@ -70,3 +70,23 @@ public enum ModelLoader {
         }
     }
 }
+
+/// Counts 2 × multiply-accumulates layer by layer, following the feature map's size through a network, for
+/// `InferenceModel.flops` (norms, activations and pooling are left out).
+struct FLOPCounter {
+    private(set) var height: Int
+    private(set) var width: Int
+    private(set) var total = 0.0
+
+    init(height: Int, width: Int) { (self.height, self.width) = (height, width) }
+
+    mutating func conv(_ c: Conv2D) {
+        let o = c.outputSize(height: height, width: width)
+        total += 2 * Double(o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
+        (height, width) = (o.h, o.w)
+    }
+
+    mutating func linear(_ l: Linear, rows: Double = 1) { total += 2 * rows * Double(l.inFeatures * l.outFeatures) }
+
+    mutating func add(_ flops: Double) { total += flops }
+}
