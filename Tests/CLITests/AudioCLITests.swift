@@ -14,7 +14,7 @@ private func writeFloatWav(_ x: [Float], to path: String, sampleRate: Int = 1600
     d.append(contentsOf: Array("fmt ".utf8)); u32(16); u16(3); u16(1); u32(UInt32(sampleRate)); u32(UInt32(sampleRate * 4)); u16(4); u16(32)
     d.append(contentsOf: Array("data".utf8)); u32(UInt32(x.count * 4))
     x.withUnsafeBufferPointer { d.append(Data(buffer: $0)) }
-    try d.write(to: URL(fileURLWithPath: path))
+    try d.write(to: URL(fileURLWithPath: path), options: .atomic)
 }
 
 /// `affect transcribe`, `embed-audio` and `decode-audio` end to end on the tiny CTC models: the first item of
@@ -30,7 +30,8 @@ private func writeFloatWav(_ x: [Float], to path: String, sampleRate: Int = 1600
     func firstItem(_ name: String) throws -> (wav: String, ref: ReferenceFile) {
         let ref = try ReferenceFile(path: "\(audio)/\(name).b2.ref.safetensors")
         let x = ref.inputs.floats["input_values"]!
-        let wav = tempPath("\(name)-item0.wav")
+        // Tests run in parallel and several take the same item: each writes its own file.
+        let wav = tempPath("\(name)-item0-\(UUID().uuidString).wav")
         try writeFloatWav(Array(UnsafeBufferPointer(start: x.data, count: x.shape[1])), to: wav)
         return (wav, ref)
     }
