@@ -5,21 +5,33 @@ import PackageDescription
 // the safe APIs, the hot loops use unsafe pointers) and enable cross-module optimisation so small kernel
 // helpers inline into the models. See README "Build settings".
 //
-// The SIMD16 kernels need FMA and 256-bit vectors: without a target CPU, x86-64 code generation assumes SSE2,
-// splits every SIMD16 operation into four and turns `addingProduct` into libm `fmaf` calls. `haswell`
-// (AVX2 + FMA, any x86-64 server since 2013) is the default; `AFFECT_TARGET_CPU=znver4` (or `native`) at
-// build time opts into AVX-512 on machines that have it.
+// The SIMD16 kernels need FMA and wide vectors: without a target CPU, x86-64 code generation assumes SSE2,
+// splits every SIMD16 operation into four and turns `addingProduct` into libm `fmaf` calls. As llama.cpp does,
+// the default is the building machine's own CPU (`native`); `AFFECT_TARGET_CPU=haswell` (AVX2 + FMA) builds
+// a binary for any x86-64 server since 2013. When the target has AVX-512, `AFFECT_AVX512` selects the GEMM
+// micro-kernel tile that fills its 32 vector registers (Ops/PackedGEMM.swift).
 import Foundation
-let targetCPU = ProcessInfo.processInfo.environment["AFFECT_TARGET_CPU"] ?? "haswell"
+let targetCPU = ProcessInfo.processInfo.environment["AFFECT_TARGET_CPU"] ?? "native"
+let avx512CPUs: Set<String> = ["skylake-avx512", "cascadelake", "cooperlake", "icelake-server", "icelake-client",
+                               "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5",
+                               "x86-64-v4"]
+func hostHasAVX512() -> Bool {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+    return flags.split(separator: " ").contains("avx512f")
+}
+let avx512 = targetCPU == "native" ? hostHasAVX512() : avx512CPUs.contains(targetCPU)
 #if arch(x86_64)
 let cpuFlags = ["-target-cpu", targetCPU]
+let cpuDefines: [SwiftSetting] = avx512 ? [.define("AFFECT_AVX512")] : []
 #else
 let cpuFlags: [String] = []
+let cpuDefines: [SwiftSetting] = []
 #endif
 let optimised: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"] + cpuFlags, .when(configuration: .release)),
     .unsafeFlags(cpuFlags, .when(configuration: .debug)),
-]
+] + cpuDefines
 
 let package = Package(
     name: "Affect",
