@@ -15,6 +15,8 @@ public func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
         if !accumulate { for i in 0..<m { (c + i * ldc).initialize(repeating: 0, count: n) } }
         return
     }
+    let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
+    defer { if started != 0 { MatrixProfile.record("OpenBLAS sgemm", flops: 2 * Double(m) * Double(n) * Double(k), since: started) } }
     let threads = Threading.threads
     let work = Double(m) * Double(n) * Double(k)
     if threads <= 1 || work < 1e6 {

@@ -99,42 +99,38 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                        c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none) {
     guard m > 0 else { return }
     if case .prelu = activation { preconditionFailure("packedGEMM: PReLU epilogue is not supported") }
+    let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
+    defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
     // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
     let mBlocks = (m + 239) / 240
     let mBlock = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
-    // Panels per work item: enough items for both threads to stay busy, few enough that each item reuses
-    // its rows of A across several panels.
-    let threads = Threading.threads
-    let groupsPerBlock = max(1, min(w.panels, (threads * 4 + mBlocks - 1) / mBlocks))
-    let items = mBlocks * groupsPerBlock
+    // One work item per (M block, panel): equal-sized items, so both threads finish together. A is re-read
+    // for every panel either way (the panel loop is outside the row loop); only C and the panel are per item.
+    let items = mBlocks * w.panels
     let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
     let work = Double(m) * Double(n) * Double(k)
     parallelFor(items, minChunk: work < 2e6 ? items : 1) { i0, i1 in
         for item in i0..<i1 {
-            let mb = item / groupsPerBlock, g = item % groupsPerBlock
+            let mb = item / w.panels, p = item % w.panels
             let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
             guard r0 < r1 else { continue }
-            let p0 = w.panels * g / groupsPerBlock, p1 = w.panels * (g + 1) / groupsPerBlock
+            let col0 = p * width, cols = min(width, n - col0)
             var k0 = 0
             while k0 < k {
                 let kLen = min(tile.kBlock, k - k0)
                 let first = k0 == 0, last = k0 + kLen == k
-                for p in p0..<p1 {
-                    let col0 = p * width, cols = min(width, n - col0)
-                    let b = panelData + p * k * width + k0 * width
-                    var r = r0
-                    while r < r1 {
-                        let rows = min(mr, r1 - r)
-                        let tileBias = first ? bias.map { $0 + col0 } : nil
-                        let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
-                                                                   : UnsafePointer(c + r * ldc + col0)
-                        let ldi = first ? ldr : ldc
-                        microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
-                                  initial: initial, ldi: ldi, bias: tileBias,
-                                  out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none)
-                        r += mr
-                    }
+                let b = panelData + p * k * width + k0 * width
+                let tileBias = first ? bias.map { $0 + col0 } : nil
+                var r = r0
+                while r < r1 {
+                    let rows = min(mr, r1 - r)
+                    let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
+                                                               : UnsafePointer(c + r * ldc + col0)
+                    microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
+                              initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
+                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none)
+                    r += mr
                 }
                 k0 += kLen
             }
@@ -142,16 +138,16 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     }
 }
 
-/// One tile of C: full tiles go straight to the kernel; edge tiles (fewer rows or columns) run the same
-/// kernel on a zero-padded copy in a stack buffer.
+/// One tile of C. Tiles whose width is a multiple of 16 go straight to a kernel of that width (fewer rows
+/// repeat the last row of A and are not stored); other widths run on a zero-padded copy in a stack buffer.
 @inline(__always)
 func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, cols: Int,
                b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation) {
     let mr = tile.rows, width = tile.width
-    if rows == mr && cols == width {
-        kernel(tile, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias,
-               out: out, ldo: ldo)
+    if cols % 16 == 0 {
+        kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
+               bias: bias, out: out, ldo: ldo)
         epilogue(activation, out, ldo: ldo, rows: rows, cols: cols)
         return
     }
@@ -161,20 +157,26 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
         if let initial {
             for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
         }
-        kernel(tile, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial == nil ? nil : UnsafePointer(t),
-               ldi: width, bias: bias, out: t, ldo: width)
+        kernel(tile, vectors: width / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+               initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
         epilogue(activation, t, ldo: width, rows: rows, cols: cols)
         for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
     }
 }
 
 @inline(__always)
-func kernel(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
-            initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
+            b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
             out: UnsafeMutablePointer<Float>, ldo: Int) {
-    switch tile {
-    case .rows8x48: kernel8x48(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
-    case .rows6x16: kernel6x16(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    switch (tile, vectors) {
+    case (.rows8x48, 3):
+        kernel8(Row48.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows8x48, 2):
+        kernel8(Row32.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows8x48, _):
+        kernel8(Row16.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows6x16, _):
+        kernel6x16(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
     }
 }
 
@@ -195,40 +197,70 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
     }
 }
 
-/// Three accumulators: one row of a 48-column tile.
-@usableFromInline struct Row48 {
-    var v0: Vec, v1: Vec, v2: Vec
-    @inline(__always) init(_ p: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?) {
-        v0 = Vec(); v1 = Vec(); v2 = Vec()
-        if let p { v0 = load(p); v1 = load(p + 16); v2 = load(p + 32) }
-        if let bias { v0 += load(bias); v1 += load(bias + 16); v2 += load(bias + 32) }
-    }
-    @inline(__always) mutating func fma(_ s: Float, _ b0: Vec, _ b1: Vec, _ b2: Vec) {
-        let x = Vec(repeating: s)
-        v0 = v0.addingProduct(x, b0); v1 = v1.addingProduct(x, b1); v2 = v2.addingProduct(x, b2)
+/// One row of an 8-row tile: 1 to 3 accumulators of 16 lanes, and the panel vectors of one k step.
+protocol TileRow {
+    associatedtype Panel
+    /// Reads the row's columns at one k step of a 48-wide panel.
+    static func panel(_ p: UnsafePointer<Float>) -> Panel
+    /// Accumulators starting from `initial` (or zero) plus `bias` (or nothing).
+    init(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?)
+    mutating func fma(_ a: Float, _ b: Panel)
+    func store(to p: UnsafeMutablePointer<Float>)
+}
+
+@inline(__always) func start(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, _ offset: Int) -> Vec {
+    var v = initial.map { load($0 + offset) } ?? Vec()
+    if let bias { v += load(bias + offset) }
+    return v
+}
+
+struct Row48: TileRow {
+    var v0, v1, v2: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec, Vec) { (load(p), load(p + 16), load(p + 32)) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16); v2 = start(i, b, 32) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec, Vec)) {
+        let x = Vec(repeating: a)
+        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1); v2 = v2.addingProduct(x, b.2)
     }
     @inline(__always) func store(to p: UnsafeMutablePointer<Float>) {
         AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16); AffectKernels.store(v2, p + 32)
     }
 }
 
-/// 8 rows × 48 columns (AVX-512). Rows past `rows` repeat the last row of A and are not stored.
+struct Row32: TileRow {
+    var v0, v1: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec) { (load(p), load(p + 16)) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec)) {
+        let x = Vec(repeating: a)
+        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1)
+    }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16) }
+}
+
+struct Row16: TileRow {
+    var v0: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> Vec { load(p) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: Vec) { v0 = v0.addingProduct(Vec(repeating: a), b) }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p) }
+}
+
+/// 8 rows × `R` columns of a 48-wide panel (AVX-512: 24 accumulators for `Row48`). Rows past `rows` repeat
+/// the last row of A and are not stored.
 @inline(never)
-func kernel8x48(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
-                initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
-                out: UnsafeMutablePointer<Float>, ldo: Int) {
+func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+                         initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+                         out: UnsafeMutablePointer<Float>, ldo: Int) {
     func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    func rowI(_ r: Int) -> UnsafePointer<Float>? { initial.map { $0 + min(r, rows - 1) * ldi } }
+    func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
     let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
-    var c0 = Row48(rowI(0), bias), c1 = Row48(rowI(1), bias), c2 = Row48(rowI(2), bias), c3 = Row48(rowI(3), bias)
-    var c4 = Row48(rowI(4), bias), c5 = Row48(rowI(5), bias), c6 = Row48(rowI(6), bias), c7 = Row48(rowI(7), bias)
+    var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3), c4 = row(4), c5 = row(5), c6 = row(6), c7 = row(7)
     var bp = b
     for kk in 0..<kLen {
-        let b0 = load(bp), b1 = load(bp + 16), b2 = load(bp + 32)
-        c0.fma(a0[kk], b0, b1, b2); c1.fma(a1[kk], b0, b1, b2)
-        c2.fma(a2[kk], b0, b1, b2); c3.fma(a3[kk], b0, b1, b2)
-        c4.fma(a4[kk], b0, b1, b2); c5.fma(a5[kk], b0, b1, b2)
-        c6.fma(a6[kk], b0, b1, b2); c7.fma(a7[kk], b0, b1, b2)
+        let w = R.panel(bp)
+        c0.fma(a0[kk], w); c1.fma(a1[kk], w); c2.fma(a2[kk], w); c3.fma(a3[kk], w)
+        c4.fma(a4[kk], w); c5.fma(a5[kk], w); c6.fma(a6[kk], w); c7.fma(a7[kk], w)
         bp += 48
     }
     c0.store(to: out)
