@@ -69,7 +69,7 @@ public struct LongAudio {
         // Raw (un-normalised, bias-free) first-layer responses z_c = w_c · x, summed per channel.
         let first = model.featureLayers[0]
         let needFeature = first.groupNorm != nil
-        let conv = needFeature ? StridedConv1D(weightPacked: first.conv) : nil
+        let conv = needFeature ? StridedConv1D(weight: first.conv.weight, bias: nil, stride: first.conv.stride) : nil
         let channels = first.conv.outChannels
         var zSum = [Double](repeating: 0, count: channels), zSq = [Double](repeating: 0, count: channels)
         var frames = 0
@@ -101,7 +101,7 @@ public struct LongAudio {
             let k = first.conv.kernel
             for c in 0..<channels {
                 var sc = 0.0
-                for j in 0..<k { sc += Double(first.conv.packed.data[j * channels + c]) }
+                for j in 0..<k { sc += Double(first.conv.weight.data[c * k + j]) }   // one input channel: [out, 1, k]
                 let mz = zSum[c] / Double(frames)
                 let vz = max(0, zSq[c] / Double(frames) - mz * mz)
                 m[c] = Float(mz / sigma - mu * sc / sigma + Double(first.conv.bias?.data[c] ?? 0))
@@ -174,16 +174,5 @@ public struct LongAudio {
                 for c in 0..<channels { let d = Double(row[c]); s[c] += d; q[c] += d * d }
             }
         } }
-    }
-}
-
-extension StridedConv1D {
-    /// The same convolution without bias or activation.
-    init(weightPacked c: StridedConv1D) {
-        let w = Tensor(uninitialized: [c.outChannels, c.inChannels, c.kernel])
-        for oc in 0..<c.outChannels { for ic in 0..<c.inChannels { for j in 0..<c.kernel {
-            w.data[(oc * c.inChannels + ic) * c.kernel + j] = c.packed.data[(j * c.inChannels + ic) * c.outChannels + oc]
-        } } }
-        self.init(weight: w, bias: nil, stride: c.stride)
     }
 }

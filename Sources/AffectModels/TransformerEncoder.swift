@@ -81,12 +81,14 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
             LayerNorm(weight: try w.tensor("\(prefix).\(name).weight", shape: [h]),
                       bias: try w.tensor("\(prefix).\(name).bias", shape: [h]), eps: eps)
         }
-        let parts = [try linear(names.query, inFeatures: h, outFeatures: h), try linear(names.key, inFeatures: h, outFeatures: h),
-                     try linear(names.value, inFeatures: h, outFeatures: h)]
-        let weight = Tensor(uninitialized: [3 * h, h]), bias = Tensor(uninitialized: [3 * h])
+        func tensors(_ name: String) throws -> (weight: Tensor, bias: Tensor) {
+            (try w.tensor("\(prefix).\(name).weight", shape: [h, h]), try w.tensor("\(prefix).\(name).bias", shape: [h]))
+        }
+        let parts = [try tensors(names.query), try tensors(names.key), try tensors(names.value)]
+        let weight = Tensor(uninitialized: [3 * h, h], arena: Arena()), bias = Tensor(uninitialized: [3 * h], arena: Arena())
         for (i, p) in parts.enumerated() {
             (weight.data + i * h * h).update(from: p.weight.data, count: h * h)
-            (bias.data + i * h).update(from: p.bias!.data, count: h)
+            (bias.data + i * h).update(from: p.bias.data, count: h)
         }
         qkv = Linear(weight: weight, bias: bias)
         attentionOutput = try linear(names.attentionOutput, inFeatures: h, outFeatures: h)
@@ -96,31 +98,25 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         outputNorm = try norm(names.outputNorm)
     }
 
-    /// Self-attention block without the residual: `[B, L, H]` → `[B, L, H]`.
-    func selfAttention(_ x: Tensor, keyMask: [Float]?) -> Tensor {
-        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask))
+    /// `x + Attn(x)` for `[B, L, H]`; the residual is added in the output projection's epilogue.
+    func selfAttention(_ x: Tensor, residual: Tensor, keyMask: [Float]?) -> Tensor {
+        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask), adding: residual)
     }
 
-    /// The feed-forward block without the residual (the activation runs in the intermediate Linear's epilogue).
-    func feedForward(_ x: Tensor) -> Tensor { output(intermediate(x)) }
+    /// `residual + FFN(x)` (the activation runs in the intermediate Linear's epilogue, the residual in the
+    /// output Linear's).
+    func feedForward(_ x: Tensor, residual: Tensor) -> Tensor { output(intermediate(x), adding: residual) }
 
     /// `x`: `[B, L, hidden]`; `keyMask`: `[B·L]`, 1 = token, 0 = padding (padding keys get no attention).
     public func callAsFunction(_ x: Tensor, keyMask: [Float]? = nil) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] == hidden, "encoder layer of width \(hidden) got \(x.shape)")
         switch placement {
         case .post:
-            let a = selfAttention(x, keyMask: keyMask)
-            addInPlace(a, x)
-            let y = attentionNorm(a)
-            let f = feedForward(y)
-            addInPlace(f, y)
-            return outputNorm(f)
+            let y = attentionNorm(selfAttention(x, residual: x, keyMask: keyMask))
+            return outputNorm(feedForward(y, residual: y))
         case .pre:
-            let a = selfAttention(attentionNorm(x), keyMask: keyMask)
-            addInPlace(a, x)
-            let f = feedForward(outputNorm(a))
-            addInPlace(f, a)
-            return f
+            let a = selfAttention(attentionNorm(x), residual: x, keyMask: keyMask)
+            return feedForward(outputNorm(a), residual: a)
         }
     }
 }

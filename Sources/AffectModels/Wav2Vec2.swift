@@ -135,14 +135,16 @@ public struct Wav2Vec2: InferenceModel {
             let p = "feature_extractor.conv_layers.\(i)"
             let weight = try t("\(p).conv.weight", [dim, cin, convKernels[i]])
             let bias = try opt("\(p).conv.bias", [dim])
-            var layer = FeatureLayer(conv: StridedConv1D(weight: weight, bias: bias, stride: convStrides[i]), groupNorm: nil, layerNorm: nil)
+            // Group-norm encoders (base) apply GELU right after layers 1…: in the GEMM's epilogue.
+            let fusedGELU = featureNorm != "layer" && i > 0
+            var layer = FeatureLayer(conv: StridedConv1D(weight: weight, bias: bias, stride: convStrides[i],
+                                                         activation: fusedGELU ? .gelu : .none),
+                                     groupNorm: nil, layerNorm: nil)
             if featureNorm == "layer" {
                 layer.layerNorm = try layerNorm("\(p).layer_norm", dim, eps: 1e-5)
             } else if i == 0 {
                 layer.groupNorm = GroupNorm(groups: dim, weight: try t("\(p).layer_norm.weight", [dim]),
                                             bias: try t("\(p).layer_norm.bias", [dim]), eps: 1e-5)
-            } else {
-                layer.conv.activation = .gelu
             }
             layers.append(layer)
             cin = dim

@@ -95,6 +95,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Audio length for audio models, in seconds.") var audioSeconds: Double = 10
     @Option(help: "Sequence length for text models.") var tokens: Int = 128
     @Option(help: "Minimum number of timed runs.") var minRuns: Int = 5
+    @Flag(help: "Also report the time and GFLOP/s of the matrix products inside the timed runs.") var profile = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -107,6 +108,7 @@ struct Bench: ParsableCommand {
         let src = "bench"
         for _ in 0..<2 { _ = try model.run(inputs, source: src) }
         var times: [Double] = []
+        if profile { MatrixProfile.enable() }
         let start = DispatchTime.now().uptimeNanoseconds
         while times.count < minRuns || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -114,6 +116,9 @@ struct Bench: ParsableCommand {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             if times.count >= 10_000 { break }
         }
+        MatrixProfile.disable()
+        let products = MatrixProfile.snapshot
+        let total = times.reduce(0, +)
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         print("model:      \(weights) (\(model.arch))")
@@ -125,6 +130,19 @@ struct Bench: ParsableCommand {
         print(String(format: "throughput: %.2f items/s", Double(batch) * 1000 / median))
         if let f = model.flops(inputs) {
             print(String(format: "compute:    %.3f GFLOP per pass, %.1f GFLOP/s", f / 1e9, f / 1e9 / (median / 1000)))
+        }
+        if profile {
+            // Totals over every timed run; shares of the total wall time of those runs.
+            for (kind, t) in products.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                print(String(format: "products:   %@: %d calls, %.3f GFLOP per pass, %.1f %% of the time, %.1f GFLOP/s",
+                             kind, t.calls / times.count, t.flops / Double(times.count) / 1e9,
+                             100 * t.seconds * 1000 / total, t.gflops))
+            }
+            let f = products.values.reduce(0) { $0 + $1.flops }, s = products.values.reduce(0) { $0 + $1.seconds }
+            if s > 0 {
+                print(String(format: "products:   all: %.1f %% of the time, %.1f GFLOP/s; the rest of the pass %.3f ms",
+                             100 * s * 1000 / total, f / s / 1e9, (total - s * 1000) / Double(times.count)))
+            }
         }
         print(String(format: "median_ms=%.4f", median))
     }

@@ -15,6 +15,8 @@ public func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
         if !accumulate { for i in 0..<m { (c + i * ldc).initialize(repeating: 0, count: n) } }
         return
     }
+    let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
+    defer { if started != 0 { MatrixProfile.record("OpenBLAS sgemm", flops: 2 * Double(m) * Double(n) * Double(k), since: started) } }
     let threads = Threading.threads
     let work = Double(m) * Double(n) * Double(k)
     if threads <= 1 || work < 1e6 {
@@ -83,12 +85,18 @@ public func biasActivation(_ out: UnsafeMutablePointer<Float>, rows: Int, cols: 
     }
 }
 
-/// A fully connected layer `y = x·Wᵀ + b` over the last axis, with a fused activation.
+/// A fully connected layer `y = act(x·Wᵀ + b)` over the last axis.
+///
+/// The weights are repacked once, at load, into ``PackedWeights`` for the micro-kernel of
+/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``, which also adds the bias, an optional residual
+/// and the activation on each output tile while it is in L1. PReLU (per-channel slopes) and tiny layers keep the
+/// OpenBLAS path.
 public struct Linear: Sendable {
     /// PyTorch layout `[out, in]`.
     public let weight: Tensor
     public let bias: Tensor?
-    public var activation: Activation
+    public let activation: Activation
+    let packed: PackedWeights?
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
@@ -96,15 +104,35 @@ public struct Linear: Sendable {
         precondition(weight.rank == 2, "Linear weight must be 2-D, got \(weight.shape)")
         precondition(bias == nil || bias!.count == weight.shape[0], "Linear bias does not match the weight")
         self.weight = weight; self.bias = bias; self.activation = activation
+        var packable = weight.count >= 4096
+        if case .prelu = activation { packable = false }
+        packed = packable ? PackedWeights(weight: weight.data, n: weight.shape[0], k: weight.shape[1],
+                                          bias: bias.map { UnsafePointer($0.data) }) : nil
     }
 
     /// `x`: `[..., in]` → `[..., out]`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { self(x, adding: nil) }
+
+    /// `act(x·Wᵀ + b + residual)`: the residual (same shape as the output) is added inside the product's
+    /// epilogue instead of in a separate pass.
+    public func callAsFunction(_ x: Tensor, adding residual: Tensor?) -> Tensor {
         precondition(x.shape.last == inFeatures, "Linear expects \(inFeatures) features, got \(x.shape)")
         let rows = x.count / inFeatures
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
+        if let residual { precondition(residual.count == out.count, "Linear residual \(residual.shape) does not match \(out.shape)") }
+        if let packed {
+            packedGEMM(m: rows, a: x.data, lda: inFeatures, weights: packed,
+                       residual: residual.map { UnsafePointer($0.data) }, ldr: outFeatures,
+                       c: out.data, ldc: outFeatures, activation: activation)
+            return out
+        }
         sgemm(m: rows, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
               b: weight.data, ldb: inFeatures, bTransposed: true, c: out.data, ldc: outFeatures)
+        if let residual {
+            parallelFor(rows, minChunk: max(1, 8192 / max(outFeatures, 1))) { r0, r1 in
+                for i in r0 * outFeatures..<r1 * outFeatures { out.data[i] += residual.data[i] }
+            }
+        }
         biasActivation(out.data, rows: rows, cols: outFeatures, bias: bias.map { UnsafePointer($0.data) }, act: activation)
         return out
     }

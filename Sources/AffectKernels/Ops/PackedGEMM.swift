@@ -1,0 +1,304 @@
+import Foundation
+
+// A matrix product for weights known at load time: `C = act(A · Wᵀ + bias + residual)`.
+//
+// OpenBLAS packs both operands into its own panel layout on every call. For a transformer layer at batch 1
+// (m = 128 tokens, W = 768 × 3072) each weight element is used only m times per call, so re-packing the
+// weights cost a fifth of RoBERTa-base's time. Here the weights are packed once, at load, into the layout the
+// micro-kernel streams; A is read in place (its rows are short and stay in L2), and bias, residual and the
+// activation are applied to the output tile while it is still in L1.
+//
+// Blocking, innermost first:
+//   micro-kernel  rows × width tile of C held in registers; one k step = `width/16` vector loads of the packed
+//                 panel, `rows` broadcasts of A, rows·width/16 FMAs
+//   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
+//                 M block passes over them
+//   M block       ≤ `mBlock` rows of A (mBlock × kBlock floats) stay in L2 across the panels
+//   threads       (M block, group of panels) work items; each writes its own part of C
+
+/// The micro-kernel's tile: rows of C by output columns, sized to fill the vector register file.
+public enum GEMMTile: Sendable, CaseIterable {
+    /// 8 × 48: 24 accumulators of 16 lanes, 3 weight vectors and a broadcast in AVX-512's 32 registers.
+    case rows8x48
+    /// 6 × 16: 12 ymm accumulators, 2 weight halves and a broadcast in AVX2's 16 registers.
+    case rows6x16
+
+    /// The tile this build's target CPU wants (see Package.swift: `AFFECT_AVX512`).
+    public static var native: GEMMTile {
+        #if AFFECT_AVX512
+        return .rows8x48
+        #else
+        return .rows6x16
+        #endif
+    }
+
+    public var rows: Int { self == .rows8x48 ? 8 : 6 }
+    public var width: Int { self == .rows8x48 ? 48 : 16 }
+    /// k steps per block. Blocking k to keep the panel slice in L1 measured slower here (64–512 steps: 145–155
+    /// against 160–166 GFLOP/s on one core for 128 × 768 × 3072): the slice streams from L2 and the hardware
+    /// prefetcher keeps up, while every extra block reloads and stores the tile of C.
+    var kBlock: Int { self == .rows8x48 ? 1024 : 512 }
+}
+
+/// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``.
+///
+/// Layout: `panels` blocks of `tile.width` output columns; block `p` holds, for each k, the weights of its
+/// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`.
+public struct PackedWeights: @unchecked Sendable {
+    /// Output features (rows of the original weight).
+    public let n: Int
+    /// Input features.
+    public let k: Int
+    public let tile: GEMMTile
+    let panels: Int
+    let data: Tensor
+    /// Zero-padded to `panels · width`, or nil.
+    let bias: Tensor?
+
+    /// Packs `weight` (`n × k`, row-major) and `bias` (`n` values).
+    public init(weight: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?, tile: GEMMTile = .native) {
+        precondition(n > 0 && k > 0, "packed weights need n, k > 0")
+        let width = tile.width
+        self.n = n; self.k = k; self.tile = tile
+        panels = (n + width - 1) / width
+        data = Tensor(uninitialized: [panels, k, width], arena: Arena())
+        let dst = data.data, panels = panels
+        parallelFor(panels) { p0, p1 in
+            for p in p0..<p1 {
+                let panel = dst + p * k * width
+                for j in 0..<width {
+                    let col = p * width + j
+                    if col < n {
+                        let row = weight + col * k
+                        for kk in 0..<k { panel[kk * width + j] = row[kk] }
+                    } else {
+                        for kk in 0..<k { panel[kk * width + j] = 0 }
+                    }
+                }
+            }
+        }
+        if let bias {
+            let padded = Tensor(uninitialized: [panels * width], arena: Arena())
+            padded.data.initialize(repeating: 0, count: panels * width)
+            padded.data.update(from: bias, count: n)
+            self.bias = padded
+        } else {
+            self.bias = nil
+        }
+    }
+}
+
+/// `C[m × n] = act(A[m × k] · Wᵀ + bias + R)`, with `W` packed at load.
+///
+/// - Parameters:
+///   - a: `m` rows of `k` floats, `lda` apart.
+///   - residual: optional `m × n` matrix (rows `ldr` apart) added before the activation; may equal `c`.
+///   - activation: applied to the finished tile in L1; PReLU (which needs channel indices) is not supported.
+public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: PackedWeights,
+                       residual: UnsafePointer<Float>? = nil, ldr: Int = 0,
+                       c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none) {
+    guard m > 0 else { return }
+    if case .prelu = activation { preconditionFailure("packedGEMM: PReLU epilogue is not supported") }
+    let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
+    defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
+    let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
+    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
+    let mBlocks = (m + 239) / 240
+    let mBlock = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
+    // One work item per (M block, panel): equal-sized items, so both threads finish together. A is re-read
+    // for every panel either way (the panel loop is outside the row loop); only C and the panel are per item.
+    let items = mBlocks * w.panels
+    let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
+    let work = Double(m) * Double(n) * Double(k)
+    parallelFor(items, minChunk: work < 2e6 ? items : 1) { i0, i1 in
+        for item in i0..<i1 {
+            let mb = item / w.panels, p = item % w.panels
+            let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
+            guard r0 < r1 else { continue }
+            let col0 = p * width, cols = min(width, n - col0)
+            var k0 = 0
+            while k0 < k {
+                let kLen = min(tile.kBlock, k - k0)
+                let first = k0 == 0, last = k0 + kLen == k
+                let b = panelData + p * k * width + k0 * width
+                let tileBias = first ? bias.map { $0 + col0 } : nil
+                var r = r0
+                while r < r1 {
+                    let rows = min(mr, r1 - r)
+                    let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
+                                                               : UnsafePointer(c + r * ldc + col0)
+                    microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
+                              initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
+                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none)
+                    r += mr
+                }
+                k0 += kLen
+            }
+        }
+    }
+}
+
+/// One tile of C. Tiles whose width is a multiple of 16 go straight to a kernel of that width (fewer rows
+/// repeat the last row of A and are not stored); other widths run on a zero-padded copy in a stack buffer.
+@inline(__always)
+func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, cols: Int,
+               b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation) {
+    let mr = tile.rows, width = tile.width
+    if cols % 16 == 0 {
+        kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
+               bias: bias, out: out, ldo: ldo)
+        epilogue(activation, out, ldo: ldo, rows: rows, cols: cols)
+        return
+    }
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * width) { buffer in
+        let t = buffer.baseAddress!
+        t.initialize(repeating: 0, count: mr * width)
+        if let initial {
+            for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
+        }
+        kernel(tile, vectors: width / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+               initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
+        epilogue(activation, t, ldo: width, rows: rows, cols: cols)
+        for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
+    }
+}
+
+@inline(__always)
+func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
+            b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+            out: UnsafeMutablePointer<Float>, ldo: Int) {
+    switch (tile, vectors) {
+    case (.rows8x48, 3):
+        kernel8(Row48.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows8x48, 2):
+        kernel8(Row32.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows8x48, _):
+        kernel8(Row16.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows6x16, _):
+        kernel6x16(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    }
+}
+
+/// The activation over a finished tile, while it is in L1.
+@inline(__always)
+func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: Int, rows: Int, cols: Int) {
+    switch activation {
+    case .none: return
+    case .gelu:
+        for r in 0..<rows {
+            let row = t + r * ldo
+            var j = 0
+            while j + 16 <= cols { store(vgelu(load(row + j)), row + j); j += 16 }
+            if j < cols { geluInPlace(row + j, count: cols - j) }
+        }
+    default:
+        for r in 0..<rows { applyActivation(activation, t + r * ldo, count: cols, channels: cols) }
+    }
+}
+
+/// One row of an 8-row tile: 1 to 3 accumulators of 16 lanes, and the panel vectors of one k step.
+protocol TileRow {
+    associatedtype Panel
+    /// Reads the row's columns at one k step of a 48-wide panel.
+    static func panel(_ p: UnsafePointer<Float>) -> Panel
+    /// Accumulators starting from `initial` (or zero) plus `bias` (or nothing).
+    init(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?)
+    mutating func fma(_ a: Float, _ b: Panel)
+    func store(to p: UnsafeMutablePointer<Float>)
+}
+
+@inline(__always) func start(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, _ offset: Int) -> Vec {
+    var v = initial.map { load($0 + offset) } ?? Vec()
+    if let bias { v += load(bias + offset) }
+    return v
+}
+
+struct Row48: TileRow {
+    var v0, v1, v2: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec, Vec) { (load(p), load(p + 16), load(p + 32)) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16); v2 = start(i, b, 32) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec, Vec)) {
+        let x = Vec(repeating: a)
+        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1); v2 = v2.addingProduct(x, b.2)
+    }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) {
+        AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16); AffectKernels.store(v2, p + 32)
+    }
+}
+
+struct Row32: TileRow {
+    var v0, v1: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec) { (load(p), load(p + 16)) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec)) {
+        let x = Vec(repeating: a)
+        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1)
+    }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16) }
+}
+
+struct Row16: TileRow {
+    var v0: Vec
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> Vec { load(p) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0) }
+    @inline(__always) mutating func fma(_ a: Float, _ b: Vec) { v0 = v0.addingProduct(Vec(repeating: a), b) }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p) }
+}
+
+/// 8 rows × `R` columns of a 48-wide panel (AVX-512: 24 accumulators for `Row48`). Rows past `rows` repeat
+/// the last row of A and are not stored.
+@inline(never)
+func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+                         initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+                         out: UnsafeMutablePointer<Float>, ldo: Int) {
+    func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
+    func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
+    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
+    var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3), c4 = row(4), c5 = row(5), c6 = row(6), c7 = row(7)
+    var bp = b
+    for kk in 0..<kLen {
+        let w = R.panel(bp)
+        c0.fma(a0[kk], w); c1.fma(a1[kk], w); c2.fma(a2[kk], w); c3.fma(a3[kk], w)
+        c4.fma(a4[kk], w); c5.fma(a5[kk], w); c6.fma(a6[kk], w); c7.fma(a7[kk], w)
+        bp += 48
+    }
+    c0.store(to: out)
+    if rows > 1 { c1.store(to: out + ldo) }
+    if rows > 2 { c2.store(to: out + 2 * ldo) }
+    if rows > 3 { c3.store(to: out + 3 * ldo) }
+    if rows > 4 { c4.store(to: out + 4 * ldo) }
+    if rows > 5 { c5.store(to: out + 5 * ldo) }
+    if rows > 6 { c6.store(to: out + 6 * ldo) }
+    if rows > 7 { c7.store(to: out + 7 * ldo) }
+}
+
+/// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers).
+@inline(never)
+func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+                initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+                out: UnsafeMutablePointer<Float>, ldo: Int) {
+    func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
+    func start(_ r: Int) -> Vec {
+        var v = initial.map { load($0 + min(r, rows - 1) * ldi) } ?? Vec()
+        if let bias { v += load(bias) }
+        return v
+    }
+    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5)
+    var c0 = start(0), c1 = start(1), c2 = start(2), c3 = start(3), c4 = start(4), c5 = start(5)
+    var bp = b
+    for kk in 0..<kLen {
+        let w = load(bp)
+        c0 = c0.addingProduct(Vec(repeating: a0[kk]), w); c1 = c1.addingProduct(Vec(repeating: a1[kk]), w)
+        c2 = c2.addingProduct(Vec(repeating: a2[kk]), w); c3 = c3.addingProduct(Vec(repeating: a3[kk]), w)
+        c4 = c4.addingProduct(Vec(repeating: a4[kk]), w); c5 = c5.addingProduct(Vec(repeating: a5[kk]), w)
+        bp += 16
+    }
+    store(c0, out)
+    if rows > 1 { store(c1, out + ldo) }
+    if rows > 2 { store(c2, out + 2 * ldo) }
+    if rows > 3 { store(c3, out + 3 * ldo) }
+    if rows > 4 { store(c4, out + 4 * ldo) }
+    if rows > 5 { store(c5, out + 5 * ldo) }
+}
+

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import AffectKernels
+
+/// The packed-weight GEMM against a double-precision product, over the shapes that exercise its edges: row
+/// counts that are not a multiple of the tile's rows, column counts that leave a partial panel, k past one
+/// k block, several M blocks, and both tiles whichever the build selects.
+@Suite struct PackedGEMMTests {
+    struct Case: CustomStringConvertible {
+        var m, n, k: Int
+        var description: String { "\(m)×\(n)×\(k)" }
+    }
+
+    static let shapes: [Case] = [
+        Case(m: 1, n: 1, k: 1), Case(m: 5, n: 16, k: 3), Case(m: 8, n: 48, k: 64), Case(m: 13, n: 50, k: 17),
+        Case(m: 6, n: 100, k: 33), Case(m: 128, n: 96, k: 1100), Case(m: 499, n: 61, k: 40), Case(m: 37, n: 200, k: 129),
+        Case(m: 21, n: 80, k: 30), Case(m: 9, n: 64, k: 50), Case(m: 250, n: 512, k: 20),
+    ]
+
+    /// Deterministic values in [-1, 1).
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            return Float(s % 20_000) / 10_000 - 1
+        }
+    }
+
+    func reference(_ a: [Float], _ w: [Float], _ bias: [Float]?, _ residual: [Float]?, _ c: Case,
+                   _ act: (Double) -> Double) -> [Float] {
+        var out = [Float](repeating: 0, count: c.m * c.n)
+        for i in 0..<c.m {
+            for j in 0..<c.n {
+                var s = Double(bias?[j] ?? 0) + Double(residual?[i * c.n + j] ?? 0)
+                for p in 0..<c.k { s += Double(a[i * c.k + p]) * Double(w[j * c.k + p]) }
+                out[i * c.n + j] = Float(act(s))
+            }
+        }
+        return out
+    }
+
+    func run(_ c: Case, tile: GEMMTile, bias useBias: Bool, residual useResidual: Bool, inPlace: Bool = false,
+             activation: Activation = .none, act: (Double) -> Double = { $0 }) {
+        let a = Self.values(c.m * c.k, seed: 1), w = Self.values(c.n * c.k, seed: 2)
+        let bias = useBias ? Self.values(c.n, seed: 3) : nil
+        let residual = useResidual ? Self.values(c.m * c.n, seed: 4) : nil
+        let expected = reference(a, w, bias, residual, c, act)
+        let packed = w.withUnsafeBufferPointer { wp in
+            bias.withUnsafeBufferPointerOrNil { bp in
+                PackedWeights(weight: wp.baseAddress!, n: c.n, k: c.k, bias: bp, tile: tile)
+            }
+        }
+        var out = inPlace ? residual! : [Float](repeating: .nan, count: c.m * c.n)
+        let r = residual ?? []
+        a.withUnsafeBufferPointer { ap in
+            r.withUnsafeBufferPointer { rp in
+                out.withUnsafeMutableBufferPointer { op in
+                    packedGEMM(m: c.m, a: ap.baseAddress!, lda: c.k, weights: packed,
+                               residual: useResidual ? (inPlace ? UnsafePointer(op.baseAddress!) : rp.baseAddress!) : nil,
+                               ldr: c.n, c: op.baseAddress!, ldc: c.n, activation: activation)
+                }
+            }
+        }
+        var worst: Float = 0
+        for i in 0..<expected.count { worst = max(worst, abs(out[i] - expected[i]) / (1 + abs(expected[i]))) }
+        // float32 summation error grows with k (about k·2⁻²⁴ of the terms' size); an indexing mistake is O(1).
+        let tolerance = 2e-6 + Float(c.k) * 2e-8
+        #expect(worst < tolerance, "\(c) \(tile) bias \(useBias) residual \(useResidual) \(activation): error \(worst)")
+    }
+
+    @Test(arguments: GEMMTile.allCases)
+    func shapesBiasAndResidual(tile: GEMMTile) {
+        for c in Self.shapes {
+            run(c, tile: tile, bias: false, residual: false)
+            run(c, tile: tile, bias: true, residual: false)
+            run(c, tile: tile, bias: true, residual: true)
+            run(c, tile: tile, bias: false, residual: true, inPlace: true)
+        }
+    }
+
+    @Test(arguments: GEMMTile.allCases)
+    func epilogues(tile: GEMMTile) {
+        let c = Case(m: 19, n: 70, k: 45)
+        run(c, tile: tile, bias: true, residual: true, activation: .gelu, act: { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) })
+        run(c, tile: tile, bias: true, residual: false, activation: .relu, act: { max($0, 0) })
+        run(c, tile: tile, bias: true, residual: false, activation: .tanh, act: { Foundation.tanh($0) })
+    }
+
+    /// Threads split the work differently from one thread; the sums per element must not change.
+    @Test func threadCountDoesNotChangeResults() {
+        let c = Case(m: 130, n: 300, k: 200)
+        let a = Self.values(c.m * c.k, seed: 5), w = Self.values(c.n * c.k, seed: 6)
+        let packed = w.withUnsafeBufferPointer { PackedWeights(weight: $0.baseAddress!, n: c.n, k: c.k, bias: nil) }
+        func product(threads: Int) -> [Float] {
+            let saved = Threading.threads
+            Threading.setThreads(threads)
+            defer { Threading.setThreads(saved) }
+            var out = [Float](repeating: 0, count: c.m * c.n)
+            a.withUnsafeBufferPointer { ap in
+                out.withUnsafeMutableBufferPointer { packedGEMM(m: c.m, a: ap.baseAddress!, lda: c.k, weights: packed,
+                                                               c: $0.baseAddress!, ldc: c.n) }
+            }
+            return out
+        }
+        #expect(product(threads: 1) == product(threads: 2))
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let array): return array.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: return body(nil)
+        }
+    }
+}
