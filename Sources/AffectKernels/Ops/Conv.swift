@@ -30,7 +30,9 @@ public enum Padding: Sendable, Equatable {
 /// 2-D convolution over NHWC input with a fused bias and activation.
 ///
 /// Three kernels, chosen at construction:
-/// - **pointwise** (1×1, stride 1, no padding): one `sgemm` over all pixels, input used in place;
+/// - **pointwise** (1×1, stride 1, no padding): one GEMM over all pixels, input used in place — the packed
+///   GEMM with weights packed at load and bias, residual and activation in its tile epilogue, or `sgemm`
+///   for a PReLU;
 /// - **depthwise** (groups = in = out channels): direct SIMD loop, 16 channels per vector;
 /// - **general**: im2col in row tiles (bounded workspace) then `sgemm` per group.
 public struct Conv2D: Sendable {
@@ -41,10 +43,14 @@ public struct Conv2D: Sendable {
     public let dilation: (h: Int, w: Int)
     public let groups: Int
     public let padding: Padding
-    public var activation: Activation
-    /// Packed weight: depthwise `[kh, kw, C]`; otherwise `[groups][kh·kw·inPerGroup][outPerGroup]`.
+    public let activation: Activation
+    /// Packed weight: depthwise `[kh, kw, C]`; otherwise `[groups][kh·kw·inPerGroup][outPerGroup]`; empty
+    /// when `gemm` holds the weights.
     public let packed: Tensor
     public let bias: Tensor?
+    /// A pointwise convolution's weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``
+    /// (all but PReLU, which its epilogue does not take).
+    let gemm: PackedWeights?
 
     public var isDepthwise: Bool { groups == inChannels && groups == outChannels && groups > 1 }
     /// 1×1, stride 1, ungrouped and unpadded (TF "SAME" pads nothing for a 1×1/1 kernel either).
@@ -64,6 +70,17 @@ public struct Conv2D: Sendable {
         precondition(bias == nil || bias!.count == o)
         self.bias = bias
         let w = weight.data
+        var isPReLU = false
+        if case .prelu = activation { isPReLU = true }
+        let pointwiseShape = kh == 1 && kw == 1 && stride == (1, 1) && dilation == (1, 1) && groups == 1
+            && (padding == .valid || padding == .tfSame)
+        if pointwiseShape && !isPReLU {
+            // `[out, in, 1, 1]` is the `[n, k]` row-major matrix the packed GEMM takes.
+            gemm = PackedWeights(weight: w, n: o, k: ipg, bias: bias.map { UnsafePointer($0.data) })
+            packed = Tensor(uninitialized: [0])
+            return
+        }
+        gemm = nil
         if groups == ipg * groups && groups == o && groups > 1 {
             let p = Tensor(uninitialized: [kh, kw, o])
             for c in 0..<o { for i in 0..<kh { for j in 0..<kw { p.data[(i * kw + j) * o + c] = w[(c * kh + i) * kw + j] } } }
@@ -118,6 +135,10 @@ public struct Conv2D: Sendable {
         let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
         precondition(residual == nil || residual!.shape == out.shape, "Conv2D residual must have shape \(out.shape)")
         if out.count == 0 { return out }
+        if let g = gemm {
+            packedPointwise(x, out, g, residual: residual, inputScale: inputScale)
+            return out
+        }
         if isPointwise {
             pointwise(x, out, residual: residual, inputScale: inputScale)
             return out
@@ -165,7 +186,57 @@ public struct Conv2D: Sendable {
         return (out, means)
     }
 
-    /// Pointwise convolution: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is
+    /// Pointwise convolution on the packed GEMM. A squeeze-and-excitation scale multiplies the weights per
+    /// image when an image has over twice as many pixels as output channels (early, wide maps: the weights,
+    /// copied twice, are the smaller operand), the pixels otherwise.
+    private func packedPointwise(_ x: Tensor, _ out: Tensor, _ g: PackedWeights, residual: Tensor?, inputScale: Tensor?) {
+        let k = inChannels, nOut = outChannels
+        let m = x.count / k, images = x.shape[0], perImage = m / images
+        let res = residual.map { UnsafePointer($0.data) }
+        guard let scale = inputScale else {
+            packedGEMM(m: m, a: x.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
+                       activation: activation)
+            return
+        }
+        let sc = scale.data
+        if 2 * nOut < perImage {
+            // A copy of the packed weights (same layout), rescaled along k for each image.
+            let scratch = Tensor(uninitialized: [nOut, k])
+            let scaled = PackedWeights(weight: scratch.data, n: nOut, k: k, bias: bias.map { UnsafePointer($0.data) },
+                                       tile: g.tile)
+            let width = g.tile.width, panels = g.panels
+            let from = UnsafePointer(g.data.data), to = scaled.data.data
+            for img in 0..<images {
+                let si = sc + img * k
+                parallelFor(panels * k, minChunk: 64) { r0, r1 in
+                    for row in r0..<r1 {
+                        let f = Vec(repeating: si[row % k])
+                        var j = 0
+                        while j < width { store(load(from + row * width + j) * f, to + row * width + j); j += 16 }
+                    }
+                }
+                let off = img * perImage
+                packedGEMM(m: perImage, a: x.data + off * k, lda: k, weights: scaled,
+                           residual: res.map { $0 + off * nOut }, ldr: nOut, c: out.data + off * nOut, ldc: nOut,
+                           activation: activation)
+            }
+            return
+        }
+        let scaledX = Tensor(uninitialized: [m, k])
+        let src = x.data, dst = scaledX.data
+        parallelFor(m, minChunk: 16) { r0, r1 in
+            for r in r0..<r1 {
+                let xi = src + r * k, si = sc + (r / perImage) * k, o = dst + r * k
+                var j = 0
+                while j + 16 <= k { store(load(xi + j) * load(si + j), o + j); j += 16 }
+                while j < k { o[j] = xi[j] * si[j]; j += 1 }
+            }
+        }
+        packedGEMM(m: m, a: scaledX.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
+                   activation: activation)
+    }
+
+    /// Pointwise convolution with a PReLU: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is
     /// still in cache. Each tile's output is first filled with bias (+ residual) and the product accumulated
     /// onto it (beta = 1), which replaces both OpenBLAS's zeroing of C (beta = 0 is a memset pass) and a
     /// separate bias pass; the activation follows on the same tile.
