@@ -64,10 +64,13 @@ import AffectKernels
         #expect(worst < 1e-5, "\(what): max error \(worst)")
     }
 
-    @Test(arguments: [(rows: 3, act: "silu"), (rows: 40, act: "prelu"), (rows: 40, act: "none")])
-    func pointwiseWithResidualAndScale(_ c: (rows: Int, act: String)) {
-        // 3×3 pixels × 2 images splits the output channels across threads; 40×40 uses row tiles.
-        let (cin, cout) = (24, 48)
+    /// PReLU runs on sgemm (3×3 pixels × 2 images splits the output channels across threads; 40×40 uses row
+    /// tiles), the rest on the packed GEMM, whose SE scale goes to the weights on 40×40 and to the pixels on
+    /// 3×3; 40 and 20 output channels leave a partial panel.
+    @Test(arguments: [(rows: 3, act: "silu", cout: 48), (rows: 3, act: "prelu", cout: 48), (rows: 40, act: "prelu", cout: 48),
+                      (rows: 40, act: "none", cout: 48), (rows: 40, act: "silu", cout: 40), (rows: 3, act: "none", cout: 20)])
+    func pointwiseWithResidualAndScale(_ c: (rows: Int, act: String, cout: Int)) {
+        let (cin, cout) = (24, c.cout)
         let x = tensor([2, c.rows, c.rows, cin], seed: 1)
         let weight = tensor([cout, cin, 1, 1], seed: 2), bias = tensor([cout], seed: 3)
         let act: Activation = c.act == "silu" ? .silu : c.act == "prelu" ? .prelu((0..<cout).map { Float($0) / 50 }) : .none
@@ -81,10 +84,13 @@ import AffectKernels
                     "pointwise plain \(c)")
     }
 
-    @Test(arguments: [(k: 3, stride: 1, c: 48), (k: 3, stride: 2, c: 40), (k: 5, stride: 1, c: 32), (k: 5, stride: 2, c: 16),
-                      (k: 7, stride: 1, c: 20)])
-    func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int)) {
-        let x = tensor([2, 15, 13, p.c], seed: 6)
+    /// Widths 13 and 29 take the unrolled kernel's 8-, 4- and 1-pixel blocks; 3 and 2 leave every window cut
+    /// by both edges (5×5 over 3 columns); c = 40 and 17 have channels past the last vector.
+    @Test(arguments: [(k: 3, stride: 1, c: 48, w: 13), (k: 3, stride: 2, c: 40, w: 13), (k: 5, stride: 1, c: 32, w: 13),
+                      (k: 5, stride: 2, c: 16, w: 13), (k: 7, stride: 1, c: 20, w: 13), (k: 3, stride: 1, c: 16, w: 29),
+                      (k: 5, stride: 2, c: 32, w: 29), (k: 5, stride: 1, c: 17, w: 3), (k: 3, stride: 2, c: 16, w: 2)])
+    func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int, w: Int)) {
+        let x = tensor([2, 15, p.w, p.c], seed: 6)
         let weight = tensor([p.c, 1, p.k, p.k], seed: 7), bias = tensor([p.c], seed: 8)
         for (act, padding) in [(Activation.silu, Padding.tfSame), (.prelu((0..<p.c).map { Float($0) / 30 }), .symmetric(p.k / 2))] {
             let conv = Conv2D(weight: weight, bias: bias, stride: (p.stride, p.stride), padding: padding, groups: p.c, activation: act)
