@@ -109,6 +109,11 @@ import AffectKernels
             let conv = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .tfSame, activation: .silu)
             expectClose(conv(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .tfSame, groups: 1, act: .silu),
                         "stem \(cout)")
+            // Symmetric padding (a cut window on the left) and per-channel slopes in the four-pixel blocks.
+            let prelu = Activation.prelu((0..<cout).map { Float($0) / 40 })
+            let padded = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .symmetric(1), activation: prelu)
+            expectClose(padded(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .symmetric(1), groups: 1, act: prelu),
+                        "stem \(cout) padded PReLU")
         }
     }
 

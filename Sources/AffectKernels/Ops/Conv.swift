@@ -491,6 +491,10 @@ public struct Conv2D: Sendable {
         let src = x.data, dst = out.data, wt = packed.data
         let b = bias?.data
         let vact = VectorActivation(act)
+        // Output columns whose whole window lies inside the input.
+        let oxLo = min(ow, max(0, (padLeft + sw - 1) / sw))
+        let lastStart = w - 1 - (kw - 1) * dw + padLeft
+        let oxHi = lastStart < 0 ? oxLo : max(oxLo, min(ow, lastStart / sw + 1))
         parallelFor(n * oh, minChunk: 1) { r0, r1 in
             for r in r0..<r1 {
                 let img = r / oh, oy = r % oh
@@ -505,7 +509,43 @@ public struct Conv2D: Sendable {
                     let bias1 = nb > 1 ? (b.map { load($0 + g0 + 16) } ?? Vec()) : Vec()
                     let bias2 = nb > 2 ? (b.map { load($0 + g0 + 32) } ?? Vec()) : Vec()
                     let bias3 = nb > 3 ? (b.map { load($0 + g0 + 48) } ?? Vec()) : Vec()
-                    for ox in 0..<ow {
+                    var ox = 0
+                    while ox < ow {
+                        if nb == 2 && ox >= oxLo && ox &+ 4 <= oxHi {
+                            // 16–32 channels (the stems): four pixels per pass, each weight pair loaded once
+                            // for eight FMAs.
+                            var p0a = bias0, p0b = bias1, p1a = bias0, p1b = bias1
+                            var p2a = bias0, p2b = bias1, p3a = bias0, p3b = bias1
+                            let step = sw &* cin
+                            for i in ky0..<ky1 {
+                                let iy: Int = iy0 &+ i &* dh
+                                let pixel: Int = (img &* h &+ iy) &* w &+ ox &* sw &- padLeft
+                                let rowBase = src + pixel &* cin
+                                for j in 0..<kw {
+                                    let px = rowBase + j &* dw &* cin
+                                    let wp = wt + ((i &* kw &+ j) &* cin &* cout &+ g0)
+                                    for ci in 0..<cin {
+                                        let wa = load(wp + ci &* cout), wb = load(wp + (ci &* cout &+ 16))
+                                        let v0 = Vec(repeating: px[ci]), v1 = Vec(repeating: px[step &+ ci])
+                                        let v2 = Vec(repeating: px[2 &* step &+ ci]), v3 = Vec(repeating: px[3 &* step &+ ci])
+                                        p0a = p0a.addingProduct(v0, wa); p0b = p0b.addingProduct(v0, wb)
+                                        p1a = p1a.addingProduct(v1, wa); p1b = p1b.addingProduct(v1, wb)
+                                        p2a = p2a.addingProduct(v2, wa); p2b = p2b.addingProduct(v2, wb)
+                                        p3a = p3a.addingProduct(v3, wa); p3b = p3b.addingProduct(v3, wb)
+                                    }
+                                }
+                            }
+                            let sa = vact.slopes.map { load($0 + g0) } ?? Vec()
+                            let sb = vact.slopes.map { load($0 + g0 + 16) } ?? Vec()
+                            let o = outRow + (ox &* cout &+ g0)
+                            store(vact(p0a, sa), o); store(vact(p0b, sb), o + 16)
+                            store(vact(p1a, sa), o + cout); store(vact(p1b, sb), o + (cout &+ 16))
+                            store(vact(p2a, sa), o + 2 &* cout); store(vact(p2b, sb), o + (2 &* cout &+ 16))
+                            store(vact(p3a, sa), o + 3 &* cout); store(vact(p3b, sb), o + (3 &* cout &+ 16))
+                            ox &+= 4
+                            continue
+                        }
+                        defer { ox += 1 }
                         var a0 = bias0, a1 = bias1, a2 = bias2, a3 = bias3
                         let ix0 = ox * sw - padLeft
                         for i in ky0..<ky1 {
