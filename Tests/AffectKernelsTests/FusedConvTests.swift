@@ -117,6 +117,25 @@ import AffectKernels
         }
     }
 
+    /// Grouped convolutions with 2–8 channels per group in and out run as sums of depthwise convolutions
+    /// (MobileFaceNet's 64 groups of 2); 34 channels = 17 groups of 2 leave a channel tail.
+    @Test(arguments: [(c: 32, perGroup: 2, stride: 1, k: 3), (c: 48, perGroup: 3, stride: 2, k: 3),
+                      (c: 64, perGroup: 8, stride: 1, k: 5), (c: 34, perGroup: 2, stride: 2, k: 3)])
+    func smallGroupConvolution(_ p: (c: Int, perGroup: Int, stride: Int, k: Int)) {
+        let x = tensor([2, 11, 13, p.c], seed: 16)
+        let weight = tensor([p.c, p.perGroup, p.k, p.k], seed: 17), bias = tensor([p.c], seed: 18)
+        let groups = p.c / p.perGroup
+        let prelu = Activation.prelu((0..<p.c).map { Float($0) / 70 })
+        let conv = Conv2D(weight: weight, bias: bias, stride: (p.stride, p.stride), padding: .symmetric(p.k / 2),
+                          groups: groups, activation: prelu)
+        let ref = reference(x, weight: weight, bias: bias, stride: p.stride, padding: .symmetric(p.k / 2), groups: groups, act: prelu)
+        expectClose(conv(x), ref, "small groups \(p)")
+        let residual = tensor(ref.shape, seed: 19)
+        expectClose(conv(x, residual: residual),
+                    reference(x, weight: weight, bias: bias, stride: p.stride, padding: .symmetric(p.k / 2), groups: groups,
+                              act: prelu, residual: residual), "small groups + residual \(p)")
+    }
+
     @Test(arguments: [(size: 20, groups: 1, stride: 1), (size: 20, groups: 2, stride: 2), (size: 5, groups: 1, stride: 1),
                       (size: 6, groups: 4, stride: 1)])
     func generalConvolution(_ p: (size: Int, groups: Int, stride: Int)) {

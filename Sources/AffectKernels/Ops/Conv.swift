@@ -34,6 +34,7 @@ public enum Padding: Sendable, Equatable {
 ///   GEMM with weights packed at load and bias, residual and activation in its tile epilogue, or `sgemm`
 ///   for a PReLU;
 /// - **depthwise** (groups = in = out channels): direct SIMD loop, 16 channels per vector;
+/// - **small groups** (2–8 channels per group in and out): a sum of depthwise convolutions (``SmallGroupConv``);
 /// - **general**: im2col in row tiles (bounded workspace) then `sgemm` per group.
 public struct Conv2D: Sendable {
     public let inChannels: Int
@@ -51,6 +52,8 @@ public struct Conv2D: Sendable {
     /// A pointwise convolution's weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``
     /// (all but PReLU, which its epilogue does not take).
     let gemm: PackedWeights?
+    /// Grouped convolutions with 2–8 channels per group in and out, as a sum of depthwise convolutions.
+    let smallGroups: SmallGroupConv?
 
     public var isDepthwise: Bool { groups == inChannels && groups == outChannels && groups > 1 }
     /// 1×1, stride 1, ungrouped and unpadded (TF "SAME" pads nothing for a 1×1/1 kernel either).
@@ -78,9 +81,17 @@ public struct Conv2D: Sendable {
             // `[out, in, 1, 1]` is the `[n, k]` row-major matrix the packed GEMM takes.
             gemm = PackedWeights(weight: w, n: o, k: ipg, bias: bias.map { UnsafePointer($0.data) })
             packed = Tensor(uninitialized: [0])
+            smallGroups = nil
             return
         }
         gemm = nil
+        if let sg = SmallGroupConv(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                                   groups: groups, activation: activation) {
+            smallGroups = sg
+            packed = Tensor(uninitialized: [0])
+            return
+        }
+        smallGroups = nil
         if groups == ipg * groups && groups == o && groups > 1 {
             let p = Tensor(uninitialized: [kh, kw, o])
             for c in 0..<o { for i in 0..<kh { for j in 0..<kw { p.data[(i * kw + j) * o + c] = w[(c * kh + i) * kw + j] } } }
@@ -132,6 +143,11 @@ public struct Conv2D: Sendable {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rh = padding.resolve(input: h, kernel: kernel.h, stride: stride.h, dilation: dilation.h, axis: 0)
         let rw = padding.resolve(input: w, kernel: kernel.w, stride: stride.w, dilation: dilation.w, axis: 1)
+        if let sg = smallGroups, rh.out > 0, rw.out > 0 {
+            precondition(residual == nil || residual!.shape == [n, rh.out, rw.out, outChannels],
+                         "Conv2D residual must have shape \([n, rh.out, rw.out, outChannels])")
+            return sg(x, residual: residual)
+        }
         let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
         precondition(residual == nil || residual!.shape == out.shape, "Conv2D residual must have shape \(out.shape)")
         if out.count == 0 { return out }
