@@ -35,7 +35,8 @@ public enum Padding: Sendable, Equatable {
 ///   for a PReLU;
 /// - **depthwise** (groups = in = out channels): direct SIMD loop, 16 channels per vector;
 /// - **small groups** (2–8 channels per group in and out): a sum of depthwise convolutions (``SmallGroupConv``);
-/// - **general**: im2col in row tiles (bounded workspace) then `sgemm` per group.
+/// - **general**: im2col in row tiles (bounded workspace) then the packed GEMM (ungrouped, no PReLU) or
+///   `sgemm` per group.
 public struct Conv2D: Sendable {
     public let inChannels: Int
     public let outChannels: Int
@@ -49,8 +50,8 @@ public struct Conv2D: Sendable {
     /// when `gemm` holds the weights.
     public let packed: Tensor
     public let bias: Tensor?
-    /// A pointwise convolution's weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``
-    /// (all but PReLU, which its epilogue does not take).
+    /// Weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``: pointwise
+    /// and ungrouped im2col convolutions, all but PReLU (which its epilogue does not take).
     let gemm: PackedWeights?
     /// Grouped convolutions with 2–8 channels per group in and out, as a sum of depthwise convolutions.
     let smallGroups: SmallGroupConv?
@@ -84,14 +85,26 @@ public struct Conv2D: Sendable {
             smallGroups = nil
             return
         }
-        gemm = nil
         if let sg = SmallGroupConv(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
                                    groups: groups, activation: activation) {
             smallGroups = sg
+            gemm = nil
             packed = Tensor(uninitialized: [0])
             return
         }
         smallGroups = nil
+        if groups == 1 && !isPReLU && !(ipg <= 4 && o % 16 == 0) {
+            // im2col + packed GEMM: weight rows reordered to the gathered order (ky, kx, c).
+            let kDim = kh * kw * ipg
+            let t = Tensor(uninitialized: [o, kDim])
+            for oc in 0..<o { for ic in 0..<ipg { for i in 0..<kh { for j in 0..<kw {
+                t.data[oc * kDim + (i * kw + j) * ipg + ic] = w[((oc * ipg + ic) * kh + i) * kw + j]
+            } } } }
+            gemm = PackedWeights(weight: t.data, n: o, k: kDim, bias: bias.map { UnsafePointer($0.data) })
+            packed = Tensor(uninitialized: [0])
+            return
+        }
+        gemm = nil
         if groups == ipg * groups && groups == o && groups > 1 {
             let p = Tensor(uninitialized: [kh, kw, o])
             for c in 0..<o { for i in 0..<kh { for j in 0..<kw { p.data[(i * kw + j) * o + c] = w[(c * kh + i) * kw + j] } } }
@@ -151,7 +164,7 @@ public struct Conv2D: Sendable {
         let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
         precondition(residual == nil || residual!.shape == out.shape, "Conv2D residual must have shape \(out.shape)")
         if out.count == 0 { return out }
-        if let g = gemm {
+        if let g = gemm, isPointwise {
             packedPointwise(x, out, g, residual: residual, inputScale: inputScale)
             return out
         }
@@ -527,9 +540,9 @@ public struct Conv2D: Sendable {
                     let bias3 = nb > 3 ? (b.map { load($0 + g0 + 48) } ?? Vec()) : Vec()
                     var ox = 0
                     while ox < ow {
-                        if nb == 2 && ox >= oxLo && ox &+ 4 <= oxHi {
-                            // 16–32 channels (the stems): four pixels per pass, each weight pair loaded once
-                            // for eight FMAs.
+                        if nb <= 2 && ox >= oxLo && ox &+ 4 <= oxHi {
+                            // 16 or 32 channels (the stems): four pixels per pass, each weight vector loaded
+                            // once for four FMAs.
                             var p0a = bias0, p0b = bias1, p1a = bias0, p1b = bias1
                             var p2a = bias0, p2b = bias1, p3a = bias0, p3b = bias1
                             let step = sw &* cin
@@ -541,7 +554,8 @@ public struct Conv2D: Sendable {
                                     let px = rowBase + j &* dw &* cin
                                     let wp = wt + ((i &* kw &+ j) &* cin &* cout &+ g0)
                                     for ci in 0..<cin {
-                                        let wa = load(wp + ci &* cout), wb = load(wp + (ci &* cout &+ 16))
+                                        let wa = load(wp + ci &* cout)
+                                        let wb = nb == 2 ? load(wp + (ci &* cout &+ 16)) : Vec()
                                         let v0 = Vec(repeating: px[ci]), v1 = Vec(repeating: px[step &+ ci])
                                         let v2 = Vec(repeating: px[2 &* step &+ ci]), v3 = Vec(repeating: px[3 &* step &+ ci])
                                         p0a = p0a.addingProduct(v0, wa); p0b = p0b.addingProduct(v0, wb)
@@ -552,12 +566,14 @@ public struct Conv2D: Sendable {
                                 }
                             }
                             let sa = vact.slopes.map { load($0 + g0) } ?? Vec()
-                            let sb = vact.slopes.map { load($0 + g0 + 16) } ?? Vec()
+                            let sb = nb == 2 ? (vact.slopes.map { load($0 + g0 + 16) } ?? Vec()) : Vec()
                             let o = outRow + (ox &* cout &+ g0)
-                            store(vact(p0a, sa), o); store(vact(p0b, sb), o + 16)
-                            store(vact(p1a, sa), o + cout); store(vact(p1b, sb), o + (cout &+ 16))
-                            store(vact(p2a, sa), o + 2 &* cout); store(vact(p2b, sb), o + (2 &* cout &+ 16))
-                            store(vact(p3a, sa), o + 3 &* cout); store(vact(p3b, sb), o + (3 &* cout &+ 16))
+                            store(vact(p0a, sa), o); store(vact(p1a, sa), o + cout)
+                            store(vact(p2a, sa), o + 2 &* cout); store(vact(p3a, sa), o + 3 &* cout)
+                            if nb == 2 {
+                                store(vact(p0b, sb), o + 16); store(vact(p1b, sb), o + (cout &+ 16))
+                                store(vact(p2b, sb), o + (2 &* cout &+ 16)); store(vact(p3b, sb), o + (3 &* cout &+ 16))
+                            }
                             ox &+= 4
                             continue
                         }
@@ -629,11 +645,45 @@ public struct Conv2D: Sendable {
         }
     }
 
+    /// im2col + packed GEMM (ungrouped, no PReLU), bias and activation in the GEMM's tile epilogue. With
+    /// enough pixels each thread gathers and multiplies whole row tiles (about 256 KB gathered); otherwise one
+    /// gather of every pixel, then the GEMM split across the threads.
+    private func generalPacked(_ x: Tensor, _ out: Tensor, _ g: PackedWeights, padTop: Int, padLeft: Int, act: Activation) {
+        let (oh, ow) = (out.shape[1], out.shape[2])
+        let kDim = g.k, cout = outChannels
+        let pixels = x.shape[0] * oh * ow
+        let threads = Threading.threads
+        let dst = out.data
+        let tileRows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
+        let tiles = (pixels + tileRows - 1) / tileRows
+        if threads > 1 && tiles >= threads {
+            parallelFor(tiles, minChunk: 1) { t0, t1 in
+                let work = Tensor(uninitialized: [tileRows, kDim])
+                for t in t0..<t1 {
+                    let p0 = t * tileRows, rows = min(tileRows, pixels - p0)
+                    gather(x, work.data, pixels: p0, p0 + rows, group: 0, outSize: (oh, ow), padTop: padTop, padLeft: padLeft)
+                    // Inside a parallel loop the packed GEMM runs on this thread.
+                    packedGEMM(m: rows, a: work.data, lda: kDim, weights: g, c: dst + p0 * cout, ldc: cout, activation: act)
+                }
+            }
+            return
+        }
+        let work = Tensor(uninitialized: [pixels, kDim])
+        parallelFor(pixels, minChunk: 16) { r0, r1 in
+            gather(x, work.data + r0 * kDim, pixels: r0, r1, group: 0, outSize: (oh, ow), padTop: padTop, padLeft: padLeft)
+        }
+        packedGEMM(m: pixels, a: work.data, lda: kDim, weights: g, c: dst, ldc: cout, activation: act)
+    }
+
     /// im2col + GEMM. With enough pixels each thread takes whole row tiles (about 256 KB of gathered rows,
     /// at least 64): gather, GEMM onto the bias (beta = 1, no separate zeroing or bias pass) and activation,
     /// all while the tile is in cache and without a fork-join per step. Few pixels (late layers at batch 1):
     /// gather once, then split each GEMM across the threads.
     private func general(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
+        if let g = gemm {
+            generalPacked(x, out, g, padTop: padTop, padLeft: padLeft, act: act)
+            return
+        }
         let (oh, ow) = (out.shape[1], out.shape[2])
         let ipg = inChannels / groups, opg = outChannels / groups
         let kDim = kernel.h * kernel.w * ipg
