@@ -29,6 +29,7 @@ public struct StridedConv1D: Sendable {
         let w = weight.data, d = tapMajor.data
         for oc in 0..<o { for ic in 0..<i { for j in 0..<k { d[oc * k * i + j * i + ic] = w[(oc * i + ic) * k + j] } } }
         packed = PackedWeights(weight: d, n: o, k: k * i, bias: bias.map { UnsafePointer($0.data) })
+        weight.releaseMappedPages()
     }
 
     /// Output frames for `t` input frames (0 when the input is shorter than the kernel).
