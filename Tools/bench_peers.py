@@ -72,18 +72,20 @@ def affect_bench(weights, args, batch, extra=()):
     """Our median ms, GFLOP/s (or None), input description and peak RSS (MB)."""
     out, rss = run_child([AFFECT, "bench", weights, "--threads", str(args.threads), "--seconds", str(args.seconds),
                           "--batch", str(batch), "--audio-seconds", str(SHAPE.audio_seconds),
-                          "--tokens", str(SHAPE.tokens), *extra])
+                          "--tokens", str(SHAPE.tokens), "--profile", *extra])
     lines = out.strip().splitlines()
     assert lines and lines[-1].startswith("median_ms="), out
-    gflops, shape = None, ""
+    gflops, shape, products = None, "", None
     for line in lines:
+        if line.startswith("products:   all:"):
+            products = float(line.split("GFLOP/s")[0].split(",")[-1])
         if line.startswith("compute:"):
             gflops = float(line.split(",")[1].split()[0])
         if line.startswith("input:"):
             shape = line.split(":", 1)[1].strip()
         if "OpenBLAS kernels:" in line:
             BLAS_CORE[0] = line.split("OpenBLAS kernels:", 1)[1].strip(" )")
-    return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss)
+    return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss, products=products)
 
 
 # --- peers, each in its own child process -------------------------------------------------------------
@@ -335,15 +337,16 @@ def fmt(x, spec):
 
 
 TABLE_HEAD = ("| model | input | ours ms | ORT ms | PyTorch ms | ours ÷ ORT | ours ÷ PyTorch | GFLOP/s (% of sgemm) "
-              "| peak RSS ours / ORT / PyTorch (MB) | note |\n"
-              "|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+              "| matrix products GFLOP/s (% of sgemm) | peak RSS ours / ORT / PyTorch (MB) | note |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def print_row(r, args, out=sys.stdout):
     o = r.ours
     g = "—" if o.gflops is None else f"{o.gflops:.1f} ({100 * o.gflops / args.ceiling:.0f} %)"
+    mp = "—" if o.products is None else f"{o.products:.1f} ({100 * o.products / args.ceiling:.0f} %)"
     print(f"| {r.name} | {o.shape} | {o.ms:.2f} | {fmt(r.ort, '.2f')} | {fmt(r.pt, '.2f')} "
-          f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} "
+          f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} | {mp} "
           f"| {o.rss:.0f} / {fmt(r.ort_rss, '.0f')} / {fmt(r.pt_rss, '.0f')} | {r.note} |", file=out, flush=True)
 
 
@@ -383,6 +386,8 @@ def report(rows, args, argv, load_before):
         f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads, "
         f"{BLAS_CORE[0]} kernels) = {args.ceiling:.1f} GFLOP/s in this run",
         "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
+        "- Matrix products: `affect bench --profile`, the FLOPs of every packed-weight GEMM and OpenBLAS sgemm call in"
+        " the timed passes over the wall time of those calls (threads, epilogues and hand-off included).",
         "",
         TABLE_HEAD,
     ]

@@ -258,7 +258,7 @@ public struct Wav2Vec2: InferenceModel {
                                           variance: Tensor(shape: [s.variance.count], values: s.variance), eps: gn.eps)
                     x = stats(x, activation: .gelu)
                 } else {
-                    x = gn(x, activation: .gelu)
+                    x = gn(x, activation: .gelu, inPlace: true)   // x is the conv output just made
                 }
             } else if let ln = layer.layerNorm {
                 x = ln(x)

@@ -252,8 +252,8 @@ struct Row16: TileRow {
 func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-    func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
+    @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
+    @inline(__always) func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
     let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
     var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3), c4 = row(4), c5 = row(5), c6 = row(6), c7 = row(7)
     var bp = b
