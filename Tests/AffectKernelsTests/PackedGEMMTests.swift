@@ -114,3 +114,21 @@ extension Optional where Wrapped == [Float] {
         }
     }
 }
+
+/// Handing a mapped weight's pages back must not change what the mapping reads: the pages come back from
+/// the file.
+@Suite struct MappedPagesTests {
+    @Test func releasedPagesReadTheSameValues() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/ops/ops.safetensors").path
+        let file = try SafeTensorsFile(path: path)
+        let info = try #require(file.tensors.filter { $0.dtype == .f32 }.max(by: { $0.count < $1.count }))
+        let name = info.name
+        #expect(info.count * 4 >= 3 * 4096, "\(name) spans whole pages, so there is something to release")
+        let t = try file.tensor(info)
+        #expect(t.storage.isBorrowed, "\(name) should be mapped from the file, not copied")
+        let before = Array(UnsafeBufferPointer(start: t.data, count: t.count))
+        t.releaseMappedPages()
+        #expect(Array(UnsafeBufferPointer(start: t.data, count: t.count)) == before)
+    }
+}
