@@ -43,33 +43,41 @@ public enum GEMMTile: Sendable, CaseIterable {
 /// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``.
 ///
 /// Layout: `panels` blocks of `tile.width` output columns; block `p` holds, for each k, the weights of its
-/// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`.
+/// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`. With `groups` > 1 (a
+/// grouped convolution) every group's `n / groups` columns start a new panel, so a panel never spans two
+/// groups and the GEMM can read each group's own input.
 public struct PackedWeights: @unchecked Sendable {
     /// Output features (rows of the original weight).
     public let n: Int
-    /// Input features.
+    /// Input features (per group).
     public let k: Int
     public let tile: GEMMTile
+    /// Independent column groups (1 for a plain matrix).
+    public let groups: Int
     let panels: Int
+    let panelsPerGroup: Int
     let data: Tensor
-    /// Zero-padded to `panels · width`, or nil.
+    /// `n + width` values, zero past `n`, or nil.
     let bias: Tensor?
 
-    /// Packs `weight` (`n × k`, row-major) and `bias` (`n` values).
-    public init(weight: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?, tile: GEMMTile = .native) {
-        precondition(n > 0 && k > 0, "packed weights need n, k > 0")
-        let width = tile.width
-        self.n = n; self.k = k; self.tile = tile
-        panels = (n + width - 1) / width
+    /// Packs `weight` (`n × k`, row-major) and `bias` (`n` values). For `groups` > 1, rows
+    /// `g·n/groups ..< (g+1)·n/groups` form group `g`.
+    public init(weight: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?, groups: Int = 1,
+                tile: GEMMTile = .native) {
+        precondition(n > 0 && k > 0 && groups > 0 && n % groups == 0, "packed weights need n, k > 0 and n divisible by groups")
+        let width = tile.width, perGroup = n / groups
+        self.n = n; self.k = k; self.tile = tile; self.groups = groups
+        panelsPerGroup = (perGroup + width - 1) / width
+        panels = groups * panelsPerGroup
         data = Tensor(uninitialized: [panels, k, width], arena: Arena())
-        let dst = data.data, panels = panels
+        let dst = data.data, ppg = panelsPerGroup
         parallelFor(panels) { p0, p1 in
             for p in p0..<p1 {
                 let panel = dst + p * k * width
+                let first = (p / ppg) * perGroup, local = (p % ppg) * width
                 for j in 0..<width {
-                    let col = p * width + j
-                    if col < n {
-                        let row = weight + col * k
+                    if local + j < perGroup {
+                        let row = weight + (first + local + j) * k
                         for kk in 0..<k { panel[kk * width + j] = row[kk] }
                     } else {
                         for kk in 0..<k { panel[kk * width + j] = 0 }
@@ -78,13 +86,19 @@ public struct PackedWeights: @unchecked Sendable {
             }
         }
         if let bias {
-            let padded = Tensor(uninitialized: [panels * width], arena: Arena())
-            padded.data.initialize(repeating: 0, count: panels * width)
+            let padded = Tensor(uninitialized: [n + width], arena: Arena())
+            padded.data.initialize(repeating: 0, count: n + width)
             padded.data.update(from: bias, count: n)
             self.bias = padded
         } else {
             self.bias = nil
         }
+    }
+
+    /// First output column and column count of panel `p`.
+    @inline(__always) func columns(ofPanel p: Int) -> (first: Int, count: Int) {
+        let perGroup = n / groups, local = (p % panelsPerGroup) * tile.width
+        return ((p / panelsPerGroup) * perGroup + local, min(tile.width, perGroup - local))
     }
 }
 
@@ -94,13 +108,16 @@ public struct PackedWeights: @unchecked Sendable {
 ///   - a: `m` rows of `k` floats, `lda` apart.
 ///   - residual: optional `m × n` matrix (rows `ldr` apart) added before the activation; may equal `c`.
 ///   - activation: applied to the finished tile in L1; PReLU (which needs channel indices) is not supported.
+///   - aGroupStride: for grouped weights, group `g` reads its A at `a + g·aGroupStride`.
 public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: PackedWeights,
                        residual: UnsafePointer<Float>? = nil, ldr: Int = 0,
-                       c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none) {
+                       c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none,
+                       aGroupStride: Int = 0) {
     guard m > 0 else { return }
     if case .prelu = activation { preconditionFailure("packedGEMM: PReLU epilogue is not supported") }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
     defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
+    precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
     // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
     let mBlocks = (m + 239) / 240
@@ -115,7 +132,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
             let mb = item / w.panels, p = item % w.panels
             let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
             guard r0 < r1 else { continue }
-            let col0 = p * width, cols = min(width, n - col0)
+            let (col0, cols) = w.columns(ofPanel: p)
+            let a = a + (p / w.panelsPerGroup) * aGroupStride
             var k0 = 0
             while k0 < k {
                 let kLen = min(tile.kBlock, k - k0)
