@@ -175,7 +175,8 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
         if let initial {
             for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
         }
-        kernel(tile, vectors: width / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+        // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
+        kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
                initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
         epilogue(activation, t, ldo: width, rows: rows, cols: cols)
         for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
