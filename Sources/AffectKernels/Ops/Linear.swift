@@ -88,7 +88,7 @@ public func biasActivation(_ out: UnsafeMutablePointer<Float>, rows: Int, cols: 
 /// A fully connected layer `y = act(x·Wᵀ + b)` over the last axis.
 ///
 /// The weights are repacked once, at load, into ``PackedWeights`` for the micro-kernel of
-/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``, which also adds the bias, an optional residual
+/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which also adds the bias, an optional residual
 /// and the activation on each output tile while it is in L1. PReLU (per-channel slopes) and tiny layers keep the
 /// OpenBLAS path.
 public struct Linear: Sendable {

@@ -14,7 +14,7 @@ import Foundation
 //   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
 //                 M block passes over them
 //   M block       ≤ `mBlock` rows of A (mBlock × kBlock floats) stay in L2 across the panels
-//   threads       (M block, group of panels) work items; each writes its own part of C
+//   threads       one work item per (M block, panel); each writes its own part of C
 
 /// The micro-kernel's tile: rows of C by output columns, sized to fill the vector register file.
 public enum GEMMTile: Sendable, CaseIterable {
@@ -40,7 +40,7 @@ public enum GEMMTile: Sendable, CaseIterable {
     var kBlock: Int { self == .rows8x48 ? 1024 : 512 }
 }
 
-/// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``.
+/// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``.
 ///
 /// Layout: `panels` blocks of `tile.width` output columns; block `p` holds, for each k, the weights of its
 /// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`. With `groups` > 1 (a

@@ -4,7 +4,7 @@
 /// With channels last, the `k` taps of output frame `t` are the `k·C` contiguous floats starting at
 /// `x[t·s·C]`, and the next frame's taps start `s·C` floats later. So the input itself is the GEMM's A matrix
 /// with K = k·C and rows `s·C` apart (overlapping when k > s), and the weights, reordered to tap-major
-/// `[out][k][C]`, are packed once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``, which
+/// `[out][k][C]`, are packed once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which
 /// also applies bias and activation. wav2vec 2.0's feature encoder (kernel 10, 3 or 2, stride 5 or 2, 512
 /// channels) runs this way.
 public struct StridedConv1D: Sendable {
