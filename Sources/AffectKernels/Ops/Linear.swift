@@ -89,8 +89,8 @@ public func biasActivation(_ out: UnsafeMutablePointer<Float>, rows: Int, cols: 
 ///
 /// The weights are repacked once, at load, into ``PackedWeights`` for the micro-kernel of
 /// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which also adds the bias, an optional residual
-/// and the activation on each output tile while it is in L1. PReLU (per-channel slopes) and tiny layers keep the
-/// OpenBLAS path.
+/// and the activation on each output tile while it is in L1. Tiny layers (under 4096 weights) keep the OpenBLAS
+/// path.
 public struct Linear: Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -108,9 +108,7 @@ public struct Linear: Sendable {
         precondition(bias == nil || bias!.count == weight.shape[0], "Linear bias does not match the weight")
         outFeatures = weight.shape[0]; inFeatures = weight.shape[1]
         self.bias = bias; self.activation = activation
-        var packable = weight.count >= 4096
-        if case .prelu = activation { packable = false }
-        if packable {
+        if weight.count >= 4096 {
             packed = PackedWeights(weight: weight.data, n: outFeatures, k: inFeatures, bias: bias.map { UnsafePointer($0.data) })
             weight.releaseMappedPages()
             self.weight = nil

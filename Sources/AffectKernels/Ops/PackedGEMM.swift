@@ -107,14 +107,16 @@ public struct PackedWeights: @unchecked Sendable {
 /// - Parameters:
 ///   - a: `m` rows of `k` floats, `lda` apart.
 ///   - residual: optional `m × n` matrix (rows `ldr` apart) added before the activation; may equal `c`.
-///   - activation: applied to the finished tile in L1; PReLU (which needs channel indices) is not supported.
+///   - activation: applied to the finished tile in L1 (PReLU: one slope, or one per output column).
 ///   - aGroupStride: for grouped weights, group `g` reads its A at `a + g·aGroupStride`.
 public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: PackedWeights,
                        residual: UnsafePointer<Float>? = nil, ldr: Int = 0,
                        c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none,
                        aGroupStride: Int = 0) {
     guard m > 0 else { return }
-    if case .prelu = activation { preconditionFailure("packedGEMM: PReLU epilogue is not supported") }
+    if case .prelu(let slopes) = activation {
+        precondition(slopes.count == 1 || slopes.count == w.n, "packedGEMM: \(slopes.count) PReLU slopes for \(w.n) outputs")
+    }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
     defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
     precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
@@ -147,7 +149,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                                                                : UnsafePointer(c + r * ldc + col0)
                     microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
                               initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
-                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none)
+                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none,
+                              firstColumn: col0)
                     r += mr
                 }
                 k0 += kLen
@@ -161,12 +164,12 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
 @inline(__always)
 func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, cols: Int,
                b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
-               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation) {
+               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation, firstColumn: Int) {
     let mr = tile.rows, width = tile.width
     if cols % 16 == 0 {
         kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
                bias: bias, out: out, ldo: ldo)
-        epilogue(activation, out, ldo: ldo, rows: rows, cols: cols)
+        epilogue(activation, out, ldo: ldo, rows: rows, cols: cols, firstColumn: firstColumn)
         return
     }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * width) { buffer in
@@ -178,7 +181,7 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
         // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
         kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
                initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
-        epilogue(activation, t, ldo: width, rows: rows, cols: cols)
+        epilogue(activation, t, ldo: width, rows: rows, cols: cols, firstColumn: firstColumn)
         for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
     }
 }
@@ -199,9 +202,11 @@ func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, 
     }
 }
 
-/// The activation over a finished tile, while it is in L1.
+/// The activation over a finished tile, while it is in L1. `firstColumn` is the tile's first output column
+/// (PReLU's slopes are per column).
 @inline(__always)
-func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: Int, rows: Int, cols: Int) {
+func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: Int, rows: Int, cols: Int,
+              firstColumn: Int) {
     switch activation {
     case .none: return
     case .gelu:
@@ -210,6 +215,20 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
             var j = 0
             while j + 16 <= cols { store(vgelu(load(row + j)), row + j); j += 16 }
             if j < cols { geluInPlace(row + j, count: cols - j) }
+        }
+    case .prelu(let slopes):
+        slopes.withUnsafeBufferPointer { all in
+            let single = all.count == 1
+            let s = all.baseAddress! + (single ? 0 : firstColumn)
+            for r in 0..<rows {
+                let row = t + r * ldo
+                var j = 0
+                while j + 16 <= cols {
+                    let v = load(row + j), slope = single ? Vec(repeating: s[0]) : load(s + j)
+                    store(v.replacing(with: v * slope, where: v .< 0), row + j); j += 16
+                }
+                while j < cols { if row[j] < 0 { row[j] *= s[single ? 0 : j] }; j += 1 }
+            }
         }
     default:
         for r in 0..<rows { applyActivation(activation, t + r * ldo, count: cols, channels: cols) }
