@@ -247,6 +247,11 @@ def mini_xception_peer(weights, meta, batch):
             return F.batch_norm(x, p[0], p[1], p[2], p[3], False, 0.0, eps)
 
         def forward(self, x):
+            # Pool paddings from the static sizes (traced shapes would make them graph values).
+            size, pads = x.shape[2] - 2 * len(self.stem), []
+            for _, _, _, pool in self.mods:
+                pads.append(same_pad(int(size), pool, 2))
+                size = -(-int(size) // 2)
             for k, b in self.stem:
                 x = F.relu(self.norm(F.conv2d(x, k), b))
             for sep, rk, rb, pool in self.mods:
@@ -257,8 +262,9 @@ def mini_xception_peer(weights, meta, batch):
                     y = self.norm(F.conv2d(y, pw), b)
                     if i == 0:
                         y = F.relu(y)
-                ph, pw_ = same_pad(y.shape[2], pool, 2), same_pad(y.shape[3], pool, 2)
-                y = F.max_pool2d(F.pad(y, (*pw_, *ph), value=float("-inf")), pool, 2)
+                # TF "same" pooling: symmetric padding, or one extra row/column at the end (= ceil mode)
+                before, after = pads.pop(0)
+                y = F.max_pool2d(y, pool, 2, padding=before, ceil_mode=after > before)
                 x = y + shortcut
             x = F.conv2d(x, self.head[0], self.head[1], padding=1)
             return x.mean(dim=(2, 3))
