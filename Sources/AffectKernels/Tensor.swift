@@ -17,6 +17,9 @@ public final class TensorStorage: @unchecked Sendable {
         self.pointer = pointer; self.capacity = capacity; self.arena = nil; self.owner = owner
     }
 
+    /// True for memory borrowed from a mapped file.
+    public var isBorrowed: Bool { owner != nil }
+
     deinit { arena?.recycle(pointer, capacity: capacity) }
 }
 
@@ -108,6 +111,19 @@ public struct Tensor: @unchecked Sendable {
         self.shape = shape
         self.storage = arena.allocate(shape.reduce(1, *))
         self.offset = 0
+    }
+
+    /// For a tensor borrowed from a memory-mapped file: hands its whole pages back to the system
+    /// (`MADV_DONTNEED`). The mapping stays valid and a later read faults the pages in from the file again;
+    /// callers use this after repacking a weight so the original does not stay resident next to the copy.
+    /// Does nothing for memory the tensor owns.
+    public func releaseMappedPages() {
+        guard storage.isBorrowed else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: UnsafeRawPointer(data)), end = start + count * MemoryLayout<Float>.stride
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(p, last - first, MADV_DONTNEED)
     }
 
     public init(storage: TensorStorage, shape: [Int], offset: Int = 0) {

@@ -77,15 +77,18 @@ public struct MTCNN: InferenceModel {
         pnet = PNet(convs: [p1, p2, p3], heads: heads)
         let r1 = try convPReLU("rnet", 1, cin: 3), r2 = try convPReLU("rnet", 2, cin: r1.outChannels)
         let r3 = try convPReLU("rnet", 3, cin: r2.outChannels)
-        let rd = try linear("rnet.dense4", cin: 3 * 3 * r3.outChannels)
-        rnet = Net(convs: [r1, r2, r3], pools: [(3, 2), (3, 2), nil],
-                   dense: Linear(weight: rd.weight, bias: rd.bias, activation: try prelu("rnet.prelu4", rd.outFeatures)),
+        func densePReLU(_ p: String, _ slopes: String, cin: Int) throws -> Linear {
+            let weight = try w.tensor("\(p).weight", shape: [-1, cin])
+            return Linear(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]),
+                          activation: try prelu(slopes, weight.shape[0]))
+        }
+        let rd = try densePReLU("rnet.dense4", "rnet.prelu4", cin: 3 * 3 * r3.outChannels)
+        rnet = Net(convs: [r1, r2, r3], pools: [(3, 2), (3, 2), nil], dense: rd,
                    heads: [try linear("rnet.dense5_1", cin: rd.outFeatures), try linear("rnet.dense5_2", cin: rd.outFeatures)])
         let o1 = try convPReLU("onet", 1, cin: 3), o2 = try convPReLU("onet", 2, cin: o1.outChannels)
         let o3 = try convPReLU("onet", 3, cin: o2.outChannels), o4 = try convPReLU("onet", 4, cin: o3.outChannels)
-        let od = try linear("onet.dense5", cin: 3 * 3 * o4.outChannels)
-        onet = Net(convs: [o1, o2, o3, o4], pools: [(3, 2), (3, 2), (2, 2), nil],
-                   dense: Linear(weight: od.weight, bias: od.bias, activation: try prelu("onet.prelu5", od.outFeatures)),
+        let od = try densePReLU("onet.dense5", "onet.prelu5", cin: 3 * 3 * o4.outChannels)
+        onet = Net(convs: [o1, o2, o3, o4], pools: [(3, 2), (3, 2), (2, 2), nil], dense: od,
                    heads: [try linear("onet.dense6_1", cin: od.outFeatures), try linear("onet.dense6_2", cin: od.outFeatures),
                            try linear("onet.dense6_3", cin: od.outFeatures)])
     }

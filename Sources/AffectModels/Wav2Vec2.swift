@@ -73,7 +73,7 @@ public struct Wav2Vec2: InferenceModel {
     let featureLayers: [FeatureLayer]
     let projectionNorm: LayerNorm?
     let projection: Linear
-    let positional: Conv1D
+    let positional: GroupedConv1D
     let encoderNorm: LayerNorm
     /// The shared BERT-style layer (``TransformerEncoderLayer``) with wav2vec2's tensor names.
     let encoder: TransformerEncoder
@@ -178,7 +178,7 @@ public struct Wav2Vec2: InferenceModel {
         } else {
             throw bad("tensor `\(prefix)\(pc).weight_v` (or `parametrizations.weight.original1`) is missing (arch \(arch)).")
         }
-        positional = Conv1D(weight: folded, bias: try t("\(pc).bias", [hidden]), padding: k / 2, groups: groups, activation: .gelu)
+        positional = GroupedConv1D(weight: folded, bias: try t("\(pc).bias", [hidden]), padding: k / 2, groups: groups, activation: .gelu)
         encoderNorm = try layerNorm("encoder.layer_norm", hidden, eps: eps)
 
         encoder = try TransformerEncoder(weights: w, prefix: prefix + "encoder.layers", names: .wav2vec2, heads: heads, eps: eps,
@@ -258,7 +258,7 @@ public struct Wav2Vec2: InferenceModel {
                                           variance: Tensor(shape: [s.variance.count], values: s.variance), eps: gn.eps)
                     x = stats(x, activation: .gelu)
                 } else {
-                    x = gn(x, activation: .gelu)
+                    x = gn(x, activation: .gelu, inPlace: true)   // x is the conv output just made
                 }
             } else if let ln = layer.layerNorm {
                 x = ln(x)
@@ -282,16 +282,10 @@ public struct Wav2Vec2: InferenceModel {
             }
             keyMask = mask
         }
-        let pos = positional(x)     // [N, frames + 1, hidden]: the even kernel's extra last frame is dropped
-        let withPos = Tensor(uninitialized: x.shape)
-        parallelFor(n * frames, minChunk: 16) { r0, r1 in
-            for r in r0..<r1 {
-                let (i, f) = (r / frames, r % frames)
-                let a = x.data + r * hidden, b = pos.data + (i * (frames + 1) + f) * hidden, o = withPos.data + r * hidden
-                for c in 0..<hidden { o[c] = a[c] + b[c] }
-            }
-        }
-        x = withPos
+        // An even kernel gives frames + 1 outputs; transformers drops the last, so it is never computed.
+        let pos = positional(x, frames: frames)
+        addInPlace(pos, x)
+        x = pos
 
         var states: [Int: Tensor] = [:]
         if !config.stableLayerNorm { x = encoderNorm(x) }

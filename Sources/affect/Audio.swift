@@ -11,8 +11,8 @@ struct AudioModelOptions: ParsableArguments {
     var model: String
     @Option(help: "Window length in seconds for long audio (see README: long audio).")
     var window: Double = 20
-    @Option(help: "Overlap between neighbouring windows in seconds.")
-    var overlap: Double = 2
+    @Option(help: "Overlap between neighbouring windows in seconds (at least the positional convolution's 2.56 s keeps hidden_states.0 exact).")
+    var overlap: Double = 3
 
     func load() throws -> (Wav2Vec2, LongAudio) {
         let m = try Wav2Vec2(weights: WeightFile(path: model))

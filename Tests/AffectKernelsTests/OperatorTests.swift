@@ -79,6 +79,16 @@ import AffectKernels
             let conv = Conv1D(weight: try t(name, "weight"), bias: try? t(name, "bias"), stride: int("stride"),
                               padding: int("padding"), groups: int("groups"))
             expectClose(conv(try t(name, "input").permuted([0, 2, 1])).permuted([0, 2, 1]), ref, name)
+            // The packed-GEMM forms wav2vec2 uses: strided unpadded layers, and the grouped positional conv.
+            if int("padding") == 0 && int("groups") == 1 {
+                let strided = StridedConv1D(weight: try t(name, "weight"), bias: try? t(name, "bias"), stride: int("stride"))
+                expectClose(strided(try t(name, "input").permuted([0, 2, 1])).permuted([0, 2, 1]), ref, name + " (StridedConv1D)")
+            }
+            if int("stride") == 1 {
+                let grouped = GroupedConv1D(weight: try t(name, "weight"), bias: try? t(name, "bias"), padding: int("padding"),
+                                            groups: int("groups"))
+                expectClose(grouped(try t(name, "input").permuted([0, 2, 1])).permuted([0, 2, 1]), ref, name + " (GroupedConv1D)")
+            }
         case "linear":
             expectClose(Linear(weight: try t(name, "weight"), bias: try t(name, "bias"))(try t(name, "input")), ref, name)
         case "layernorm":

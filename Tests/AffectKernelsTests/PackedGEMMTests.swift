@@ -39,12 +39,16 @@ import AffectKernels
         return out
     }
 
+    /// `slopes`: per-column PReLU slopes applied to the reference after `act`.
     func run(_ c: Case, tile: GEMMTile, bias useBias: Bool, residual useResidual: Bool, inPlace: Bool = false,
-             activation: Activation = .none, act: (Double) -> Double = { $0 }) {
+             activation: Activation = .none, act: (Double) -> Double = { $0 }, slopes: [Float]? = nil) {
         let a = Self.values(c.m * c.k, seed: 1), w = Self.values(c.n * c.k, seed: 2)
         let bias = useBias ? Self.values(c.n, seed: 3) : nil
         let residual = useResidual ? Self.values(c.m * c.n, seed: 4) : nil
-        let expected = reference(a, w, bias, residual, c, act)
+        var expected = reference(a, w, bias, residual, c, act)
+        if let slopes {
+            for i in 0..<expected.count where expected[i] < 0 { expected[i] *= slopes[i % c.n] }
+        }
         let packed = w.withUnsafeBufferPointer { wp in
             bias.withUnsafeBufferPointerOrNil { bp in
                 PackedWeights(weight: wp.baseAddress!, n: c.n, k: c.k, bias: bp, tile: tile)
@@ -84,6 +88,9 @@ import AffectKernels
         run(c, tile: tile, bias: true, residual: true, activation: .gelu, act: { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) })
         run(c, tile: tile, bias: true, residual: false, activation: .relu, act: { max($0, 0) })
         run(c, tile: tile, bias: true, residual: false, activation: .tanh, act: { Foundation.tanh($0) })
+        let slopes = (0..<c.n).map { Float($0 % 7) * 0.1 - 0.2 }
+        run(c, tile: tile, bias: true, residual: true, activation: .prelu(slopes), act: { $0 }, slopes: slopes)
+        run(c, tile: tile, bias: false, residual: false, activation: .prelu([0.25]), act: { $0 < 0 ? 0.25 * $0 : $0 })
     }
 
     /// Threads split the work differently from one thread; the sums per element must not change.
@@ -112,5 +119,23 @@ extension Optional where Wrapped == [Float] {
         case .some(let array): return array.withUnsafeBufferPointer { body($0.baseAddress) }
         case .none: return body(nil)
         }
+    }
+}
+
+/// Handing a mapped weight's pages back must not change what the mapping reads: the pages come back from
+/// the file.
+@Suite struct MappedPagesTests {
+    @Test func releasedPagesReadTheSameValues() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/ops/ops.safetensors").path
+        let file = try SafeTensorsFile(path: path)
+        let info = try #require(file.tensors.filter { $0.dtype == .f32 }.max(by: { $0.count < $1.count }))
+        let name = info.name
+        #expect(info.count * 4 >= 3 * 4096, "\(name) spans whole pages, so there is something to release")
+        let t = try file.tensor(info)
+        #expect(t.storage.isBorrowed, "\(name) should be mapped from the file, not copied")
+        let before = Array(UnsafeBufferPointer(start: t.data, count: t.count))
+        t.releaseMappedPages()
+        #expect(Array(UnsafeBufferPointer(start: t.data, count: t.count)) == before)
     }
 }

@@ -235,11 +235,36 @@ private let audioFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComp
         #expect(c.cosine > 0.99, "\(name): cosine \(c.cosine)")
     }
 
+    /// Everything before the first attention layer is local (feature encoder, positional convolution, LayerNorm):
+    /// with an overlap that covers the positional kernel (16 frames = 0.32 s here), `hidden_states.0` of the
+    /// stitched windows equals the single pass in every frame; with a shorter one, frames near the cuts differ.
+    @Test(arguments: ["wav2vec2_tiny", "hubert_tiny"])
+    func localLayersStitchExactly(_ name: String) throws {
+        let m = try Wav2Vec2(weights: WeightFile(path: "\(audioFixtures)/\(name).safetensors"))
+        let x = signal(16000 * 5 + 77)
+        let mean = x.reduce(0.0) { $0 + Double($1) } / Double(x.count)
+        let v = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(x.count)
+        let norm = x.map { Float((Double($0) - mean) / (v + 1e-7).squareRoot()) }
+        let single = m.forward(Tensor(shape: [1, x.count], values: norm), hiddenStates: .only([0])).hiddenStates[0]!
+        let ref = single.reshaped([single.shape[1], single.shape[2]])
+        func stitched(_ w: AudioWindowing) throws -> Tensor {
+            let long = LongAudio(model: m, windowing: w)
+            let st = try long.statistics(chunks(x))
+            var rows: [Float] = []
+            try long.run(chunks(x), statistics: st, layer: 0) { rows += $0.hidden.array }
+            return Tensor(shape: ref.shape, values: rows)
+        }
+        let covered = OutputComparison(name: name, ours: try stitched(AudioWindowing(window: 2, overlap: 1)), reference: ref)
+        #expect(covered.relativeError < 1e-5, "\(name): overlap 1 s, hidden_states.0 error \(covered.relativeError)")
+        let short = OutputComparison(name: name, ours: try stitched(AudioWindowing(window: 2, overlap: 0.2)), reference: ref)
+        #expect(short.relativeError > 1e-3, "\(name): overlap 0.2 s should leave the positional convolution short of context")
+    }
+
     @Test func windowOptionsAreChecked() throws {
         #expect(throws: AffectError.self) { try AudioWindowing(window: 1, overlap: 1).frames(framesPerSecond: 50) }
         #expect(throws: AffectError.self) { try AudioWindowing(window: 0, overlap: 0).frames(framesPerSecond: 50) }
         #expect(throws: AffectError.self) { try AudioWindowing(window: 2, overlap: -1).frames(framesPerSecond: 50) }
-        #expect(try AudioWindowing().frames(framesPerSecond: 50) == (1000, 100))
+        #expect(try AudioWindowing().frames(framesPerSecond: 50) == (1000, 150))
     }
 
     /// Zero-length and shorter-than-one-frame audio: no segments, no error.

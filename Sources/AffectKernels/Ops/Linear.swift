@@ -88,26 +88,34 @@ public func biasActivation(_ out: UnsafeMutablePointer<Float>, rows: Int, cols: 
 /// A fully connected layer `y = act(x·Wᵀ + b)` over the last axis.
 ///
 /// The weights are repacked once, at load, into ``PackedWeights`` for the micro-kernel of
-/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``, which also adds the bias, an optional residual
-/// and the activation on each output tile while it is in L1. PReLU (per-channel slopes) and tiny layers keep the
-/// OpenBLAS path.
+/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which also adds the bias, an optional residual
+/// and the activation on each output tile while it is in L1. Tiny layers (under 4096 weights) keep the OpenBLAS
+/// path.
 public struct Linear: Sendable {
-    /// PyTorch layout `[out, in]`.
-    public let weight: Tensor
+    public let inFeatures: Int
+    public let outFeatures: Int
     public let bias: Tensor?
     public let activation: Activation
+    /// The `[out, in]` weight, kept only when it is not packed.
+    let weight: Tensor?
     let packed: PackedWeights?
-    public var inFeatures: Int { weight.shape[1] }
-    public var outFeatures: Int { weight.shape[0] }
 
+    /// - Parameter weight: PyTorch layout `[out, in]`. Once packed, the weight's pages in a mapped weight file
+    ///   are handed back to the system (they are re-read from the file if anything touches them again), so the
+    ///   packed copy does not double the resident memory.
     public init(weight: Tensor, bias: Tensor?, activation: Activation = .none) {
         precondition(weight.rank == 2, "Linear weight must be 2-D, got \(weight.shape)")
         precondition(bias == nil || bias!.count == weight.shape[0], "Linear bias does not match the weight")
-        self.weight = weight; self.bias = bias; self.activation = activation
-        var packable = weight.count >= 4096
-        if case .prelu = activation { packable = false }
-        packed = packable ? PackedWeights(weight: weight.data, n: weight.shape[0], k: weight.shape[1],
-                                          bias: bias.map { UnsafePointer($0.data) }) : nil
+        outFeatures = weight.shape[0]; inFeatures = weight.shape[1]
+        self.bias = bias; self.activation = activation
+        if weight.count >= 4096 {
+            packed = PackedWeights(weight: weight.data, n: outFeatures, k: inFeatures, bias: bias.map { UnsafePointer($0.data) })
+            weight.releaseMappedPages()
+            self.weight = nil
+        } else {
+            packed = nil
+            self.weight = weight
+        }
     }
 
     /// `x`: `[..., in]` → `[..., out]`.
@@ -127,7 +135,7 @@ public struct Linear: Sendable {
             return out
         }
         sgemm(m: rows, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
-              b: weight.data, ldb: inFeatures, bTransposed: true, c: out.data, ldc: outFeatures)
+              b: weight!.data, ldb: inFeatures, bTransposed: true, c: out.data, ldc: outFeatures)
         if let residual {
             parallelFor(rows, minChunk: max(1, 8192 / max(outFeatures, 1))) { r0, r1 in
                 for i in r0 * outFeatures..<r1 * outFeatures { out.data[i] += residual.data[i] }

@@ -121,54 +121,70 @@ public struct GroupNorm: Sendable {
         self.groups = groups; self.weight = weight; self.bias = bias; self.eps = eps
     }
 
-    public func callAsFunction(_ x: Tensor, activation: Activation = .none) -> Tensor {
+    /// - Parameter inPlace: overwrite `x` (which the caller must own and not use again) instead of allocating.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .none, inPlace: Bool = false) -> Tensor {
         let n = x.shape[0], c = x.shape[x.rank - 1]
         precondition(c % groups == 0, "GroupNorm: \(c) channels in \(groups) groups")
         let positions = x.count / max(n * c, 1)
         let cpg = c / groups
-        let out = Tensor(uninitialized: x.shape)
-        // Per-(item, channel) sums first (a pass over contiguous rows), then reduced per group.
-        for item in 0..<n {
-            let base = x.data + item * positions * c
-            let chunks = max(1, min(Threading.threads, positions / 256))
-            var partial = [[Double]](repeating: [Double](repeating: 0, count: c), count: chunks)
-            partial.withUnsafeMutableBufferPointer { parts in
-                let pp = parts.baseAddress!
-                parallelFor(chunks) { k0, k1 in
-                    for k in k0..<k1 {
-                        let s0 = positions * k / chunks, s1 = positions * (k + 1) / chunks
-                        var acc = [Double](repeating: 0, count: c)
-                        for s in s0..<s1 { let row = base + s * c; for ch in 0..<c { acc[ch] += Double(row[ch]) } }
-                        pp[k] = acc
+        let out = inPlace ? x : Tensor(uninitialized: x.shape)
+        let chunks = max(1, min(Threading.threads * 4, positions / 256))
+        // Per-(chunk, channel) sums in Double, each fed by Float partial sums over at most 64 rows (a vector
+        // pass over contiguous rows), then reduced per group. Two passes (mean, then squared deviations) keep
+        // the variance accurate when the mean is large.
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: chunks * c)
+        let channelMean = UnsafeMutablePointer<Float>.allocate(capacity: c)
+        defer { sums.deallocate(); channelMean.deallocate() }
+        func channelSums(_ base: UnsafePointer<Float>, centred: Bool) {
+            sums.initialize(repeating: 0, count: chunks * c)
+            parallelFor(chunks, minChunk: 1) { k0, k1 in
+                let part = UnsafeMutablePointer<Float>.allocate(capacity: c)
+                defer { part.deallocate() }
+                for k in k0..<k1 {
+                    let acc = sums + k * c
+                    var s = positions * k / chunks
+                    let s1 = positions * (k + 1) / chunks
+                    while s < s1 {
+                        let rows = min(64, s1 - s)
+                        part.initialize(repeating: 0, count: c)
+                        for r in s..<s + rows {
+                            let row = base + r * c
+                            var j = 0
+                            if centred {
+                                while j + 16 <= c {
+                                    let d = load(row + j) - load(channelMean + j)
+                                    store(load(part + j).addingProduct(d, d), part + j); j += 16
+                                }
+                                while j < c { let d = row[j] - channelMean[j]; part[j] += d * d; j += 1 }
+                            } else {
+                                while j + 16 <= c { store(load(part + j) + load(row + j), part + j); j += 16 }
+                                while j < c { part[j] += row[j]; j += 1 }
+                            }
+                        }
+                        for j in 0..<c { acc[j] += Double(part[j]) }
+                        s += rows
                     }
                 }
             }
+        }
+        func groupTotal(_ g: Int) -> Double {
+            var t = 0.0
+            for k in 0..<chunks { for ch in g * cpg..<(g + 1) * cpg { t += sums[k * c + ch] } }
+            return t
+        }
+        let count = Double(positions * cpg)
+        for item in 0..<n {
+            let base = UnsafePointer(x.data + item * positions * c)
+            channelSums(base, centred: false)
             var mean = [Float](repeating: 0, count: groups)
             for g in 0..<groups {
-                var s = 0.0
-                for k in 0..<chunks { for ch in g * cpg..<(g + 1) * cpg { s += partial[k][ch] } }
-                mean[g] = Float(s / Double(positions * cpg))
+                mean[g] = Float(groupTotal(g) / count)
+                for ch in g * cpg..<(g + 1) * cpg { channelMean[ch] = mean[g] }
             }
-            var varAcc = [[Double]](repeating: [Double](repeating: 0, count: c), count: chunks)
-            varAcc.withUnsafeMutableBufferPointer { parts in
-                let pp = parts.baseAddress!
-                parallelFor(chunks) { k0, k1 in
-                    for k in k0..<k1 {
-                        let s0 = positions * k / chunks, s1 = positions * (k + 1) / chunks
-                        var acc = [Double](repeating: 0, count: c)
-                        for s in s0..<s1 {
-                            let row = base + s * c
-                            for ch in 0..<c { let d = Double(row[ch] - mean[ch / cpg]); acc[ch] += d * d }
-                        }
-                        pp[k] = acc
-                    }
-                }
-            }
+            channelSums(base, centred: true)
             var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
             for g in 0..<groups {
-                var s = 0.0
-                for k in 0..<chunks { for ch in g * cpg..<(g + 1) * cpg { s += varAcc[k][ch] } }
-                let inv = Float(1 / (s / Double(positions * cpg) + Double(eps)).squareRoot())
+                let inv = Float(1 / (groupTotal(g) / count + Double(eps)).squareRoot())
                 for ch in g * cpg..<(g + 1) * cpg {
                     let gm = weight?.data[ch] ?? 1
                     scale[ch] = inv * gm

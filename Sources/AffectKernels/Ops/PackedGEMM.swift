@@ -14,7 +14,7 @@ import Foundation
 //   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
 //                 M block passes over them
 //   M block       ≤ `mBlock` rows of A (mBlock × kBlock floats) stay in L2 across the panels
-//   threads       (M block, group of panels) work items; each writes its own part of C
+//   threads       one work item per (M block, panel); each writes its own part of C
 
 /// The micro-kernel's tile: rows of C by output columns, sized to fill the vector register file.
 public enum GEMMTile: Sendable, CaseIterable {
@@ -40,36 +40,44 @@ public enum GEMMTile: Sendable, CaseIterable {
     var kBlock: Int { self == .rows8x48 ? 1024 : 512 }
 }
 
-/// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``.
+/// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``.
 ///
 /// Layout: `panels` blocks of `tile.width` output columns; block `p` holds, for each k, the weights of its
-/// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`.
+/// columns contiguously (`data[p][k][j] = W[p·width + j][k]`), zero-padded past `n`. With `groups` > 1 (a
+/// grouped convolution) every group's `n / groups` columns start a new panel, so a panel never spans two
+/// groups and the GEMM can read each group's own input.
 public struct PackedWeights: @unchecked Sendable {
     /// Output features (rows of the original weight).
     public let n: Int
-    /// Input features.
+    /// Input features (per group).
     public let k: Int
     public let tile: GEMMTile
+    /// Independent column groups (1 for a plain matrix).
+    public let groups: Int
     let panels: Int
+    let panelsPerGroup: Int
     let data: Tensor
-    /// Zero-padded to `panels · width`, or nil.
+    /// `n + width` values, zero past `n`, or nil.
     let bias: Tensor?
 
-    /// Packs `weight` (`n × k`, row-major) and `bias` (`n` values).
-    public init(weight: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?, tile: GEMMTile = .native) {
-        precondition(n > 0 && k > 0, "packed weights need n, k > 0")
-        let width = tile.width
-        self.n = n; self.k = k; self.tile = tile
-        panels = (n + width - 1) / width
+    /// Packs `weight` (`n × k`, row-major) and `bias` (`n` values). For `groups` > 1, rows
+    /// `g·n/groups ..< (g+1)·n/groups` form group `g`.
+    public init(weight: UnsafePointer<Float>, n: Int, k: Int, bias: UnsafePointer<Float>?, groups: Int = 1,
+                tile: GEMMTile = .native) {
+        precondition(n > 0 && k > 0 && groups > 0 && n % groups == 0, "packed weights need n, k > 0 and n divisible by groups")
+        let width = tile.width, perGroup = n / groups
+        self.n = n; self.k = k; self.tile = tile; self.groups = groups
+        panelsPerGroup = (perGroup + width - 1) / width
+        panels = groups * panelsPerGroup
         data = Tensor(uninitialized: [panels, k, width], arena: Arena())
-        let dst = data.data, panels = panels
+        let dst = data.data, ppg = panelsPerGroup
         parallelFor(panels) { p0, p1 in
             for p in p0..<p1 {
                 let panel = dst + p * k * width
+                let first = (p / ppg) * perGroup, local = (p % ppg) * width
                 for j in 0..<width {
-                    let col = p * width + j
-                    if col < n {
-                        let row = weight + col * k
+                    if local + j < perGroup {
+                        let row = weight + (first + local + j) * k
                         for kk in 0..<k { panel[kk * width + j] = row[kk] }
                     } else {
                         for kk in 0..<k { panel[kk * width + j] = 0 }
@@ -78,13 +86,19 @@ public struct PackedWeights: @unchecked Sendable {
             }
         }
         if let bias {
-            let padded = Tensor(uninitialized: [panels * width], arena: Arena())
-            padded.data.initialize(repeating: 0, count: panels * width)
+            let padded = Tensor(uninitialized: [n + width], arena: Arena())
+            padded.data.initialize(repeating: 0, count: n + width)
             padded.data.update(from: bias, count: n)
             self.bias = padded
         } else {
             self.bias = nil
         }
+    }
+
+    /// First output column and column count of panel `p`.
+    @inline(__always) func columns(ofPanel p: Int) -> (first: Int, count: Int) {
+        let perGroup = n / groups, local = (p % panelsPerGroup) * tile.width
+        return ((p / panelsPerGroup) * perGroup + local, min(tile.width, perGroup - local))
     }
 }
 
@@ -93,14 +107,19 @@ public struct PackedWeights: @unchecked Sendable {
 /// - Parameters:
 ///   - a: `m` rows of `k` floats, `lda` apart.
 ///   - residual: optional `m × n` matrix (rows `ldr` apart) added before the activation; may equal `c`.
-///   - activation: applied to the finished tile in L1; PReLU (which needs channel indices) is not supported.
+///   - activation: applied to the finished tile in L1 (PReLU: one slope, or one per output column).
+///   - aGroupStride: for grouped weights, group `g` reads its A at `a + g·aGroupStride`.
 public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: PackedWeights,
                        residual: UnsafePointer<Float>? = nil, ldr: Int = 0,
-                       c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none) {
+                       c: UnsafeMutablePointer<Float>, ldc: Int, activation: Activation = .none,
+                       aGroupStride: Int = 0) {
     guard m > 0 else { return }
-    if case .prelu = activation { preconditionFailure("packedGEMM: PReLU epilogue is not supported") }
+    if case .prelu(let slopes) = activation {
+        precondition(slopes.count == 1 || slopes.count == w.n, "packedGEMM: \(slopes.count) PReLU slopes for \(w.n) outputs")
+    }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
     defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
+    precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
     // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
     let mBlocks = (m + 239) / 240
@@ -115,7 +134,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
             let mb = item / w.panels, p = item % w.panels
             let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
             guard r0 < r1 else { continue }
-            let col0 = p * width, cols = min(width, n - col0)
+            let (col0, cols) = w.columns(ofPanel: p)
+            let a = a + (p / w.panelsPerGroup) * aGroupStride
             var k0 = 0
             while k0 < k {
                 let kLen = min(tile.kBlock, k - k0)
@@ -129,7 +149,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                                                                : UnsafePointer(c + r * ldc + col0)
                     microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
                               initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
-                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none)
+                              out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none,
+                              firstColumn: col0)
                     r += mr
                 }
                 k0 += kLen
@@ -143,12 +164,12 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
 @inline(__always)
 func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, cols: Int,
                b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
-               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation) {
+               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation, firstColumn: Int) {
     let mr = tile.rows, width = tile.width
     if cols % 16 == 0 {
         kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
                bias: bias, out: out, ldo: ldo)
-        epilogue(activation, out, ldo: ldo, rows: rows, cols: cols)
+        epilogue(activation, out, ldo: ldo, rows: rows, cols: cols, firstColumn: firstColumn)
         return
     }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * width) { buffer in
@@ -157,9 +178,10 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
         if let initial {
             for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
         }
-        kernel(tile, vectors: width / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+        // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
+        kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
                initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
-        epilogue(activation, t, ldo: width, rows: rows, cols: cols)
+        epilogue(activation, t, ldo: width, rows: rows, cols: cols, firstColumn: firstColumn)
         for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
     }
 }
@@ -180,9 +202,11 @@ func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, 
     }
 }
 
-/// The activation over a finished tile, while it is in L1.
+/// The activation over a finished tile, while it is in L1. `firstColumn` is the tile's first output column
+/// (PReLU's slopes are per column).
 @inline(__always)
-func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: Int, rows: Int, cols: Int) {
+func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: Int, rows: Int, cols: Int,
+              firstColumn: Int) {
     switch activation {
     case .none: return
     case .gelu:
@@ -191,6 +215,20 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
             var j = 0
             while j + 16 <= cols { store(vgelu(load(row + j)), row + j); j += 16 }
             if j < cols { geluInPlace(row + j, count: cols - j) }
+        }
+    case .prelu(let slopes):
+        slopes.withUnsafeBufferPointer { all in
+            let single = all.count == 1
+            let s = all.baseAddress! + (single ? 0 : firstColumn)
+            for r in 0..<rows {
+                let row = t + r * ldo
+                var j = 0
+                while j + 16 <= cols {
+                    let v = load(row + j), slope = single ? Vec(repeating: s[0]) : load(s + j)
+                    store(v.replacing(with: v * slope, where: v .< 0), row + j); j += 16
+                }
+                while j < cols { if row[j] < 0 { row[j] *= s[single ? 0 : j] }; j += 1 }
+            }
         }
     default:
         for r in 0..<rows { applyActivation(activation, t + r * ldo, count: cols, channels: cols) }
@@ -252,8 +290,8 @@ struct Row16: TileRow {
 func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-    func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
+    @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
+    @inline(__always) func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
     let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
     var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3), c4 = row(4), c5 = row(5), c6 = row(6), c7 = row(7)
     var bp = b

@@ -4,7 +4,7 @@
 /// With channels last, the `k` taps of output frame `t` are the `k·C` contiguous floats starting at
 /// `x[t·s·C]`, and the next frame's taps start `s·C` floats later. So the input itself is the GEMM's A matrix
 /// with K = k·C and rows `s·C` apart (overlapping when k > s), and the weights, reordered to tap-major
-/// `[out][k][C]`, are packed once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``, which
+/// `[out][k][C]`, are packed once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which
 /// also applies bias and activation. wav2vec 2.0's feature encoder (kernel 10, 3 or 2, stride 5 or 2, 512
 /// channels) runs this way.
 public struct StridedConv1D: Sendable {
@@ -29,6 +29,7 @@ public struct StridedConv1D: Sendable {
         let w = weight.data, d = tapMajor.data
         for oc in 0..<o { for ic in 0..<i { for j in 0..<k { d[oc * k * i + j * i + ic] = w[(oc * i + ic) * k + j] } } }
         packed = PackedWeights(weight: d, n: o, k: k * i, bias: bias.map { UnsafePointer($0.data) })
+        weight.releaseMappedPages()
     }
 
     /// Output frames for `t` input frames (0 when the input is shorter than the kernel).
