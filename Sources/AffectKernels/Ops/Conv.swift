@@ -286,6 +286,7 @@ public struct Conv2D: Sendable {
     /// each output row's channel sums written there.
     private func depthwise(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
                            means: UnsafeMutablePointer<Float>?) {
+        if means == nil && isNarrowDepthwise { depthwiseNarrow(x, out, padTop: padTop, padLeft: padLeft, act: act); return }
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
