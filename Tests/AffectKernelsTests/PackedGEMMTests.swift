@@ -169,3 +169,36 @@ extension Optional where Wrapped == [Float] {
         }
     }
 }
+
+/// Dense convolution with 8 outputs (two pixels per vector) against a direct double-precision sum.
+@Suite struct NarrowDirectTests {
+    @Test(arguments: [1, 3, 8])
+    func matchesDirectSum(inChannels cin: Int) {
+        for (k, padding, h, w) in [(3, Padding.valid, 12, 11), (3, Padding.tfSame, 7, 9), (5, Padding.symmetric(1), 9, 8)] {
+            let weight = PackedGEMMTests.values(8 * cin * k * k, seed: UInt64(cin * 10 + k))
+            let bias = PackedGEMMTests.values(8, seed: 98)
+            let conv = Conv2D(weight: Tensor(shape: [8, cin, k, k], values: weight), bias: Tensor(shape: [8], values: bias),
+                              padding: padding, activation: .relu)
+            let input = PackedGEMMTests.values(2 * h * w * cin, seed: 5)
+            let out = conv(Tensor(shape: [2, h, w, cin], values: input))
+            let (oh, ow) = (out.shape[1], out.shape[2])
+            let (pt, pl): (Int, Int)
+            switch padding {
+            case .tfSame: (pt, pl) = ((oh - 1 + k - h) / 2, (ow - 1 + k - w) / 2)
+            case .explicit(let top, let left, _, _): (pt, pl) = (top, left)
+            }
+            var worst: Float = 0
+            for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for oc in 0..<8 {
+                var s = Double(bias[oc])
+                for ic in 0..<cin { for i in 0..<k { for j in 0..<k {
+                    let (iy, ix) = (oy + i - pt, ox + j - pl)
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        s += Double(input[((n * h + iy) * w + ix) * cin + ic]) * Double(weight[((oc * cin + ic) * k + i) * k + j])
+                    }
+                } } }
+                worst = max(worst, abs(out.data[((n * oh + oy) * ow + ox) * 8 + oc] - Float(max(s, 0))))
+            } } } }
+            #expect(worst < 1e-5, "Cin=\(cin) k=\(k) \(padding): error \(worst)")
+        }
+    }
+}

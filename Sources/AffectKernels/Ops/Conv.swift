@@ -128,6 +128,8 @@ public struct Conv2D: Sendable {
             depthwise(x, out, padTop: rh.before, padLeft: rw.before, act: act, means: nil)
         } else if groups == 1 && inChannels <= 4 && outChannels % 16 == 0 {
             direct(x, out, padTop: rh.before, padLeft: rw.before, act: act)
+        } else if isNarrowDirect {
+            directNarrow(x, out, padTop: rh.before, padLeft: rw.before, act: act)
         } else {
             general(x, out, padTop: rh.before, padLeft: rw.before, act: act)
         }
