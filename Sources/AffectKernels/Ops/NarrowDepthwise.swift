@@ -67,29 +67,27 @@ extension Conv2D {
 
 /// Dense convolution with 8 output channels, stride 1 (mini-Xception's two stem layers: 1 → 8 and 8 → 8).
 ///
-/// im2col + GEMM spent more time gathering 9- and 72-wide rows than multiplying them. Here one vector holds
-/// the 8 outputs of two neighbouring pixels; each (tap, input channel) step broadcasts the two pixels' input
-/// values into the vector's halves and does one FMA with that step's 8 weights repeated twice. The image is
-/// first copied into a zero-padded buffer, so no tap needs a bounds check.
+/// im2col + GEMM spent more time gathering 9- and 72-wide rows than multiplying them. Here each output pixel's
+/// 8 channels are one 8-lane vector, four pixels at a time: each (tap, input channel) step loads its 8
+/// weights once and does four FMAs with the pixels' input values broadcast. The image is first copied into a
+/// zero-padded buffer, so no tap needs a bounds check.
 extension Conv2D {
     /// Whether ``directNarrow(_:_:padTop:padLeft:act:)`` handles this layer.
     var isNarrowDirect: Bool { groups == 1 && outChannels == 8 && stride == (1, 1) && dilation == (1, 1) }
 
     /// Writes `act(conv(x) + bias)` into `out` (`[N, OH, OW, 8]`); needs ``isNarrowDirect``.
     func directNarrow(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
+        typealias V8 = SIMD8<Float>
         let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
-        let pairs = (ow + 1) / 2
-        let (ph, pw) = (oh + kh - 1, 2 * pairs + kw - 1)
+        let quads = (ow + 3) / 4
+        let (ph, pw) = (oh + kh - 1, 4 * quads + kw - 1)
         let padded = Tensor.zeros([ph, pw, cin])
-        // Step (i, j, ic): the 8 output channels' weights, twice ([kh·kw·Cin, 8] packed rows, repeated).
-        let steps = kh * kw * cin
-        let wv = Tensor(uninitialized: [steps, 16])
-        for s in 0..<steps { for l in 0..<16 { wv.data[s * 16 + l] = packed.data[s * 8 + l % 8] } }
-        var biasVector = Vec()
-        if let b = bias { for l in 0..<16 { biasVector[l] = b.data[l % 8] } }
-        let wp = UnsafePointer(wv.data)
+        // Packed rows are [kh·kw·Cin, 8]: step (i, j, ic) holds the 8 output channels' weights.
+        let wp = UnsafeRawPointer(packed.data)
+        var biasVector = V8()
+        if let b = bias { for l in 0..<8 { biasVector[l] = b.data[l] } }
         for img in 0..<n {
             let src = x.data + img * h * w * cin, pad = padded.data
             for iy in 0..<h {
@@ -102,32 +100,32 @@ extension Conv2D {
             }
             let dst = out.data + img * oh * ow * 8
             parallelFor(oh, minChunk: max(1, 1024 / max(ow * cin, 1))) { y0, y1 in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { spill in
-                    for oy in y0..<y1 {
-                        let outRow = dst + oy * ow * 8
-                        for pair in 0..<pairs {
-                            let x0 = 2 * pair
-                            var acc = biasVector
-                            var s = 0
-                            for i in 0..<kh {
-                                for j in 0..<kw {
-                                    let left = UnsafePointer(pad) + ((oy + i) * pw + x0 + j) * cin, right = left + cin
-                                    for ic in 0..<cin {
-                                        let v = Vec(lowHalf: SIMD8(repeating: left[ic]), highHalf: SIMD8(repeating: right[ic]))
-                                        acc = acc.addingProduct(v, load(wp + s * 16))
-                                        s += 1
-                                    }
-                                }
-                            }
-                            if x0 + 1 < ow {
-                                store(acc, outRow + x0 * 8)
-                            } else {
-                                store(acc, spill.baseAddress!)
-                                (outRow + x0 * 8).update(from: spill.baseAddress!, count: 8)
+                for oy in y0..<y1 {
+                    let outRow = dst + oy * ow * 8
+                    for q in 0..<quads {
+                        let x0 = 4 * q
+                        var a0 = biasVector, a1 = biasVector, a2 = biasVector, a3 = biasVector
+                        var wq = wp
+                        for i in 0..<kh {
+                            // A kernel row's taps over the input channels are kw·Cin contiguous floats per pixel.
+                            let p0 = UnsafePointer(pad) + ((oy &+ i) &* pw &+ x0) &* cin
+                            let p1 = p0 + cin, p2 = p0 + 2 &* cin, p3 = p0 + 3 &* cin
+                            for t in 0..<(kw &* cin) {
+                                let wv = wq.loadUnaligned(as: V8.self)
+                                a0 = a0.addingProduct(V8(repeating: p0[t]), wv)
+                                a1 = a1.addingProduct(V8(repeating: p1[t]), wv)
+                                a2 = a2.addingProduct(V8(repeating: p2[t]), wv)
+                                a3 = a3.addingProduct(V8(repeating: p3[t]), wv)
+                                wq += 32
                             }
                         }
-                        applyActivation(act, outRow, count: ow * 8, channels: 8)
+                        let o = UnsafeMutableRawPointer(outRow + x0 * 8)
+                        o.storeBytes(of: a0, as: V8.self)
+                        if x0 + 1 < ow { o.storeBytes(of: a1, toByteOffset: 32, as: V8.self) }
+                        if x0 + 2 < ow { o.storeBytes(of: a2, toByteOffset: 64, as: V8.self) }
+                        if x0 + 3 < ow { o.storeBytes(of: a3, toByteOffset: 96, as: V8.self) }
                     }
+                    applyActivation(act, outRow, count: ow * 8, channels: 8)
                 }
             }
         }
