@@ -64,10 +64,13 @@ import AffectKernels
         #expect(worst < 1e-5, "\(what): max error \(worst)")
     }
 
-    @Test(arguments: [(rows: 3, act: "silu"), (rows: 40, act: "prelu"), (rows: 40, act: "none")])
-    func pointwiseWithResidualAndScale(_ c: (rows: Int, act: String)) {
-        // 3×3 pixels × 2 images splits the output channels across threads; 40×40 uses row tiles.
-        let (cin, cout) = (24, 48)
+    /// PReLU runs on sgemm (3×3 pixels × 2 images splits the output channels across threads; 40×40 uses row
+    /// tiles), the rest on the packed GEMM, whose SE scale goes to the weights on 40×40 and to the pixels on
+    /// 3×3; 40 and 20 output channels leave a partial panel.
+    @Test(arguments: [(rows: 3, act: "silu", cout: 48), (rows: 3, act: "prelu", cout: 48), (rows: 40, act: "prelu", cout: 48),
+                      (rows: 40, act: "none", cout: 48), (rows: 40, act: "silu", cout: 40), (rows: 3, act: "none", cout: 20)])
+    func pointwiseWithResidualAndScale(_ c: (rows: Int, act: String, cout: Int)) {
+        let (cin, cout) = (24, c.cout)
         let x = tensor([2, c.rows, c.rows, cin], seed: 1)
         let weight = tensor([cout, cin, 1, 1], seed: 2), bias = tensor([cout], seed: 3)
         let act: Activation = c.act == "silu" ? .silu : c.act == "prelu" ? .prelu((0..<cout).map { Float($0) / 50 }) : .none
@@ -81,10 +84,13 @@ import AffectKernels
                     "pointwise plain \(c)")
     }
 
-    @Test(arguments: [(k: 3, stride: 1, c: 48), (k: 3, stride: 2, c: 40), (k: 5, stride: 1, c: 32), (k: 5, stride: 2, c: 16),
-                      (k: 7, stride: 1, c: 20)])
-    func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int)) {
-        let x = tensor([2, 15, 13, p.c], seed: 6)
+    /// Widths 13 and 29 take the unrolled kernel's 8-, 4- and 1-pixel blocks; 3 and 2 leave every window cut
+    /// by both edges (5×5 over 3 columns); c = 40 and 17 have channels past the last vector.
+    @Test(arguments: [(k: 3, stride: 1, c: 48, w: 13), (k: 3, stride: 2, c: 40, w: 13), (k: 5, stride: 1, c: 32, w: 13),
+                      (k: 5, stride: 2, c: 16, w: 13), (k: 7, stride: 1, c: 20, w: 13), (k: 3, stride: 1, c: 16, w: 29),
+                      (k: 5, stride: 2, c: 32, w: 29), (k: 5, stride: 1, c: 17, w: 3), (k: 3, stride: 2, c: 16, w: 2)])
+    func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int, w: Int)) {
+        let x = tensor([2, 15, p.w, p.c], seed: 6)
         let weight = tensor([p.c, 1, p.k, p.k], seed: 7), bias = tensor([p.c], seed: 8)
         for (act, padding) in [(Activation.silu, Padding.tfSame), (.prelu((0..<p.c).map { Float($0) / 30 }), .symmetric(p.k / 2))] {
             let conv = Conv2D(weight: weight, bias: bias, stride: (p.stride, p.stride), padding: padding, groups: p.c, activation: act)
@@ -103,7 +109,31 @@ import AffectKernels
             let conv = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .tfSame, activation: .silu)
             expectClose(conv(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .tfSame, groups: 1, act: .silu),
                         "stem \(cout)")
+            // Symmetric padding (a cut window on the left) and per-channel slopes in the four-pixel blocks.
+            let prelu = Activation.prelu((0..<cout).map { Float($0) / 40 })
+            let padded = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .symmetric(1), activation: prelu)
+            expectClose(padded(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .symmetric(1), groups: 1, act: prelu),
+                        "stem \(cout) padded PReLU")
         }
+    }
+
+    /// Grouped convolutions with 2–8 channels per group in and out run as sums of depthwise convolutions
+    /// (MobileFaceNet's 64 groups of 2); 34 channels = 17 groups of 2 leave a channel tail.
+    @Test(arguments: [(c: 32, perGroup: 2, stride: 1, k: 3), (c: 48, perGroup: 3, stride: 2, k: 3),
+                      (c: 64, perGroup: 8, stride: 1, k: 5), (c: 34, perGroup: 2, stride: 2, k: 3)])
+    func smallGroupConvolution(_ p: (c: Int, perGroup: Int, stride: Int, k: Int)) {
+        let x = tensor([2, 11, 13, p.c], seed: 16)
+        let weight = tensor([p.c, p.perGroup, p.k, p.k], seed: 17), bias = tensor([p.c], seed: 18)
+        let groups = p.c / p.perGroup
+        let prelu = Activation.prelu((0..<p.c).map { Float($0) / 70 })
+        let conv = Conv2D(weight: weight, bias: bias, stride: (p.stride, p.stride), padding: .symmetric(p.k / 2),
+                          groups: groups, activation: prelu)
+        let ref = reference(x, weight: weight, bias: bias, stride: p.stride, padding: .symmetric(p.k / 2), groups: groups, act: prelu)
+        expectClose(conv(x), ref, "small groups \(p)")
+        let residual = tensor(ref.shape, seed: 19)
+        expectClose(conv(x, residual: residual),
+                    reference(x, weight: weight, bias: bias, stride: p.stride, padding: .symmetric(p.k / 2), groups: groups,
+                              act: prelu, residual: residual), "small groups + residual \(p)")
     }
 
     @Test(arguments: [(size: 20, groups: 1, stride: 1), (size: 20, groups: 2, stride: 2), (size: 5, groups: 1, stride: 1),

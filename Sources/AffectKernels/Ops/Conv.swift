@@ -30,9 +30,13 @@ public enum Padding: Sendable, Equatable {
 /// 2-D convolution over NHWC input with a fused bias and activation.
 ///
 /// Three kernels, chosen at construction:
-/// - **pointwise** (1×1, stride 1, no padding): one `sgemm` over all pixels, input used in place;
+/// - **pointwise** (1×1, stride 1, no padding): one GEMM over all pixels, input used in place — the packed
+///   GEMM with weights packed at load and bias, residual and activation in its tile epilogue, or `sgemm`
+///   for a PReLU;
 /// - **depthwise** (groups = in = out channels): direct SIMD loop, 16 channels per vector;
-/// - **general**: im2col in row tiles (bounded workspace) then `sgemm` per group.
+/// - **small groups** (2–8 channels per group in and out): a sum of depthwise convolutions (``SmallGroupConv``);
+/// - **general**: im2col in row tiles (bounded workspace) then the packed GEMM (ungrouped, no PReLU) or
+///   `sgemm` per group.
 public struct Conv2D: Sendable {
     public let inChannels: Int
     public let outChannels: Int
@@ -41,10 +45,16 @@ public struct Conv2D: Sendable {
     public let dilation: (h: Int, w: Int)
     public let groups: Int
     public let padding: Padding
-    public var activation: Activation
-    /// Packed weight: depthwise `[kh, kw, C]`; otherwise `[groups][kh·kw·inPerGroup][outPerGroup]`.
+    public let activation: Activation
+    /// Packed weight: depthwise `[kh, kw, C]`; otherwise `[groups][kh·kw·inPerGroup][outPerGroup]`; empty
+    /// when `gemm` holds the weights.
     public let packed: Tensor
     public let bias: Tensor?
+    /// Weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``: pointwise
+    /// and ungrouped im2col convolutions, all but PReLU (which its epilogue does not take).
+    let gemm: PackedWeights?
+    /// Grouped convolutions with 2–8 channels per group in and out, as a sum of depthwise convolutions.
+    let smallGroups: SmallGroupConv?
 
     public var isDepthwise: Bool { groups == inChannels && groups == outChannels && groups > 1 }
     /// 1×1, stride 1, ungrouped and unpadded (TF "SAME" pads nothing for a 1×1/1 kernel either).
@@ -64,6 +74,39 @@ public struct Conv2D: Sendable {
         precondition(bias == nil || bias!.count == o)
         self.bias = bias
         let w = weight.data
+        var isPReLU = false
+        if case .prelu = activation { isPReLU = true }
+        let pointwiseShape = kh == 1 && kw == 1 && stride == (1, 1) && dilation == (1, 1) && groups == 1
+            && (padding == .valid || padding == .tfSame)
+        if pointwiseShape && !isPReLU {
+            // `[out, in, 1, 1]` is the `[n, k]` row-major matrix the packed GEMM takes.
+            gemm = PackedWeights(weight: w, n: o, k: ipg, bias: bias.map { UnsafePointer($0.data) })
+            packed = Tensor(uninitialized: [0])
+            smallGroups = nil
+            return
+        }
+        if let sg = SmallGroupConv(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                                   groups: groups, activation: activation) {
+            smallGroups = sg
+            gemm = nil
+            packed = Tensor(uninitialized: [0])
+            return
+        }
+        smallGroups = nil
+        // Eight outputs at stride 1 run the narrow direct kernel (NarrowDepthwise.swift) on `packed`.
+        let narrowDirect = groups == 1 && o == 8 && stride == (1, 1) && dilation == (1, 1)
+        if groups == 1 && !isPReLU && !(ipg <= 4 && o % 16 == 0) && !narrowDirect {
+            // im2col + packed GEMM: weight rows reordered to the gathered order (ky, kx, c).
+            let kDim = kh * kw * ipg
+            let t = Tensor(uninitialized: [o, kDim])
+            for oc in 0..<o { for ic in 0..<ipg { for i in 0..<kh { for j in 0..<kw {
+                t.data[oc * kDim + (i * kw + j) * ipg + ic] = w[((oc * ipg + ic) * kh + i) * kw + j]
+            } } } }
+            gemm = PackedWeights(weight: t.data, n: o, k: kDim, bias: bias.map { UnsafePointer($0.data) })
+            packed = Tensor(uninitialized: [0])
+            return
+        }
+        gemm = nil
         if groups == ipg * groups && groups == o && groups > 1 {
             let p = Tensor(uninitialized: [kh, kw, o])
             for c in 0..<o { for i in 0..<kh { for j in 0..<kw { p.data[(i * kw + j) * o + c] = w[(c * kh + i) * kw + j] } } }
@@ -115,9 +158,18 @@ public struct Conv2D: Sendable {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let rh = padding.resolve(input: h, kernel: kernel.h, stride: stride.h, dilation: dilation.h, axis: 0)
         let rw = padding.resolve(input: w, kernel: kernel.w, stride: stride.w, dilation: dilation.w, axis: 1)
+        if let sg = smallGroups, rh.out > 0, rw.out > 0 {
+            precondition(residual == nil || residual!.shape == [n, rh.out, rw.out, outChannels],
+                         "Conv2D residual must have shape \([n, rh.out, rw.out, outChannels])")
+            return sg(x, residual: residual)
+        }
         let out = Tensor(uninitialized: [n, rh.out, rw.out, outChannels])
         precondition(residual == nil || residual!.shape == out.shape, "Conv2D residual must have shape \(out.shape)")
         if out.count == 0 { return out }
+        if let g = gemm, isPointwise {
+            packedPointwise(x, out, g, residual: residual, inputScale: inputScale)
+            return out
+        }
         if isPointwise {
             pointwise(x, out, residual: residual, inputScale: inputScale)
             return out
@@ -167,7 +219,57 @@ public struct Conv2D: Sendable {
         return (out, means)
     }
 
-    /// Pointwise convolution: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is
+    /// Pointwise convolution on the packed GEMM. A squeeze-and-excitation scale multiplies the weights per
+    /// image when an image has over twice as many pixels as output channels (early, wide maps: the weights,
+    /// copied twice, are the smaller operand), the pixels otherwise.
+    private func packedPointwise(_ x: Tensor, _ out: Tensor, _ g: PackedWeights, residual: Tensor?, inputScale: Tensor?) {
+        let k = inChannels, nOut = outChannels
+        let m = x.count / k, images = x.shape[0], perImage = m / images
+        let res = residual.map { UnsafePointer($0.data) }
+        guard let scale = inputScale else {
+            packedGEMM(m: m, a: x.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
+                       activation: activation)
+            return
+        }
+        let sc = scale.data
+        if 2 * nOut < perImage {
+            // A copy of the packed weights (same layout), rescaled along k for each image.
+            let scratch = Tensor(uninitialized: [nOut, k])
+            let scaled = PackedWeights(weight: scratch.data, n: nOut, k: k, bias: bias.map { UnsafePointer($0.data) },
+                                       tile: g.tile)
+            let width = g.tile.width, panels = g.panels
+            let from = UnsafePointer(g.data.data), to = scaled.data.data
+            for img in 0..<images {
+                let si = sc + img * k
+                parallelFor(panels * k, minChunk: 64) { r0, r1 in
+                    for row in r0..<r1 {
+                        let f = Vec(repeating: si[row % k])
+                        var j = 0
+                        while j < width { store(load(from + row * width + j) * f, to + row * width + j); j += 16 }
+                    }
+                }
+                let off = img * perImage
+                packedGEMM(m: perImage, a: x.data + off * k, lda: k, weights: scaled,
+                           residual: res.map { $0 + off * nOut }, ldr: nOut, c: out.data + off * nOut, ldc: nOut,
+                           activation: activation)
+            }
+            return
+        }
+        let scaledX = Tensor(uninitialized: [m, k])
+        let src = x.data, dst = scaledX.data
+        parallelFor(m, minChunk: 16) { r0, r1 in
+            for r in r0..<r1 {
+                let xi = src + r * k, si = sc + (r / perImage) * k, o = dst + r * k
+                var j = 0
+                while j + 16 <= k { store(load(xi + j) * load(si + j), o + j); j += 16 }
+                while j < k { o[j] = xi[j] * si[j]; j += 1 }
+            }
+        }
+        packedGEMM(m: m, a: scaledX.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
+                   activation: activation)
+    }
+
+    /// Pointwise convolution with a PReLU: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is
     /// still in cache. Each tile's output is first filled with bias (+ residual) and the product accumulated
     /// onto it (beta = 1), which replaces both OpenBLAS's zeroing of C (beta = 0 is a memset pass) and a
     /// separate bias pass; the activation follows on the same tile.
@@ -289,6 +391,7 @@ public struct Conv2D: Sendable {
     private func depthwise(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
                            means: UnsafeMutablePointer<Float>?) {
         if means == nil && isNarrowDepthwise { depthwiseNarrow(x, out, padTop: padTop, padLeft: padLeft, act: act); return }
+        if depthwiseUnrolled(x, out, padTop: padTop, padLeft: padLeft, act: act, means: means) { return }
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
@@ -422,6 +525,10 @@ public struct Conv2D: Sendable {
         let src = x.data, dst = out.data, wt = packed.data
         let b = bias?.data
         let vact = VectorActivation(act)
+        // Output columns whose whole window lies inside the input.
+        let oxLo = min(ow, max(0, (padLeft + sw - 1) / sw))
+        let lastStart = w - 1 - (kw - 1) * dw + padLeft
+        let oxHi = lastStart < 0 ? oxLo : max(oxLo, min(ow, lastStart / sw + 1))
         parallelFor(n * oh, minChunk: 1) { r0, r1 in
             for r in r0..<r1 {
                 let img = r / oh, oy = r % oh
@@ -436,7 +543,46 @@ public struct Conv2D: Sendable {
                     let bias1 = nb > 1 ? (b.map { load($0 + g0 + 16) } ?? Vec()) : Vec()
                     let bias2 = nb > 2 ? (b.map { load($0 + g0 + 32) } ?? Vec()) : Vec()
                     let bias3 = nb > 3 ? (b.map { load($0 + g0 + 48) } ?? Vec()) : Vec()
-                    for ox in 0..<ow {
+                    var ox = 0
+                    while ox < ow {
+                        if nb <= 2 && ox >= oxLo && ox &+ 4 <= oxHi {
+                            // 16 or 32 channels (the stems): four pixels per pass, each weight vector loaded
+                            // once for four FMAs.
+                            var p0a = bias0, p0b = bias1, p1a = bias0, p1b = bias1
+                            var p2a = bias0, p2b = bias1, p3a = bias0, p3b = bias1
+                            let step = sw &* cin
+                            for i in ky0..<ky1 {
+                                let iy: Int = iy0 &+ i &* dh
+                                let pixel: Int = (img &* h &+ iy) &* w &+ ox &* sw &- padLeft
+                                let rowBase = src + pixel &* cin
+                                for j in 0..<kw {
+                                    let px = rowBase + j &* dw &* cin
+                                    let wp = wt + ((i &* kw &+ j) &* cin &* cout &+ g0)
+                                    for ci in 0..<cin {
+                                        let wa = load(wp + ci &* cout)
+                                        let wb = nb == 2 ? load(wp + (ci &* cout &+ 16)) : Vec()
+                                        let v0 = Vec(repeating: px[ci]), v1 = Vec(repeating: px[step &+ ci])
+                                        let v2 = Vec(repeating: px[2 &* step &+ ci]), v3 = Vec(repeating: px[3 &* step &+ ci])
+                                        p0a = p0a.addingProduct(v0, wa); p0b = p0b.addingProduct(v0, wb)
+                                        p1a = p1a.addingProduct(v1, wa); p1b = p1b.addingProduct(v1, wb)
+                                        p2a = p2a.addingProduct(v2, wa); p2b = p2b.addingProduct(v2, wb)
+                                        p3a = p3a.addingProduct(v3, wa); p3b = p3b.addingProduct(v3, wb)
+                                    }
+                                }
+                            }
+                            let sa = vact.slopes.map { load($0 + g0) } ?? Vec()
+                            let sb = nb == 2 ? (vact.slopes.map { load($0 + g0 + 16) } ?? Vec()) : Vec()
+                            let o = outRow + (ox &* cout &+ g0)
+                            store(vact(p0a, sa), o); store(vact(p1a, sa), o + cout)
+                            store(vact(p2a, sa), o + 2 &* cout); store(vact(p3a, sa), o + 3 &* cout)
+                            if nb == 2 {
+                                store(vact(p0b, sb), o + 16); store(vact(p1b, sb), o + (cout &+ 16))
+                                store(vact(p2b, sb), o + (2 &* cout &+ 16)); store(vact(p3b, sb), o + (3 &* cout &+ 16))
+                            }
+                            ox &+= 4
+                            continue
+                        }
+                        defer { ox += 1 }
                         var a0 = bias0, a1 = bias1, a2 = bias2, a3 = bias3
                         let ix0 = ox * sw - padLeft
                         for i in ky0..<ky1 {
@@ -504,11 +650,45 @@ public struct Conv2D: Sendable {
         }
     }
 
+    /// im2col + packed GEMM (ungrouped, no PReLU), bias and activation in the GEMM's tile epilogue. With
+    /// enough pixels each thread gathers and multiplies whole row tiles (about 256 KB gathered); otherwise one
+    /// gather of every pixel, then the GEMM split across the threads.
+    private func generalPacked(_ x: Tensor, _ out: Tensor, _ g: PackedWeights, padTop: Int, padLeft: Int, act: Activation) {
+        let (oh, ow) = (out.shape[1], out.shape[2])
+        let kDim = g.k, cout = outChannels
+        let pixels = x.shape[0] * oh * ow
+        let threads = Threading.threads
+        let dst = out.data
+        let tileRows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
+        let tiles = (pixels + tileRows - 1) / tileRows
+        if threads > 1 && tiles >= threads {
+            parallelFor(tiles, minChunk: 1) { t0, t1 in
+                let work = Tensor(uninitialized: [tileRows, kDim])
+                for t in t0..<t1 {
+                    let p0 = t * tileRows, rows = min(tileRows, pixels - p0)
+                    gather(x, work.data, pixels: p0, p0 + rows, group: 0, outSize: (oh, ow), padTop: padTop, padLeft: padLeft)
+                    // Inside a parallel loop the packed GEMM runs on this thread.
+                    packedGEMM(m: rows, a: work.data, lda: kDim, weights: g, c: dst + p0 * cout, ldc: cout, activation: act)
+                }
+            }
+            return
+        }
+        let work = Tensor(uninitialized: [pixels, kDim])
+        parallelFor(pixels, minChunk: 16) { r0, r1 in
+            gather(x, work.data + r0 * kDim, pixels: r0, r1, group: 0, outSize: (oh, ow), padTop: padTop, padLeft: padLeft)
+        }
+        packedGEMM(m: pixels, a: work.data, lda: kDim, weights: g, c: dst, ldc: cout, activation: act)
+    }
+
     /// im2col + GEMM. With enough pixels each thread takes whole row tiles (about 256 KB of gathered rows,
     /// at least 64): gather, GEMM onto the bias (beta = 1, no separate zeroing or bias pass) and activation,
     /// all while the tile is in cache and without a fork-join per step. Few pixels (late layers at batch 1):
     /// gather once, then split each GEMM across the threads.
     private func general(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
+        if let g = gemm {
+            generalPacked(x, out, g, padTop: padTop, padLeft: padLeft, act: act)
+            return
+        }
         let (oh, ow) = (out.shape[1], out.shape[2])
         let ipg = inChannels / groups, opg = outChannels / groups
         let kDim = kernel.h * kernel.w * ipg
