@@ -139,3 +139,66 @@ extension Optional where Wrapped == [Float] {
         #expect(Array(UnsafeBufferPointer(start: t.data, count: t.count)) == before)
     }
 }
+
+/// Depthwise convolution with 1–8 channels (pixels share a vector) against a direct double-precision sum.
+@Suite struct NarrowDepthwiseTests {
+    @Test(arguments: [1, 2, 4, 8])
+    func matchesDirectSum(channels c: Int) {
+        for (k, padding, h, w) in [(3, Padding.tfSame, 13, 11), (3, Padding.valid, 9, 17), (5, Padding.symmetric(2), 7, 6)] {
+            let weight = PackedGEMMTests.values(c * k * k, seed: UInt64(c * 10 + k))
+            let bias = PackedGEMMTests.values(c, seed: 99)
+            let conv = Conv2D(weight: Tensor(shape: [c, 1, k, k], values: weight), bias: Tensor(shape: [c], values: bias),
+                              padding: padding, groups: c, activation: .relu)
+            let input = PackedGEMMTests.values(2 * h * w * c, seed: 7)
+            let out = conv(Tensor(shape: [2, h, w, c], values: input))
+            let (oh, ow) = (out.shape[1], out.shape[2])
+            let (pt, pl) = padding == .valid ? (0, 0) : ((oh - 1 + k - h) / 2, (ow - 1 + k - w) / 2)
+            var worst: Float = 0
+            for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for ch in 0..<c {
+                var s = Double(bias[ch])
+                for i in 0..<k { for j in 0..<k {
+                    let (iy, ix) = (oy + i - pt, ox + j - pl)
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        s += Double(input[((n * h + iy) * w + ix) * c + ch]) * Double(weight[(ch * k + i) * k + j])
+                    }
+                } }
+                let got = out.data[((n * oh + oy) * ow + ox) * c + ch]
+                worst = max(worst, abs(got - Float(max(s, 0))))
+            } } } }
+            #expect(worst < 1e-5, "C=\(c) k=\(k) \(padding): error \(worst)")
+        }
+    }
+}
+
+/// Dense convolution with 8 outputs (two pixels per vector) against a direct double-precision sum.
+@Suite struct NarrowDirectTests {
+    @Test(arguments: [1, 3, 8])
+    func matchesDirectSum(inChannels cin: Int) {
+        for (k, padding, h, w) in [(3, Padding.valid, 12, 11), (3, Padding.tfSame, 7, 9), (5, Padding.symmetric(1), 9, 8)] {
+            let weight = PackedGEMMTests.values(8 * cin * k * k, seed: UInt64(cin * 10 + k))
+            let bias = PackedGEMMTests.values(8, seed: 98)
+            let conv = Conv2D(weight: Tensor(shape: [8, cin, k, k], values: weight), bias: Tensor(shape: [8], values: bias),
+                              padding: padding, activation: .relu)
+            let input = PackedGEMMTests.values(2 * h * w * cin, seed: 5)
+            let out = conv(Tensor(shape: [2, h, w, cin], values: input))
+            let (oh, ow) = (out.shape[1], out.shape[2])
+            let (pt, pl): (Int, Int)
+            switch padding {
+            case .tfSame: (pt, pl) = ((oh - 1 + k - h) / 2, (ow - 1 + k - w) / 2)
+            case .explicit(let top, let left, _, _): (pt, pl) = (top, left)
+            }
+            var worst: Float = 0
+            for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for oc in 0..<8 {
+                var s = Double(bias[oc])
+                for ic in 0..<cin { for i in 0..<k { for j in 0..<k {
+                    let (iy, ix) = (oy + i - pt, ox + j - pl)
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                        s += Double(input[((n * h + iy) * w + ix) * cin + ic]) * Double(weight[((oc * cin + ic) * k + i) * k + j])
+                    }
+                } } }
+                worst = max(worst, abs(out.data[((n * oh + oy) * ow + ox) * 8 + oc] - Float(max(s, 0))))
+            } } } }
+            #expect(worst < 1e-5, "Cin=\(cin) k=\(k) \(padding): error \(worst)")
+        }
+    }
+}

@@ -93,7 +93,9 @@ public struct Conv2D: Sendable {
             return
         }
         smallGroups = nil
-        if groups == 1 && !isPReLU && !(ipg <= 4 && o % 16 == 0) {
+        // Eight outputs at stride 1 run the narrow direct kernel (NarrowDepthwise.swift) on `packed`.
+        let narrowDirect = groups == 1 && o == 8 && stride == (1, 1) && dilation == (1, 1)
+        if groups == 1 && !isPReLU && !(ipg <= 4 && o % 16 == 0) && !narrowDirect {
             // im2col + packed GEMM: weight rows reordered to the gathered order (ky, kx, c).
             let kDim = kh * kw * ipg
             let t = Tensor(uninitialized: [o, kDim])
@@ -178,6 +180,8 @@ public struct Conv2D: Sendable {
             depthwise(x, out, padTop: rh.before, padLeft: rw.before, act: act, means: nil)
         } else if groups == 1 && inChannels <= 4 && outChannels % 16 == 0 {
             direct(x, out, padTop: rh.before, padLeft: rw.before, act: act)
+        } else if isNarrowDirect {
+            directNarrow(x, out, padTop: rh.before, padLeft: rw.before, act: act)
         } else {
             general(x, out, padTop: rh.before, padLeft: rw.before, act: act)
         }
@@ -386,6 +390,7 @@ public struct Conv2D: Sendable {
     /// each output row's channel sums written there.
     private func depthwise(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
                            means: UnsafeMutablePointer<Float>?) {
+        if means == nil && isNarrowDepthwise { depthwiseNarrow(x, out, padTop: padTop, padLeft: padLeft, act: act); return }
         if depthwiseUnrolled(x, out, padTop: padTop, padLeft: padLeft, act: act, means: means) { return }
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
