@@ -87,6 +87,7 @@ import AffectKernels
         let c = Case(m: 19, n: 70, k: 45)
         run(c, tile: tile, bias: true, residual: true, activation: .gelu, act: { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) })
         run(c, tile: tile, bias: true, residual: false, activation: .relu, act: { max($0, 0) })
+        run(c, tile: tile, bias: true, residual: true, activation: .silu, act: { $0 / (1 + Foundation.exp(-$0)) })
         run(c, tile: tile, bias: true, residual: false, activation: .tanh, act: { Foundation.tanh($0) })
         let slopes = (0..<c.n).map { Float($0 % 7) * 0.1 - 0.2 }
         run(c, tile: tile, bias: true, residual: true, activation: .prelu(slopes), act: { $0 }, slopes: slopes)

@@ -216,6 +216,14 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
             while j + 16 <= cols { store(vgelu(load(row + j)), row + j); j += 16 }
             if j < cols { geluInPlace(row + j, count: cols - j) }
         }
+    case .silu:
+        let one = Vec(repeating: 1)
+        for r in 0..<rows {
+            let row = t + r * ldo
+            var j = 0
+            while j + 16 <= cols { let v = load(row + j); store(v / (one + vexp(-v)), row + j); j += 16 }
+            while j < cols { row[j] = row[j] / (1 + expf(-row[j])); j += 1 }
+        }
     case .prelu(let slopes):
         slopes.withUnsafeBufferPointer { all in
             let single = all.count == 1
