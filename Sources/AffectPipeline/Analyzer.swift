@@ -346,7 +346,6 @@ public final class Analyzer {
         let rowTimes = rows.map { scan.times[$0] }
         let first = rows[0]
         let k = faceModel.labels.count
-        let faceTimes = obs.frames.map { scan.times[$0] }
         var boxes = [FaceDetection?](repeating: nil, count: rows.count)
         for (f, b) in zip(obs.frames, obs.boxes) { boxes[f - first] = b }
 

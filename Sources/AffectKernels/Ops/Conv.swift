@@ -657,11 +657,9 @@ public struct Conv2D: Sendable {
         let (oh, ow) = (out.shape[1], out.shape[2])
         let kDim = g.k, cout = outChannels
         let pixels = x.shape[0] * oh * ow
-        let threads = Threading.threads
         let dst = out.data
-        let tileRows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
-        let tiles = (pixels + tileRows - 1) / tileRows
-        if threads > 1 && tiles >= threads {
+        let (tileRows, tiles, threaded) = Self.rowTiles(pixels: pixels, kDim: kDim)
+        if threaded {
             parallelFor(tiles, minChunk: 1) { t0, t1 in
                 let work = Tensor(uninitialized: [tileRows, kDim])
                 for t in t0..<t1 {
@@ -680,6 +678,15 @@ public struct Conv2D: Sendable {
         packedGEMM(m: pixels, a: work.data, lda: kDim, weights: g, c: dst, ldc: cout, activation: act)
     }
 
+    /// Row tiles for im2col: about 256 KB of gathered rows (at least 64) and at most one tile per thread's
+    /// share; `threaded` when there are enough tiles for every thread to take whole ones.
+    private static func rowTiles(pixels: Int, kDim: Int) -> (rows: Int, tiles: Int, threaded: Bool) {
+        let threads = Threading.threads
+        let rows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
+        let tiles = (pixels + rows - 1) / rows
+        return (rows, tiles, threads > 1 && tiles >= threads)
+    }
+
     /// im2col + GEMM. With enough pixels each thread takes whole row tiles (about 256 KB of gathered rows,
     /// at least 64): gather, GEMM onto the bias (beta = 1, no separate zeroing or bias pass) and activation,
     /// all while the tile is in cache and without a fork-join per step. Few pixels (late layers at batch 1):
@@ -693,12 +700,10 @@ public struct Conv2D: Sendable {
         let ipg = inChannels / groups, opg = outChannels / groups
         let kDim = kernel.h * kernel.w * ipg
         let pixels = x.shape[0] * oh * ow
-        let threads = Threading.threads
         let dst = out.data, wt = packed.data, b = bias?.data
         let cout = outChannels
-        let tileRows = max(64, min((pixels + threads - 1) / threads, (64 << 10) / max(kDim, 1)))
-        let tiles = (pixels + tileRows - 1) / tileRows
-        if threads > 1 && tiles >= threads {
+        let (tileRows, tiles, threaded) = Self.rowTiles(pixels: pixels, kDim: kDim)
+        if threaded {
             parallelFor(tiles, minChunk: 1) { t0, t1 in
                 let work = Tensor(uninitialized: [tileRows, kDim])
                 for t in t0..<t1 {

@@ -28,15 +28,8 @@ extension Conv2D {
         if let b = bias { for l in 0..<16 { biasVector[l] = b.data[l % c] } }
         let tp = UnsafePointer(taps.data)
         for img in 0..<n {
-            let src = x.data + img * h * w * c, pad = padded.data
-            for iy in 0..<h {
-                let py = iy + padTop
-                guard py >= 0 && py < ph else { continue }
-                let firstX = max(0, -padLeft), lastX = min(w, pw - padLeft)
-                if lastX > firstX {
-                    (pad + (py * pw + firstX + padLeft) * c).update(from: src + (iy * w + firstX) * c, count: (lastX - firstX) * c)
-                }
-            }
+            copyPadded(x, image: img, into: padded, padTop: padTop, padLeft: padLeft)
+            let pad = padded.data
             let dst = out.data + img * oh * ow * c
             parallelFor(oh, minChunk: max(1, 2048 / max(ow * c, 1))) { y0, y1 in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { spill in
@@ -89,15 +82,8 @@ extension Conv2D {
         var biasVector = V8()
         if let b = bias { for l in 0..<8 { biasVector[l] = b.data[l] } }
         for img in 0..<n {
-            let src = x.data + img * h * w * cin, pad = padded.data
-            for iy in 0..<h {
-                let py = iy + padTop
-                guard py >= 0 && py < ph else { continue }
-                let firstX = max(0, -padLeft), lastX = min(w, pw - padLeft)
-                if lastX > firstX {
-                    (pad + (py * pw + firstX + padLeft) * cin).update(from: src + (iy * w + firstX) * cin, count: (lastX - firstX) * cin)
-                }
-            }
+            copyPadded(x, image: img, into: padded, padTop: padTop, padLeft: padLeft)
+            let pad = padded.data
             let dst = out.data + img * oh * ow * 8
             parallelFor(oh, minChunk: max(1, 1024 / max(ow * cin, 1))) { y0, y1 in
                 for oy in y0..<y1 {
@@ -129,5 +115,20 @@ extension Conv2D {
                 }
             }
         }
+    }
+}
+
+/// Copies image `img` of channels-last `x` (`[N, H, W, C]`) into the zero-filled `padded` (`[PH, PW, C]`) with
+/// its top-left pixel at (`padTop`, `padLeft`), clipped to the buffer; the rest of the buffer stays zero.
+private func copyPadded(_ x: Tensor, image img: Int, into padded: Tensor, padTop: Int, padLeft: Int) {
+    let (h, w, c) = (x.shape[1], x.shape[2], x.shape[3])
+    let (ph, pw) = (padded.shape[0], padded.shape[1])
+    let src = x.data + img * h * w * c, pad = padded.data
+    let firstX = max(0, -padLeft), lastX = min(w, pw - padLeft)
+    guard lastX > firstX else { return }
+    for iy in 0..<h {
+        let py = iy + padTop
+        guard py >= 0 && py < ph else { continue }
+        (pad + (py * pw + firstX + padLeft) * c).update(from: src + (iy * w + firstX) * c, count: (lastX - firstX) * c)
     }
 }
