@@ -187,11 +187,14 @@ private let audioFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComp
         }
     }
 
-    func singlePass(_ m: Wav2Vec2, _ x: [Float]) -> Tensor {
+    /// The whole signal in one pass, normalised as the processor does: the last hidden state, or
+    /// `hidden_states.<layer>`.
+    func singlePass(_ m: Wav2Vec2, _ x: [Float], layer: Int? = nil) -> Tensor {
         let mean = x.reduce(0.0) { $0 + Double($1) } / Double(x.count)
         let v = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(x.count)
         let norm = x.map { Float((Double($0) - mean) / (v + 1e-7).squareRoot()) }
-        return m.forward(Tensor(shape: [1, x.count], values: norm)).lastHiddenState
+        let out = m.forward(Tensor(shape: [1, x.count], values: norm), hiddenStates: layer.map { .only([$0]) } ?? .none)
+        return layer.map { out.hiddenStates[$0]! } ?? out.lastHiddenState
     }
 
     func windowed(_ m: Wav2Vec2, _ x: [Float], _ w: AudioWindowing) throws -> (Tensor, [Int]) {
@@ -242,10 +245,7 @@ private let audioFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComp
     func localLayersStitchExactly(_ name: String) throws {
         let m = try Wav2Vec2(weights: WeightFile(path: "\(audioFixtures)/\(name).safetensors"))
         let x = signal(16000 * 5 + 77)
-        let mean = x.reduce(0.0) { $0 + Double($1) } / Double(x.count)
-        let v = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(x.count)
-        let norm = x.map { Float((Double($0) - mean) / (v + 1e-7).squareRoot()) }
-        let single = m.forward(Tensor(shape: [1, x.count], values: norm), hiddenStates: .only([0])).hiddenStates[0]!
+        let single = singlePass(m, x, layer: 0)
         let ref = single.reshaped([single.shape[1], single.shape[2]])
         func stitched(_ w: AudioWindowing) throws -> Tensor {
             let long = LongAudio(model: m, windowing: w)
