@@ -24,7 +24,7 @@ public struct MobileViT: FacialBackbone {
         var norm2: LayerNorm, fc1: Linear, fc2: Linear
     }
     struct VitBlock {
-        var local: Conv2D, toTokens: Conv2D
+        var local: Conv2D, toTokens: Linear
         var layers: [Layer]
         var norm: LayerNorm
         var project: Conv2D, fusion: Conv2D
@@ -88,6 +88,8 @@ public struct MobileViT: FacialBackbone {
                 } else if w.contains("\(p).conv_kxk.conv.weight") {
                     let local = try convNorm("\(p).conv_kxk", cin: channels, act: .silu)
                     let t = try w.tensor("\(p).conv_1x1.weight", shape: [-1, local.outChannels, 1, 1])
+                    // A 1×1 convolution without bias: a linear map of each pixel, applied to tokens after unfolding.
+                    let toTokens = Linear(weight: t.reshaped([t.shape[0], local.outChannels]), bias: nil)
                     let dim = t.shape[0]
                     guard dim % heads == 0 else {
                         throw AffectError.badInput("\(w.path): transformer width \(dim) of `\(p)` is not divisible by \(heads) heads.")
@@ -107,7 +109,7 @@ public struct MobileViT: FacialBackbone {
                     }
                     let proj = try convNorm("\(p).conv_proj", cin: dim, act: .silu)
                     let fusion = try convNorm("\(p).conv_fusion", cin: channels + proj.outChannels, act: .silu)
-                    blocks.append(.vit(VitBlock(local: local, toTokens: Conv2D(weight: t, bias: nil), layers: layers,
+                    blocks.append(.vit(VitBlock(local: local, toTokens: toTokens, layers: layers,
                                                 norm: try layerNorm("\(p).norm", dim), project: proj, fusion: fusion)))
                     channels = fusion.outChannels
                 } else { break }
@@ -125,59 +127,77 @@ public struct MobileViT: FacialBackbone {
         }
     }
 
-    /// Calls `body(pixel, token)` for every pixel of a `[B, H, W, ·]` map: its row in the map and its row in
-    /// the `[B·p², (H/p)·(W/p), ·]` token layout (unfold copies pixel → token, fold token → pixel).
-    func forEachPatchPixel(batch b: Int, height h: Int, width w: Int, _ body: (_ pixel: Int, _ token: Int) -> Void) {
-        let (nh, nw) = (h / patch, w / patch)
-        let p2 = patch * patch
-        parallelFor(b * h) { r0, r1 in
-            for r in r0..<r1 {
-                let (img, y) = (r / h, r % h)
-                let (i, a) = (y / patch, y % patch)
-                for xx in 0..<w {
-                    let (j, bb) = (xx / patch, xx % patch)
-                    body((img * h + y) * w + xx, (img * p2 + a * patch + bb) * nh * nw + i * nw + j)
-                }
-            }
-        }
+    /// The `[B·p², (H/p)·(W/p), ·]` token layout of a `[B, H, W, ·]` map: sequence `s` holds pixel
+    /// `(p·i + a, p·j + b)` of image `s / p²` as token `i·(W/p) + j`, where `a·p + b = s mod p²`.
+    func patchPixel(sequence s: Int, token t: Int, height h: Int, width w: Int) -> Int {
+        let p2 = patch * patch, nw = w / patch
+        let (img, a, b) = (s / p2, s % p2 / patch, s % patch)
+        return (img * h + t / nw * patch + a) * w + t % nw * patch + b
     }
 
     func unfold(_ x: Tensor) -> Tensor {
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let out = Tensor(uninitialized: [b * patch * patch, (h / patch) * (w / patch), c])
-        forEachPatchPixel(batch: b, height: h, width: w) { (out.data + $1 * c).update(from: x.data + $0 * c, count: c) }
+        let l = (h / patch) * (w / patch)
+        let out = Tensor(uninitialized: [b * patch * patch, l, c])
+        parallelFor(b * patch * patch) { s0, s1 in
+            for s in s0..<s1 {
+                for t in 0..<l { (out.data + (s * l + t) * c).update(from: x.data + patchPixel(sequence: s, token: t, height: h, width: w) * c, count: c) }
+            }
+        }
         return out
     }
 
-    func fold(_ t: Tensor, batch b: Int, height h: Int, width w: Int) -> Tensor {
-        let c = t.shape[2]
+    func fold(_ x: Tensor, batch b: Int, height h: Int, width w: Int) -> Tensor {
+        let (l, c) = (x.shape[1], x.shape[2])
         let out = Tensor(uninitialized: [b, h, w, c])
-        forEachPatchPixel(batch: b, height: h, width: w) { (out.data + $0 * c).update(from: t.data + $1 * c, count: c) }
+        parallelFor(b * patch * patch) { s0, s1 in
+            for s in s0..<s1 {
+                for t in 0..<l { (out.data + patchPixel(sequence: s, token: t, height: h, width: w) * c).update(from: x.data + (s * l + t) * c, count: c) }
+            }
+        }
         return out
     }
 
-    /// Columns `[k·d, (k+1)·d)` of a `[B, N, 3d]` tensor as a contiguous `[B, N, d]`.
-    func columns(_ x: Tensor, _ k: Int, _ d: Int) -> Tensor {
-        let rows = x.count / (3 * d)
-        let out = Tensor(uninitialized: [x.shape[0], x.shape[1], d])
-        for r in 0..<rows { (out.data + r * d).update(from: x.data + r * 3 * d + k * d, count: d) }
-        return out
-    }
-
-    func transformer(_ v: VitBlock, _ x: Tensor) -> Tensor {
+    /// The transformer layers and final norm on `[N, L, dim]` tokens.
+    func encode(_ v: VitBlock, _ x: Tensor) -> Tensor {
         var x = x
-        let dim = x.shape[2]
         for l in v.layers {
-            let qkv = l.qkv(l.norm1(x))
-            let a = attention(q: columns(qkv, 0, dim), k: columns(qkv, 1, dim), v: columns(qkv, 2, dim), heads: heads)
-            let y = l.proj(a)
-            addInPlace(y, x)
-            x = y
-            let m = l.fc2(l.fc1(l.norm2(x)))
-            addInPlace(m, x)
-            x = m
+            x = l.proj(attention(qkv: l.qkv(l.norm1(x)), heads: heads), adding: x)
+            x = l.fc2(l.fc1(l.norm2(x)), adding: x)
         }
         return v.norm(x)
+    }
+
+    /// `concat(input, project(fold(encode(unfold(toTokens(local))))))` for a map that tiles into whole patches.
+    ///
+    /// Every step between unfolding and folding works on one token at a time except attention, which stays
+    /// within a sequence; so each sequence (one patch position of one image) runs the whole stretch on its own
+    /// thread, from gathering its pixels to writing them into the concatenation, with no fork-join per layer.
+    /// (With fewer sequences than that parallelism needs, they run in turn and the layers split their work.)
+    func transformerStretch(_ v: VitBlock, input: Tensor, local: Tensor) -> Tensor {
+        let (b, h, w, cl) = (local.shape[0], local.shape[1], local.shape[2], local.shape[3])
+        let (cin, cp) = (input.shape[3], v.project.outChannels)
+        let l = (h / patch) * (w / patch)
+        let out = Tensor(uninitialized: [b, h, w, cin + cp])
+        func sequence(_ s: Int) {
+            let tokens = Tensor(uninitialized: [1, l, cl])
+            for t in 0..<l {
+                (tokens.data + t * cl).update(from: local.data + patchPixel(sequence: s, token: t, height: h, width: w) * cl, count: cl)
+            }
+            let y = v.project(encode(v, v.toTokens(tokens)).reshaped([1, l, 1, v.toTokens.outFeatures]))
+            for t in 0..<l {
+                let pixel = patchPixel(sequence: s, token: t, height: h, width: w)
+                (out.data + pixel * (cin + cp)).update(from: input.data + pixel * cin, count: cin)
+                (out.data + pixel * (cin + cp) + cin).update(from: y.data + t * cp, count: cp)
+            }
+        }
+        let sequences = b * patch * patch
+        if sequences >= 2 * Threading.threads {
+            parallelFor(sequences, minChunk: 1) { s0, s1 in for s in s0..<s1 { sequence(s) } }
+        } else {
+            for s in 0..<sequences { sequence(s) }
+        }
+        return out
     }
 
     public func features(nhwc x: Tensor) -> Tensor {
@@ -187,15 +207,17 @@ public struct MobileViT: FacialBackbone {
             case .bottleneck(let b):
                 x = b.project(b.depthwise(b.expand(x)), residual: b.shortcut ? x : nil)
             case .vit(let v):
-                let input = x
-                var y = v.toTokens(v.local(x))
-                let (n, h, w) = (y.shape[0], y.shape[1], y.shape[2])
+                let local = v.local(x)
+                let (n, h, w) = (local.shape[0], local.shape[1], local.shape[2])
+                if h % patch == 0 && w % patch == 0 {
+                    x = v.fusion(transformerStretch(v, input: x, local: local))
+                    continue
+                }
                 // timm resizes maps that do not tile into whole patches, and resizes back after folding.
                 let (th, tw) = ((h + patch - 1) / patch * patch, (w + patch - 1) / patch * patch)
-                if (th, tw) != (h, w) { y = resize(y, height: th, width: tw, method: .bilinear) }
-                y = fold(transformer(v, unfold(y)), batch: n, height: th, width: tw)
-                if (th, tw) != (h, w) { y = resize(y, height: h, width: w, method: .bilinear) }
-                x = v.fusion(concat([input, v.project(y)], axis: 3))
+                let y = resize(v.toTokens(local), height: th, width: tw, method: .bilinear)
+                let folded = resize(fold(encode(v, unfold(y)), batch: n, height: th, width: tw), height: h, width: w, method: .bilinear)
+                x = v.fusion(concat([x, v.project(folded)], axis: 3))
             }
         }
         return globalAveragePool(finalConv(x))
@@ -213,11 +235,12 @@ public struct MobileViT: FacialBackbone {
             switch block {
             case .bottleneck(let b): n.conv(b.expand); n.conv(b.depthwise); n.conv(b.project)
             case .vit(let v):
-                n.conv(v.local); n.conv(v.toTokens)
+                n.conv(v.local)
                 let (h, w) = (n.height, n.width)
                 let tokens = Double(((h + patch - 1) / patch * patch) * ((w + patch - 1) / patch * patch))
                 let sequence = tokens / Double(patch * patch)
-                let dim = Double(v.toTokens.outChannels)
+                let dim = Double(v.toTokens.outFeatures)
+                n.linear(v.toTokens, rows: Double(h * w))
                 for l in v.layers {
                     for lin in [l.qkv, l.proj, l.fc1, l.fc2] { n.linear(lin, rows: tokens) }
                     n.add(2 * 2 * tokens * sequence * dim)   // q·kᵀ and attention·v
