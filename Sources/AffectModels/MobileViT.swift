@@ -162,10 +162,25 @@ public struct MobileViT: FacialBackbone {
     func encode(_ v: VitBlock, _ x: Tensor) -> Tensor {
         var x = x
         for l in v.layers {
-            x = l.proj(attention(qkv: l.qkv(l.norm1(x)), heads: heads), adding: x)
+            x = l.proj(tileAttention(qkv: l.qkv(l.norm1(x)), heads: heads), adding: x)
             x = l.fc2(l.fc1(l.norm2(x)), adding: x)
         }
         return v.norm(x)
+    }
+
+    /// ``encode(_:_:)`` with each sequence of `[S, L, dim]` on its own thread, as in
+    /// ``transformerStretch(_:input:local:)``.
+    func encodeEach(_ v: VitBlock, _ x: Tensor) -> Tensor {
+        let (s, l, c) = (x.shape[0], x.shape[1], x.shape[2])
+        guard s >= 2 * Threading.threads else { return encode(v, x) }
+        let out = Tensor(uninitialized: x.shape)
+        parallelFor(s, minChunk: 1) { s0, s1 in
+            for i in s0..<s1 {
+                let y = encode(v, Tensor(storage: x.storage, shape: [1, l, c], offset: x.offset + i * l * c))
+                (out.data + i * l * c).update(from: y.data, count: l * c)
+            }
+        }
+        return out
     }
 
     /// `concat(input, project(fold(encode(unfold(toTokens(local))))))` for a map that tiles into whole patches.
@@ -216,7 +231,7 @@ public struct MobileViT: FacialBackbone {
                 // timm resizes maps that do not tile into whole patches, and resizes back after folding.
                 let (th, tw) = ((h + patch - 1) / patch * patch, (w + patch - 1) / patch * patch)
                 let y = resize(v.toTokens(local), height: th, width: tw, method: .bilinear)
-                let folded = resize(fold(encode(v, unfold(y)), batch: n, height: th, width: tw), height: h, width: w, method: .bilinear)
+                let folded = resize(fold(encodeEach(v, unfold(y)), batch: n, height: th, width: tw), height: h, width: w, method: .bilinear)
                 x = v.fusion(concat([x, v.project(folded)], axis: 3))
             }
         }
