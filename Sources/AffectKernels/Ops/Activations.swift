@@ -24,6 +24,20 @@ public func vmax(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: a .< b
 @_transparent
 public func vmin(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
 
+/// Sum and maximum of the 16 lanes by halving (4 vector steps). The standard library's `sum()` and `max()`
+/// on `SIMD16<Float>` are out-of-line generic calls that add the lanes one by one.
+@_transparent
+public func hsum(_ v: Vec) -> Float {
+    let a = v.lowHalf + v.highHalf, b = a.lowHalf + a.highHalf, c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+@_transparent
+public func hmax(_ v: Vec) -> Float {
+    let a = v.lowHalf.replacing(with: v.highHalf, where: v.lowHalf .< v.highHalf)
+    let b = a.lowHalf.replacing(with: a.highHalf, where: a.lowHalf .< a.highHalf)
+    return max(max(b[0], b[1]), max(b[2], b[3]))
+}
+
 /// exp(x) for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial (Taylor terms,
 /// error below 2 ulp on the reduced range), 2^n by building the exponent bits.
 ///

@@ -35,10 +35,13 @@ public func tileAttention(qkv: Tensor, heads: Int, scale: Float? = nil) -> Tenso
             // Kᵀ as [D, Lp] (zero beyond L) and V as [L, Dp] (zero beyond D).
             for c in 0..<d { (kt + c * lp + l).update(repeating: 0, count: lp - l) }
             for j in 0..<l {
-                let kr = base + j * w + hd
-                for c in 0..<d { kt[c * lp + j] = kr[c] }
-                (vp + j * dp).update(from: base + j * w + 2 * hd, count: d)
-                (vp + j * dp + d).update(repeating: 0, count: dp - d)
+                // Wrapping arithmetic: the offsets are bounded by the tensors' sizes, and overflow checks
+                // made this scalar transpose cost as much as a tenth of the whole kernel.
+                let kr = base + (j &* w &+ hd)
+                var kc = kt + j
+                for c in 0..<d { kc.pointee = kr[c]; kc += lp }
+                (vp + j &* dp).update(from: base + (j &* w &+ 2 &* hd), count: d)
+                (vp + (j &* dp &+ d)).update(repeating: 0, count: dp - d)
             }
             var i = 0
             while i < l {
@@ -114,13 +117,13 @@ private func exponentiateRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ sca
     var mv = Vec(repeating: -.infinity)
     var j = 0
     while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
-    var m = mv.max()
+    var m = hmax(mv)
     while j < n { m = max(m, row[j]); j += 1 }
     let sv = Vec(repeating: scale), shift = Vec(repeating: -m * scale)
     var sum = Vec()
     j = 0
     while j + 16 <= n { let e = vexp(shift.addingProduct(load(row + j), sv)); store(e, row + j); sum += e; j += 16 }
-    var total = sum.sum()
+    var total = hsum(sum)
     while j < n { row[j] = expf(row[j] * scale - m * scale); total += row[j]; j += 1 }
     return 1 / total
 }
