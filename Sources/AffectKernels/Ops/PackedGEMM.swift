@@ -143,15 +143,22 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
     precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
-    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
-    let mBlocks = (m + 239) / 240
+    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible; more (down to two
+    // row tiles each) when there are too few panels for every thread to take about four items: with two
+    // panels of 48 and 32 columns (80 outputs) and one M block, one thread did 60 % of the work.
+    let threads = Threading.threads
+    var mBlocks = (m + 239) / 240
+    if threads > 1 && mBlocks * w.panels < 4 * threads { mBlocks = max(mBlocks, min((4 * threads + w.panels - 1) / w.panels, m / (2 * mr))) }
     let mBlock = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
-    // One work item per (M block, panel): equal-sized items, so both threads finish together. A is re-read
-    // for every panel either way (the panel loop is outside the row loop); only C and the panel are per item.
+    // One work item per (M block, panel), claimed in turn by the threads. A is re-read for every panel
+    // either way (the panel loop is outside the row loop); only C and the panel are per item.
     let items = mBlocks * w.panels
     let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
+    // Small products stay on one thread, unless their weights are large enough that streaming them (a
+    // squeeze-and-excitation layer at m = 1) is worth two cores.
     let work = Double(m) * Double(n) * Double(k)
-    parallelFor(items, minChunk: work < 2e6 ? items : 1) { i0, i1 in
+    let serial = work < 2e6 && (n * k < 32_768 || w.panels < 2)
+    parallelFor(items, minChunk: serial ? items : 1) { i0, i1 in
         // Narrow tiles are computed here and copied out. Allocated once per chunk: per tile, the
         // allocation (a heap call: its size is not a constant) cost 15 % of a 96→24 convolution.
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mr * width)
