@@ -168,49 +168,63 @@ public struct MobileViT: FacialBackbone {
         return v.norm(x)
     }
 
-    /// ``encode(_:_:)`` with each sequence of `[S, L, dim]` on its own thread, as in
+    /// ``encode(_:_:)`` with the sequences of `[S, L, dim]` split into one group per thread, as in
     /// ``transformerStretch(_:input:local:)``.
     func encodeEach(_ v: VitBlock, _ x: Tensor) -> Tensor {
         let (s, l, c) = (x.shape[0], x.shape[1], x.shape[2])
-        guard s >= 2 * Threading.threads else { return encode(v, x) }
+        guard s >= Threading.threads, Threading.threads > 1 else { return encode(v, x) }
         let out = Tensor(uninitialized: x.shape)
-        parallelFor(s, minChunk: 1) { s0, s1 in
-            for i in s0..<s1 {
-                let y = encode(v, Tensor(storage: x.storage, shape: [1, l, c], offset: x.offset + i * l * c))
-                (out.data + i * l * c).update(from: y.data, count: l * c)
-            }
+        forEachGroup(of: s) { s0, s1 in
+            let y = encode(v, Tensor(storage: x.storage, shape: [s1 - s0, l, c], offset: x.offset + s0 * l * c))
+            (out.data + s0 * l * c).update(from: y.data, count: (s1 - s0) * l * c)
         }
         return out
+    }
+
+    /// Splits `0..<sequences` into one contiguous group per thread and runs `body(start, end)` for each on
+    /// its own thread. Groups rather than single sequences: the linear layers then multiply `group · L` rows
+    /// at once (MobileViT-S's 49-token sequences would leave most of a tile of rows empty).
+    func forEachGroup(of sequences: Int, _ body: (Int, Int) -> Void) {
+        let groups = min(sequences, Threading.threads)
+        parallelFor(groups, minChunk: 1) { g0, g1 in
+            for g in g0..<g1 { body(sequences * g / groups, sequences * (g + 1) / groups) }
+        }
     }
 
     /// `concat(input, project(fold(encode(unfold(toTokens(local))))))` for a map that tiles into whole patches.
     ///
     /// Every step between unfolding and folding works on one token at a time except attention, which stays
-    /// within a sequence; so each sequence (one patch position of one image) runs the whole stretch on its own
-    /// thread, from gathering its pixels to writing them into the concatenation, with no fork-join per layer.
-    /// (With fewer sequences than that parallelism needs, they run in turn and the layers split their work.)
+    /// within a sequence; so each thread takes a group of sequences (patch positions of images) through the
+    /// whole stretch, from gathering their pixels to writing them into the concatenation, with no fork-join
+    /// per layer. (With fewer sequences than threads, the layers split their own work instead.)
     func transformerStretch(_ v: VitBlock, input: Tensor, local: Tensor) -> Tensor {
         let (b, h, w, cl) = (local.shape[0], local.shape[1], local.shape[2], local.shape[3])
         let (cin, cp) = (input.shape[3], v.project.outChannels)
         let l = (h / patch) * (w / patch)
         let out = Tensor(uninitialized: [b, h, w, cin + cp])
-        func sequence(_ s: Int) {
-            let tokens = Tensor(uninitialized: [1, l, cl])
-            for t in 0..<l {
-                (tokens.data + t * cl).update(from: local.data + patchPixel(sequence: s, token: t, height: h, width: w) * cl, count: cl)
+        func run(_ s0: Int, _ s1: Int) {
+            let n = s1 - s0
+            let tokens = Tensor(uninitialized: [n, l, cl])
+            for s in s0..<s1 {
+                for t in 0..<l {
+                    (tokens.data + ((s - s0) * l + t) * cl)
+                        .update(from: local.data + patchPixel(sequence: s, token: t, height: h, width: w) * cl, count: cl)
+                }
             }
-            let y = v.project(encode(v, v.toTokens(tokens)).reshaped([1, l, 1, v.toTokens.outFeatures]))
-            for t in 0..<l {
-                let pixel = patchPixel(sequence: s, token: t, height: h, width: w)
-                (out.data + pixel * (cin + cp)).update(from: input.data + pixel * cin, count: cin)
-                (out.data + pixel * (cin + cp) + cin).update(from: y.data + t * cp, count: cp)
+            let y = v.project(encode(v, v.toTokens(tokens)).reshaped([1, n * l, 1, v.toTokens.outFeatures]))
+            for s in s0..<s1 {
+                for t in 0..<l {
+                    let pixel = patchPixel(sequence: s, token: t, height: h, width: w)
+                    (out.data + pixel * (cin + cp)).update(from: input.data + pixel * cin, count: cin)
+                    (out.data + pixel * (cin + cp) + cin).update(from: y.data + ((s - s0) * l + t) * cp, count: cp)
+                }
             }
         }
         let sequences = b * patch * patch
-        if sequences >= 2 * Threading.threads {
-            parallelFor(sequences, minChunk: 1) { s0, s1 in for s in s0..<s1 { sequence(s) } }
+        if sequences >= Threading.threads && Threading.threads > 1 {
+            forEachGroup(of: sequences, run)
         } else {
-            for s in 0..<sequences { sequence(s) }
+            run(0, sequences)
         }
         return out
     }
