@@ -123,8 +123,12 @@ public struct MiniXception: InferenceModel {
         return out
     }
 
-    /// The same scores layer by layer on the general operators (any widths); the reference for the fast path.
-    func layerwiseLogits(nhwc x: Tensor) -> Tensor {
+    /// Whether ``logits(nhwc:)`` runs the single-image fast path (every layer's width fits its kernels).
+    public var usesSingleImagePlan: Bool { plan != nil }
+
+    /// The same scores layer by layer on the general operators (any widths): what ``logits(nhwc:)`` falls
+    /// back to, and the reference its tests compare the fast path with.
+    public func layerwiseLogits(nhwc x: Tensor) -> Tensor {
         var x = x
         for c in stem { x = c(x) }
         for m in modules {
