@@ -147,7 +147,8 @@ public struct MiniXception: InferenceModel {
         guard pixels.rank == 4, pixels.shape[1] == 1, pixels.shape[0] > 0, pixels.shape[2] >= 5, pixels.shape[3] >= 5 else {
             throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×1×\(inputSize)×\(inputSize).")
         }
-        let l = logits(nhwc: pixels.nchwToNHWC())
+        // One channel: NCHW and NHWC are the same bytes.
+        let l = logits(nhwc: pixels.reshaped([pixels.shape[0], pixels.shape[2], pixels.shape[3], 1]))
         return ["logits": l, "probs": softmax(l)]
     }
 

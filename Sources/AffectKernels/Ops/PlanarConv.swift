@@ -32,6 +32,48 @@ public func planarConv3x3x8(_ x: UnsafePointer<Float>, inChannels cin: Int, inPl
     let zero = Vec()
     for oy in 0..<rows {
         var x0 = 0
+        // 32 pixels per step: each broadcast weight feeds two FMAs (sixteen accumulators), so the loads of
+        // weights no longer outnumber the FMAs.
+        while x0 + 32 <= s {
+            var a0 = Vec(repeating: bias[0]), a1 = Vec(repeating: bias[1]), a2 = Vec(repeating: bias[2])
+            var a3 = Vec(repeating: bias[3]), a4 = Vec(repeating: bias[4]), a5 = Vec(repeating: bias[5])
+            var a6 = Vec(repeating: bias[6]), a7 = Vec(repeating: bias[7])
+            var b0 = a0, b1 = a1, b2 = a2, b3 = a3, b4 = a4, b5 = a5, b6 = a6, b7 = a7
+            var wp = weights
+            for ic in 0..<cin {
+                let plane = x + (ic &* inPlane &+ oy &* s &+ x0)
+                for i in 0..<3 {
+                    let r = plane + i &* s
+                    for j in 0..<3 {
+                        let u = load(r + j), v = load(r + j + 16)
+                        var k = Vec(repeating: wp[0]); a0 = a0.addingProduct(u, k); b0 = b0.addingProduct(v, k)
+                        k = Vec(repeating: wp[1]); a1 = a1.addingProduct(u, k); b1 = b1.addingProduct(v, k)
+                        k = Vec(repeating: wp[2]); a2 = a2.addingProduct(u, k); b2 = b2.addingProduct(v, k)
+                        k = Vec(repeating: wp[3]); a3 = a3.addingProduct(u, k); b3 = b3.addingProduct(v, k)
+                        k = Vec(repeating: wp[4]); a4 = a4.addingProduct(u, k); b4 = b4.addingProduct(v, k)
+                        k = Vec(repeating: wp[5]); a5 = a5.addingProduct(u, k); b5 = b5.addingProduct(v, k)
+                        k = Vec(repeating: wp[6]); a6 = a6.addingProduct(u, k); b6 = b6.addingProduct(v, k)
+                        k = Vec(repeating: wp[7]); a7 = a7.addingProduct(u, k); b7 = b7.addingProduct(v, k)
+                        wp += 8
+                    }
+                }
+            }
+            if relu {
+                a0 = vmax(a0, zero); a1 = vmax(a1, zero); a2 = vmax(a2, zero); a3 = vmax(a3, zero)
+                a4 = vmax(a4, zero); a5 = vmax(a5, zero); a6 = vmax(a6, zero); a7 = vmax(a7, zero)
+                b0 = vmax(b0, zero); b1 = vmax(b1, zero); b2 = vmax(b2, zero); b3 = vmax(b3, zero)
+                b4 = vmax(b4, zero); b5 = vmax(b5, zero); b6 = vmax(b6, zero); b7 = vmax(b7, zero)
+            }
+            let o = out + (oy &* s &+ x0)
+            store(a0, o); store(a1, o + outPlane); store(a2, o + 2 &* outPlane); store(a3, o + 3 &* outPlane)
+            store(a4, o + 4 &* outPlane); store(a5, o + 5 &* outPlane); store(a6, o + 6 &* outPlane)
+            store(a7, o + 7 &* outPlane)
+            let q = o + 16
+            store(b0, q); store(b1, q + outPlane); store(b2, q + 2 &* outPlane); store(b3, q + 3 &* outPlane)
+            store(b4, q + 4 &* outPlane); store(b5, q + 5 &* outPlane); store(b6, q + 6 &* outPlane)
+            store(b7, q + 7 &* outPlane)
+            x0 += 32
+        }
         while x0 < s {
             var a0 = Vec(repeating: bias[0]), a1 = Vec(repeating: bias[1]), a2 = Vec(repeating: bias[2])
             var a3 = Vec(repeating: bias[3]), a4 = Vec(repeating: bias[4]), a5 = Vec(repeating: bias[5])

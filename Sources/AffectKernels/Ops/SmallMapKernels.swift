@@ -79,6 +79,19 @@ public func maxPoolStride2Same(_ x: UnsafePointer<Float>, height h: Int, width w
             let xs = max(ox * 2 - left, 0), xe = min(ox * 2 - left + k, w)
             let o = out + ((oy &* ow &+ ox) &* c)
             var cb = 0
+            if k == 3 && ye - ys == 3 && xe - xs == 3 {
+                // A whole 3×3 window: nine loads, no loop bookkeeping.
+                let r0 = x + ((ys &* w &+ xs) &* c), r1 = r0 + w &* c, r2 = r1 + w &* c
+                let c2 = 2 &* c
+                while cb < c {
+                    let m0 = vmax(vmax(load(r0 + cb), load(r0 + (c &+ cb))), load(r0 + (c2 &+ cb)))
+                    let m1 = vmax(vmax(load(r1 + cb), load(r1 + (c &+ cb))), load(r1 + (c2 &+ cb)))
+                    let m2 = vmax(vmax(load(r2 + cb), load(r2 + (c &+ cb))), load(r2 + (c2 &+ cb)))
+                    store(vmax(vmax(m0, m1), m2), o + cb)
+                    cb += 16
+                }
+                continue
+            }
             while cb < c {
                 var m = load(x + ((ys &* w &+ xs) &* c &+ cb))
                 for yy in ys..<ye {
