@@ -34,7 +34,30 @@ public func depthwise3x3Same(_ x: UnsafePointer<Float>, height h: Int, width w: 
             }
             edge(0)
             var ox = 1
-            // Interior, four pixels per step: six loaded pixels per kernel row feed twelve FMAs.
+            // Interior, eight pixels per step: ten loaded pixels per kernel row feed 24 FMAs.
+            while ox + 8 <= w - 1 {
+                var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
+                for i in i0..<i1 {
+                    let p = x + ((oy + i - 1) &* rowStride &+ (ox - 1) &* c &+ cb)
+                    let wl = load(wt + (i * 3) &* c), wm = load(wt + (i * 3 + 1) &* c), wr = load(wt + (i * 3 + 2) &* c)
+                    let p0 = load(p), p1 = load(p + c), p2 = load(p + 2 &* c), p3 = load(p + 3 &* c), p4 = load(p + 4 &* c)
+                    let p5 = load(p + 5 &* c), p6 = load(p + 6 &* c), p7 = load(p + 7 &* c), p8 = load(p + 8 &* c)
+                    let p9 = load(p + 9 &* c)
+                    a0 = a0.addingProduct(p0, wl).addingProduct(p1, wm).addingProduct(p2, wr)
+                    a1 = a1.addingProduct(p1, wl).addingProduct(p2, wm).addingProduct(p3, wr)
+                    a2 = a2.addingProduct(p2, wl).addingProduct(p3, wm).addingProduct(p4, wr)
+                    a3 = a3.addingProduct(p3, wl).addingProduct(p4, wm).addingProduct(p5, wr)
+                    a4 = a4.addingProduct(p4, wl).addingProduct(p5, wm).addingProduct(p6, wr)
+                    a5 = a5.addingProduct(p5, wl).addingProduct(p6, wm).addingProduct(p7, wr)
+                    a6 = a6.addingProduct(p6, wl).addingProduct(p7, wm).addingProduct(p8, wr)
+                    a7 = a7.addingProduct(p7, wl).addingProduct(p8, wm).addingProduct(p9, wr)
+                }
+                let o = outRow + (ox &* c &+ cb)
+                store(a0, o); store(a1, o + c); store(a2, o + 2 &* c); store(a3, o + 3 &* c)
+                store(a4, o + 4 &* c); store(a5, o + 5 &* c); store(a6, o + 6 &* c); store(a7, o + 7 &* c)
+                ox += 8
+            }
+            // Four pixels per step: six loaded pixels per kernel row feed twelve FMAs.
             while ox + 4 <= w - 1 {
                 var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec()
                 for i in i0..<i1 {
