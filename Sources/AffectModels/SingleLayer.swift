@@ -6,17 +6,21 @@ import CBLAS
 ///
 /// Config: `op` = `conv2d` (weight OIHW, `stride`, `padding`, `groups`; input NCHW), `linear` (weight
 /// `[out, in]`; input `[N, L, in]`) or `cblas_sgemm` (the linear layer's product through OpenBLAS with its
-/// own threads, no bias: the ceiling), and `bench_shape` (input shape for `affect bench`).
+/// own threads, no bias: the ceiling), and `bench_shape` (input shape for `affect bench`). A conv2d with
+/// `layout` = `nhwc` takes and returns NHWC tensors, so a benchmark times the convolution alone.
 public struct SingleLayer: InferenceModel {
     public let arch = "layer"
     enum Op { case conv(Conv2D), linear(Linear), cblas(Tensor) }
     let op: Op
     let benchShape: [Int]
+    /// conv2d input and output are NHWC (no layout conversion around the layer).
+    let nhwc: Bool
 
     public init(weights w: WeightFile) throws {
         try w.require(arch: "layer")
         let kind = try w.configString("op")
         benchShape = try w.configInts("bench_shape", default: [])
+        nhwc = try w.configString("layout", default: "nchw") == "nhwc"
         let weight = try w.tensor("weight")
         switch kind {
         case "conv2d":
@@ -39,10 +43,11 @@ public struct SingleLayer: InferenceModel {
         let x = try inputs.float("input", source: source)
         switch op {
         case .conv(let c):
-            guard x.rank == 4, x.shape[1] == c.inChannels else {
-                throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected N×\(c.inChannels)×H×W.")
+            guard x.rank == 4, x.shape[nhwc ? 3 : 1] == c.inChannels else {
+                let expected = nhwc ? "N×H×W×\(c.inChannels)" : "N×\(c.inChannels)×H×W"
+                throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected \(expected).")
             }
-            return ["output": c(x.nchwToNHWC()).nhwcToNCHW()]
+            return ["output": nhwc ? c(x) : c(x.nchwToNHWC()).nhwcToNCHW()]
         case .linear(let l):
             guard x.shape.last == l.inFeatures else {
                 throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected last axis \(l.inFeatures).")
@@ -64,7 +69,7 @@ public struct SingleLayer: InferenceModel {
         var s = benchShape
         if s.isEmpty {
             switch op {
-            case .conv(let c): s = [1, c.inChannels, 56, 56]
+            case .conv(let c): s = nhwc ? [1, 56, 56, c.inChannels] : [1, c.inChannels, 56, 56]
             case .linear(let l): s = [1, shape.tokens, l.inFeatures]
             case .cblas(let w): s = [1, shape.tokens, w.shape[1]]
             }
@@ -77,7 +82,7 @@ public struct SingleLayer: InferenceModel {
         guard let x = inputs.floats["input"] else { return nil }
         switch op {
         case .conv(let c):
-            let o = c.outputSize(height: x.shape[2], width: x.shape[3])
+            let o = nhwc ? c.outputSize(height: x.shape[1], width: x.shape[2]) : c.outputSize(height: x.shape[2], width: x.shape[3])
             return 2 * Double(x.shape[0] * o.h * o.w * c.outChannels * c.kernel.h * c.kernel.w * (c.inChannels / c.groups))
         case .linear(let l): return 2 * Double(x.count / l.inFeatures * l.inFeatures * l.outFeatures)
         case .cblas(let w): return 2 * Double(x.count / w.shape[1] * w.count)

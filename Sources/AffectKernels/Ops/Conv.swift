@@ -220,8 +220,8 @@ public struct Conv2D: Sendable {
     }
 
     /// Pointwise convolution on the packed GEMM. A squeeze-and-excitation scale multiplies the weights per
-    /// image when an image has over twice as many pixels as output channels (early, wide maps: the weights,
-    /// copied twice, are the smaller operand), the pixels otherwise.
+    /// image (one scaled copy of the packed panels) when an image has over twice as many pixels as output
+    /// channels (early, wide maps: the weights are the smaller operand), the pixels otherwise.
     private func packedPointwise(_ x: Tensor, _ out: Tensor, _ g: PackedWeights, residual: Tensor?, inputScale: Tensor?) {
         let k = inChannels, nOut = outChannels
         let m = x.count / k, images = x.shape[0], perImage = m / images
@@ -233,21 +233,8 @@ public struct Conv2D: Sendable {
         }
         let sc = scale.data
         if 2 * nOut < perImage {
-            // A copy of the packed weights (same layout), rescaled along k for each image.
-            let scratch = Tensor(uninitialized: [nOut, k])
-            let scaled = PackedWeights(weight: scratch.data, n: nOut, k: k, bias: bias.map { UnsafePointer($0.data) },
-                                       tile: g.tile)
-            let width = g.tile.width, panels = g.panels
-            let from = UnsafePointer(g.data.data), to = scaled.data.data
             for img in 0..<images {
-                let si = sc + img * k
-                parallelFor(panels * k, minChunk: 64) { r0, r1 in
-                    for row in r0..<r1 {
-                        let f = Vec(repeating: si[row % k])
-                        var j = 0
-                        while j < width { store(load(from + row * width + j) * f, to + row * width + j); j += 16 }
-                    }
-                }
+                let scaled = g.scaledAlongK(sc + img * k)
                 let off = img * perImage
                 packedGEMM(m: perImage, a: x.data + off * k, lda: k, weights: scaled,
                            residual: res.map { $0 + off * nOut }, ldr: nOut, c: out.data + off * nOut, ldc: nOut,

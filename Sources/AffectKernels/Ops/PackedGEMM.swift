@@ -95,6 +95,28 @@ public struct PackedWeights: @unchecked Sendable {
         }
     }
 
+    private init(copying other: PackedWeights, data: Tensor) {
+        n = other.n; k = other.k; tile = other.tile; groups = other.groups
+        panels = other.panels; panelsPerGroup = other.panelsPerGroup
+        self.data = data; bias = other.bias
+    }
+
+    /// A copy whose weights are multiplied by `scale[kk]` along the input axis (`W · diag(scale)`), bias
+    /// unchanged: a squeeze-and-excitation gate folded into the weights for one image. Ungrouped only.
+    public func scaledAlongK(_ scale: UnsafePointer<Float>) -> PackedWeights {
+        precondition(groups == 1, "scaledAlongK needs ungrouped weights")
+        let copy = Tensor(uninitialized: [panels, k, tile.width])
+        let from = UnsafePointer(data.data), to = copy.data, width = tile.width, k = k
+        parallelFor(panels * k, minChunk: 1024) { r0, r1 in
+            for row in r0..<r1 {
+                let f = Vec(repeating: scale[row % k])
+                var j = 0
+                while j < width { store(load(from + row * width + j) * f, to + row * width + j); j += 16 }
+            }
+        }
+        return PackedWeights(copying: self, data: copy)
+    }
+
     /// First output column and column count of panel `p`.
     @inline(__always) func columns(ofPanel p: Int) -> (first: Int, count: Int) {
         let perGroup = n / groups, local = (p % panelsPerGroup) * tile.width
@@ -121,15 +143,26 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     defer { if started != 0 { MatrixProfile.record("packed GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
     precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
-    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible.
-    let mBlocks = (m + 239) / 240
+    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible; more (down to two
+    // row tiles each) when there are too few panels for every thread to take about four items: with two
+    // panels of 48 and 32 columns (80 outputs) and one M block, one thread did 60 % of the work.
+    let threads = Threading.threads
+    var mBlocks = (m + 239) / 240
+    if threads > 1 && mBlocks * w.panels < 4 * threads { mBlocks = max(mBlocks, min((4 * threads + w.panels - 1) / w.panels, m / (2 * mr))) }
     let mBlock = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
-    // One work item per (M block, panel): equal-sized items, so both threads finish together. A is re-read
-    // for every panel either way (the panel loop is outside the row loop); only C and the panel are per item.
+    // One work item per (M block, panel), claimed in turn by the threads. A is re-read for every panel
+    // either way (the panel loop is outside the row loop); only C and the panel are per item.
     let items = mBlocks * w.panels
     let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
+    // Small products stay on one thread, unless their weights are large enough that streaming them (a
+    // squeeze-and-excitation layer at m = 1) is worth two cores.
     let work = Double(m) * Double(n) * Double(k)
-    parallelFor(items, minChunk: work < 2e6 ? items : 1) { i0, i1 in
+    let serial = work < 2e6 && (n * k < 32_768 || w.panels < 2)
+    parallelFor(items, minChunk: serial ? items : 1) { i0, i1 in
+        // Narrow tiles are computed here and copied out. Allocated once per chunk: per tile, the
+        // allocation (a heap call: its size is not a constant) cost 15 % of a 96→24 convolution.
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mr * width)
+        defer { scratch.deallocate() }
         for item in i0..<i1 {
             let mb = item / w.panels, p = item % w.panels
             let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
@@ -150,7 +183,7 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                     microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
                               initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
                               out: c + r * ldc + col0, ldo: ldc, activation: last ? activation : .none,
-                              firstColumn: col0)
+                              firstColumn: col0, scratch: scratch)
                     r += mr
                 }
                 k0 += kLen
@@ -160,11 +193,13 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
 }
 
 /// One tile of C. Tiles whose width is a multiple of 16 go straight to a kernel of that width (fewer rows
-/// repeat the last row of A and are not stored); other widths run on a zero-padded copy in a stack buffer.
+/// repeat the last row of A and are not stored); other widths run on a zero-padded copy in `scratch`
+/// (`rows × width` floats).
 @inline(__always)
 func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, cols: Int,
                b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
-               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation, firstColumn: Int) {
+               out: UnsafeMutablePointer<Float>, ldo: Int, activation: Activation, firstColumn: Int,
+               scratch t: UnsafeMutablePointer<Float>) {
     let mr = tile.rows, width = tile.width
     if cols % 16 == 0 {
         kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
@@ -172,18 +207,15 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
         epilogue(activation, out, ldo: ldo, rows: rows, cols: cols, firstColumn: firstColumn)
         return
     }
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * width) { buffer in
-        let t = buffer.baseAddress!
+    if let initial {
         t.initialize(repeating: 0, count: mr * width)
-        if let initial {
-            for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
-        }
-        // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
-        kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
-               initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
-        epilogue(activation, t, ldo: width, rows: rows, cols: cols, firstColumn: firstColumn)
-        for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
+        for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
     }
+    // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
+    kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+           initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width)
+    epilogue(activation, t, ldo: width, rows: rows, cols: cols, firstColumn: firstColumn)
+    for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
 }
 
 @inline(__always)
