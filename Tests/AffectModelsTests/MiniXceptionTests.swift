@@ -42,6 +42,62 @@ import AffectModels
         }
     }
 
+    /// The committed weights re-wired through their config: `edit` changes the parsed `affect.config`.
+    func rewired(_ tag: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
+        let src = try SafeTensorsFile(path: Self.weights)
+        var meta = src.metadata
+        var config = try JSONSerialization.jsonObject(with: Data(meta["affect.config"]!.utf8)) as! [String: Any]
+        edit(&config)
+        meta["affect.config"] = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
+        var writer = SafeTensorsWriter(metadata: meta)
+        for t in src.tensors { writer.add(t.name, try src.tensor(t)) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mxc-\(getpid())-\(tag).safetensors").path
+        try writer.write(to: path)
+        return path
+    }
+
+    /// Stems of one and three convs (the last writes the bordered map; three ping-pong between buffers) and
+    /// 2×2 pooling windows take the fast path too and agree with the layer-by-layer one.
+    @Test(arguments: ["stem1", "stem3", "pool2"])
+    func rewiredNetworksMatchLayerwise(variant: String) throws {
+        let path = try rewired(variant) { config in
+            var stem = config["stem"] as! [[String: Any]]
+            var modules = config["modules"] as! [[String: Any]]
+            switch variant {
+            case "stem1": stem = [stem[0]]
+            case "stem3": stem.append(stem[1])
+            default: for i in modules.indices { modules[i]["pool"] = 2 }
+            }
+            config["stem"] = stem
+            config["modules"] = modules
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try MiniXception(weights: WeightFile(path: path))
+        #expect(model.usesSingleImagePlan)
+        for (n, h, w) in [(2, 64, 64), (1, 19, 23)] {
+            let x = Tensor(shape: [n, h, w, 1], values: values(n * h * w, seed: 5))
+            let fast = model.logits(nhwc: x), reference = model.layerwiseLogits(nhwc: x)
+            let scale = reference.array.map(abs).max()!
+            let err = zip(fast.array, reference.array).map { abs($0 - $1) }.max()!
+            #expect(err <= 1e-4 * scale, "\(variant) \(h)×\(w): max error \(err) (scale \(scale))")
+        }
+    }
+
+    @Test func zeroPoolingWindowIsABadWeightFile() throws {
+        let path = try rewired("pool0") { config in
+            var modules = config["modules"] as! [[String: Any]]
+            modules[1]["pool"] = 0
+            config["modules"] = modules
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try MiniXception(weights: WeightFile(path: path))
+            Issue.record("a pooling window of 0 was accepted")
+        } catch let error as AffectError {
+            #expect("\(error)".contains(path) && "\(error)".contains("pool"))
+        }
+    }
+
     @Test func tooSmallAnImageIsABadInput() throws {
         let model = try MiniXception(weights: WeightFile(path: Self.weights))
         let inputs = ModelInputs(floats: ["pixels": Tensor.filled([1, 1, 4, 64], with: 0)])
