@@ -109,8 +109,10 @@ public struct MiniXception: InferenceModel {
     /// Each image's whole forward pass runs on one thread (``SingleImagePlan``); a batch is split across
     /// threads by image.
     public func logits(nhwc x: Tensor) -> Tensor {
+        guard let plan, x.rank == 4, x.shape[3] == 1, plan.accepts(height: x.shape[1], width: x.shape[2]) else {
+            return layerwiseLogits(nhwc: x)
+        }
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
-        guard let plan, plan.accepts(height: h, width: w) else { return layerwiseLogits(nhwc: x) }
         let classes = plan.classes
         let out = Tensor(uninitialized: [n, classes])
         let size = plan.workspaceSize(height: h, width: w)
