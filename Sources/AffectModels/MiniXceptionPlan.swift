@@ -198,16 +198,16 @@ extension MiniXception {
                 // Shortcut: the input's even pixels (1×1, stride 2, "same" pads nothing), one GEMM that adds
                 // the pooled map as its residual.
                 let (oh, ow) = ((mh + 1) / 2, (mw + 1) / 2)
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        let g = gather + (oy * ow + ox) * m.cin
-                        if index == 0 {
-                            let p = current + (2 * oy + 1) * s + 2 * ox + 1
+                if index == 0 {
+                    // From the bordered planes: pixel (y, x) of channel c is at c·plane + (y + 1)·s + x + 1.
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            let g = gather + (oy * ow + ox) * m.cin, p = current + (2 * oy + 1) * s + 2 * ox + 1
                             for c in 0..<m.cin { g[c] = p[c * paddedPlane] }
-                        } else {
-                            g.update(from: current + ((2 * oy) * mw + 2 * ox) * m.cin, count: m.cin)
                         }
                     }
+                } else {
+                    subsampleStride2(current, height: mh, width: mw, channels: m.cin, gather)
                 }
                 packedGEMM(m: oh * ow, a: gather, lda: m.cin, weights: m.residual, residual: out, ldr: m.cout,
                            c: out, ldc: m.cout)

@@ -41,6 +41,19 @@ import AffectKernels
         }
     }
 
+    /// The even pixels are what a 1×1 stride-2 "same" convolution reads: identity weights give them back.
+    @Test(arguments: sizes)
+    func subsampleMatchesStridedConv(h: Int, w: Int) {
+        let c = 32
+        let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 15))
+        let identity = Tensor.zeros([c, c, 1, 1])
+        for i in 0..<c { identity.data[i * c + i] = 1 }
+        let reference = Conv2D(weight: identity, bias: nil, stride: (2, 2), padding: .tfSame)(x)
+        let out = Tensor(uninitialized: [(h + 1) / 2, (w + 1) / 2, c])
+        subsampleStride2(x.data, height: h, width: w, channels: c, out.data)
+        #expect(out.array == reference.array)
+    }
+
     @Test(arguments: sizes)
     func convGlobalAverageMatchesConvThenPool(h: Int, w: Int) {
         let (c, o) = (32, 7)

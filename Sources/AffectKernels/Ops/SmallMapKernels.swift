@@ -171,3 +171,20 @@ public func convSameGlobalAverage(_ x: UnsafePointer<Float>, height h: Int, widt
         }
     }
 }
+
+/// The even pixels of `[h, w, c]` (rows and columns 0, 2, 4, …): `[⌈h/2⌉, ⌈w/2⌉, c]`, the input of a 1×1
+/// stride-2 convolution, which TF "SAME" does not pad.
+public func subsampleStride2(_ x: UnsafePointer<Float>, height h: Int, width w: Int, channels c: Int,
+                             _ out: UnsafeMutablePointer<Float>) {
+    precondition(c % 16 == 0)
+    let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
+    var o = out
+    for oy in 0..<oh {
+        for ox in 0..<ow {
+            let p = x + ((2 &* oy &* w &+ 2 &* ox) &* c)
+            var cb = 0
+            while cb < c { store(load(p + cb), o + cb); cb += 16 }
+            o += c
+        }
+    }
+}
