@@ -18,6 +18,10 @@ extension Conv2D {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let k = kh, s = stride.h
+        if oh * ow <= 28 * 28 && c % 16 == 0 {
+            depthwiseTiled(x, out, padTop: padTop, padLeft: padLeft, vact: vact, means: means)
+            return true
+        }
         let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
         let b = bias.map { UnsafePointer($0.data) }
         // Stands in for kernel rows in the padding: same offsets as a real input row, all zeros.
@@ -43,18 +47,18 @@ extension Conv2D {
                     let bv = b.map { load($0 + cb) } ?? Vec()
                     let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
                     var sum = Vec()
-                    let edge = DepthwiseRow(rows: rows, weights: wt + cb, c: c, bias: bv)
+                    let edge = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
                     for ox in 0..<oxLo {
                         let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
                         sum += v
                         store(v, outRow + (ox &* c &+ cb))
                     }
-                    let interior = DepthwiseRow(rows: rows, weights: wt + cb, c: c, bias: bv)
+                    let interior = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
                     switch (k, s) {
-                    case (3, 1): interior.run(k: 3, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, vact, slope, &sum)
-                    case (3, 2): interior.run(k: 3, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, vact, slope, &sum)
-                    case (5, 1): interior.run(k: 5, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, vact, slope, &sum)
-                    default: interior.run(k: 5, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, vact, slope, &sum)
+                    case (3, 1): interior.run(k: 3, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+                    case (3, 2): interior.run(k: 3, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+                    case (5, 1): interior.run(k: 5, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+                    default: interior.run(k: 5, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
                     }
                     for ox in oxHi..<ow {
                         let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
@@ -93,13 +97,74 @@ extension Conv2D {
     }
 }
 
+extension Conv2D {
+    /// Small maps (late layers: 28×28 down to 7×7). Split by rows, a 7×7 map gave each thread three or four
+    /// rows, and with a 5×5 window four of its seven columns were edge columns on the slow clipped path. Here
+    /// each work item is one image's block of 16 channels: its input is copied into a zero-padded tile
+    /// (`[(oh-1)·s+k] × [(ow-1)·s+k] × 16` floats, in L1/L2), so every output pixel takes the unrolled
+    /// interior path, and there are enough items (C/16 per image) to keep both threads busy.
+    func depthwiseTiled(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, vact: VectorActivation,
+                        means: UnsafeMutablePointer<Float>?) {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (out.shape[1], out.shape[2])
+        let k = kernel.h, s = stride.h
+        // Pixels go eight at a time (eight independent FMA chains); the last block's extra pixels read the
+        // tile's zero columns past the map and are not stored.
+        let th = (oh - 1) * s + k, tw = ((ow + 7) / 8 * 8 - 1) * s + k
+        let blocks = c / 16
+        let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
+        let b = bias.map { UnsafePointer($0.data) }
+        parallelFor(n * blocks, minChunk: 1) { i0, i1 in
+            let tile = UnsafeMutablePointer<Float>.allocate(capacity: th * tw * 16)
+            let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+            defer { tile.deallocate(); rows.deallocate() }
+            for item in i0..<i1 {
+                let img = item / blocks, cb = (item % blocks) &* 16
+                let image = src + img &* h &* w &* c + cb
+                for ty in 0..<th {
+                    let iy = ty &- padTop, row = tile + ty &* tw &* 16
+                    guard iy >= 0 && iy < h else { row.initialize(repeating: 0, count: tw &* 16); continue }
+                    for tx in 0..<tw {
+                        let ix = tx &- padLeft
+                        store(ix >= 0 && ix < w ? load(image + (iy &* w &+ ix) &* c) : Vec(), row + tx &* 16)
+                    }
+                }
+                let bv = b.map { load($0 + cb) } ?? Vec()
+                let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
+                for oy in 0..<oh {
+                    for i in 0..<k { rows[i] = UnsafePointer(tile + (oy &* s &+ i) &* tw &* 16) }
+                    let row = DepthwiseRow(rows: rows, weights: wt + cb, c: 16, weightStride: c, bias: bv)
+                    let r: Int = img &* oh &+ oy
+                    let outRow = dst + (r &* ow &* c &+ cb)
+                    var sum = Vec()
+                    var ox = 0
+                    while ox < ow {
+                        let count = min(8, ow - ox), o = outRow + ox &* c
+                        switch (k, s) {
+                        case (3, 1): row.eight(k: 3, s: 1, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (3, 2): row.eight(k: 3, s: 2, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (5, 1): row.eight(k: 5, s: 1, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
+                        default: row.eight(k: 5, s: 2, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
+                        }
+                        ox &+= 8
+                    }
+                    if let m = means { store(sum, m + (r &* c &+ cb)) }
+                }
+            }
+        }
+    }
+}
+
 /// One output row of a depthwise convolution, for one block of 16 channels.
 struct DepthwiseRow {
     /// The window's `k` input rows (a row of zeros where the window is in the padding).
     let rows: UnsafeMutablePointer<UnsafePointer<Float>>
-    /// `[k, k, c]` weights, offset to this channel block.
+    /// `[k, k, C]` weights, offset to this channel block.
     let weights: UnsafePointer<Float>
+    /// Floats between neighbouring pixels of an input row.
     let c: Int
+    /// Floats between neighbouring taps of `weights` (the layer's channel count).
+    let weightStride: Int
     let bias: Vec
 
     /// A window starting at input column `ix0` that the left or right edge cuts: only its valid taps.
@@ -111,18 +176,56 @@ struct DepthwiseRow {
             let rp = rows[i] + cb
             var j = j0
             while j < j1 {
-                acc = acc.addingProduct(load(rp + (ix0 &+ j) &* c), load(weights + (i &* k &+ j) &* c))
+                acc = acc.addingProduct(load(rp + (ix0 &+ j) &* c), load(weights + (i &* k &+ j) &* weightStride))
                 j &+= 1
             }
         }
         return acc
     }
 
+    /// Eight output pixels from column `ox` (no padding: the rows are long enough), of which the first
+    /// `count` are activated, stored and added to `sum`.
+    @_transparent
+    func eight(k: Int, s: Int, from ox: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
+               _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
+        var a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias
+        let x0 = ox &* s &* c
+        for i in 0..<k {
+            let rp = rows[i] + x0
+            for j in 0..<k {
+                let wv = load(weights + (i &* k &+ j) &* weightStride)
+                a0 = a0.addingProduct(load(rp + j &* c), wv)
+                a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
+                a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
+                a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
+                a4 = a4.addingProduct(load(rp + (4 &* s &+ j) &* c), wv)
+                a5 = a5.addingProduct(load(rp + (5 &* s &+ j) &* c), wv)
+                a6 = a6.addingProduct(load(rp + (6 &* s &+ j) &* c), wv)
+                a7 = a7.addingProduct(load(rp + (7 &* s &+ j) &* c), wv)
+            }
+        }
+        a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
+        a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope)
+        if count == 8 {
+            sum += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
+            store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
+            return
+        }
+        sum += a0; store(a0, o)
+        if count > 1 { sum += a1; store(a1, o + oc) }
+        if count > 2 { sum += a2; store(a2, o + 2 &* oc) }
+        if count > 3 { sum += a3; store(a3, o + 3 &* oc) }
+        if count > 4 { sum += a4; store(a4, o + 4 &* oc) }
+        if count > 5 { sum += a5; store(a5, o + 5 &* oc) }
+        if count > 6 { sum += a6; store(a6, o + 6 &* oc) }
+    }
+
     /// Interior output columns `ox0..<ox1`, activated and stored, their sum added to `sum`. Always inlined
     /// (`@_transparent`; `@inline(__always)` was not honoured here), where `k` and `s` are literals.
     @_transparent
     func run(k: Int, s: Int, _ ox0: Int, _ ox1: Int, padLeft: Int, cb: Int, out: UnsafeMutablePointer<Float>,
-             _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
+             outStride oc: Int, _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var ox = ox0
         while ox &+ 8 <= ox1 {
             var a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias
@@ -130,7 +233,7 @@ struct DepthwiseRow {
             for i in 0..<k {
                 let rp = rows[i] + x0
                 for j in 0..<k {
-                    let wv = load(weights + (i &* k &+ j) &* c)
+                    let wv = load(weights + (i &* k &+ j) &* weightStride)
                     a0 = a0.addingProduct(load(rp + j &* c), wv)
                     a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
                     a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
@@ -144,9 +247,9 @@ struct DepthwiseRow {
             a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
             a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope)
             sum += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-            let o = out + (ox &* c &+ cb)
-            store(a0, o); store(a1, o + c); store(a2, o + 2 &* c); store(a3, o + 3 &* c)
-            store(a4, o + 4 &* c); store(a5, o + 5 &* c); store(a6, o + 6 &* c); store(a7, o + 7 &* c)
+            let o = out + (ox &* oc &+ cb)
+            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
+            store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
             ox &+= 8
         }
         while ox &+ 4 <= ox1 {
@@ -155,7 +258,7 @@ struct DepthwiseRow {
             for i in 0..<k {
                 let rp = rows[i] + x0
                 for j in 0..<k {
-                    let wv = load(weights + (i &* k &+ j) &* c)
+                    let wv = load(weights + (i &* k &+ j) &* weightStride)
                     a0 = a0.addingProduct(load(rp + j &* c), wv)
                     a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
                     a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
@@ -164,8 +267,8 @@ struct DepthwiseRow {
             }
             a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
             sum += (a0 + a1) + (a2 + a3)
-            let o = out + (ox &* c &+ cb)
-            store(a0, o); store(a1, o + c); store(a2, o + 2 &* c); store(a3, o + 3 &* c)
+            let o = out + (ox &* oc &+ cb)
+            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
             ox &+= 4
         }
         while ox < ox1 {
@@ -173,11 +276,11 @@ struct DepthwiseRow {
             let x0 = (ox &* s &- padLeft) &* c &+ cb
             for i in 0..<k {
                 let rp = rows[i] + x0
-                for j in 0..<k { a0 = a0.addingProduct(load(rp + j &* c), load(weights + (i &* k &+ j) &* c)) }
+                for j in 0..<k { a0 = a0.addingProduct(load(rp + j &* c), load(weights + (i &* k &+ j) &* weightStride)) }
             }
             a0 = vact(a0, slope)
             sum += a0
-            store(a0, out + (ox &* c &+ cb))
+            store(a0, out + (ox &* oc &+ cb))
             ox &+= 1
         }
     }
