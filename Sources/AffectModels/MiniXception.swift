@@ -27,6 +27,8 @@ public struct MiniXception: InferenceModel {
     let stem: [Conv2D]
     let modules: [Module]
     let head: Conv2D
+    /// The whole-image fast path; nil when the layer widths do not fit its kernels.
+    let plan: SingleImagePlan?
 
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mini_xception")
@@ -51,45 +53,84 @@ public struct MiniXception: InferenceModel {
 
         var channels = 1
         var stem: [Conv2D] = []
+        var stemFolded: [(Tensor, Tensor)] = []
         guard let stemCfg = w.config["stem"] as? [[String: Any]], let modCfg = w.config["modules"] as? [[String: Any]] else {
             throw AffectError.badInput("\(w.path): config `stem` or `modules` is missing (arch mini_xception).")
         }
         for s in stemCfg {
             let conv = try names("conv", in: s), b = try names("bn", in: s)
             let k = try kernel("\(conv)/kernel", cin: channels)
-            stem.append(Conv2D(weight: k, bias: nil, batchNorm: try bn(b, k.shape[0]), padding: .valid, activation: .relu))
+            let folded = try bn(b, k.shape[0]).fold(weight: k, bias: nil)
+            stem.append(Conv2D(weight: folded.0, bias: folded.1, padding: .valid, activation: .relu))
+            stemFolded.append(folded)
             channels = k.shape[0]
         }
         var modules: [Module] = []
+        var modulesFolded: [SingleImagePlan.FoldedModule] = []
         for m in modCfg {
-            func separable(_ sep: String, _ bnName: String, cin: Int, act: Activation) throws -> (Conv2D, Conv2D) {
+            func separable(_ sep: String, _ bnName: String, cin: Int) throws -> (depthwise: Tensor, pointwise: (Tensor, Tensor)) {
                 // Depthwise `[kh, kw, C, 1]` → `[C, 1, kh, kw]`.
                 let dk = try w.tensor("\(sep)/depthwise_kernel", shape: [-1, -1, cin, 1]).permuted([2, 3, 0, 1])
                 let pk = try kernel("\(sep)/pointwise_kernel", cin: cin)
-                return (Conv2D(weight: dk, bias: nil, padding: .tfSame, groups: cin),
-                        Conv2D(weight: pk, bias: nil, batchNorm: try bn(bnName, pk.shape[0]), activation: act))
+                return (dk, try bn(bnName, pk.shape[0]).fold(weight: pk, bias: nil))
             }
-            let (d1, p1) = try separable(try names("sep1", in: m), try names("bn1", in: m), cin: channels, act: .relu)
-            let (d2, p2) = try separable(try names("sep2", in: m), try names("bn2", in: m), cin: p1.outChannels, act: .none)
+            let s1 = try separable(try names("sep1", in: m), try names("bn1", in: m), cin: channels)
+            let mid = s1.pointwise.0.shape[0]
+            let s2 = try separable(try names("sep2", in: m), try names("bn2", in: m), cin: mid)
             let rk = try kernel("\(try names("residual_conv", in: m))/kernel", cin: channels)
-            let res = Conv2D(weight: rk, bias: nil, batchNorm: try bn(try names("residual_bn", in: m), rk.shape[0]),
-                             stride: (2, 2), padding: .tfSame)
-            guard res.outChannels == p2.outChannels else {
-                throw AffectError.badInput("\(w.path): module widths disagree (\(res.outChannels) vs \(p2.outChannels)).")
+            let rf = try bn(try names("residual_bn", in: m), rk.shape[0]).fold(weight: rk, bias: nil)
+            guard rk.shape[0] == s2.pointwise.0.shape[0] else {
+                throw AffectError.badInput("\(w.path): module widths disagree (\(rk.shape[0]) vs \(s2.pointwise.0.shape[0])).")
             }
-            modules.append(Module(depthwise1: d1, pointwise1: p1, depthwise2: d2, pointwise2: p2,
-                                  pool: (m["pool"] as? NSNumber)?.intValue ?? 3, residual: res))
-            channels = p2.outChannels
+            let pool = (m["pool"] as? NSNumber)?.intValue ?? 3
+            guard pool >= 1 else { throw AffectError.badInput("\(w.path): config `pool` must be at least 1, got \(pool).") }
+            modules.append(Module(
+                depthwise1: Conv2D(weight: s1.depthwise, bias: nil, padding: .tfSame, groups: channels),
+                pointwise1: Conv2D(weight: s1.pointwise.0, bias: s1.pointwise.1, activation: .relu),
+                depthwise2: Conv2D(weight: s2.depthwise, bias: nil, padding: .tfSame, groups: mid),
+                pointwise2: Conv2D(weight: s2.pointwise.0, bias: s2.pointwise.1),
+                pool: pool,
+                residual: Conv2D(weight: rf.0, bias: rf.1, stride: (2, 2), padding: .tfSame)))
+            modulesFolded.append(.init(depthwise1: s1.depthwise, pointwise1: s1.pointwise, depthwise2: s2.depthwise,
+                                       pointwise2: s2.pointwise, residual: rf, pool: pool))
+            channels = rk.shape[0]
         }
         self.stem = stem
         self.modules = modules
         let headName = try names("head", in: w.config)
         let hk = try kernel("\(headName)/kernel", cin: channels)
-        head = Conv2D(weight: hk, bias: try w.optionalTensor("\(headName)/bias", shape: [hk.shape[0]]), padding: .tfSame)
+        let hb = try w.optionalTensor("\(headName)/bias", shape: [hk.shape[0]])
+        head = Conv2D(weight: hk, bias: hb, padding: .tfSame)
+        plan = SingleImagePlan(stem: stemFolded, modules: modulesFolded, head: (hk, hb))
     }
 
     /// Pre-softmax class scores `[N, 7]` from NHWC gray pixels in [−1, 1].
+    ///
+    /// Each image's whole forward pass runs on one thread (``SingleImagePlan``); a batch is split across
+    /// threads by image.
     public func logits(nhwc x: Tensor) -> Tensor {
+        guard let plan, x.rank == 4, x.shape[3] == 1, plan.accepts(height: x.shape[1], width: x.shape[2]) else {
+            return layerwiseLogits(nhwc: x)
+        }
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let classes = plan.classes
+        let out = Tensor(uninitialized: [n, classes])
+        let size = plan.workspaceSize(height: h, width: w)
+        parallelFor(n, minChunk: 1) { i0, i1 in
+            let workspace = Tensor(uninitialized: [size])
+            for i in i0..<i1 {
+                plan.forward(x.data + i * h * w, height: h, width: w, workspace: workspace.data, logits: out.data + i * classes)
+            }
+        }
+        return out
+    }
+
+    /// Whether ``logits(nhwc:)`` runs the single-image fast path (every layer's width fits its kernels).
+    public var usesSingleImagePlan: Bool { plan != nil }
+
+    /// The same scores layer by layer on the general operators (any widths): what ``logits(nhwc:)`` falls
+    /// back to, and the reference its tests compare the fast path with.
+    public func layerwiseLogits(nhwc x: Tensor) -> Tensor {
         var x = x
         for c in stem { x = c(x) }
         for m in modules {
@@ -108,7 +149,8 @@ public struct MiniXception: InferenceModel {
         guard pixels.rank == 4, pixels.shape[1] == 1, pixels.shape[0] > 0, pixels.shape[2] >= 5, pixels.shape[3] >= 5 else {
             throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×1×\(inputSize)×\(inputSize).")
         }
-        let l = logits(nhwc: pixels.nchwToNHWC())
+        // One channel: NCHW and NHWC are the same bytes.
+        let l = logits(nhwc: pixels.reshaped([pixels.shape[0], pixels.shape[2], pixels.shape[3], 1]))
         return ["logits": l, "probs": softmax(l)]
     }
 

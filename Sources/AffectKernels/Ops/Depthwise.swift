@@ -18,7 +18,7 @@ extension Conv2D {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let k = kh, s = stride.h
-        if oh * ow <= 28 * 28 && c % 16 == 0 {
+        if oh * ow <= (s == 1 ? 28 * 28 : 14 * 14) && c % 16 == 0 {
             depthwiseTiled(x, out, padTop: padTop, padLeft: padLeft, vact: vact, means: means)
             return true
         }
