@@ -115,19 +115,18 @@ extension Conv2D {
         let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
         let b = bias.map { UnsafePointer($0.data) }
         parallelFor(n * blocks, minChunk: 1) { i0, i1 in
+            // The padding is the same for every item: zeroed once, and each item copies only its map in.
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: th * tw * 16)
+            tile.initialize(repeating: 0, count: th * tw * 16)
             let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
             defer { tile.deallocate(); rows.deallocate() }
+            let copyRows = min(h, th - padTop), copyCols = min(w, tw - padLeft)
             for item in i0..<i1 {
                 let img = item / blocks, cb = (item % blocks) &* 16
                 let image = src + img &* h &* w &* c + cb
-                for ty in 0..<th {
-                    let iy = ty &- padTop, row = tile + ty &* tw &* 16
-                    guard iy >= 0 && iy < h else { row.initialize(repeating: 0, count: tw &* 16); continue }
-                    for tx in 0..<tw {
-                        let ix = tx &- padLeft
-                        store(ix >= 0 && ix < w ? load(image + (iy &* w &+ ix) &* c) : Vec(), row + tx &* 16)
-                    }
+                for iy in 0..<copyRows {
+                    let from = image + iy &* w &* c, to = tile + ((iy &+ padTop) &* tw &+ padLeft) &* 16
+                    for ix in 0..<copyCols { store(load(from + ix &* c), to + ix &* 16) }
                 }
                 let bv = b.map { load($0 + cb) } ?? Vec()
                 let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
