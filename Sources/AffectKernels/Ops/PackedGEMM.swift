@@ -223,6 +223,10 @@ func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, 
             b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
             out: UnsafeMutablePointer<Float>, ldo: Int) {
     switch (tile, vectors) {
+    case (.rows8x48, 3) where rows <= 4:
+        kernel4(Row48.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case (.rows8x48, 2) where rows <= 4:
+        kernel4(Row32.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
     case (.rows8x48, 3):
         kernel8(Row48.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
     case (.rows8x48, 2):
@@ -349,6 +353,28 @@ func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int
     if rows > 5 { c5.store(to: out + 5 * ldo) }
     if rows > 6 { c6.store(to: out + 6 * ldo) }
     if rows > 7 { c7.store(to: out + 7 * ldo) }
+}
+
+/// The last ≤ 4 rows of an M block (49 rows = six tiles of 8 and one of 1): half the FMAs of ``kernel8``,
+/// whose extra rows would only repeat the last row of A.
+@inline(never)
+func kernel4<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+                         initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+                         out: UnsafeMutablePointer<Float>, ldo: Int) {
+    @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
+    @inline(__always) func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
+    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3)
+    var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3)
+    var bp = b
+    for kk in 0..<kLen {
+        let w = R.panel(bp)
+        c0.fma(a0[kk], w); c1.fma(a1[kk], w); c2.fma(a2[kk], w); c3.fma(a3[kk], w)
+        bp += 48
+    }
+    c0.store(to: out)
+    if rows > 1 { c1.store(to: out + ldo) }
+    if rows > 2 { c2.store(to: out + 2 * ldo) }
+    if rows > 3 { c3.store(to: out + 3 * ldo) }
 }
 
 /// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers).
