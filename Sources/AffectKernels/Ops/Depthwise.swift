@@ -138,12 +138,12 @@ extension Conv2D {
                     var sum = Vec()
                     var ox = 0
                     while ox < ow {
-                        let count = min(8, ow - ox), o = outRow + ox &* c
+                        let count = min(8, ow - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
                         switch (k, s) {
-                        case (3, 1): row.eight(k: 3, s: 1, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (3, 2): row.eight(k: 3, s: 2, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (5, 1): row.eight(k: 5, s: 1, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
-                        default: row.eight(k: 5, s: 2, from: ox, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (3, 1): row.eight(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (3, 2): row.eight(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (5, 1): row.eight(k: 5, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        default: row.eight(k: 5, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
                         }
                         ox &+= 8
                     }
@@ -182,13 +182,13 @@ struct DepthwiseRow {
         return acc
     }
 
-    /// Eight output pixels from column `ox` (no padding: the rows are long enough), of which the first
-    /// `count` are activated, stored and added to `sum`.
+    /// Eight output pixels whose first window starts `x0` floats into each row (the rows must be long
+    /// enough for all eight), of which the first `count` are activated, stored (`oc` floats apart from `o`)
+    /// and added to `sum`.
     @_transparent
-    func eight(k: Int, s: Int, from ox: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
+    func eight(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
                _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias
-        let x0 = ox &* s &* c
         for i in 0..<k {
             let rp = rows[i] + x0
             for j in 0..<k {
@@ -227,28 +227,8 @@ struct DepthwiseRow {
              outStride oc: Int, _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var ox = ox0
         while ox &+ 8 <= ox1 {
-            var a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias
-            let x0 = (ox &* s &- padLeft) &* c &+ cb
-            for i in 0..<k {
-                let rp = rows[i] + x0
-                for j in 0..<k {
-                    let wv = load(weights + (i &* k &+ j) &* weightStride)
-                    a0 = a0.addingProduct(load(rp + j &* c), wv)
-                    a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
-                    a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
-                    a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
-                    a4 = a4.addingProduct(load(rp + (4 &* s &+ j) &* c), wv)
-                    a5 = a5.addingProduct(load(rp + (5 &* s &+ j) &* c), wv)
-                    a6 = a6.addingProduct(load(rp + (6 &* s &+ j) &* c), wv)
-                    a7 = a7.addingProduct(load(rp + (7 &* s &+ j) &* c), wv)
-                }
-            }
-            a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
-            a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope)
-            sum += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-            let o = out + (ox &* oc &+ cb)
-            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
-            store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
+            eight(k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 8, out: out + (ox &* oc &+ cb), outStride: oc,
+                  vact, slope, &sum)
             ox &+= 8
         }
         while ox &+ 4 <= ox1 {
