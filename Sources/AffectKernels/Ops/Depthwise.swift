@@ -109,8 +109,15 @@ extension Conv2D {
         let (oh, ow) = (out.shape[1], out.shape[2])
         let k = kernel.h, s = stride.h
         // Pixels go eight at a time (eight independent FMA chains); the last block's extra pixels read the
-        // tile's zero columns past the map and are not stored.
-        let th = (oh - 1) * s + k, tw = ((ow + 7) / 8 * 8 - 1) * s + k
+        // tile's zero columns past the map and are not stored. A width that is not a multiple of eight
+        // (EfficientNet-B2's 9, 17 and 33) leaves a remainder that costs a whole block on every row: when
+        // it saves blocks, the last `ow % 8` columns run instead as vertical blocks of eight rows (the same
+        // kernel with rows and columns swapped, on transposed weights). A 9 × 9 map: 11 blocks, not 18.
+        let fullColumns = ow / 8 * 8, rest = ow - fullColumns
+        let vertical = rest > 0 && fullColumns * rest > 0
+            && oh * (fullColumns / 8) + rest * ((oh + 7) / 8) < oh * ((ow + 7) / 8)
+        let th = ((vertical ? (oh + 7) / 8 * 8 : oh) - 1) * s + k, tw = ((ow + 7) / 8 * 8 - 1) * s + k
+        let rowEnd = vertical ? fullColumns : ow
         let blocks = c / 16
         let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
         let b = bias.map { UnsafePointer($0.data) }
@@ -120,7 +127,8 @@ extension Conv2D {
             // only its map in.
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: th * tw * 16)
             let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); rows.deallocate() }
+            let transposed = UnsafeMutablePointer<Float>.allocate(capacity: k * k * 16)
+            defer { tile.deallocate(); rows.deallocate(); transposed.deallocate() }
             let copyRows = min(h, th - padTop), copyCols = min(w, tw - padLeft)
             tile.initialize(repeating: 0, count: padTop * tw * 16)
             (tile + (padTop + copyRows) * tw * 16).initialize(repeating: 0, count: (th - padTop - copyRows) * tw * 16)
@@ -145,8 +153,8 @@ extension Conv2D {
                     let outRow = dst + (r &* ow &* c &+ cb)
                     var sum = Vec()
                     var ox = 0
-                    while ox < ow {
-                        let count = min(8, ow - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
+                    while ox < rowEnd {
+                        let count = min(8, rowEnd - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
                         switch (k, s) {
                         case (3, 1): row.eight(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
                         case (3, 2): row.eight(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
@@ -156,6 +164,33 @@ extension Conv2D {
                         ox &+= 8
                     }
                     if let m = means { store(sum, m + (r &* c &+ cb)) }
+                }
+                guard vertical else { continue }
+                // Window row i of a vertical block is tile column ox·s + i; its taps step down the tile.
+                for i in 0..<k {
+                    for j in 0..<k {
+                        let from: Int = (j &* k &+ i) &* c &+ cb, to: Int = (i &* k &+ j) &* 16
+                        store(load(wt + from), transposed + to)
+                    }
+                }
+                for ox in fullColumns..<ow {
+                    for i in 0..<k { rows[i] = UnsafePointer(tile + (ox &* s &+ i) &* 16) }
+                    let column = DepthwiseRow(rows: rows, weights: transposed, c: tw &* 16, weightStride: 16, bias: bv)
+                    var oy = 0
+                    while oy < oh {
+                        let count = min(8, oh - oy), r = img &* oh &+ oy, y0 = oy &* s &* tw &* 16
+                        let o = dst + ((r &* ow &+ ox) &* c &+ cb)
+                        var sum = Vec()
+                        switch (k, s) {
+                        case (3, 1): column.eight(k: 3, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        case (3, 2): column.eight(k: 3, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        case (5, 1): column.eight(k: 5, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        default: column.eight(k: 5, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        }
+                        // The image's channel sums only need each pixel once: this block's go to its first row.
+                        if let m = means { let p = m + (r &* c &+ cb); store(load(p) + sum, p) }
+                        oy &+= 8
+                    }
                 }
             }
         }
@@ -168,7 +203,7 @@ struct DepthwiseRow {
     let rows: UnsafeMutablePointer<UnsafePointer<Float>>
     /// `[k, k, C]` weights, offset to this channel block.
     let weights: UnsafePointer<Float>
-    /// Floats between neighbouring pixels of an input row.
+    /// Floats between neighbouring pixels of an input row (between rows, for a vertical block).
     let c: Int
     /// Floats between neighbouring taps of `weights` (the layer's channel count).
     let weightStride: Int
