@@ -97,6 +97,8 @@ public struct LayerNorm: Sendable {
                           activation: Activation = .none) {
         let d = size
         let g = weight.map { UnsafePointer($0.data) }, b = bias.map { UnsafePointer($0.data) }
+        let activate: Bool
+        if case .none = activation { activate = false } else { activate = true }
         for r in 0..<rows {
             let i = src + r * d, o = dst + r * d
             var sum = Vec(); var j = 0
@@ -122,7 +124,7 @@ public struct LayerNorm: Sendable {
                 if let b { y += b[j] }
                 o[j] = y; j += 1
             }
-            applyActivation(activation, o, count: d, channels: d)
+            if activate { applyActivation(activation, o, count: d, channels: d) }
         }
     }
 }
