@@ -110,8 +110,13 @@ public struct EfficientNet: InferenceModel {
     }
 
     /// Penultimate features `[N, 1280]` (what EmotiEffLib's `extract_features` returns) from NHWC pixels.
-    public func features(nhwc x: Tensor) -> Tensor {
-        var x = stem(x)
+    public func features(nhwc x: Tensor) -> Tensor { features(stem: stem(x)) }
+
+    /// The same from NCHW pixels, which the stem reads in place.
+    public func features(nchw x: Tensor) -> Tensor { features(stem: stem(nchw: x)) }
+
+    private func features(stem x: Tensor) -> Tensor {
+        var x = x
         for b in blocks {
             let input = x
             if let e = b.expand { x = e(x) }

@@ -229,8 +229,13 @@ public struct MobileViT: FacialBackbone {
         return out
     }
 
-    public func features(nhwc x: Tensor) -> Tensor {
-        var x = stem(x)
+    public func features(nhwc x: Tensor) -> Tensor { features(stem: stem(x)) }
+
+    /// The same from NCHW pixels, which the stem reads in place.
+    public func features(nchw x: Tensor) -> Tensor { features(stem: stem(nchw: x)) }
+
+    private func features(stem x: Tensor) -> Tensor {
+        var x = x
         for block in blocks {
             switch block {
             case .bottleneck(let b):

@@ -8,6 +8,9 @@ public protocol FacialBackbone: InferenceModel {
     var inputSize: Int { get }
     /// Normalised NHWC pixels → `[N, D]` features (EmotiEffLib's `extract_features`).
     func features(nhwc: Tensor) -> Tensor
+    /// The same from NCHW pixels (PyTorch's layout). By default the pixels are transposed to NHWC first;
+    /// a backbone whose stem reads NCHW in place skips that pass.
+    func features(nchw: Tensor) -> Tensor
     /// `[N, D]` features → `[N, C]` logits, if the file has a classifier.
     func logits(features: Tensor) -> Tensor?
 }
@@ -15,9 +18,11 @@ public protocol FacialBackbone: InferenceModel {
 extension EfficientNet: FacialBackbone {}
 
 extension FacialBackbone {
+    public func features(nchw pixels: Tensor) -> Tensor { features(nhwc: pixels.nchwToNHWC()) }
+
     /// `features` and (with a classifier) `logits` from PyTorch-layout pixels, as the reference files name them.
     public func outputs(pixelsNCHW pixels: Tensor) -> [String: Tensor] {
-        let f = features(nhwc: pixels.nchwToNHWC())
+        let f = features(nchw: pixels)
         var out = ["features": f]
         if let l = logits(features: f) { out["logits"] = l }
         return out

@@ -3,7 +3,7 @@ import Testing
 import AffectKernels
 
 /// The fused convolution paths (pointwise GEMM tiles with bias + residual + input scale + activation, the
-/// depthwise kernel's unrolled widths, in-kernel channel means, the stem's direct kernel) against a plain
+/// depthwise kernel's unrolled widths, in-kernel channel means, the stem's direct kernel, from NHWC or NCHW) against a plain
 /// loop over the definition, and the thread pool's chunk accounting under many back-to-back jobs.
 @Suite struct FusedConvTests {
     /// Deterministic values in [-1, 1).
@@ -114,6 +114,16 @@ import AffectKernels
             let padded = Conv2D(weight: weight, bias: bias, stride: (2, 2), padding: .symmetric(1), activation: prelu)
             expectClose(padded(x), reference(x, weight: weight, bias: bias, stride: 2, padding: .symmetric(1), groups: 1, act: prelu),
                         "stem \(cout) padded PReLU")
+            // NCHW pixels read in place give the same result as the NHWC path.
+            let nchw = x.permuted([0, 3, 1, 2])
+            expectClose(conv(nchw: nchw), conv(x), "stem \(cout) from NCHW")
+            expectClose(padded(nchw: nchw), padded(x), "stem \(cout) padded PReLU from NCHW")
+        }
+        // Layers the direct kernel does not take transpose first: a 1×1 over 3 channels, a 16→16 3×3.
+        for (cin, cout, k) in [(3, 32, 1), (16, 16, 3)] {
+            let x = tensor([1, 9, 7, cin], seed: 12)
+            let conv = Conv2D(weight: tensor([cout, cin, k, k], seed: 13), bias: nil, padding: .symmetric(k / 2), activation: .relu)
+            expectClose(conv(nchw: x.permuted([0, 3, 1, 2])), conv(x), "\(cin)→\(cout) \(k)×\(k) from NCHW")
         }
     }
 
