@@ -98,9 +98,11 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         outputNorm = try norm(names.outputNorm)
     }
 
-    /// `x + Attn(x)` for `[B, L, H]`; the residual is added in the output projection's epilogue.
+    /// `x + Attn(x)` for `[B, L, H]`; the residual is added in the output projection's epilogue. Heads of 64
+    /// channels (BERT, RoBERTa, wav2vec 2.0, HuBERT) take ``longAttention(qkv:heads:keyMask:scale:)``, the others
+    /// ``attention(qkv:heads:keyMask:scale:)``.
     func selfAttention(_ x: Tensor, residual: Tensor, keyMask: [Float]?) -> Tensor {
-        attentionOutput(attention(qkv: qkv(x), heads: heads, keyMask: keyMask), adding: residual)
+        attentionOutput(longAttention(qkv: qkv(x), heads: heads, keyMask: keyMask), adding: residual)
     }
 
     /// `residual + FFN(x)` (the activation runs in the intermediate Linear's epilogue, the residual in the

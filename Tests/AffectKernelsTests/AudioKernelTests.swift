@@ -43,4 +43,26 @@ import AffectKernels
         #expect(worst < 1e-4)
         #expect(conv(Tensor(shape: [1, k - 1, cin], values: rand((k - 1) * cin))).shape == [1, 0, cout])
     }
+
+    /// The block-wise convolution with a LayerNorm + GELU epilogue (wav2vec 2.0's first "layer" encoder
+    /// layer) gives exactly what the convolution, LayerNorm and GELU give as three passes, for lengths that
+    /// leave a partial last block, and for batch 2; the fused, in-place LayerNorm matches the separate passes.
+    @Test(arguments: [(1, 10, 5, 1003), (3, 3, 2, 130), (1, 10, 5, 10)])
+    func blockedConvWithLayerNormEpilogue(cin: Int, k: Int, s: Int, t: Int) {
+        var rng = SystemRandomNumberGenerator()
+        func rand(_ n: Int, _ r: ClosedRange<Float> = -1...1) -> [Float] { (0..<n).map { _ in Float.random(in: r, using: &rng) } }
+        let cout = 48   // whole vectors, so the one-pass and per-row GELU take the same (vector) path
+        let conv = StridedConv1D(weight: Tensor(shape: [cout, cin, k], values: rand(cout * cin * k)),
+                                 bias: Tensor(shape: [cout], values: rand(cout)), stride: s)
+        let ln = LayerNorm(weight: Tensor(shape: [cout], values: rand(cout, 0.5...1.5)),
+                           bias: Tensor(shape: [cout], values: rand(cout)), eps: 1e-5)
+        let x = Tensor(shape: [2, t, cin], values: rand(2 * t * cin))
+        let reference = activation(ln(conv(x)), .gelu)
+        let blocked = conv(x, blockFrames: 16) { rows, frames in ln.normalize(rows: frames, rows, rows, activation: .gelu) }
+        let fused = ln(conv(x), activation: .gelu, inPlace: true)
+        #expect(blocked.shape == reference.shape && fused.shape == reference.shape)
+        #expect(blocked.array == reference.array)
+        #expect(fused.array == reference.array)
+    }
 }
+

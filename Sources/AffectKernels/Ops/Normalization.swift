@@ -71,41 +71,61 @@ public struct LayerNorm: Sendable {
         self.size = size ?? weight?.count ?? bias?.count ?? 0
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `x` normalised over its last axis, then `activation`.
+    ///
+    /// - Parameters:
+    ///   - activation: applied to each finished row while it is in L1 (wav2vec 2.0's feature encoder: GELU),
+    ///     instead of in another pass over memory.
+    ///   - inPlace: overwrite `x` (which the caller must own and not use again) instead of allocating. For
+    ///     the feature encoder's 65 MB first layer, a second buffer that size did not fit the arena's cache and
+    ///     was faulted in afresh on every pass.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .none, inPlace: Bool = false) -> Tensor {
         let d = size
         precondition(x.shape.last == d, "LayerNorm over \(d) got \(x.shape)")
-        let out = Tensor(uninitialized: x.shape)
+        let out = inPlace ? x : Tensor(uninitialized: x.shape)
         let rows = x.count / d
-        let g = weight?.data, b = bias?.data
+        let src = UnsafePointer(x.data), dst = out.data
         parallelFor(rows, minChunk: max(1, 2048 / d)) { r0, r1 in
-            for r in r0..<r1 {
-                let i = x.data + r * d, o = out.data + r * d
-                var sum = Vec(); var j = 0
-                while j + 16 <= d { sum += load(i + j); j += 16 }
-                var s = sum.sum(); while j < d { s += i[j]; j += 1 }
-                let mean = s / Float(d)
-                var sq = Vec(); j = 0
-                let mv = Vec(repeating: mean)
-                while j + 16 <= d { let t = load(i + j) - mv; sq = sq.addingProduct(t, t); j += 16 }
-                var v = sq.sum(); while j < d { let t = i[j] - mean; v += t * t; j += 1 }
-                let inv = 1 / (v / Float(d) + eps).squareRoot()
-                let iv = Vec(repeating: inv)
-                j = 0
-                while j + 16 <= d {
-                    var y = (load(i + j) - mv) * iv
-                    if let g { y = y * load(g + j) }
-                    if let b { y = y + load(b + j) }
-                    store(y, o + j); j += 16
-                }
-                while j < d {
-                    var y = (i[j] - mean) * inv
-                    if let g { y *= g[j] }
-                    if let b { y += b[j] }
-                    o[j] = y; j += 1
-                }
-            }
+            normalize(rows: r1 - r0, src + r0 * d, dst + r0 * d, activation: activation)
         }
         return out
+    }
+
+    /// Normalises `rows` contiguous rows of ``size`` values from `src` into `dst` (which may equal `src`) on
+    /// the calling thread, applying `activation` to each row as it is finished.
+    public func normalize(rows: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                          activation: Activation = .none) {
+        let d = size
+        let g = weight.map { UnsafePointer($0.data) }, b = bias.map { UnsafePointer($0.data) }
+        let activate: Bool
+        if case .none = activation { activate = false } else { activate = true }
+        for r in 0..<rows {
+            let i = src + r * d, o = dst + r * d
+            var sum = Vec(); var j = 0
+            while j + 16 <= d { sum += load(i + j); j += 16 }
+            var s = sum.sum(); while j < d { s += i[j]; j += 1 }
+            let mean = s / Float(d)
+            var sq = Vec(); j = 0
+            let mv = Vec(repeating: mean)
+            while j + 16 <= d { let t = load(i + j) - mv; sq = sq.addingProduct(t, t); j += 16 }
+            var v = sq.sum(); while j < d { let t = i[j] - mean; v += t * t; j += 1 }
+            let inv = 1 / (v / Float(d) + eps).squareRoot()
+            let iv = Vec(repeating: inv)
+            j = 0
+            while j + 16 <= d {
+                var y = (load(i + j) - mv) * iv
+                if let g { y = y * load(g + j) }
+                if let b { y = y + load(b + j) }
+                store(y, o + j); j += 16
+            }
+            while j < d {
+                var y = (i[j] - mean) * inv
+                if let g { y *= g[j] }
+                if let b { y += b[j] }
+                o[j] = y; j += 1
+            }
+            if activate { applyActivation(activation, o, count: d, channels: d) }
+        }
     }
 }
 

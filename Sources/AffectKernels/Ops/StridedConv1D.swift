@@ -48,4 +48,34 @@ public struct StridedConv1D: Sendable {
         }
         return out
     }
+
+    /// The convolution with `epilogue(rows, frames)` run on each block of `blockFrames` finished output
+    /// frames (`frames × outChannels` floats at `rows`) while the block is still in cache.
+    ///
+    /// The threads split the frames; each block's product runs on its own thread. Meant for products too
+    /// cheap to be worth the GEMM's own threading, followed by a pass over every output: wav2vec 2.0's first
+    /// layer (one input channel, kernel 10) produces 65 MB for 10 s of audio, and its LayerNorm and GELU
+    /// read it back from L2 here instead of from memory.
+    public func callAsFunction(_ x: Tensor, blockFrames: Int,
+                               epilogue: (UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        precondition(x.rank == 3 && x.shape[2] == inChannels, "StridedConv1D expects [N, T, \(inChannels)], got \(x.shape)")
+        precondition(blockFrames > 0)
+        let (n, t, c) = (x.shape[0], x.shape[1], inChannels)
+        let to = outputLength(t)
+        let out = Tensor(uninitialized: [n, to, outChannels])
+        let blocks = (to + blockFrames - 1) / blockFrames
+        let (src, dst, o) = (UnsafePointer(x.data), out.data, outChannels)
+        parallelFor(n * blocks, minChunk: 1) { b0, b1 in
+            for b in b0..<b1 {
+                let (item, f0) = (b / blocks, (b % blocks) * blockFrames)
+                let frames = min(blockFrames, to - f0)
+                let rows = dst + (item * to + f0) * o
+                // Nested in parallelFor, so the product stays on this thread.
+                packedGEMM(m: frames, a: src + item * t * c + f0 * stride * c, lda: stride * c, weights: packed,
+                           c: rows, ldc: o, activation: activation)
+                epilogue(rows, frames)
+            }
+        }
+        return out
+    }
 }
