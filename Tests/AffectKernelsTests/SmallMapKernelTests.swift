@@ -88,12 +88,16 @@ import AffectKernels
         for r in 0..<h { for col in 0..<w { input.data[r * s + col] = x.data[r * w + col] } }
         let (h1, h2, w2o) = (h - 2, h - 4, w - 4)
         let a = Tensor.zeros([8 * h1 + 1, s])
+        // Held in lets: `packPlanarConv8(w).data` on a temporary let its buffer go back to the shared arena
+        // before the kernel read it, and a test running in parallel could reuse it (a rare wrong result).
+        let packed1 = packPlanarConv8(w1), packed2 = packPlanarConv8(w2)
         planarConv3x3x8(input.data, inChannels: 1, inPlane: h * s, a.data, outPlane: h1 * s, rowStride: s, rows: h1,
-                        weights: packPlanarConv8(w1).data, bias: b1.data, relu: true)
+                        weights: packed1.data, bias: b1.data, relu: true)
         let paddedPlane = (h2 + 2) * s
         let padded = Tensor.zeros([8 * (h2 + 2) + 2, s])
         planarConv3x3x8(a.data, inChannels: 8, inPlane: h1 * s, padded.data + s + 1, outPlane: paddedPlane, rowStride: s,
-                        rows: h2, weights: packPlanarConv8(w2).data, bias: b2.data, relu: true)
+                        rows: h2, weights: packed2.data, bias: b2.data, relu: true)
+        withExtendedLifetime((packed1, packed2)) {}
         var stemError: Float = 0
         for c in 0..<8 { for r in 0..<h2 { for col in 0..<w2o {
             stemError = max(stemError, abs(padded.data[c * paddedPlane + (r + 1) * s + col + 1] - stemReference.data[(r * w2o + col) * 8 + c]))
