@@ -90,7 +90,8 @@ public final class Arena: @unchecked Sendable {
 /// `[batch, time, channels]`. Channels-last makes a pointwise convolution one `sgemm` over
 /// `batch·H·W` rows with no reordering, lets depthwise kernels load 16 neighbouring channels as one SIMD
 /// vector, and matches the token-major layout of the transformer models, so no layer transposes. Inputs
-/// that arrive as NCHW (PyTorch references) are transposed once at the model's entry.
+/// that arrive as NCHW (PyTorch references) are transposed once at the model's entry (or read in place by
+/// a stem convolution: `Conv2D(nchw:)`).
 ///
 /// Tensors share storage when reshaped; kernels only write into tensors they have just allocated, so a
 /// tensor, once returned, is never mutated behind its users' backs.
