@@ -74,12 +74,12 @@ public func longAttention(qkv: Tensor, heads: Int, keyMask: [Float]? = nil, scal
                     var j = 0
                     while j < ld { scores6x64(q, kt + j, ld, sc + j, ld); j += 64 }
                     var inv = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-                    inv.0 = exponentiate(sc, lk, s)
-                    if rows > 1 { inv.1 = exponentiate(sc + ld, lk, s) }
-                    if rows > 2 { inv.2 = exponentiate(sc + 2 * ld, lk, s) }
-                    if rows > 3 { inv.3 = exponentiate(sc + 3 * ld, lk, s) }
-                    if rows > 4 { inv.4 = exponentiate(sc + 4 * ld, lk, s) }
-                    if rows > 5 { inv.5 = exponentiate(sc + 5 * ld, lk, s) }
+                    inv.0 = exponentiateRow(sc, lk, s)
+                    if rows > 1 { inv.1 = exponentiateRow(sc + ld, lk, s) }
+                    if rows > 2 { inv.2 = exponentiateRow(sc + 2 * ld, lk, s) }
+                    if rows > 3 { inv.3 = exponentiateRow(sc + 3 * ld, lk, s) }
+                    if rows > 4 { inv.4 = exponentiateRow(sc + 4 * ld, lk, s) }
+                    if rows > 5 { inv.5 = exponentiateRow(sc + 5 * ld, lk, s) }
                     values6x64(sc, ld, lk, vp, inv, o + i * hd, hd, rows: rows)
                     i += 6
                 }
@@ -143,21 +143,4 @@ private func values6x64(_ p: UnsafePointer<Float>, _ lds: Int, _ lk: Int, _ v: U
     if rows > 3 { r3.store(to: o + 3 * ldo, times: inv.3) }
     if rows > 4 { r4.store(to: o + 4 * ldo, times: inv.4) }
     if rows > 5 { r5.store(to: o + 5 * ldo, times: inv.5) }
-}
-
-/// Replaces the first `n` raw scores of a row by `exp(scale·(x − max))` and returns 1 / their sum.
-@inline(__always)
-private func exponentiate(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) -> Float {
-    var mv = Vec(repeating: -.infinity)
-    var j = 0
-    while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
-    var m = hmax(mv)
-    while j < n { m = max(m, row[j]); j += 1 }
-    let sv = Vec(repeating: scale), shift = Vec(repeating: -m * scale)
-    var sum = Vec()
-    j = 0
-    while j + 16 <= n { let e = vexp(shift.addingProduct(load(row + j), sv)); store(e, row + j); sum += e; j += 16 }
-    var total = hsum(sum)
-    while j < n { row[j] = expf(row[j] * scale - m * scale); total += row[j]; j += 1 }
-    return 1 / total
 }

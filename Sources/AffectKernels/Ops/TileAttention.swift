@@ -118,9 +118,10 @@ private func scoreTile(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _
     if n > 3 { store(a03, sc + 48); store(a13, sc + lp + 48); store(a23, sc + 2 * lp + 48); store(a33, sc + 3 * lp + 48) }
 }
 
-/// Replaces the first `n` raw scores of a row by `exp(scale·(x − max))` and returns 1 / their sum.
+/// Replaces the first `n` raw scores of a row by `exp(scale·(x − max))` and returns 1 / their sum (shared with
+/// ``longAttention(qkv:heads:keyMask:scale:)``).
 @inline(__always)
-private func exponentiateRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) -> Float {
+func exponentiateRow(_ row: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) -> Float {
     var mv = Vec(repeating: -.infinity)
     var j = 0
     while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
