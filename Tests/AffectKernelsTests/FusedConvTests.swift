@@ -85,10 +85,12 @@ import AffectKernels
     }
 
     /// Widths 13 and 29 take the unrolled kernel's 8-, 4- and 1-pixel blocks; 3 and 2 leave every window cut
-    /// by both edges (5×5 over 3 columns); c = 40 and 17 have channels past the last vector.
+    /// by both edges (5×5 over 3 columns); c = 40 and 17 have channels past the last vector. Outputs 13 and 9
+    /// wide on the small-map tile path run their last columns as vertical blocks (stride 1 and 2).
     @Test(arguments: [(k: 3, stride: 1, c: 48, w: 13), (k: 3, stride: 2, c: 40, w: 13), (k: 5, stride: 1, c: 32, w: 13),
                       (k: 5, stride: 2, c: 16, w: 13), (k: 7, stride: 1, c: 20, w: 13), (k: 3, stride: 1, c: 16, w: 29),
-                      (k: 5, stride: 2, c: 32, w: 29), (k: 5, stride: 1, c: 17, w: 3), (k: 3, stride: 2, c: 16, w: 2)])
+                      (k: 5, stride: 2, c: 32, w: 29), (k: 5, stride: 1, c: 17, w: 3), (k: 3, stride: 2, c: 16, w: 2),
+                      (k: 5, stride: 2, c: 32, w: 17), (k: 3, stride: 2, c: 16, w: 18)])
     func depthwiseAndMeans(_ p: (k: Int, stride: Int, c: Int, w: Int)) {
         let x = tensor([2, 15, p.w, p.c], seed: 6)
         let weight = tensor([p.c, 1, p.k, p.k], seed: 7), bias = tensor([p.c], seed: 8)

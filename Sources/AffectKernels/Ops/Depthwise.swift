@@ -114,7 +114,7 @@ extension Conv2D {
         // it saves blocks, the last `ow % 8` columns run instead as vertical blocks of eight rows (the same
         // kernel with rows and columns swapped, on transposed weights). A 9 × 9 map: 11 blocks, not 18.
         let fullColumns = ow / 8 * 8, rest = ow - fullColumns
-        let vertical = rest > 0 && fullColumns * rest > 0
+        let vertical = rest > 0 && fullColumns > 0
             && oh * (fullColumns / 8) + rest * ((oh + 7) / 8) < oh * ((ow + 7) / 8)
         let th = ((vertical ? (oh + 7) / 8 * 8 : oh) - 1) * s + k, tw = ((ow + 7) / 8 * 8 - 1) * s + k
         let rowEnd = vertical ? fullColumns : ow
