@@ -4,14 +4,7 @@ import AffectKernels
 /// The direct small-channel convolution and ceil-mode max pooling against the general operators (which the
 /// operator tests check against PyTorch), on odd sizes, padded channel strides and remainder columns.
 @Suite struct SmallConvTests {
-    /// Deterministic values in [-1, 1).
-    func values(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 6364136223846793005 &+ 1442695040888963407
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(s >> 40) % 2000 - 1000) / 1000
-        }
-    }
+    func values(_ n: Int, seed: UInt64) -> [Float] { testValues(n, seed: seed) }
 
     @Test(arguments: [(3, 10, 3), (10, 16, 3), (16, 32, 3), (28, 48, 3), (64, 128, 2), (32, 6, 1)])
     func matchesConv2D(cin: Int, cout: Int, k: Int) {

@@ -4,13 +4,7 @@ import AffectKernels
 /// The whole-image kernels (planar stem convolutions, channels-last 3×3 depthwise, stride-2 max pooling and
 /// the fused conv + global average) against the general operators, on one-pixel, odd and partial-vector maps.
 @Suite struct SmallMapKernelTests {
-    func values(_ n: Int, seed: UInt64) -> [Float] {
-        var s = seed &* 6364136223846793005 &+ 1442695040888963407
-        return (0..<n).map { _ in
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int(s >> 40) % 2000 - 1000) / 1000
-        }
-    }
+    func values(_ n: Int, seed: UInt64) -> [Float] { testValues(n, seed: seed) }
 
     func maxError(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
 
