@@ -72,14 +72,13 @@ final class SpinPool: @unchecked Sendable {
     static let shared = SpinPool()
 
     private let generation = Atomic<Int>(0)
-    private let next = Atomic<Int>(0xFFFF_FFFF)
+    private let next = Atomic<Int>(0)
     private let remaining = Atomic<Int>(0)
     private let sleeping = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let active = Atomic<Int>(0)
     private let wake = DispatchSemaphore(value: 0)
     nonisolated(unsafe) private var job: ((Int) -> Void)?
-    nonisolated(unsafe) private var chunks = 0
     private var workers = 0
     private let startLock = NSLock()
 
@@ -92,13 +91,14 @@ final class SpinPool: @unchecked Sendable {
         startLock.lock(); defer { startLock.unlock() }
         while workers < n {
             workers += 1
-            let t = Thread { [unowned self] in self.workerLoop() }
+            let index = workers
+            let t = Thread { [unowned self] in self.workerLoop(fromBack: index == 1) }
             t.stackSize = 1 << 20
             t.start()
         }
     }
 
-    private func workerLoop() {
+    private func workerLoop(fromBack: Bool) {
         var seen = generation.load(ordering: .sequentiallyConsistent)
         while true {
             var spins = 0
@@ -115,30 +115,39 @@ final class SpinPool: @unchecked Sendable {
             }
             if generation.load(ordering: .sequentiallyConsistent) == seen { continue }
             seen = generation.load(ordering: .sequentiallyConsistent)
-            drain(Self.tag(seen))
+            drain(Self.tag(seen), fromBack: fromBack)
         }
     }
 
-    /// `next` holds the job's generation tag in its high 32 bits and the next chunk index in the low
-    /// 32, so a worker still holding an older generation can never claim (and count down) a chunk of the
-    /// current job. With a separate index, a late worker could claim chunk 0 right after the reset and
-    /// count it down before `remaining` was set: the count then never reached zero (a hang).
+    /// `next` holds the job's generation tag in its high 32 bits and the unclaimed chunks `front..<back` in
+    /// the low 32 (16 bits each), so a worker still holding an older generation can never claim (and count
+    /// down) a chunk of the current job. With a separate index, a late worker could claim chunk 0 right after
+    /// the reset and count it down before `remaining` was set: the count then never reached zero (a hang).
+    ///
+    /// The caller claims from the front and the first worker from the back, so each thread gets one end of
+    /// every loop, the same end every time. Consecutive layers that split the same axis (an expansion's output
+    /// channels, then the depthwise over those channels) then find their inputs in their own core's L2; handed
+    /// out in turn, about half of every layer's input came from the other core (EfficientNet-B0 at batch 1:
+    /// 6.2 → 5.6 ms).
     private static func tag(_ generation: Int) -> Int { generation & 0x7FFF_FFFF }
 
-    private func claim(_ tag: Int) -> Int? {
+    private func claim(_ tag: Int, fromBack: Bool) -> Int? {
         var v = next.load(ordering: .sequentiallyConsistent)
-        while v >> 32 == tag && v & 0xFFFF_FFFF < chunks {
-            let (done, original) = next.compareExchange(expected: v, desired: v + 1, ordering: .sequentiallyConsistent)
-            if done { return v & 0xFFFF_FFFF }
+        while v >> 32 == tag {
+            let front = (v >> 16) & 0xFFFF, back = v & 0xFFFF
+            guard front < back else { return nil }
+            let desired = fromBack ? v - 1 : v + (1 << 16)
+            let (done, original) = next.compareExchange(expected: v, desired: desired, ordering: .sequentiallyConsistent)
+            if done { return fromBack ? back - 1 : front }
             v = original
         }
         return nil
     }
 
-    private func drain(_ tag: Int) {
+    private func drain(_ tag: Int, fromBack: Bool = false) {
         while true {
             active.add(1, ordering: .sequentiallyConsistent)
-            guard let c = claim(tag) else { active.subtract(1, ordering: .sequentiallyConsistent); return }
+            guard let c = claim(tag, fromBack: fromBack) else { active.subtract(1, ordering: .sequentiallyConsistent); return }
             invoke(c)
             remaining.subtract(1, ordering: .sequentiallyConsistent)
             active.subtract(1, ordering: .sequentiallyConsistent)
@@ -150,6 +159,7 @@ final class SpinPool: @unchecked Sendable {
 
     /// Runs `body(0..<count)` across the pool; returns when every chunk is done.
     func run(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+        precondition(count <= 0xFFFF, "SpinPool runs at most 65535 chunks")
         guard busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else {
             for c in 0..<count { body(c) }
             return
@@ -160,11 +170,10 @@ final class SpinPool: @unchecked Sendable {
         // inside `invoke` (never inlined) before they leave, so the closure is unique again when we return.
         withoutActuallyEscaping(body) { body in
             job = body
-            chunks = count
             remaining.store(count, ordering: .sequentiallyConsistent)
             // Only the caller holding `busy` advances the generation.
             let gen = generation.load(ordering: .sequentiallyConsistent) &+ 1
-            next.store(Self.tag(gen) << 32, ordering: .sequentiallyConsistent)
+            next.store(Self.tag(gen) << 32 | count, ordering: .sequentiallyConsistent)
             generation.store(gen, ordering: .sequentiallyConsistent)
             let asleep = sleeping.load(ordering: .sequentiallyConsistent)
             for _ in 0..<asleep { wake.signal() }
@@ -176,7 +185,7 @@ final class SpinPool: @unchecked Sendable {
                 if spins > 2_000 { sched_yield() }
             }
             // Exhausted under this tag, so a worker that still holds it reads no index from the next job.
-            next.store(Self.tag(gen) << 32 | 0xFFFF_FFFF, ordering: .sequentiallyConsistent)
+            next.store(Self.tag(gen) << 32, ordering: .sequentiallyConsistent)
             job = nil
         }
     }
