@@ -7,18 +7,24 @@ public final class TensorStorage: @unchecked Sendable {
     public let capacity: Int
     private let arena: Arena?
     private let owner: AnyObject?
+    private let mapped: Bool
 
     init(arena: Arena, pointer: UnsafeMutablePointer<Float>, capacity: Int) {
-        self.pointer = pointer; self.capacity = capacity; self.arena = arena; self.owner = nil
+        self.pointer = pointer; self.capacity = capacity; self.arena = arena; self.owner = nil; self.mapped = false
     }
 
     /// Wraps memory owned by `owner` (a mapped file) without copying.
     public init(borrowing pointer: UnsafeMutablePointer<Float>, capacity: Int, owner: AnyObject) {
-        self.pointer = pointer; self.capacity = capacity; self.arena = nil; self.owner = owner
+        self.pointer = pointer; self.capacity = capacity; self.arena = nil; self.owner = owner; self.mapped = true
+    }
+
+    /// Memory of ours kept alive by `owner` (a slab of ``WeightMemory``).
+    init(owned pointer: UnsafeMutablePointer<Float>, capacity: Int, owner: AnyObject) {
+        self.pointer = pointer; self.capacity = capacity; self.arena = nil; self.owner = owner; self.mapped = false
     }
 
     /// True for memory borrowed from a mapped file.
-    public var isBorrowed: Bool { owner != nil }
+    public var isBorrowed: Bool { mapped }
 
     deinit { arena?.recycle(pointer, capacity: capacity) }
 }

@@ -95,6 +95,30 @@ import AffectKernels
     }
 
     /// Threads split the work differently from one thread; the sums per element must not change.
+    /// Packed weights of 1 MB and more are carved from shared 32 MB slabs in 2 MB pages: each must keep its own
+    /// values while others are packed and freed around it, across several slabs.
+    @Test func largeWeightsKeepTheirValuesInSharedSlabs() {
+        let c = Case(m: 3, n: 600, k: 512)   // 13 panels × 512 × 48 floats: 1.2 MB each
+        let a = Self.values(c.m * c.k, seed: 1)
+        var kept: [(seed: UInt64, weights: PackedWeights)] = []
+        for seed in UInt64(10)..<50 {
+            let w = Self.values(c.n * c.k, seed: seed)
+            let packed = w.withUnsafeBufferPointer { PackedWeights(weight: $0.baseAddress!, n: c.n, k: c.k, bias: nil) }
+            if seed % 3 == 0 { kept.append((seed, packed)) }
+        }
+        for (seed, packed) in kept {
+            let expected = reference(a, Self.values(c.n * c.k, seed: seed), nil, nil, c, { $0 })
+            var out = [Float](repeating: .nan, count: c.m * c.n)
+            a.withUnsafeBufferPointer { ap in
+                out.withUnsafeMutableBufferPointer { op in
+                    packedGEMM(m: c.m, a: ap.baseAddress!, lda: c.k, weights: packed, c: op.baseAddress!, ldc: c.n)
+                }
+            }
+            let worst = zip(out, expected).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? .nan
+            #expect(worst < 2e-5, "weights packed with seed \(seed): error \(worst)")
+        }
+    }
+
     @Test func threadCountDoesNotChangeResults() {
         let c = Case(m: 130, n: 300, k: 200)
         let a = Self.values(c.m * c.k, seed: 5), w = Self.values(c.n * c.k, seed: 6)

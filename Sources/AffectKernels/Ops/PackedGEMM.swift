@@ -69,7 +69,7 @@ public struct PackedWeights: @unchecked Sendable {
         self.n = n; self.k = k; self.tile = tile; self.groups = groups
         panelsPerGroup = (perGroup + width - 1) / width
         panels = groups * panelsPerGroup
-        data = Tensor(uninitialized: [panels, k, width], arena: Arena())
+        data = WeightMemory.tensor([panels, k, width])
         let dst = data.data, ppg = panelsPerGroup
         parallelFor(panels) { p0, p1 in
             for p in p0..<p1 {
