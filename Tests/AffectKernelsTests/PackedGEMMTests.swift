@@ -94,7 +94,6 @@ import AffectKernels
         run(c, tile: tile, bias: false, residual: false, activation: .prelu([0.25]), act: { $0 < 0 ? 0.25 * $0 : $0 })
     }
 
-    /// Threads split the work differently from one thread; the sums per element must not change.
     /// Packed weights of 1 MB and more are carved from shared 32 MB slabs in 2 MB pages: each must keep its own
     /// values while others are packed and freed around it, across several slabs.
     @Test func largeWeightsKeepTheirValuesInSharedSlabs() {
@@ -119,6 +118,7 @@ import AffectKernels
         }
     }
 
+    /// Threads split the work differently from one thread; the sums per element must not change.
     @Test func threadCountDoesNotChangeResults() {
         let c = Case(m: 130, n: 300, k: 200)
         let a = Self.values(c.m * c.k, seed: 5), w = Self.values(c.n * c.k, seed: 6)
