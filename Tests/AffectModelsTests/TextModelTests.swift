@@ -56,11 +56,15 @@ private let miniLM = "\(repoRoot)/Weights/all-MiniLM-L6-v2.safetensors"
         let overlap = 32
         let stitched = try encoder.tokenStates(text, longText: .windows(overlap: overlap))
         #expect(stitched.shape == [1, body + 2, encoder.model.hidden])
-        // Tokens well inside the first window come from it, i.e. equal the truncated run.
+        // Tokens well inside the first window come from it, i.e. equal the truncated run up to rounding: the two
+        // runs may batch their rows differently, and the GEMM tiles (AVX2 vs AVX-512) sum in another order.
         let h = encoder.model.hidden
+        let scale = truncated.array.map(abs).max()!
+        var worst: Float = 0
         for t in 0..<(maxTokens - 2 - overlap / 2) {
-            for k in 0..<h { #expect(stitched.data[t * h + k] == truncated.data[t * h + k]) }
+            for k in 0..<h { worst = max(worst, abs(stitched.data[t * h + k] - truncated.data[t * h + k])) }
         }
+        #expect(worst <= 1e-5 * scale, "first window vs truncated run: max difference \(worst) (scale \(scale))")
         // A short text is the same either way.
         let a = try encoder.tokenStates("short text"), b = try encoder.tokenStates("short text", longText: .windows(overlap: 8))
         #expect(a.array == b.array)

@@ -59,10 +59,9 @@ func alignmentPattern(width w: Int, height h: Int) -> RGBImage {
         check(c, alignmentPattern(width: c.width, height: c.height))
     }
 
-    @Test func astronautWithFacenetLandmarks() throws {
-        guard sharedDataAvailable() else { return }
-        let c = fixture.cases.first { $0.image == "astronaut.png" }!
-        check(c, try ImageDecoder.decode(path: "\(sharedData)/astronaut.png"))
+    @Test func portraitWithFacenetLandmarks() throws {
+        let c = try #require(fixture.cases.first { $0.image == "portrait.png" })
+        check(c, try ImageDecoder.decode(path: "\(testMedia)/portrait.png"))
     }
 
     @Test func transformRoundTripsAndRecoversAKnownSimilarity() {

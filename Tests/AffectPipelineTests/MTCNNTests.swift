@@ -8,18 +8,17 @@ struct DetectedFace: Decodable { var box: [Float]; var prob: Float; var landmark
 struct DetectedImage: Decodable { var image: String; var faces: [DetectedFace] }
 struct DetectionFixture: Decodable { var images: [DetectedImage] }
 
-/// MTCNN against `facenet_pytorch.MTCNN(keep_all=True, min_face_size=40).detect` on ../shared/data
+/// MTCNN against `facenet_pytorch.MTCNN(keep_all=True, min_face_size=40).detect` on Tests/Fixtures/media
 /// (Tools/make_reference.py mtcnn): same faces, boxes and landmarks within 2 px, probabilities within 1e-3.
 @Suite struct MTCNNTests {
     let mtcnn = try! MTCNN(weights: WeightFile(path: repoRoot.appendingPathComponent("Weights/mtcnn.safetensors").path))
 
     @Test func matchesFacenetPyTorchOnImages() throws {
-        guard sharedDataAvailable() else { return }
         let url = repoRoot.appendingPathComponent("Tests/Fixtures/faces/mtcnn_images.json")
         let fixture = try JSONDecoder().decode(DetectionFixture.self, from: Data(contentsOf: url))
         var worstBox: Float = 0, worstProb: Float = 0
         for img in fixture.images {
-            let faces = mtcnn.detect(try ImageDecoder.decode(path: "\(sharedData)/\(img.image)"))
+            let faces = mtcnn.detect(try ImageDecoder.decode(path: "\(testMedia)/\(img.image)"))
             #expect(faces.count == img.faces.count, "\(img.image): \(faces.count) faces vs \(img.faces.count)")
             for (ours, ref) in zip(faces, img.faces) {
                 let box = zip([ours.x1, ours.y1, ours.x2, ours.y2], ref.box).map { abs($0 - $1) }.max()!

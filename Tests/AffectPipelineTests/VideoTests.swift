@@ -16,18 +16,17 @@ struct VideoFixture: Decodable {
 }
 
 
-/// The FFmpeg decoder and MTCNN on walking-crowd-1080p.mp4 against ffprobe, `ffmpeg -pix_fmt rgb24` and
+/// The FFmpeg decoder and MTCNN on Tests/Fixtures/media/crowd.mp4 (four faces moving) against ffprobe, `ffmpeg -pix_fmt rgb24` and
 /// facenet-pytorch on every 5th frame (Tools/make_reference.py video Tests/Fixtures/faces).
 @Suite struct VideoTests {
     let fixture: VideoFixture = {
-        let url = repoRoot.appendingPathComponent("Tests/Fixtures/faces/video_walking_crowd.json")
+        let url = repoRoot.appendingPathComponent("Tests/Fixtures/faces/video_crowd.json")
         return try! JSONDecoder().decode(VideoFixture.self, from: Data(contentsOf: url))
     }()
 
     @Test func framesTimesAndPixelsMatchFFmpeg() throws {
-        guard sharedDataAvailable() else { return }
-        let video = try VideoDecoder(path: "\(sharedData)/\(fixture.video)")
-        #expect(video.width == 1920 && video.height == 1080 && video.rotation == 0)
+        let video = try VideoDecoder(path: "\(testMedia)/\(fixture.video)")
+        #expect(video.width == 768 && video.height == 432 && video.rotation == 0)
         var count = 0
         while let f = try video.nextFrame() {
             #expect(f.index == count)
@@ -42,9 +41,8 @@ struct VideoFixture: Decodable {
     }
 
     @Test func mtcnnMatchesFacenetOnEveryFifthFrame() throws {
-        guard sharedDataAvailable() else { return }
         let mtcnn = try MTCNN(weights: WeightFile(path: repoRoot.appendingPathComponent("Weights/mtcnn.safetensors").path))
-        let video = try VideoDecoder(path: "\(sharedData)/\(fixture.video)")
+        let video = try VideoDecoder(path: "\(testMedia)/\(fixture.video)")
         video.every = 5
         var checked = 0, worst: Float = 0
         var differing: [String] = []
@@ -68,12 +66,11 @@ struct VideoFixture: Decodable {
     }
 
     @Test func targetFPSKeepsTheFirstFrameAtEachInstant() throws {
-        guard sharedDataAvailable() else { return }
         // 25 fps: 5 fps is every 5th frame; 10 fps alternates steps of 3 and 2 frames (0, 0.12, 0.2, 0.32 s ...).
         for (fps, expected) in [(5.0, Array(stride(from: 0, to: fixture.frames, by: 5))),
                                 (10.0, (0..<fixture.frames).filter { $0 % 5 == 0 || $0 % 5 == 3 }),
                                 (100.0, Array(0..<fixture.frames))] {
-            let video = try VideoDecoder(path: "\(sharedData)/\(fixture.video)")
+            let video = try VideoDecoder(path: "\(testMedia)/\(fixture.video)")
             video.targetFPS = fps
             var kept: [Int] = []
             while let f = try video.nextFrame() {
@@ -91,8 +88,7 @@ struct VideoFixture: Decodable {
         FileManager.default.createFile(atPath: empty, contents: Data())
         let garbage = dir.appendingPathComponent("garbage.mp4").path
         FileManager.default.createFile(atPath: garbage, contents: Data((0..<65536).map { UInt8(($0 * 131) % 251) }))
-        var paths = [empty, garbage]
-        if FileManager.default.fileExists(atPath: "\(sharedData)/speech-16k.wav") { paths.append("\(sharedData)/speech-16k.wav") }
+        let paths = [empty, garbage, "\(testMedia)/speech.wav"]
         for path in paths {
             #expect {
                 let v = try VideoDecoder(path: path)
@@ -106,8 +102,7 @@ struct VideoFixture: Decodable {
     }
 
     @Test func truncatedVideoDecodesWhatIsThere() throws {
-        guard sharedDataAvailable() else { return }
-        let data = try Data(contentsOf: URL(fileURLWithPath: "\(sharedData)/\(fixture.video)"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(testMedia)/\(fixture.video)"))
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("affect-truncated-\(getpid()).mp4").path
         try data.prefix(data.count / 3).write(to: URL(fileURLWithPath: path))
         // A cut-off MP4 loses its index (moov at the end) or its tail: either a clear error or fewer frames.

@@ -2,16 +2,10 @@ import Foundation
 import Testing
 import AffectKernels
 
-let sharedMedia = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("shared/data").path
-let astronautClip = "\(sharedMedia)/astronaut-speaking.mp4"
-
-func mediaAvailable() -> Bool {
-    if FileManager.default.fileExists(atPath: astronautClip) { return true }
-    if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(sharedMedia) is missing under CI") }
-    else { print("skipping: \(sharedMedia) is absent (a fresh clone without ../shared)") }
-    return false
-}
+/// The repository's own test media (Tools/make_test_media.sh).
+let testMedia = URL(fileURLWithPath: fixtures).appendingPathComponent("media").path
+/// A 4 s talking-head clip (the demo's portrait zooming in, espeak-ng speech as AAC).
+let talkingClip = "\(testMedia)/talking.mp4"
 
 /// A fresh, empty folder for one test's outputs.
 func freshFolder(_ name: String) throws -> String {
@@ -24,12 +18,11 @@ func freshFolder(_ name: String) throws -> String {
 func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 
 @Suite(.serialized) struct AnalyzeCommandTests {
-    @Test func astronautCSVJSONAndPlot() throws {
-        guard mediaAvailable() else { return }
+    @Test func talkingHeadCSVJSONAndPlot() throws {
         let dir = try freshFolder("analyze-ok")
-        let r = try runAffect(["analyze", astronautClip, "-o", "\(dir)/a.csv", "-o", "\(dir)/a.json", "--plot", "\(dir)/a.svg", "--every", "2"])
+        let r = try runAffect(["analyze", talkingClip, "-o", "\(dir)/a.csv", "-o", "\(dir)/a.json", "--plot", "\(dir)/a.svg", "--every", "2"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("astronaut-speaking.mp4") && r.stdout.contains("expression: happy"), "\(r.stdout)")
+        #expect(r.stdout.contains("talking.mp4") && r.stdout.contains("expression: happy"), "\(r.stdout)")
         #expect(!r.stderr.contains("frames"), "no progress bar when standard error is not a terminal")
         let lines = try String(contentsOfFile: "\(dir)/a.csv", encoding: .utf8).split(separator: "\n")
         let header = lines[0].split(separator: ",").map(String.init)
@@ -53,12 +46,11 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
     /// Outputs appear only when complete: an analysis killed midway leaves nothing. (SIGKILL: a child of the
     /// test runner inherits its blocked SIGINT/SIGTERM, and no handler could run on SIGKILL anyway.)
     @Test func interruptedRunLeavesNoOutput() throws {
-        guard mediaAvailable() else { return }
         let dir = try freshFolder("analyze-interrupted")
         for sig in [SIGKILL] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: affectBinary())
-            p.arguments = ["analyze", astronautClip, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
+            p.arguments = ["analyze", talkingClip, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()
             Thread.sleep(forTimeInterval: 2)
@@ -70,9 +62,8 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
     }
 
     @Test func truncatedVideoIsAnErrorAndWritesNothing() throws {
-        guard mediaAvailable() else { return }
         let dir = try freshFolder("analyze-truncated")
-        let data = try Data(contentsOf: URL(fileURLWithPath: astronautClip))
+        let data = try Data(contentsOf: URL(fileURLWithPath: talkingClip))
         // Cut short: the index (at the end of this file) is lost.
         let cut = "\(dir)/cut.mp4"
         try data.prefix(data.count * 4 / 10).write(to: URL(fileURLWithPath: cut))
@@ -82,7 +73,7 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         let fast = "\(dir)/fast.mp4"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["ffmpeg", "-v", "error", "-y", "-i", astronautClip, "-c", "copy", "-movflags", "faststart", fast]
+        p.arguments = ["ffmpeg", "-v", "error", "-y", "-i", talkingClip, "-c", "copy", "-movflags", "faststart", fast]
         try p.run(); p.waitUntilExit()
         if p.terminationStatus == 0 {
             let whole = try Data(contentsOf: URL(fileURLWithPath: fast))
@@ -98,25 +89,23 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
     }
 
     @Test func transcriptLongerThanTheVideo() throws {
-        guard mediaAvailable() else { return }
         let dir = try freshFolder("analyze-transcript")
         let srt = "\(dir)/long.srt"
         try "1\n00:00:01,000 --> 00:00:04,000\nhello\n\n2\n00:00:20,000 --> 00:00:31,500\nthis belongs to another video\n"
             .write(toFile: srt, atomically: true, encoding: .utf8)
-        let r = try runAffect(["analyze", astronautClip, "--transcript", srt, "-o", "\(dir)/out.json"])
+        let r = try runAffect(["analyze", talkingClip, "--transcript", srt, "-o", "\(dir)/out.json"])
         expectBadInput(r, naming: srt, "transcript longer than the video")
         #expect(r.stderr.contains("31.50"), "\(r.stderr)")
         #expect(files(in: dir) == ["long.srt"])
         let bad = "\(dir)/bad.vtt"
         try "WEBVTT\n\n00:01.000 --> 00:0x.000\nhi\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        expectBadInput(try runAffect(["analyze", astronautClip, "--transcript", bad]), naming: bad, "bad WebVTT timing")
+        expectBadInput(try runAffect(["analyze", talkingClip, "--transcript", bad]), naming: bad, "bad WebVTT timing")
     }
 
     @Test func headWidthMismatch() throws {
-        guard mediaAvailable() else { return }
         let dir = try freshFolder("analyze-head")
         let head = "\(fixtures)/fusion/head_keras.safetensors"
-        let r = try runAffect(["analyze", astronautClip, "--expr-head", head, "-o", "\(dir)/out.csv"])
+        let r = try runAffect(["analyze", talkingClip, "--expr-head", head, "-o", "\(dir)/out.csv"])
         expectBadInput(r, naming: head, "head of another backbone")
         #expect(r.stderr.contains("expects 32") && r.stderr.contains("7 features"), "\(r.stderr)")
         #expect(files(in: dir).isEmpty)
@@ -135,10 +124,9 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
 
 @Suite struct ExtractCommandTests {
     @Test func extractIsResumableAndSkipsBadVideos() throws {
-        guard mediaAvailable() else { return }
         let input = try freshFolder("extract-in"), out = try freshFolder("extract-out")
         try FileManager.default.createDirectory(atPath: "\(input)/sub", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: "\(input)/sub/astronaut.mp4", withDestinationPath: astronautClip)
+        try FileManager.default.createSymbolicLink(atPath: "\(input)/sub/astronaut.mp4", withDestinationPath: talkingClip)
         try Data("not a video".utf8).write(to: URL(fileURLWithPath: "\(input)/broken.mp4"))
         // --fps 2.5 on a 25 fps clip: frames 0, 10, 20, ... are analysed.
         var r = try runAffect(["extract", input, "-o", out, "--fps", "2.5"])

@@ -218,12 +218,7 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
     }
 
     @Test func jsonOutputOnARealFace() throws {
-        let image = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data/astronaut.png").path
-        guard FileManager.default.fileExists(atPath: image) else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(image) missing under CI") }
-            return
-        }
+        let image = "\(testMedia)/portrait.png"
         let r = try runAffect(["faces", image, "--format", "json"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
@@ -237,20 +232,15 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
     }
 
     @Test func saveCropsWritesBoxAndAlignedCrops() throws {
-        let image = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data/multiface.jpg").path
-        guard FileManager.default.fileExists(atPath: image) else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("\(image) missing under CI") }
-            return
-        }
+        let image = "\(testMedia)/group.png"
         let dir = tempPath("crops-\(UUID().uuidString)")
         let r = try runAffect(["faces", image, "--format", "json", "--save-crops", dir + "/box"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         let faces = obj?["faces"] as? [[String: Any]] ?? []
-        #expect(faces.count == 6)
+        #expect(faces.count == 4)
         let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/box").sorted()
-        #expect(names == (0..<6).map { "multiface_face\($0).png" })
+        #expect(names == (0..<4).map { "group_face\($0).png" })
         // The first crop is the box, truncated: decode it back and check its size.
         if let box = faces.first?["box"] as? [Double], let path = faces.first?["crop"] as? String {
             let png = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -260,7 +250,7 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         let a = try runAffect(["faces", image, "--save-crops", dir + "/aligned", "--align", "--crop-size", "96", "--crop-format", "jpg"])
         #expect(a.status == 0, "\(a.stderr)")
         let aligned = try FileManager.default.contentsOfDirectory(atPath: dir + "/aligned")
-        #expect(aligned.count == 6 && aligned.allSatisfy { $0.hasSuffix(".jpg") })
+        #expect(aligned.count == 4 && aligned.allSatisfy { $0.hasSuffix(".jpg") })
     }
 
     @Test func saveCropsIntoAnUnusableDirectoryExitsTwo() throws {
@@ -284,12 +274,8 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         FileManager.default.createFile(atPath: empty, contents: Data())
         let garbage = tempPath("garbage.mkv")
         FileManager.default.createFile(atPath: garbage, contents: Data((0..<65536).map { UInt8(($0 * 131) % 251) }))
-        var paths = [empty, garbage]
         // A file with audio only: no video stream.
-        let wav = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data/speech-16k.wav").path
-        if FileManager.default.fileExists(atPath: wav) { paths.append(wav) }
-        for path in paths {
+        for path in [empty, garbage, "\(testMedia)/speech.wav"] {
             expectBadInput(try runAffect(["faces", path, "--format", "csv"]), naming: path, "faces on a bad video")
         }
     }

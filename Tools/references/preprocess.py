@@ -3,7 +3,7 @@
     Tools/make_reference.py preprocess Tests/Fixtures/preprocess
 
 writes `pil_resize.safetensors` (a random 8-bit image and PIL's BILINEAR resizes of it to several sizes,
-down and up) and `emotiefflib_faces.json`: for every face image of ../shared/data, the faces facenet-pytorch's
+down and up) and `emotiefflib_faces.json`: for every face image of Tests/Fixtures/media, the faces facenet-pytorch's
 MTCNN finds (min_face_size 40), the integer crop boxes EmotiEffLib's examples take (`frame[y1:y2, x1:x2]`,
 clamped to the image), and the logits EmotiEffLib's own `EmotiEffLibRecognizerTorch` methods compute for
 those crops with the committed tiny EfficientNet (Tests/Fixtures/models/efficientnet_tiny.safetensors).
@@ -18,8 +18,9 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
-IMAGES = ["astronaut.png", "multiface.jpg", "faces/portrait-1.jpg", "faces/portrait-2.jpg"]
+# The repository's own test media (Tools/make_test_media.sh), so the Swift tests need nothing outside the clone.
+DATA = os.path.join(REPO, "Tests", "Fixtures", "media")
+IMAGES = ["portrait.png", "group.png"]
 
 
 def pil_resize(outdir):

@@ -1,8 +1,8 @@
-"""Expectations for the video decoder and MTCNN on ../shared/data/walking-crowd-1080p.mp4:
+"""Expectations for the video decoder and MTCNN on Tests/Fixtures/media/crowd.mp4:
 
     Tools/make_reference.py video Tests/Fixtures/faces
 
-`video_walking_crowd.json`: frame count and timestamps from `ffprobe -count_frames`; 4096 sampled RGB values
+`video_crowd.json`: frame count and timestamps from `ffprobe -count_frames`; 4096 sampled RGB values
 of frames 0 and 50 from `ffmpeg -pix_fmt rgb24` (same swscale flags as the engine); facenet-pytorch MTCNN
 detections (min_face_size 40, keep_all) on every 5th frame of those same RGB frames.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from references.preprocess import DATA
 
-VIDEO = "walking-crowd-1080p.mp4"
+VIDEO = "crowd.mp4"
 FLAGS = "bicubic+accurate_rnd+full_chroma_int"
 
 
@@ -27,7 +27,9 @@ def build(outdir, batches, args):
     count = int(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
                                 "stream=nb_read_frames", "-of", "csv=p=0", path], check=True, capture_output=True,
                                text=True).stdout.strip())
-    w, h = 1920, 1080
+    w, h = [int(v) for v in subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                            "stream=width,height", "-of", "csv=p=0", path], check=True,
+                                           capture_output=True, text=True).stdout.strip().split(",")]
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-sws_flags", FLAGS, "-"],
                          check=True, capture_output=True).stdout
     frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, h, w, 3)
@@ -41,7 +43,7 @@ def build(outdir, batches, args):
         detections.append({"frame": i, "faces": faces})
     out = {"video": VIDEO, "frames": count, "decoded": int(len(frames)), "times": [float(t.strip(",")) for t in times],
            "sample_stride": 1517, "samples": samples, "detections": detections}
-    with open(os.path.join(outdir, "video_walking_crowd.json"), "w") as f:
+    with open(os.path.join(outdir, "video_crowd.json"), "w") as f:
         json.dump(out, f)
 
 
