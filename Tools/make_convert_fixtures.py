@@ -6,7 +6,8 @@
 Each source is a tiny model of the reference framework, saved the way users have it: Hugging Face folders
 (wav2vec2 / HuBERT with and without a CTC head, one sharded; RoBERTa / BERT with and without a classifier,
 with a `tokenizer.json`, with `vocab.json` + `merges.txt`, with `vocab.txt`; a sentence-transformers folder),
-a tiny EfficientNet as an ONNX export, a whole pickled module and a state dict. Every source SRC is converted
+a tiny EfficientNet as an ONNX export, a whole pickled module and a state dict; and facenet-pytorch's legacy
+(pre-zip) `pnet.pt` with its state dict as Tools/affect_tools/unpickle.py reads it (`pnet_state_dict.safetensors`). Every source SRC is converted
 with Tools/convert.py into SRC.safetensors beside it; the Swift tests convert the same sources and compare.
 Weights are random (seeded); only names, shapes, values and metadata matter here, not what the models compute.
 """
@@ -157,6 +158,18 @@ def efficientnet(outdir):
         save_checkpoint(m, os.path.join(outdir, name), fmt, example=image_batch(1, 32, 11))
 
 
+def legacy_pnet(outdir):
+    """facenet-pytorch's pnet.pt (a legacy pre-zip torch.save file) and its state dict as Python reads it."""
+    import facenet_pytorch
+    import numpy as np
+    from safetensors.numpy import save_file
+    from affect_tools import unpickle
+    src = os.path.join(os.path.dirname(facenet_pytorch.__file__), "data", "pnet.pt")
+    shutil.copy(src, os.path.join(outdir, "pnet.pt"))
+    sd = unpickle.state_dict(src)
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, os.path.join(outdir, "pnet_state_dict.safetensors"))
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(TOOLS), "Tests", "Fixtures", "convert")
     if os.path.exists(outdir):
@@ -181,6 +194,7 @@ def main():
         if name.endswith(".safetensors"):
             continue
         convert(src, os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
+    legacy_pnet(outdir)
 
 
 if __name__ == "__main__":
