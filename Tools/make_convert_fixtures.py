@@ -104,7 +104,7 @@ def wordpiece_file(folder):
 
 
 def roberta_folder(folder, seed, classifier, tokenizer_json, fmt="safetensors"):
-    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaModel, RobertaTokenizerFast
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification, RobertaModel
     n = bpe_files(folder)
     labels = {"0": "joy", "1": "anger", "2": "neutral"} if classifier else None
     cfg = RobertaConfig(**TINY_TEXT, vocab_size=n, pad_token_id=1, bos_token_id=0, eos_token_id=2,
@@ -113,15 +113,14 @@ def roberta_folder(folder, seed, classifier, tokenizer_json, fmt="safetensors"):
     model = seeded((RobertaForSequenceClassification if classifier else RobertaModel)(cfg), seed)
     save_model(model, folder, fmt)
     if tokenizer_json:
-        fast = RobertaTokenizerFast(vocab_file=os.path.join(folder, "vocab.json"),
-                                    merges_file=os.path.join(folder, "merges.txt"))
+        fast = AutoTokenizer.from_pretrained(folder)
         fast.backend_tokenizer.save(os.path.join(folder, "tokenizer.json"))
         os.remove(os.path.join(folder, "vocab.json"))
         os.remove(os.path.join(folder, "merges.txt"))
 
 
 def bert_folder(folder, seed, classifier, sentence, fmt="safetensors"):
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
     n = wordpiece_file(folder)
     labels = {"0": "negative", "1": "positive"} if classifier else None
     cfg = BertConfig(**TINY_TEXT, vocab_size=n, pad_token_id=0, type_vocab_size=2,
@@ -130,7 +129,7 @@ def bert_folder(folder, seed, classifier, sentence, fmt="safetensors"):
     save_model(model, folder, fmt)
     if sentence:
         # all-MiniLM-L6-v2's layout: tokenizer.json, modules.json, sentence_bert_config.json, 1_Pooling.
-        fast = BertTokenizerFast(vocab_file=os.path.join(folder, "vocab.txt"), do_lower_case=True)
+        fast = AutoTokenizer.from_pretrained(folder)
         fast.backend_tokenizer.save(os.path.join(folder, "tokenizer.json"))
         with open(os.path.join(folder, "modules.json"), "w") as f:
             json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
