@@ -42,6 +42,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries (module maps only).
@@ -57,8 +58,10 @@ let package = Package(
         .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
         .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile"], swiftSettings: optimised),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
+        // Checkpoint converters (beside the layers: they read source formats, never run a model).
+        .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .executableTarget(name: "affect", dependencies: [
-            "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline",
+            "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimised),
 
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
         .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
         .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
+        .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
         .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),

@@ -1,0 +1,71 @@
+import Foundation
+import AffectKernels
+
+/// Options of `affect convert`, as Tools/convert.py's.
+public struct ConvertOptions: Sendable {
+    /// The architecture (detected when nil).
+    public var arch: String?
+    /// Class names replacing the detected ones.
+    public var labels: [String]?
+    /// EfficientNet padding: `same` (default, as tf_ models) or `symmetric`.
+    public var padType: String?
+    /// A tokenizer.json to embed (text models), as given.
+    public var tokenizer: String?
+
+    public init(arch: String? = nil, labels: [String]? = nil, padType: String? = nil, tokenizer: String? = nil) {
+        self.arch = arch
+        self.labels = labels
+        self.padType = padType
+        self.tokenizer = tokenizer
+    }
+}
+
+/// Converts checkpoints into Affect weight files (SPEC 3.1) in Swift, producing what Tools/convert.py does:
+/// the same tensor names, values and `affect.*` metadata.
+public enum Converter {
+    /// Architectures Tools/convert.py knows, with whether this converter handles them.
+    public static let architectures = ["bert", "efficientnet", "head", "hubert", "mini_xception", "mobilefacenet",
+                                       "mobilevit", "mtcnn", "roberta", "wav2vec2"]
+    static let unsupported: Set<String> = ["mini_xception", "head"]
+
+    /// The architecture of a source, asking each family in Tools/convert.py's order; nil when none recognises it.
+    public static func detect(_ source: String) -> String? {
+        if let a = VisionConverter.detect(source) { return a }
+        if isDirectory(source), ["pnet", "rnet", "onet"].allSatisfy({ HFFolder.exists(HFFolder.path(source, "\($0).pt")) }) {
+            return "mtcnn"
+        }
+        return AudioConverter.detect(source) ?? TextConverter.detect(source)
+    }
+
+    /// Reads and converts `source` (a file or a folder).
+    public static func convert(_ source: String, options: ConvertOptions = ConvertOptions()) throws(AffectError) -> ConvertedModel {
+        guard FileManager.default.fileExists(atPath: source) else { throw .badInput("\(source): no such file or folder.") }
+        let arch: String
+        if let a = options.arch {
+            guard architectures.contains(a) else {
+                throw .badUsage("unknown architecture `\(a)`; one of \(architectures.joined(separator: ", ")).")
+            }
+            arch = a
+        } else {
+            guard let a = detect(source) else { throw .badInput("\(source): cannot tell which architecture this is; pass --arch.") }
+            arch = a
+        }
+        if unsupported.contains(arch) {
+            throw .badInput("\(source): `affect convert` does not read \(arch) sources yet; use Tools/convert.py.")
+        }
+        switch arch {
+        case "wav2vec2", "hubert": return try AudioConverter.convert(source, arch: arch)
+        case "roberta", "bert": return try TextConverter.convert(source, arch: arch, labels: options.labels, tokenizerFile: options.tokenizer)
+        case "mtcnn": return try VisionConverter.convertMTCNN(source)
+        default: return try VisionConverter.convert(source, arch: arch, options: options)
+        }
+    }
+
+    /// Converts `source` and writes `output` atomically; returns the architecture.
+    @discardableResult
+    public static func convert(_ source: String, to output: String, options: ConvertOptions = ConvertOptions()) throws(AffectError) -> String {
+        let model = try convert(source, options: options)
+        try model.write(to: output)
+        return model.arch
+    }
+}

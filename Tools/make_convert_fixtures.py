@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Builds the sources `affect convert` is tested on and their Tools/convert.py outputs.
+
+    Tools/make_convert_fixtures.py [OUTDIR]        (default Tests/Fixtures/convert)
+
+Each source is a tiny model of the reference framework, saved the way users have it: Hugging Face folders
+(wav2vec2 / HuBERT with and without a CTC head, one sharded; RoBERTa / BERT with and without a classifier,
+with a `tokenizer.json`, with `vocab.json` + `merges.txt`, with `vocab.txt`; a sentence-transformers folder),
+a tiny EfficientNet as an ONNX export, a whole pickled module and a state dict; and facenet-pytorch's legacy
+(pre-zip) `pnet.pt` with its state dict as Tools/affect_tools/unpickle.py reads it (`pnet_state_dict.safetensors`). Every source SRC is converted
+with Tools/convert.py into SRC.safetensors beside it; the Swift tests convert the same sources and compare.
+Weights are random (seeded); only names, shapes, values and metadata matter here, not what the models compute.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import torch
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TOOLS)
+
+VOCAB_CTC = ["<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L"]
+TINY_AUDIO = dict(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=12, conv_dim=[4] * 3,
+                  conv_kernel=[10, 3, 2], conv_stride=[5, 2, 2], num_conv_pos_embeddings=4,
+                  num_conv_pos_embedding_groups=2, vocab_size=len(VOCAB_CTC), pad_token_id=0, layer_norm_eps=1e-5)
+TINY_TEXT = dict(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=12,
+                 max_position_embeddings=40)
+CORPUS = ["I am so happy today!", "This is terrible, I hate it.", "What a surprise.", "We're fine, thanks.",
+          "Nothing ever changes here", "Don't worry; be happy."]
+
+
+def convert(src, out):
+    subprocess.run([sys.executable, os.path.join(TOOLS, "convert.py"), src, out], check=True)
+
+
+def seeded(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model.eval()
+
+
+def audio_folder(folder, cls, config_cls, seed, ctc, fmt, stable=False):
+    cfg = config_cls(**TINY_AUDIO, feat_extract_norm="layer" if stable else "group", conv_bias=stable,
+                     do_stable_layer_norm=stable)
+    model = seeded(cls(cfg), seed)
+    os.makedirs(folder, exist_ok=True)
+    if fmt == "sharded":
+        model.save_pretrained(folder, max_shard_size="3KB")
+    else:
+        model.save_pretrained(folder)
+    if fmt == "bin":
+        from safetensors.torch import load_file
+        st = os.path.join(folder, "model.safetensors")
+        sd = {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v"): v
+              for k, v in load_file(st).items()}
+        torch.save(sd, os.path.join(folder, "pytorch_model.bin"))
+        os.remove(st)
+    with open(os.path.join(folder, "preprocessor_config.json"), "w") as f:
+        json.dump({"do_normalize": True, "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
+                   "return_attention_mask": stable, "sampling_rate": 16000,
+                   "feature_extractor_type": "Wav2Vec2FeatureExtractor"}, f, indent=2)
+    if ctc:
+        with open(os.path.join(folder, "vocab.json"), "w") as f:
+            json.dump({t: i for i, t in enumerate(VOCAB_CTC)}, f)
+        with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+            json.dump({"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
+                       "word_delimiter_token": "|", "do_lower_case": False,
+                       "tokenizer_class": "Wav2Vec2CTCTokenizer"}, f)
+
+
+def save_model(model, folder, fmt):
+    """`fmt` "bin": the state dict in pytorch_model.bin (older hub folders), else model.safetensors."""
+    model.save_pretrained(folder)
+    if fmt == "bin":
+        st = os.path.join(folder, "model.safetensors")
+        from safetensors.torch import load_file
+        torch.save(load_file(st), os.path.join(folder, "pytorch_model.bin"))
+        os.remove(st)
+
+
+def bpe_files(folder):
+    """A tiny byte-level BPE trained on CORPUS: vocab.json + merges.txt."""
+    from tokenizers import ByteLevelBPETokenizer
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(CORPUS * 4, vocab_size=300, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    os.makedirs(folder, exist_ok=True)
+    tok.save_model(folder)
+    return len(tok.get_vocab())
+
+
+def wordpiece_file(folder):
+    words = sorted({w.strip(".,!;?'").lower() for s in CORPUS for w in s.split()} - {""})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?", ";", "'"] + words + ["##s", "##ing"]
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    return len(vocab)
+
+
+def roberta_folder(folder, seed, classifier, tokenizer_json, fmt="safetensors"):
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification, RobertaModel
+    n = bpe_files(folder)
+    labels = {"0": "joy", "1": "anger", "2": "neutral"} if classifier else None
+    cfg = RobertaConfig(**TINY_TEXT, vocab_size=n, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                        type_vocab_size=1, **({"id2label": labels, "label2id": {v: int(k) for k, v in labels.items()},
+                                               "problem_type": "multi_label_classification"} if classifier else {}))
+    model = seeded((RobertaForSequenceClassification if classifier else RobertaModel)(cfg), seed)
+    save_model(model, folder, fmt)
+    if tokenizer_json:
+        fast = AutoTokenizer.from_pretrained(folder)
+        fast.backend_tokenizer.save(os.path.join(folder, "tokenizer.json"))
+        os.remove(os.path.join(folder, "vocab.json"))
+        os.remove(os.path.join(folder, "merges.txt"))
+
+
+def bert_folder(folder, seed, classifier, sentence, fmt="safetensors"):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+    n = wordpiece_file(folder)
+    labels = {"0": "negative", "1": "positive"} if classifier else None
+    cfg = BertConfig(**TINY_TEXT, vocab_size=n, pad_token_id=0, type_vocab_size=2,
+                     **({"id2label": labels, "label2id": {v: int(k) for k, v in labels.items()}} if classifier else {}))
+    model = seeded((BertForSequenceClassification if classifier else BertModel)(cfg), seed)
+    save_model(model, folder, fmt)
+    if sentence:
+        # all-MiniLM-L6-v2's layout: tokenizer.json, modules.json, sentence_bert_config.json, 1_Pooling.
+        fast = AutoTokenizer.from_pretrained(folder)
+        fast.backend_tokenizer.save(os.path.join(folder, "tokenizer.json"))
+        with open(os.path.join(folder, "modules.json"), "w") as f:
+            json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                       {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                       {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                      f, indent=2)
+        with open(os.path.join(folder, "sentence_bert_config.json"), "w") as f:
+            json.dump({"max_seq_length": 32, "do_lower_case": False}, f)
+        os.makedirs(os.path.join(folder, "1_Pooling"), exist_ok=True)
+        with open(os.path.join(folder, "1_Pooling", "config.json"), "w") as f:
+            json.dump({"word_embedding_dimension": 8, "pooling_mode_cls_token": False,
+                       "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}, f)
+
+
+def efficientnet(outdir):
+    """A smaller EfficientNet than the model fixture (width 0.1): ONNX export, whole module, state dict."""
+    from timm.models.efficientnet import _gen_efficientnet
+    from affect_tools.random_weights import make_trained_looking
+    from references.common import save_checkpoint, image_batch
+    torch.manual_seed(11)
+    m = _gen_efficientnet("tf_efficientnet_b0", channel_multiplier=0.1, depth_multiplier=0.2, pretrained=False,
+                          num_classes=8, bn_eps=1e-3, pad_type="same")
+    m = make_trained_looking(m, seed=11, calibration_input=image_batch(2, 32, 11))
+    for fmt, name in (("onnx", "efficientnet.onnx"), ("pt", "efficientnet.pt"), ("state_dict", "efficientnet.state_dict.pt")):
+        save_checkpoint(m, os.path.join(outdir, name), fmt, example=image_batch(1, 32, 11))
+
+
+def legacy_pnet(outdir):
+    """facenet-pytorch's pnet.pt (a legacy pre-zip torch.save file) and its state dict as Python reads it."""
+    import facenet_pytorch
+    import numpy as np
+    from safetensors.numpy import save_file
+    from affect_tools import unpickle
+    src = os.path.join(os.path.dirname(facenet_pytorch.__file__), "data", "pnet.pt")
+    shutil.copy(src, os.path.join(outdir, "pnet.pt"))
+    sd = unpickle.state_dict(src)
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, os.path.join(outdir, "pnet_state_dict.safetensors"))
+
+
+def main():
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(TOOLS), "Tests", "Fixtures", "convert")
+    if os.path.exists(outdir):
+        shutil.rmtree(outdir)
+    os.makedirs(outdir)
+    from transformers import HubertConfig, HubertForCTC, HubertModel, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Model
+    audio_folder(os.path.join(outdir, "wav2vec2_ctc"), Wav2Vec2ForCTC, Wav2Vec2Config, 1, ctc=True, fmt="safetensors")
+    audio_folder(os.path.join(outdir, "wav2vec2_bin"), Wav2Vec2ForCTC, Wav2Vec2Config, 2, ctc=True, fmt="bin")
+    audio_folder(os.path.join(outdir, "wav2vec2_base"), Wav2Vec2Model, Wav2Vec2Config, 3, ctc=False, fmt="safetensors")
+    audio_folder(os.path.join(outdir, "hubert_ctc"), HubertForCTC, HubertConfig, 4, ctc=True, fmt="safetensors",
+                 stable=True)
+    audio_folder(os.path.join(outdir, "hubert_sharded"), HubertModel, HubertConfig, 5, ctc=False, fmt="sharded",
+                 stable=True)
+    roberta_folder(os.path.join(outdir, "roberta_cls"), 6, classifier=True, tokenizer_json=True)
+    roberta_folder(os.path.join(outdir, "roberta_bpe"), 7, classifier=False, tokenizer_json=False)
+    roberta_folder(os.path.join(outdir, "roberta_bin"), 8, classifier=True, tokenizer_json=True, fmt="bin")
+    bert_folder(os.path.join(outdir, "bert_cls"), 9, classifier=True, sentence=False)
+    bert_folder(os.path.join(outdir, "bert_sentence"), 10, classifier=False, sentence=True)
+    efficientnet(outdir)
+    for name in sorted(os.listdir(outdir)):
+        src = os.path.join(outdir, name)
+        if name.endswith(".safetensors"):
+            continue
+        convert(src, os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
+    legacy_pnet(outdir)
+
+
+if __name__ == "__main__":
+    main()
