@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of Fuzz/ (AddressSanitizer + libFuzzer) and runs one:
+#   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
+#   scripts/fuzz.sh TARGET --runs N            (stop after N executions)
+#   scripts/fuzz.sh TARGET --regress           (run every saved crash and the seed corpus once)
+# TARGET: FuzzWeights, FuzzRunInputs, FuzzTokenizer, FuzzTranscript, FuzzImage.
+# The corpus grows in .build-fuzz/corpus/TARGET, seeded from Tests/Fixtures; crashes land in Fuzz/Crashes/TARGET
+# (commit each with the regression test it becomes). Not part of CI: a campaign takes minutes to hours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/fuzz.sh TARGET SECONDS|--runs N|--regress}; shift
+scripts/install-deps.sh
+build=.build-fuzz
+(cd Fuzz && swift build -c release --scratch-path "../$build" --product "$target" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld 2>&1 | grep -E "error|warning: unre|Compiling|Build" | tail -3)
+bin="$build/release/$target"
+corpus="$build/corpus/$target"; crashes="Fuzz/Crashes/$target"
+mkdir -p "$corpus" "$crashes"
+seed() { [ -e "$1" ] && cp -n "$1" "$corpus/$(basename "$1")${2:-}" || true; }
+# Seeds: the committed files of each kind (a leading selector byte where the harness reads one).
+case "$target" in
+  FuzzWeights) for f in Tests/Fixtures/models/*_tiny.safetensors Tests/Fixtures/fusion/head_*[a-z].safetensors \
+                        Tests/Fixtures/audio/*_tiny.safetensors Tests/Fixtures/text/tiny_roberta_go.safetensors \
+                        Tests/Fixtures/text/encoder_layers.safetensors Weights/*.safetensors; do seed "$f"; done ;;
+  FuzzRunInputs) for f in Tests/Fixtures/models/*.b1.ref.safetensors Tests/Fixtures/fusion/*.ref.safetensors \
+                          Tests/Fixtures/text/tiny_roberta_go.b1.ref.safetensors; do seed "$f"; done ;;
+  FuzzTokenizer) { printf '\0'; cat Tests/Fixtures/text/roberta_tokenizer.json; } > "$corpus/roberta_tokenizer"
+                 { printf '\1'; head -c 60000 Tests/Fixtures/text/bert_vocab.txt; } > "$corpus/bert_vocab" ;;
+  FuzzTranscript) printf '\0%s' "$(printf '1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n00:00:01,600 --> 00:00:03,000\nHow are you?\n')" > "$corpus/srt"
+                  printf '\1%s' "$(printf 'WEBVTT\n\n00:00.000 --> 00:01.500\nHello there.\n\n00:01.600 --> 00:03.000 align:start\nHow are you?\n')" > "$corpus/vtt"
+                  { printf '\2'; cat Tests/Fixtures/media/speech.txt; } > "$corpus/txt" ;;
+  FuzzImage) { printf '\1'; head -c 200000 Tests/Fixtures/media/portrait.png; } > "$corpus/portrait-cut"
+             ffmpeg -v error -y -i Tests/Fixtures/media/portrait.png -vf scale=48:48 "$build/small.png"
+             ffmpeg -v error -y -i Tests/Fixtures/media/portrait.png -vf scale=48:48 -pix_fmt yuvj420p "$build/small.jpg"
+             { printf '\1'; cat "$build/small.png"; } > "$corpus/small-png"
+             { printf '\0'; cat "$build/small.jpg"; } > "$corpus/small-jpg"
+             for f in Tests/Fixtures/faces/*.jpg; do [ -e "$f" ] && { printf '\0'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
+  *) echo "unknown target $target" >&2; exit 2 ;;
+esac
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
+if [ "${1:-}" = --regress ]; then
+  shopt -s nullglob; files=("$crashes"/* "$corpus"/*)
+  exec "$bin" -rss_limit_mb=4096 -timeout=20 "${files[@]}"
+fi
+limit=()
+if [ "${1:-}" = --runs ]; then limit=(-runs="$2"); shift 2; else limit=(-max_total_time="${1:-60}"); shift || true; fi
+# 4 GB RSS and 20 s per input: an input that allocates more or runs longer is a finding (a bomb or a hang).
+exec "$bin" "${limit[@]}" -rss_limit_mb=4096 -malloc_limit_mb=4096 -timeout=20 -max_len=1048576 \
+  -artifact_prefix="$crashes/" -print_final_stats=1 "$@" "$corpus"
