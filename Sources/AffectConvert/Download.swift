@@ -37,14 +37,16 @@ public enum Downloader {
         if FileManager.default.fileExists(atPath: destination) { return try SHA256.file(destination) }
         var lastError = "no attempt made"
         for attempt in 0..<attempts {
+            let before = fileSize(part)
             do {
                 try transfer(url, into: part, progress: progress)
                 lastError = ""
                 break
             } catch FetchFailure.failed(let why) {
                 lastError = why
-                // Only an interrupted transfer that left bytes behind is worth resuming at once.
-                if attempt + 1 < attempts, fileSize(part) > 0 { continue }
+                // Worth another attempt at once only when this one moved the partial file: bytes arrived
+                // (an interrupted transfer, resumed from there) or a bad resume reset it.
+                if attempt + 1 < attempts, fileSize(part) != before { continue }
                 break
             }
         }
@@ -77,6 +79,7 @@ public enum Downloader {
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = 60
         config.requestCachePolicy = .reloadIgnoringLocalCacheData
+        config.urlCache = nil     // the downloads are our cache; nothing goes through Foundation's
         let session = URLSession(configuration: config, delegate: sink, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         session.dataTask(with: request).resume()
@@ -105,13 +108,12 @@ final class TransferSink: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let name = response.url?.absoluteString ?? "the server"
         switch status {
         case 206:
             // The server must continue exactly where the partial file ends.
             let range = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Range") ?? ""
             guard range.hasPrefix("bytes \(offset)-") else {
-                failure = .failed("\(name) answered a resume with the wrong range `\(range)`")
+                failure = .failed("the server answered a resume with the wrong range `\(range)`")
                 // Start over next time.
                 truncate(part, 0)
                 completionHandler(.cancel)
@@ -124,7 +126,7 @@ final class TransferSink: NSObject, URLSessionDataDelegate, @unchecked Sendable 
             completionHandler(.cancel)
             return
         default:
-            failure = .failed("\(name) answered HTTP \(status)")
+            failure = .failed("the server answered HTTP \(status)")
             completionHandler(.cancel)
             return
         }
@@ -156,10 +158,10 @@ final class TransferSink: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         try? handle?.close()
         handle = nil
         if failure == nil, let error {
-            failure = .failed("\(task.originalRequest?.url?.absoluteString ?? "download"): \(error.localizedDescription)")
+            failure = .failed(error.localizedDescription)
         }
         if failure == nil, let total, offset + received != total {
-            failure = .failed("\(task.originalRequest?.url?.absoluteString ?? "download"): the transfer ended after \(offset + received) of \(total) bytes")
+            failure = .failed("the transfer ended after \(offset + received) of \(total) bytes")
         }
         done.signal()
     }

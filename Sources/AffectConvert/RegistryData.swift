@@ -122,7 +122,7 @@ extension ModelRegistry {
   },
   {
    "name": "enet_b0_8_best_afew_onnx",
-   "task": "face expression, 8 classes (AffectNet, tuned on AFEW); EmotiEffLib's ONNX export",
+   "task": "face expression, 8 classes (AffectNet, tuned on AFEW) (ONNX export)",
    "arch": "efficientnet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -138,7 +138,7 @@ extension ModelRegistry {
   },
   {
    "name": "enet_b0_8_best_vgaf_onnx",
-   "task": "face expression, 8 classes (AffectNet, tuned on VGAF); EmotiEffLib's ONNX export",
+   "task": "face expression, 8 classes (AffectNet, tuned on VGAF) (ONNX export)",
    "arch": "efficientnet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -154,7 +154,7 @@ extension ModelRegistry {
   },
   {
    "name": "enet_b0_8_va_mtl_onnx",
-   "task": "face expression (8 classes) + valence/arousal; EmotiEffLib's ONNX export",
+   "task": "face expression (8 classes) + valence/arousal (ONNX export)",
    "arch": "efficientnet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -170,7 +170,7 @@ extension ModelRegistry {
   },
   {
    "name": "enet_b2_7_onnx",
-   "task": "face expression, 7 classes; EmotiEffLib's ONNX export",
+   "task": "face expression, 7 classes (ONNX export)",
    "arch": "efficientnet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -186,7 +186,7 @@ extension ModelRegistry {
   },
   {
    "name": "enet_b2_8_onnx",
-   "task": "face expression, 8 classes; EmotiEffLib's ONNX export",
+   "task": "face expression, 8 classes (ONNX export)",
    "arch": "efficientnet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -202,7 +202,7 @@ extension ModelRegistry {
   },
   {
    "name": "mbf_va_mtl_onnx",
-   "task": "face expression (8 classes) + valence/arousal; EmotiEffLib's ONNX export",
+   "task": "face expression (8 classes) + valence/arousal (ONNX export)",
    "arch": "mobilefacenet",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -219,7 +219,7 @@ extension ModelRegistry {
   },
   {
    "name": "mobilevit_va_mtl_onnx",
-   "task": "face expression (8 classes) + valence/arousal; EmotiEffLib's ONNX export",
+   "task": "face expression (8 classes) + valence/arousal (ONNX export)",
    "arch": "mobilevit",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
@@ -299,7 +299,7 @@ extension ModelRegistry {
     }
    ],
    "convert": ".",
-   "note": "revision pinned by commit id; Hugging Face serves no digest we know offline, so `affect pull` records the sha256 it saw"
+   "note": "revision pinned by a commit id taken from public code that pins it (not checked from a networked machine); Hugging Face serves no digest we know offline, so `affect pull` records the sha256 it saw"
   },
   {
    "name": "hubert-large-ls960-ft",
@@ -472,7 +472,7 @@ extension ModelRegistry {
     }
    ],
    "convert": ".",
-   "note": "revision pinned by commit id; Hugging Face serves no digest we know offline, so `affect pull` records the sha256 it saw"
+   "note": "revision pinned by a commit id taken from public code that pins it (not checked from a networked machine); Hugging Face serves no digest we know offline, so `affect pull` records the sha256 it saw"
   }
  ]
 }

@@ -44,21 +44,23 @@ public struct SHA1 {
     }
 
     private mutating func compress(_ block: UnsafeRawPointer) {
-        var w = [UInt32](repeating: 0, count: 80)
-        for t in 0..<16 { w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
         @inline(__always) func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
-        for t in 16..<80 { w[t] = rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1) }
         var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4]
-        for t in 0..<80 {
-            let f: UInt32, k: UInt32
-            switch t {
-            case 0..<20: f = (b & c) | (~b & d); k = 0x5A827999
-            case 20..<40: f = b ^ c ^ d; k = 0x6ED9EBA1
-            case 40..<60: f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC
-            default: f = b ^ c ^ d; k = 0xCA62C1D6
+        // The message schedule lives on the stack: no allocation per 64-byte block.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 80) { w in
+            for t in 0..<16 { w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
+            for t in 16..<80 { w[t] = rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1) }
+            for t in 0..<80 {
+                let f: UInt32, k: UInt32
+                switch t {
+                case 0..<20: f = (b & c) | (~b & d); k = 0x5A827999
+                case 20..<40: f = b ^ c ^ d; k = 0x6ED9EBA1
+                case 40..<60: f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC
+                default: f = b ^ c ^ d; k = 0xCA62C1D6
+                }
+                let tmp = rotl(a, 5) &+ f &+ e &+ k &+ w[t]
+                e = d; d = c; c = rotl(b, 30); b = a; a = tmp
             }
-            let tmp = rotl(a, 5) &+ f &+ e &+ k &+ w[t]
-            e = d; d = c; c = rotl(b, 30); b = a; a = tmp
         }
         h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e
     }
