@@ -143,6 +143,31 @@ import AffectKernels
         try ConvertFixtureTests().expectSameWeights(out, convertFixtures + "/efficientnet_pt.safetensors")
     }
 
+    @Test func twoConcurrentPullsFetchOnce() throws {
+        let server = try LoopbackServer(); defer { server.stop() }
+        try serve(server)
+        let scratch = Scratch()
+        let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
+        let lock = NSLock()
+        var paths: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            let p = (try? store.load("tiny_enet")) ?? "failed"
+            lock.withLock { paths.append(p) }
+        }
+        let m = try #require(store.registry["tiny_enet"])
+        #expect(paths == [store.convertedPath(m), store.convertedPath(m)])
+        // The second waited on the lock and found the file: one request.
+        #expect(server.requests.count == 1, "\(server.requests)")
+        try ConvertFixtureTests().expectSameWeights(paths[0], convertFixtures + "/efficientnet_pt.safetensors")
+    }
+
+    @Test func malformedRegistryFilesAreOneSentence() {
+        for text in ["", "{", "[]", #"{"models": 3}"#, #"{"format": 2, "models": []}"#, "\u{0}\u{1}garbage"] {
+            let e = #expect(throws: AffectError.self) { try ModelRegistry(json: Data(text.utf8), origin: "bad.json") }
+            #expect(e?.description.hasPrefix("bad.json") == true, "\(String(describing: e))")
+        }
+    }
+
     @Test func hfFolderWithOptionalAndAlternativeFiles() throws {
         let server = try LoopbackServer(); defer { server.stop() }
         try serve(server)
