@@ -9,15 +9,20 @@ struct Affect: ParsableCommand {
         commandName: "affect",
         abstract: "Audio-visual emotion understanding: native Swift inference of EmotiEffLib-style models.",
         subcommands: [Info.self, Run.self, Verify.self, Bench.self, Tokenize.self, EmbedText.self, Faces.self, Analyze.self, Extract.self,
-                       Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self, Convert.self])
+                       Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self, Convert.self, Models.self, Pull.self])
 }
 
 /// Options every compute command shares.
 struct ComputeOptions: ParsableArguments {
     @Option(help: "Threads for our kernels and OpenBLAS.")
     var threads: Int = 2
+    @Flag(help: "Never download a model given by name (also AFFECT_OFFLINE=1): only what is in the cache.")
+    var offline = false
 
-    func apply() { Threading.setThreads(threads) }
+    func apply() {
+        Threading.setThreads(threads)
+        if offline { setenv("AFFECT_OFFLINE", "1", 1) }     // read by ModelStore.default (resolveWeights)
+    }
 }
 
 @main

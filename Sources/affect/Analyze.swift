@@ -122,10 +122,10 @@ struct Analyze: ParsableCommand {
         case (nil, nil):
             if median { throw AffectError.badUsage("--median needs --delta.") }
         }
-        let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
+        let facePath = try resolveWeights(faceModel ?? defaultWeights("mini_xception.safetensors"))
         var model = try loadFaceExpressionModel(facePath)
-        if let e = expressionModel { model = CombinedFaceModel(features: model, expression: try loadFaceExpressionModel(e)) }
-        let mtcnn = try MTCNN(weights: WeightFile(path: detector ?? defaultWeights("mtcnn.safetensors")))
+        if let e = expressionModel { model = CombinedFaceModel(features: model, expression: try loadFaceExpressionModel(resolveWeights(e))) }
+        let mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors"))))
         var heads: [HeadSpec] = []
         for (task, args) in [(AnalysisTask.expr, exprHead), (.va, vaHead), (.au, auHead), (.ah, ahHead), (.emi, emiHead)] {
             for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
@@ -133,15 +133,15 @@ struct Analyze: ParsableCommand {
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
         if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
-        if let a = asr { analyzer.speech = try CTCTranscriber(weights: a) }
+        if let a = asr { analyzer.speech = try CTCTranscriber(weights: resolveWeights(a)) }
         if let m = textModel {
             guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
                 throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")
             }
             guard transcript != nil || asr != nil else { throw AffectError.badUsage("--text-model needs a --transcript or --asr.") }
-            analyzer.text = try SentenceEmbedder(weights: m, pooling: p)
+            analyzer.text = try SentenceEmbedder(weights: resolveWeights(m), pooling: p)
         }
-        if let m = audioModel { analyzer.audio = try SpeechEmbedder(weights: m, layer: audioLayer) }
+        if let m = audioModel { analyzer.audio = try SpeechEmbedder(weights: resolveWeights(m), layer: audioLayer) }
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
         return analyzer
     }

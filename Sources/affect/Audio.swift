@@ -15,7 +15,7 @@ struct AudioModelOptions: ParsableArguments {
     var overlap: Double = 3
 
     func load() throws -> (Wav2Vec2, LongAudio) {
-        let m = try Wav2Vec2(weights: WeightFile(path: model))
+        let m = try Wav2Vec2(weights: WeightFile(path: resolveWeights(model)))
         let w = AudioWindowing(window: window, overlap: overlap)
         _ = try w.frames(framesPerSecond: 50)     // validates the options before any decoding
         return (m, LongAudio(model: m, windowing: w))

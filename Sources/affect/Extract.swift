@@ -50,8 +50,8 @@ struct Extract: ParsableCommand {
         guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
         options.minFaceSize = minFace
         let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: detector ?? defaultWeights("mtcnn.safetensors"))),
-                                faceModel: try loadFaceExpressionModel(facePath), options: options)
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
+                                faceModel: try loadFaceExpressionModel(resolveWeights(facePath)), options: options)
         try analyzer.validate()
         print("shard \(index)/\(count): \(mine.count) of \(videos.count) videos in \(folder)")
         var done = 0, skipped = 0, failed: [String] = []

@@ -36,7 +36,7 @@ struct Faces: ParsableCommand {
             guard every == 1 else { throw AffectError.badUsage("--every and --fps are alternatives: give one.") }
         }
         let crops = try cropWriter()
-        var mtcnn = try MTCNN(weights: WeightFile(path: weights ?? defaultWeights("mtcnn.safetensors")))
+        var mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(weights ?? defaultWeights("mtcnn.safetensors"))))
         mtcnn.minFaceSize = minFace
         let stills = ["jpg", "jpeg", "png", "bmp", "ppm", "pgm", "webp", "tif", "tiff", "gif"]
         if !stills.contains(URL(fileURLWithPath: image).pathExtension.lowercased()) {

@@ -11,7 +11,7 @@ struct Info: ParsableCommand {
     var weights: String
 
     func run() throws {
-        let w = try WeightFile(path: weights)
+        let w = try WeightFile(path: resolveWeights(weights))
         print("file:        \(weights)")
         print("arch:        \(w.arch)")
         if let c = w.file.metadata["affect.config"] { print("config:      \(c)") }
@@ -36,7 +36,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        let model = try ModelLoader.load(weights)
+        let model = try ModelLoader.load(resolveWeights(weights))
         let ref = try ReferenceFile(path: inputs)
         let outs = try model.run(ref.inputs, source: inputs)
         var writer = SafeTensorsWriter(metadata: [
@@ -60,7 +60,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         compute.apply()
-        let model = try ModelLoader.load(weights)
+        let model = try ModelLoader.load(resolveWeights(weights))
         let ref = try ReferenceFile(path: reference)
         if ref.outputs.isEmpty { throw AffectError.badInput("\(reference): the file has no `output.*` tensors to compare.") }
         let (compared, missing) = try Verification.verify(model, ref)
@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
         guard batch > 0, seconds >= 0, tokens > 0, audioSeconds > 0 else {
             throw AffectError.badUsage("--batch, --tokens and --audio-seconds must be positive.")
         }
-        let model = try ModelLoader.load(weights)
+        let model = try ModelLoader.load(resolveWeights(weights))
         let inputs = model.benchInputs(BenchShape(batch: batch, audioSeconds: audioSeconds, tokens: tokens))
         let src = "bench"
         for _ in 0..<2 { _ = try model.run(inputs, source: src) }

@@ -103,7 +103,7 @@ struct EmbedText: ParsableCommand {
         guard (file == nil) != (text == nil) else { throw AffectError.badUsage("give either TEXT or --file F.") }
         if format == .safetensors && output == nil { throw AffectError.badUsage("give -o OUT.safetensors or --format json.") }
         guard overlap >= 0 else { throw AffectError.badUsage("--overlap must not be negative.") }
-        let encoder = try TextEncoder(weights: WeightFile(path: model))
+        let encoder = try TextEncoder(weights: WeightFile(path: resolveWeights(model)))
         var texts = try readTextLines(file: file, text: text)
         if jsonl {
             texts = try texts.enumerated().map { i, line in

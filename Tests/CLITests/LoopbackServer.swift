@@ -1,0 +1,1 @@
+../AffectConvertTests/LoopbackServer.swift
