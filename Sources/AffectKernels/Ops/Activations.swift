@@ -67,9 +67,6 @@ public func vexp(_ x: Vec) -> Vec {
 }
 
 @inlinable @inline(__always)
-public func vsigmoid(_ x: Vec) -> Vec { 1 / (1 + vexp(-x)) }
-
-@inlinable @inline(__always)
 public func vtanh(_ x: Vec) -> Vec {
     // tanh = sign(x)·(1 − e^{−2|x|})/(1 + e^{−2|x|}); small |x| via the odd series for relative accuracy.
     let a: Vec = x.replacing(with: -x, where: x .< 0)

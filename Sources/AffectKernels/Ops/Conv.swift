@@ -50,7 +50,7 @@ public struct Conv2D: Sendable {
     /// when `gemm` holds the weights.
     public let packed: Tensor
     public let bias: Tensor?
-    /// Weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:)``: pointwise
+    /// Weights and bias packed for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``: pointwise
     /// and ungrouped im2col convolutions, all but PReLU (which its epilogue does not take).
     let gemm: PackedWeights?
     /// Grouped convolutions with 2–8 channels per group in and out, as a sum of depthwise convolutions.
