@@ -142,6 +142,12 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
     }
 }
 
+extension Activation {
+    /// True for activations without a form in registers here (tanh, GELU): kernels leave them to a pass over
+    /// their finished rows (``VectorActivation/needsRowPass``).
+    var needsRowPass: Bool { self == .tanh || self == .gelu }
+}
+
 /// An activation applied to one vector in registers (a kernel's epilogue), with the same formulas as
 /// ``applyActivation(_:_:count:channels:)``. Tanh and GELU have no vector form here: ``needsRowPass`` tells the
 /// kernel to leave values untouched and run `applyActivation` over its output instead.
