@@ -29,15 +29,15 @@ public enum Padding: Sendable, Equatable {
 
 /// 2-D convolution over NHWC input with a fused bias and activation.
 ///
-/// The kernel is chosen once, at construction, from the layer's shape (``Kernel``), and the weights are packed
-/// for it; each call resolves the padding for its input size once (``Geometry``) and runs that kernel:
+/// The kernel is chosen once, at construction, from the layer's shape (`Conv2D.Kernel`), and the weights are packed
+/// for it; each call resolves the padding for its input size once (`Conv2D.Geometry`) and runs that kernel:
 /// - **pointwise** (1×1, stride 1, no padding; ConvPointwise.swift): one GEMM over all pixels, input used in
 ///   place — the packed GEMM with weights packed at load and bias, residual and activation in its tile
 ///   epilogue, or `sgemm` for a PReLU;
 /// - **depthwise** (groups = in = out channels; Depthwise.swift, NarrowDepthwise.swift): direct SIMD loops,
 ///   16 channels per vector (or several pixels per vector below 16 channels);
 /// - **small groups** (2–8 channels per group in and out; GroupedConv.swift): a sum of depthwise convolutions
-///   (``SmallGroupConv``);
+///   (`SmallGroupConv`);
 /// - **direct** (at most 4 input channels and outputs a multiple of 16, the stems; ConvDirect.swift), and
 ///   **narrow direct** (8 outputs at stride 1; NarrowDepthwise.swift): output channels accumulated in vectors
 ///   straight from the input;
