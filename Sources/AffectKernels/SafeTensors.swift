@@ -63,7 +63,8 @@ public struct TensorInfo: Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// A memory-mapped safetensors file (SPEC 3.1), fully validated on open.
+/// A memory-mapped safetensors file (an 8-byte little-endian header length, a JSON header giving each tensor's
+/// dtype, shape and byte range plus string metadata, then the raw little-endian data), fully validated on open.
 ///
 /// Validation rejects: files shorter than the 8-byte length, header lengths past the end of the file or
 /// over 100 MB, headers that are not a JSON object, unknown dtypes, negative or non-integer shapes, byte

@@ -80,13 +80,6 @@ public final class Arena: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Returns every idle buffer to the system.
-    public func trim() {
-        lock.lock(); defer { lock.unlock() }
-        for (_, list) in free { for p in list { p.deallocate() } }
-        free.removeAll(); cachedFloats = 0
-    }
-
     deinit { for (_, list) in free { for p in list { p.deallocate() } } }
 }
 

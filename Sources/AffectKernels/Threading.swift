@@ -11,7 +11,7 @@ public enum Threading {
         return 2
     }()
 
-    /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after ``upgradeBLASKernels()``.
+    /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after `upgradeBLASKernels()`.
     public static var blasCore: String {
         _ = threads
         return openblas_get_corename().map { String(cString: $0) } ?? "unknown"
@@ -65,7 +65,7 @@ public enum Threading {
 ///
 /// A forward pass issues hundreds of small parallel loops; waking a parked thread for each (as
 /// `DispatchQueue.concurrentPerform` does) costs tens of microseconds a time and showed as ~10 % scheduler
-/// time in profiles. Workers here poll a generation counter for ~50 µs after each job, so back-to-back loops
+/// time in profiles. Workers here poll a generation counter for up to 500 µs after each job, so back-to-back loops
 /// start at once. The calling thread always takes part. A call made while the pool is busy (a nested loop,
 /// or a second caller thread) simply runs on its caller.
 final class SpinPool: @unchecked Sendable {

@@ -4,7 +4,7 @@ import AffectKernels
 
 /// The fused convolution paths (pointwise GEMM tiles with bias + residual + input scale + activation, the
 /// depthwise kernel's unrolled widths, in-kernel channel means, the stem's direct kernel, from NHWC or NCHW) against a plain
-/// loop over the definition, and the thread pool's chunk accounting under many back-to-back jobs.
+/// loop over the definition (`Reference`), and the thread pool's chunk accounting under many back-to-back jobs.
 @Suite struct FusedConvTests {
     /// Deterministic values in [-1, 1).
     func tensor(_ shape: [Int], seed: UInt64) -> Tensor {
@@ -17,43 +17,13 @@ import AffectKernels
         return t
     }
 
-    func scalarAct(_ act: Activation, _ x: Float, _ c: Int) -> Float {
-        switch act {
-        case .none: return x
-        case .relu: return max(x, 0)
-        case .silu: return x / (1 + expf(-x))
-        case .prelu(let s): return x < 0 ? x * (s.count == 1 ? s[0] : s[c]) : x
-        default: fatalError("not used here")
-        }
-    }
-
-    /// NHWC convolution by its definition; `weight` is PyTorch `[out, in/groups, kh, kw]`.
+    /// The convolution by its definition (`Reference.conv2d`);
+    /// `weight` is PyTorch `[out, in/groups, kh, kw]`.
     func reference(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding, groups: Int,
                    act: Activation, residual: Tensor? = nil, scale: Tensor? = nil) -> Tensor {
-        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (cout, ipg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-        let rh = padding.resolve(input: h, kernel: kh, stride: stride, dilation: 1, axis: 0)
-        let rw = padding.resolve(input: w, kernel: kw, stride: stride, dilation: 1, axis: 1)
-        let out = Tensor.zeros([n, rh.out, rw.out, cout])
-        let opg = cout / groups
-        for img in 0..<n { for oy in 0..<rh.out { for ox in 0..<rw.out { for o in 0..<cout {
-            var acc = Double(bias?.data[o] ?? 0)
-            let g = o / opg
-            for ky in 0..<kh { for kx in 0..<kw {
-                let iy = oy * stride - rh.before + ky, ix = ox * stride - rw.before + kx
-                if iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
-                for i in 0..<ipg {
-                    let ci = g * ipg + i
-                    var v = x.data[((img * h + iy) * w + ix) * cin + ci]
-                    if let s = scale { v *= s.data[img * cin + ci] }
-                    acc += Double(v) * Double(weight.data[((o * ipg + i) * kh + ky) * kw + kx])
-                }
-            } }
-            let idx = ((img * rh.out + oy) * rw.out + ox) * cout + o
-            if let r = residual { acc += Double(r.data[idx]) }
-            out.data[idx] = scalarAct(act, Float(acc), o)
-        } } } }
-        return out
+        Tensor(Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), bias: bias?.array, stride: (stride, stride),
+                                padding: padding, groups: groups, activation: act, residual: residual.map { Reference.Values($0) },
+                                inputScale: scale?.array))
     }
 
     func expectClose(_ a: Tensor, _ b: Tensor, _ what: String) {

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import AffectKernels
 
-/// The packed-weight GEMM against a double-precision product, over the shapes that exercise its edges: row
-/// counts that are not a multiple of the tile's rows, column counts that leave a partial panel, k past one
-/// k block, several M blocks, and both tiles whichever the build selects.
+/// The packed-weight GEMM against its reference (`Reference.linear`, a double-precision product), over the
+/// shapes that exercise its edges: row counts that are not a multiple of the tile's rows, column counts that
+/// leave a partial panel, k past one k block, several M blocks, and both tiles whichever the build selects.
 @Suite struct PackedGEMMTests {
     struct Case: CustomStringConvertible {
         var m, n, k: Int
@@ -26,29 +26,20 @@ import AffectKernels
         }
     }
 
+    /// `act(a · wᵀ + bias + residual)` by its definition (`Reference.linear`).
     func reference(_ a: [Float], _ w: [Float], _ bias: [Float]?, _ residual: [Float]?, _ c: Case,
-                   _ act: (Double) -> Double) -> [Float] {
-        var out = [Float](repeating: 0, count: c.m * c.n)
-        for i in 0..<c.m {
-            for j in 0..<c.n {
-                var s = Double(bias?[j] ?? 0) + Double(residual?[i * c.n + j] ?? 0)
-                for p in 0..<c.k { s += Double(a[i * c.k + p]) * Double(w[j * c.k + p]) }
-                out[i * c.n + j] = Float(act(s))
-            }
-        }
-        return out
+                   _ activation: Activation = .none) -> [Float] {
+        Reference.linear(Reference.Values(shape: [c.m, c.k], data: a), weight: Reference.Values(shape: [c.n, c.k], data: w),
+                         bias: bias, activation: activation,
+                         residual: residual.map { Reference.Values(shape: [c.m, c.n], data: $0) }).data
     }
 
-    /// `slopes`: per-column PReLU slopes applied to the reference after `act`.
     func run(_ c: Case, tile: GEMMTile, bias useBias: Bool, residual useResidual: Bool, inPlace: Bool = false,
-             activation: Activation = .none, act: (Double) -> Double = { $0 }, slopes: [Float]? = nil) {
+             activation: Activation = .none) {
         let a = Self.values(c.m * c.k, seed: 1), w = Self.values(c.n * c.k, seed: 2)
         let bias = useBias ? Self.values(c.n, seed: 3) : nil
         let residual = useResidual ? Self.values(c.m * c.n, seed: 4) : nil
-        var expected = reference(a, w, bias, residual, c, act)
-        if let slopes {
-            for i in 0..<expected.count where expected[i] < 0 { expected[i] *= slopes[i % c.n] }
-        }
+        let expected = reference(a, w, bias, residual, c, activation)
         let packed = w.withUnsafeBufferPointer { wp in
             bias.withUnsafeBufferPointerOrNil { bp in
                 PackedWeights(weight: wp.baseAddress!, n: c.n, k: c.k, bias: bp, tile: tile)
@@ -85,13 +76,12 @@ import AffectKernels
     @Test(arguments: GEMMTile.allCases)
     func epilogues(tile: GEMMTile) {
         let c = Case(m: 19, n: 70, k: 45)
-        run(c, tile: tile, bias: true, residual: true, activation: .gelu, act: { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) })
-        run(c, tile: tile, bias: true, residual: false, activation: .relu, act: { max($0, 0) })
-        run(c, tile: tile, bias: true, residual: true, activation: .silu, act: { $0 / (1 + Foundation.exp(-$0)) })
-        run(c, tile: tile, bias: true, residual: false, activation: .tanh, act: { Foundation.tanh($0) })
-        let slopes = (0..<c.n).map { Float($0 % 7) * 0.1 - 0.2 }
-        run(c, tile: tile, bias: true, residual: true, activation: .prelu(slopes), act: { $0 }, slopes: slopes)
-        run(c, tile: tile, bias: false, residual: false, activation: .prelu([0.25]), act: { $0 < 0 ? 0.25 * $0 : $0 })
+        run(c, tile: tile, bias: true, residual: true, activation: .gelu)
+        run(c, tile: tile, bias: true, residual: false, activation: .relu)
+        run(c, tile: tile, bias: true, residual: true, activation: .silu)
+        run(c, tile: tile, bias: true, residual: false, activation: .tanh)
+        run(c, tile: tile, bias: true, residual: true, activation: .prelu((0..<c.n).map { Float($0 % 7) * 0.1 - 0.2 }))
+        run(c, tile: tile, bias: false, residual: false, activation: .prelu([0.25]))
     }
 
     /// Packed weights of 1 MB and more are carved from shared 32 MB slabs in 2 MB pages: each must keep its own
@@ -106,7 +96,7 @@ import AffectKernels
             if seed % 3 == 0 { kept.append((seed, packed)) }
         }
         for (seed, packed) in kept {
-            let expected = reference(a, Self.values(c.n * c.k, seed: seed), nil, nil, c, { $0 })
+            let expected = reference(a, Self.values(c.n * c.k, seed: seed), nil, nil, c)
             var out = [Float](repeating: .nan, count: c.m * c.n)
             a.withUnsafeBufferPointer { ap in
                 out.withUnsafeMutableBufferPointer { op in
@@ -165,7 +155,7 @@ extension Optional where Wrapped == [Float] {
     }
 }
 
-/// Depthwise convolution with 1–8 channels (pixels share a vector) against a direct double-precision sum.
+/// Depthwise convolution with 1–8 channels (pixels share a vector) against its reference (a double-precision sum).
 @Suite struct NarrowDepthwiseTests {
     @Test(arguments: [1, 2, 4, 8])
     func matchesDirectSum(channels c: Int) {
@@ -176,26 +166,17 @@ extension Optional where Wrapped == [Float] {
                               padding: padding, groups: c, activation: .relu)
             let input = PackedGEMMTests.values(2 * h * w * c, seed: 7)
             let out = conv(Tensor(shape: [2, h, w, c], values: input))
-            let (oh, ow) = (out.shape[1], out.shape[2])
-            let (pt, pl) = padding == .valid ? (0, 0) : ((oh - 1 + k - h) / 2, (ow - 1 + k - w) / 2)
-            var worst: Float = 0
-            for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for ch in 0..<c {
-                var s = Double(bias[ch])
-                for i in 0..<k { for j in 0..<k {
-                    let (iy, ix) = (oy + i - pt, ox + j - pl)
-                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                        s += Double(input[((n * h + iy) * w + ix) * c + ch]) * Double(weight[(ch * k + i) * k + j])
-                    }
-                } }
-                let got = out.data[((n * oh + oy) * ow + ox) * c + ch]
-                worst = max(worst, abs(got - Float(max(s, 0))))
-            } } } }
+            let expected = Reference.conv2d(Reference.Values(shape: [2, h, w, c], data: input),
+                                            weight: Reference.Values(shape: [c, 1, k, k], data: weight), bias: bias,
+                                            padding: padding, groups: c, activation: .relu)
+            #expect(out.shape == expected.shape)
+            let worst = zip(out.array, expected.data).map { abs($0 - $1) }.max() ?? .infinity
             #expect(worst < 1e-5, "C=\(c) k=\(k) \(padding): error \(worst)")
         }
     }
 }
 
-/// Dense convolution with 8 outputs (two pixels per vector) against a direct double-precision sum.
+/// Dense convolution with 8 outputs (two pixels per vector) against its reference (a double-precision sum).
 @Suite struct NarrowDirectTests {
     @Test(arguments: [1, 3, 8])
     func matchesDirectSum(inChannels cin: Int) {
@@ -206,23 +187,11 @@ extension Optional where Wrapped == [Float] {
                               padding: padding, activation: .relu)
             let input = PackedGEMMTests.values(2 * h * w * cin, seed: 5)
             let out = conv(Tensor(shape: [2, h, w, cin], values: input))
-            let (oh, ow) = (out.shape[1], out.shape[2])
-            let (pt, pl): (Int, Int)
-            switch padding {
-            case .tfSame: (pt, pl) = ((oh - 1 + k - h) / 2, (ow - 1 + k - w) / 2)
-            case .explicit(let top, let left, _, _): (pt, pl) = (top, left)
-            }
-            var worst: Float = 0
-            for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for oc in 0..<8 {
-                var s = Double(bias[oc])
-                for ic in 0..<cin { for i in 0..<k { for j in 0..<k {
-                    let (iy, ix) = (oy + i - pt, ox + j - pl)
-                    if iy >= 0 && iy < h && ix >= 0 && ix < w {
-                        s += Double(input[((n * h + iy) * w + ix) * cin + ic]) * Double(weight[((oc * cin + ic) * k + i) * k + j])
-                    }
-                } } }
-                worst = max(worst, abs(out.data[((n * oh + oy) * ow + ox) * 8 + oc] - Float(max(s, 0))))
-            } } } }
+            let expected = Reference.conv2d(Reference.Values(shape: [2, h, w, cin], data: input),
+                                            weight: Reference.Values(shape: [8, cin, k, k], data: weight), bias: bias,
+                                            padding: padding, activation: .relu)
+            #expect(out.shape == expected.shape)
+            let worst = zip(out.array, expected.data).map { abs($0 - $1) }.max() ?? .infinity
             #expect(worst < 1e-5, "Cin=\(cin) k=\(k) \(padding): error \(worst)")
         }
     }

@@ -2,7 +2,8 @@ import Testing
 import AffectKernels
 
 /// The whole-image kernels (planar stem convolutions, channels-last 3×3 depthwise, stride-2 max pooling and
-/// the fused conv + global average) against the general operators, on one-pixel, odd and partial-vector maps.
+/// the fused conv + global average) against their references (`Reference`), on one-pixel, odd and
+/// partial-vector maps.
 @Suite struct SmallMapKernelTests {
     func values(_ n: Int, seed: UInt64) -> [Float] { testValues(n, seed: seed) }
 
@@ -11,27 +12,27 @@ import AffectKernels
     static let sizes = [(1, 1), (1, 2), (2, 1), (3, 3), (7, 8), (15, 15), (8, 13)]
 
     @Test(arguments: sizes)
-    func depthwiseMatchesConv2D(h: Int, w: Int) {
+    func depthwiseMatchesReference(h: Int, w: Int) {
         let c = 32
         let weight = Tensor(shape: [c, 1, 3, 3], values: values(c * 9, seed: 1))
         let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 2))
-        let reference = Conv2D(weight: weight, bias: nil, padding: .tfSame, groups: c)(x)
+        let reference = Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), padding: .tfSame, groups: c)
         let taps = Tensor(uninitialized: [9, c])
         for ch in 0..<c { for t in 0..<9 { taps.data[t * c + ch] = weight.data[ch * 9 + t] } }
         let out = Tensor(uninitialized: [h, w, c])
         depthwise3x3Same(x.data, height: h, width: w, channels: c, weights: taps.data, out.data)
-        #expect(maxError(out.array, reference.array) < 1e-5)
+        #expect(maxError(out.array, reference.data) < 1e-5)
     }
 
     @Test(arguments: sizes)
-    func maxPoolMatchesPool2D(h: Int, w: Int) {
+    func maxPoolMatchesReference(h: Int, w: Int) {
         let c = 16
         let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 3))
         for k in [2, 3] {
-            let reference = maxPool2d(x, kernel: (k, k), stride: (2, 2), padding: .tfSame)
+            let reference = Reference.maxPool2d(Reference.Values(x), kernel: (k, k), stride: (2, 2), padding: .tfSame)
             let out = Tensor(uninitialized: [(h + 1) / 2, (w + 1) / 2, c])
             maxPoolStride2Same(x.data, height: h, width: w, channels: c, kernel: k, out.data)
-            #expect(out.array == reference.array, "kernel \(k)")
+            #expect(out.array == reference.data, "kernel \(k)")
         }
     }
 
@@ -42,40 +43,42 @@ import AffectKernels
         let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 15))
         let identity = Tensor.zeros([c, c, 1, 1])
         for i in 0..<c { identity.data[i * c + i] = 1 }
-        let reference = Conv2D(weight: identity, bias: nil, stride: (2, 2), padding: .tfSame)(x)
+        let reference = Reference.conv2d(Reference.Values(x), weight: Reference.Values(identity), stride: (2, 2), padding: .tfSame)
         let out = Tensor(uninitialized: [(h + 1) / 2, (w + 1) / 2, c])
         subsampleStride2(x.data, height: h, width: w, channels: c, out.data)
-        #expect(out.array == reference.array)
+        #expect(out.array == reference.data)
     }
 
     @Test(arguments: sizes)
-    func convGlobalAverageMatchesConvThenPool(h: Int, w: Int) {
+    func convGlobalAverageMatchesReference(h: Int, w: Int) {
         let (c, o) = (32, 7)
         let weight = Tensor(shape: [o, c, 3, 3], values: values(o * c * 9, seed: 4))
         let bias = Tensor(shape: [o], values: values(o, seed: 5))
         let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 6))
-        let reference = globalAveragePool(Conv2D(weight: weight, bias: bias, padding: .tfSame)(x))
+        let reference = Reference.globalAveragePool(Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), bias: bias.array,
+                                                                     padding: .tfSame))
         let packed = Tensor(uninitialized: [o, 9, c])
         for oc in 0..<o { for ic in 0..<c { for t in 0..<9 { packed.data[(oc * 9 + t) * c + ic] = weight.data[(oc * c + ic) * 9 + t] } } }
         let out = Tensor(uninitialized: [o])
         convSameGlobalAverage(x.data, height: h, width: w, channels: c, kernel: (3, 3), weights: packed.data,
                               bias: bias.data, outChannels: o, out.data)
-        #expect(maxError(out.array, reference.array) < 1e-4)
+        #expect(maxError(out.array, reference.data) < 1e-4)
     }
 
     /// Two planar 3×3 convs (1 → 8 → 8, ReLU), a planar depthwise on a zero-bordered copy and the pointwise
-    /// conv to channels-last, against the same layers on NHWC.
+    /// conv to channels-last, against the same layers' references on NHWC.
     @Test(arguments: [(7, 9), (20, 33), (64, 64)])
-    func planarStemMatchesConv2D(h: Int, w: Int) {
+    func planarStemMatchesReference(h: Int, w: Int) {
         let w1 = Tensor(shape: [8, 1, 3, 3], values: values(72, seed: 7)), b1 = Tensor(shape: [8], values: values(8, seed: 8))
         let w2 = Tensor(shape: [8, 8, 3, 3], values: values(576, seed: 9)), b2 = Tensor(shape: [8], values: values(8, seed: 10))
         let dw = Tensor(shape: [8, 1, 3, 3], values: values(72, seed: 11))
         let pw = Tensor(shape: [16, 8, 1, 1], values: values(128, seed: 12)), pb = Tensor(shape: [16], values: values(16, seed: 13))
         let x = Tensor(shape: [1, h, w, 1], values: values(h * w, seed: 14))
-        var y = Conv2D(weight: w1, bias: b1, activation: .relu)(x)
-        y = Conv2D(weight: w2, bias: b2, activation: .relu)(y)
+        var y = Reference.conv2d(Reference.Values(x), weight: Reference.Values(w1), bias: b1.array, activation: .relu)
+        y = Reference.conv2d(y, weight: Reference.Values(w2), bias: b2.array, activation: .relu)
         let stemReference = y
-        let reference = Conv2D(weight: pw, bias: pb, activation: .relu)(Conv2D(weight: dw, bias: nil, padding: .tfSame, groups: 8)(y))
+        let reference = Reference.conv2d(Reference.conv2d(y, weight: Reference.Values(dw), padding: .tfSame, groups: 8),
+                                         weight: Reference.Values(pw), bias: pb.array, activation: .relu)
 
         let s = (w + 15) / 16 * 16
         let input = Tensor.zeros([h + 1, s])
@@ -111,6 +114,6 @@ import AffectKernels
         let out = Tensor(uninitialized: [h2, w2o, 16])
         planarPointwiseToNHWC(planar.data, inChannels: 8, inPlane: h2 * s, rowStride: s, rows: h2, width: w2o, out.data,
                               outChannels: 16, weights: pwT.data, bias: pb.data, relu: true)
-        #expect(maxError(out.array, reference.array) < 1e-4)
+        #expect(maxError(out.array, reference.data) < 1e-4)
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 
-/// ``tileAttention(qkv:heads:scale:)`` against a double-precision softmax(q·kᵀ·scale)·v, on shapes that hit
+/// ``tileAttention(qkv:heads:scale:)`` against its reference (`Reference.attention`), on shapes that hit
 /// every tile width: sequences not a multiple of 4 (spare query rows) or 16 (partial key vectors, scalar
 /// softmax tail), heads of 1 to 4 vectors and not a multiple of 16 (partial output rows next to the
 /// neighbouring head), and a head wider than 64 (handed to the BLAS path).
@@ -33,34 +33,10 @@ import AffectKernels
         }
     }
 
-    func reference(_ x: [Float], _ c: Case, scale: Double) -> [Float] {
-        let (l, hd) = (c.length, c.heads * c.headSize)
-        let w = 3 * hd
-        var out = [Float](repeating: 0, count: c.batch * l * hd)
-        var p = [Double](repeating: 0, count: l)
-        for b in 0..<c.batch {
-            for h in 0..<c.heads {
-                let col = h * c.headSize
-                for i in 0..<l {
-                    for j in 0..<l {
-                        var s = 0.0
-                        for k in 0..<c.headSize {
-                            s += Double(x[(b * l + i) * w + col + k]) * Double(x[(b * l + j) * w + hd + col + k])
-                        }
-                        p[j] = s * scale
-                    }
-                    let m = p.max()!
-                    var total = 0.0
-                    for j in 0..<l { p[j] = exp(p[j] - m); total += p[j] }
-                    for k in 0..<c.headSize {
-                        var s = 0.0
-                        for j in 0..<l { s += p[j] * Double(x[(b * l + j) * w + 2 * hd + col + k]) }
-                        out[(b * l + i) * hd + col + k] = Float(s / total)
-                    }
-                }
-            }
-        }
-        return out
+    /// softmax(q·kᵀ·scale)·v per head (`Reference.attention`).
+    func reference(_ x: [Float], _ c: Case, scale: Float? = nil) -> [Float] {
+        let width = 3 * c.heads * c.headSize
+        return Reference.attention(qkv: Reference.Values(shape: [c.batch, c.length, width], data: x), heads: c.heads, scale: scale).data
     }
 
     @Test(arguments: cases)
@@ -68,8 +44,7 @@ import AffectKernels
         let hd = c.heads * c.headSize
         let x = Self.values(c.batch * c.length * 3 * hd, seed: UInt64(c.length * 131 + c.headSize))
         let qkv = Tensor(shape: [c.batch, c.length, 3 * hd], values: x)
-        let scale = 1 / Double(c.headSize).squareRoot()
-        let expected = reference(x, c, scale: scale)
+        let expected = reference(x, c)
         let y = tileAttention(qkv: qkv, heads: c.heads)
         #expect(y.shape == [c.batch, c.length, hd])
         var worst: Float = 0

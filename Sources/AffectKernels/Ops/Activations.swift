@@ -67,9 +67,6 @@ public func vexp(_ x: Vec) -> Vec {
 }
 
 @inlinable @inline(__always)
-public func vsigmoid(_ x: Vec) -> Vec { 1 / (1 + vexp(-x)) }
-
-@inlinable @inline(__always)
 public func vtanh(_ x: Vec) -> Vec {
     // tanh = sign(x)·(1 − e^{−2|x|})/(1 + e^{−2|x|}); small |x| via the odd series for relative accuracy.
     let a: Vec = x.replacing(with: -x, where: x .< 0)
@@ -143,6 +140,12 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
             }
         }
     }
+}
+
+extension Activation {
+    /// True for activations without a form in registers here (tanh, GELU): kernels leave them to a pass over
+    /// their finished rows (``VectorActivation/needsRowPass``).
+    var needsRowPass: Bool { self == .tanh || self == .gelu }
 }
 
 /// An activation applied to one vector in registers (a kernel's epilogue), with the same formulas as

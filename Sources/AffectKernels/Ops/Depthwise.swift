@@ -1,3 +1,153 @@
+/// Depthwise convolutions (one input channel per output channel), 16 channels per vector.
+///
+/// ``Conv2D/depthwise(_:_:_:narrow:unrolled:act:means:)`` runs the kernel chosen at load: the narrow one for
+/// fewer than 16 channels (NarrowDepthwise.swift), the unrolled one for 3×3 and 5×5 windows at stride 1 or 2
+/// (below), and the general loop for every other window, stride and dilation, or an activation without a
+/// vector form (tanh, GELU).
+extension Conv2D {
+    /// `act(depthwise(x) + bias)` into `out` with the kernel chosen at load (`narrow`, `unrolled`: see
+    /// ``Conv2D/Kernel``), and, if `means` is given (`[N·H', C]`), each output row's channel sums there (the
+    /// narrow kernel does not sum, so those calls take the next one).
+    func depthwise(_ x: Tensor, _ out: Tensor, _ geo: Geometry, narrow: Bool, unrolled: Bool, act: Activation,
+                   means: UnsafeMutablePointer<Float>?) {
+        if narrow && means == nil {
+            depthwiseNarrow(x, out, padTop: geo.padTop, padLeft: geo.padLeft, act: act)
+        } else if unrolled && !act.needsRowPass {
+            depthwiseUnrolled(x, out, padTop: geo.padTop, padLeft: geo.padLeft, act: act, means: means)
+        } else {
+            depthwiseGeneral(x, out, padTop: geo.padTop, padLeft: geo.padLeft, act: act, means: means)
+        }
+    }
+
+    /// Any depthwise window, stride and dilation: 16 channels per vector, channel blocks outermost so a
+    /// block's k×k weight vectors stay in L1 across the row; interior output pixels four at a time (each weight
+    /// vector loaded once for four FMAs), the activation applied in registers before the store, and, if
+    /// `means` is given (`[N·H', C]`), each output row's channel sums written there.
+    func depthwiseGeneral(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
+                          means: UnsafeMutablePointer<Float>?) {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (out.shape[1], out.shape[2])
+        let (kh, kw) = kernel
+        let (sh, sw, dh, dw) = (stride.h, stride.w, dilation.h, dilation.w)
+        let src = x.data, dst = out.data, wt = packed.data
+        let b = bias?.data
+        let vact = VectorActivation(act)
+        // Output columns whose whole window lies inside the input: no bounds checks there.
+        let oxLo = min(ow, max(0, (padLeft + sw - 1) / sw))
+        let lastStart = w - 1 - (kw - 1) * dw + padLeft   // (largest in-bounds window start) + padLeft
+        let oxHi = lastStart < 0 ? oxLo : max(oxLo, min(ow, lastStart / sw + 1))
+        parallelFor(n * oh, minChunk: 1) { r0, r1 in
+            for r in r0..<r1 {
+                let img = r / oh, oy = r % oh
+                let iy0 = oy * sh - padTop
+                let ky0 = iy0 >= 0 ? 0 : (-iy0 + dh - 1) / dh
+                let ky1 = max(ky0, min(kh, (h - 1 - iy0) / dh + 1))
+                let inImg = src + img * h * w * c
+                let outRow = dst + r * ow * c
+                var cb = 0
+                while cb + 16 <= c {
+                    let bv = b.map { load($0 + cb) } ?? Vec()
+                    let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
+                    var sum = Vec()
+                    /// Bounds-checked window (edge columns); returns the stored vector.
+                    func edge(_ ox: Int) -> Vec {
+                        let ix0 = ox * sw - padLeft
+                        var acc = bv
+                        for i in ky0..<ky1 {
+                            let iy = iy0 + i * dh
+                            for j in 0..<kw {
+                                let ix = ix0 + j * dw
+                                if ix < 0 || ix >= w { continue }
+                                acc = acc.addingProduct(load(inImg + (iy * w + ix) * c + cb), load(wt + (i * kw + j) * c + cb))
+                            }
+                        }
+                        acc = vact(acc, slope)
+                        store(acc, outRow + ox * c + cb)
+                        return acc
+                    }
+                    for ox in 0..<oxLo { sum += edge(ox) }
+                    var ox = oxLo
+                    let step = sw * c
+                    // Called with a constant width for 3×3 and 5×5 so that the tap loop unrolls.
+                    // Mutable state passes as inout: captured vars shared by two local functions get boxed
+                    // and checked for exclusive access at run time (~15 % of this kernel's instructions).
+                    @inline(__always) func interior(_ kw: Int, _ ox: inout Int, _ sum: inout Vec) {
+                        while ox + 4 <= oxHi {
+                            var a0 = bv, a1 = bv, a2 = bv, a3 = bv
+                            let base = inImg + (ox * sw - padLeft) * c + cb
+                            for i in ky0..<ky1 {
+                                let rowp = base + (iy0 + i * dh) * w * c
+                                let wp = wt + i * kw * c + cb
+                                for j in 0..<kw {
+                                    let wv = load(wp + j * c)
+                                    let p = rowp + j * dw * c
+                                    a0 = a0.addingProduct(load(p), wv)
+                                    a1 = a1.addingProduct(load(p + step), wv)
+                                    a2 = a2.addingProduct(load(p + 2 * step), wv)
+                                    a3 = a3.addingProduct(load(p + 3 * step), wv)
+                                }
+                            }
+                            a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
+                            sum += (a0 + a1) + (a2 + a3)
+                            let o = outRow + ox * c + cb
+                            store(a0, o); store(a1, o + c); store(a2, o + 2 * c); store(a3, o + 3 * c)
+                            ox += 4
+                        }
+                        while ox < oxHi {
+                            var acc = bv
+                            let base = inImg + (ox * sw - padLeft) * c + cb
+                            for i in ky0..<ky1 {
+                                let rowp = base + (iy0 + i * dh) * w * c
+                                let wp = wt + i * kw * c + cb
+                                for j in 0..<kw { acc = acc.addingProduct(load(rowp + j * dw * c), load(wp + j * c)) }
+                            }
+                            acc = vact(acc, slope)
+                            sum += acc
+                            store(acc, outRow + ox * c + cb)
+                            ox += 1
+                        }
+                    }
+                    switch kw {
+                    case 3: interior(3, &ox, &sum)
+                    case 5: interior(5, &ox, &sum)
+                    default: interior(kw, &ox, &sum)
+                    }
+                    for ox in max(oxLo, oxHi)..<ow { sum += edge(ox) }
+                    if let m = means { store(sum, m + r * c + cb) }
+                    cb += 16
+                }
+                // Channels past the last whole vector, one at a time.
+                if cb < c {
+                    for ox in 0..<ow {
+                        let ix0 = ox * sw - padLeft
+                        for ch in cb..<c {
+                            var acc: Float = b?[ch] ?? 0
+                            for i in ky0..<ky1 {
+                                let iy = iy0 + i * dh
+                                for j in 0..<kw {
+                                    let ix = ix0 + j * dw
+                                    if ix < 0 || ix >= w { continue }
+                                    acc += inImg[(iy * w + ix) * c + ch] * wt[(i * kw + j) * c + ch]
+                                }
+                            }
+                            outRow[ox * c + ch] = vact.scalar(acc, channel: ch)
+                        }
+                    }
+                }
+                // Activations without a vector form here (tanh, GELU) run over the finished row.
+                if vact.needsRowPass { applyActivation(act, outRow, count: ow * c, channels: c) }
+                if let m = means, vact.needsRowPass || cb < c {
+                    for ch in (vact.needsRowPass ? 0 : cb)..<c {
+                        var s: Float = 0
+                        for ox in 0..<ow { s += outRow[ox * c + ch] }
+                        m[r * c + ch] = s
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The depthwise kernel for the common shapes: 3×3 and 5×5 windows, stride 1 or 2, no dilation.
 ///
 /// Per output row and block of 16 channels, interior pixels go eight (then four, then one) at a time with
@@ -7,20 +157,17 @@
 /// skipped, so the top and bottom rows take the same path; only the left and right edge columns, whose
 /// windows are cut, run a per-pixel loop over their valid taps.
 extension Conv2D {
-    /// Runs the depthwise convolution if this layer has one of the unrolled shapes; false otherwise.
+    /// The depthwise convolution of a layer with one of the unrolled shapes (`.depthwise(…, unrolled: true)`)
+    /// and an activation that has a vector form.
     func depthwiseUnrolled(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation,
-                           means: UnsafeMutablePointer<Float>?) -> Bool {
-        let (kh, kw) = kernel
-        guard kh == kw, kh == 3 || kh == 5, stride.h == stride.w, stride.h == 1 || stride.h == 2,
-              dilation == (1, 1) else { return false }
+                           means: UnsafeMutablePointer<Float>?) {
         let vact = VectorActivation(act)
-        guard !vact.needsRowPass else { return false }
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
-        let k = kh, s = stride.h
+        let k = kernel.h, s = stride.h
         if oh * ow <= (s == 1 ? 28 * 28 : 14 * 14) && c % 16 == 0 {
             depthwiseTiled(x, out, padTop: padTop, padLeft: padLeft, vact: vact, means: means)
-            return true
+            return
         }
         let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
         let b = bias.map { UnsafePointer($0.data) }
@@ -93,7 +240,6 @@ extension Conv2D {
             }
         }
         withExtendedLifetime(zeros) {}
-        return true
     }
 }
 

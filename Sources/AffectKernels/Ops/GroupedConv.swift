@@ -11,11 +11,17 @@ struct SmallGroupConv: Sendable {
     /// Depthwise part `i`: weights `w[·][i]`; the first has the bias, the last the activation.
     let parts: [Conv2D]
 
-    /// Nil unless the layer has between 2 and 8 input and output channels per group and more than one group.
-    init?(weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: Padding, dilation: (Int, Int), groups: Int,
-          activation: Activation) {
+    /// Whether a layer of this shape runs this way: more than one group, each with between 2 and 8 input and
+    /// as many output channels.
+    static func handles(inPerGroup m: Int, outChannels o: Int, groups: Int) -> Bool {
+        groups > 1 && m >= 2 && m <= 8 && o == m * groups
+    }
+
+    /// Needs a shape that ``handles(inPerGroup:outChannels:groups:)``.
+    init(weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: Padding, dilation: (Int, Int), groups: Int,
+         activation: Activation) {
         let (o, m, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-        guard groups > 1, m >= 2, m <= 8, o == m * groups else { return nil }
+        precondition(Self.handles(inPerGroup: m, outChannels: o, groups: groups), "SmallGroupConv: \(o) outputs of \(m) per group in \(groups) groups")
         perGroup = m
         parts = (0..<m).map { i in
             let part = Tensor(uninitialized: [o, 1, kh, kw])

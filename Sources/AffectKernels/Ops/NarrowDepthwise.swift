@@ -6,12 +6,7 @@
 /// floats, so for each tap one load feeds `16 / C` output pixels, with the tap's weights repeated across the
 /// vector. The image is first copied into a zero-padded buffer, so no tap needs a bounds check.
 extension Conv2D {
-    /// Whether ``depthwiseNarrow(_:_:padTop:padLeft:act:)`` handles this layer.
-    var isNarrowDepthwise: Bool {
-        isDepthwise && 16 % inChannels == 0 && inChannels < 16 && stride == (1, 1) && dilation == (1, 1)
-    }
-
-    /// Writes `act(depthwise(x) + bias)` into `out` (`[N, OH, OW, C]`); needs ``isNarrowDepthwise``.
+    /// Writes `act(depthwise(x) + bias)` into `out` (`[N, OH, OW, C]`); the `.depthwise(narrow: true, …)` kernel.
     func depthwiseNarrow(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
@@ -65,10 +60,7 @@ extension Conv2D {
 /// weights once and does four FMAs with the pixels' input values broadcast. The image is first copied into a
 /// zero-padded buffer, so no tap needs a bounds check.
 extension Conv2D {
-    /// Whether ``directNarrow(_:_:padTop:padLeft:act:)`` handles this layer.
-    var isNarrowDirect: Bool { groups == 1 && outChannels == 8 && stride == (1, 1) && dilation == (1, 1) }
-
-    /// Writes `act(conv(x) + bias)` into `out` (`[N, OH, OW, 8]`); needs ``isNarrowDirect``.
+    /// Writes `act(conv(x) + bias)` into `out` (`[N, OH, OW, 8]`); the `.directNarrow` kernel.
     func directNarrow(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
         typealias V8 = SIMD8<Float>
         let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])

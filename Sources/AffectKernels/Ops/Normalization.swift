@@ -2,7 +2,7 @@ import Foundation
 
 /// Inference batch normalisation: `y = (x − mean) / sqrt(var + eps) · gamma + beta` per channel.
 /// Models fold it into the preceding convolution at load (``Conv2D/init(weight:bias:batchNorm:stride:padding:dilation:groups:activation:)``);
-/// ``callAsFunction(_:)`` applies it on its own (channels last) where nothing precedes it.
+/// ``callAsFunction(_:activation:)`` applies it on its own (channels last) where nothing precedes it.
 public struct BatchNorm: Sendable {
     public let scale: [Float]
     public let shift: [Float]

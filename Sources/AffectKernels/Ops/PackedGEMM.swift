@@ -355,8 +355,8 @@ func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int
     if rows > 7 { c7.store(to: out + 7 * ldo) }
 }
 
-/// The last ≤ 4 rows of an M block (49 rows = six tiles of 8 and one of 1): half the FMAs of ``kernel8``,
-/// whose extra rows would only repeat the last row of A.
+/// The last ≤ 4 rows of an M block (49 rows = six tiles of 8 and one of 1): half the FMAs of
+/// ``kernel8(_:kLen:a:lda:rows:b:initial:ldi:bias:out:ldo:)``, whose extra rows would only repeat the last row of A.
 @inline(never)
 func kernel4<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
