@@ -109,6 +109,11 @@ public enum AtomicFile {
     /// the signal end the process as it would have. For executables; libraries leave signals alone.
     public static func removeTemporariesOnSignals() {
         Registry.prepare()
+        // A parent may have blocked these (test runners do); a command that is told to stop should stop.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in

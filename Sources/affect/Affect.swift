@@ -104,8 +104,17 @@ func checkOutputs(_ outputs: [(option: String, path: String)], inputs: [String?]
 func makeFolder(_ path: String) throws {
     do {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch let e as CocoaError {
-        throw AffectError.badInput("\(path): cannot create the folder (\(reason(e))).")
+    } catch {
+        // Foundation often reports only "unknown write error": look at the nearest existing ancestor instead.
+        var ancestor = URL(fileURLWithPath: path).standardizedFileURL
+        var isDir: ObjCBool = false
+        while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDir), ancestor.path != "/" {
+            ancestor.deleteLastPathComponent()
+        }
+        let why = !isDir.boolValue ? "\(ancestor.path) is not a folder"
+            : access(ancestor.path, W_OK | X_OK) != 0 ? "\(ancestor.path) is not writable"
+            : (error as? CocoaError).map(reason) ?? error.localizedDescription
+        throw AffectError.badInput("\(path): cannot create the folder (\(why)).")
     }
     guard access(path, W_OK | X_OK) == 0 else { throw AffectError.badInput("\(path): the folder is not writable.") }
 }
