@@ -269,20 +269,7 @@ public struct SafeTensorsWriter {
     }
 }
 
-/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+/// Writes `data` to a temporary file beside `path`, then renames it over `path` (``AtomicFile/write(_:to:)``).
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent().path
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
-        throw AffectError.badInput("\(path): the folder \(dir) does not exist.")
-    }
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp").path
-    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw AffectError.badInput("\(path): cannot write the file.")
-    }
-    guard rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw AffectError.badInput("\(path): cannot write the file (\(String(cString: strerror(errno)))).")
-    }
+    try AtomicFile.write(data, to: path)
 }

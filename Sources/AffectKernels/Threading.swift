@@ -8,8 +8,71 @@ public enum Threading {
     nonisolated(unsafe) private static var _threads: Int = {
         upgradeBLASKernels()
         openblas_set_num_threads(1)
-        return 2
+        return min(availableCores, maxThreads)
     }()
+
+    /// The most threads ``setThreads(_:)`` accepts. Our workers spin between jobs, so threads beyond the cores
+    /// only take time from each other; the bound keeps a typo from starting thousands of them.
+    public static let maxThreads = 256
+
+    /// Cores this process may use: the CPUs of its affinity mask (`taskset`, cpusets), further limited by a
+    /// cgroup CPU quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, as containers set
+    /// them), rounded up. At least 1.
+    public static let availableCores: Int = {
+        var cores = affinityCores() ?? ProcessInfo.processInfo.activeProcessorCount
+        if let quota = cgroupQuota() { cores = min(cores, Int(quota.rounded(.up))) }
+        return max(1, cores)
+    }()
+
+    /// CPUs in this process's affinity mask, from `/proc/self/status` (`sched_getaffinity` is a GNU
+    /// extension the Glibc module does not export). Nil where that file is missing.
+    private static func affinityCores() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        let n = line.dropFirst("Cpus_allowed:".count).reduce(0) { $0 + (Int(String($1), radix: 16)?.nonzeroBitCount ?? 0) }
+        return n > 0 ? n : nil
+    }
+
+    /// The tightest CPU quota (in cores) on this process's cgroup and its ancestors, nil when unlimited.
+    private static func cgroupQuota() -> Double? {
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        /// `path` and its ancestors up to `/`, deepest first.
+        func lineage(_ path: String) -> [String] {
+            var out: [String] = [], p = path.isEmpty ? "/" : path
+            while true {
+                out.append(p)
+                if p == "/" { break }
+                p = URL(fileURLWithPath: p).deletingLastPathComponent().path
+                if p.isEmpty { p = "/" }
+            }
+            return out
+        }
+        var best: Double?
+        func take(_ quota: Double?) { if let q = quota, q > 0 { best = min(best ?? q, q) } }
+        for line in (read("/proc/self/cgroup") ?? "").split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let path = String(parts[2])
+            if parts[0] == "0" {
+                // v2: "max 100000" (unlimited) or "QUOTA PERIOD".
+                for dir in lineage(path) {
+                    let f = read("/sys/fs/cgroup" + (dir == "/" ? "" : dir) + "/cpu.max")?.split(separator: " ")
+                    if let f, f.count == 2, let q = Double(f[0]), let p = Double(f[1]), p > 0 { take(q / p) }
+                }
+            } else if parts[1].split(separator: ",").contains("cpu") {
+                for dir in lineage(path) {
+                    for root in ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"] {
+                        let base = root + (dir == "/" ? "" : dir)
+                        if let q = read(base + "/cpu.cfs_quota_us").flatMap(Double.init), q > 0,
+                           let p = read(base + "/cpu.cfs_period_us").flatMap(Double.init), p > 0 { take(q / p); break }
+                    }
+                }
+            }
+        }
+        return best
+    }
 
     /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after `upgradeBLASKernels()`.
     public static var blasCore: String {
@@ -50,13 +113,14 @@ public enum Threading {
         unsetenv("OPENBLAS_CORETYPE")
     }
 
-    /// Number of threads the kernels split work across (default: 2, the machine's cores).
+    /// Number of threads the kernels split work across (default: ``availableCores``, at most ``maxThreads``).
     public static var threads: Int { _threads }
 
-    /// Sets how many threads our kernels use. OpenBLAS itself always runs single-threaded: ``sgemm(m:n:k:a:lda:b:ldb:bTransposed:c:ldc:alpha:accumulate:)``
+    /// Sets how many threads our kernels use, clamped to `1...maxThreads` (commands reject other values before
+    /// calling this). OpenBLAS itself always runs single-threaded: ``sgemm(m:n:k:a:lda:b:ldb:bTransposed:c:ldc:alpha:accumulate:)``
     /// splits matrix products across our threads, so only one pool of workers competes for the cores.
     public static func setThreads(_ n: Int) {
-        _threads = max(1, n)
+        _threads = min(max(1, n), maxThreads)
         openblas_set_num_threads(1)
     }
 }

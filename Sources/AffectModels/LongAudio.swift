@@ -25,11 +25,20 @@ public struct AudioWindowing: Sendable, Equatable {
     public var overlap: Double
     public init(window: Double = 20, overlap: Double = 3) { self.window = window; self.overlap = overlap }
 
-    /// Window and overlap in frames for a model with `framesPerSecond` output frames per second.
+    /// The longest window accepted, in seconds: attention memory grows with the square of the window.
+    public static let maxWindow = 120.0
+
+    /// Window and overlap in frames for a model with `framesPerSecond` output frames per second. Throws
+    /// unless `0 < window ≤ maxWindow` seconds (at least one frame), `0 ≤ overlap < window`, and both are finite.
     public func frames(framesPerSecond: Double) throws -> (window: Int, overlap: Int) {
+        // Checked before any conversion to Int: NaN or 1e300 must not reach `Int(_:)`.
+        guard framesPerSecond.isFinite, framesPerSecond > 0, framesPerSecond <= 1e6,
+              window.isFinite, overlap.isFinite, window > 0, window <= Self.maxWindow, overlap >= 0, overlap < window else {
+            throw AffectError.badUsage("the audio window must be between 0 and \(Int(Self.maxWindow)) s and longer than its overlap, and the overlap must not be negative (got window \(window) s, overlap \(overlap) s).")
+        }
         let w = Int((window * framesPerSecond).rounded()), o = Int((overlap * framesPerSecond).rounded())
-        guard window.isFinite, overlap.isFinite, w >= 1, o >= 0, o < w else {
-            throw AffectError.badUsage("--window must be at least 0.02 s and longer than --overlap, and --overlap must not be negative (got window \(window) s, overlap \(overlap) s).")
+        guard w >= 1, o < w else {
+            throw AffectError.badUsage("the audio window (\(window) s) must hold at least one frame more than its overlap (\(overlap) s) at \(framesPerSecond) frames per second.")
         }
         return (w, o)
     }

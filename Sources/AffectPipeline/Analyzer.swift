@@ -36,6 +36,38 @@ public struct AnalyzerOptions: Sendable {
     public var minTrackDetections = 1
 
     public init() {}
+
+    /// Accepted ranges (``validate()``): `every` in frames, `fps` per second, `minFaceSize` in pixels,
+    /// `maxTrackGap` in frames.
+    public static let everyRange = 1...10_000
+    public static let fpsRange = 0.001...1000.0
+    public static let minFaceSizeRange: ClosedRange<Float> = 12...10_000
+    public static let maxTrackGapRange = 0...1_000_000
+
+    /// Throws when a setting is out of its range (NaN included), so nothing downstream converts or sizes
+    /// anything from it: `every`, `fps`, `minFaceSize`, `maxTrackGap`, `minTrackDetections` ≥ 1, `threshold`
+    /// and fusion weights in [0, 1], and the smoother's parameters (``TemporalSmoother/validate()``).
+    public func validate() throws {
+        func bad(_ m: String) -> AffectError { .badUsage(m) }
+        guard Self.everyRange.contains(every) else {
+            throw bad("the frame step every must be between 1 and \(Self.everyRange.upperBound), got \(every).")
+        }
+        if let f = fps, !Self.fpsRange.contains(f) {
+            throw bad("the sampling rate fps must be between \(Self.fpsRange.lowerBound) and \(Self.fpsRange.upperBound) frames per second, got \(f).")
+        }
+        guard Self.minFaceSizeRange.contains(minFaceSize) else {
+            throw bad("the smallest face size must be between 12 and 10000 pixels, got \(minFaceSize).")
+        }
+        guard Self.maxTrackGapRange.contains(maxTrackGap) else {
+            throw bad("the track gap must be between 0 and \(Self.maxTrackGapRange.upperBound) frames, got \(maxTrackGap).")
+        }
+        guard minTrackDetections >= 1 else { throw bad("the minimum track length must be at least 1 detection, got \(minTrackDetections).") }
+        if let t = threshold, !(t >= 0 && t <= 1) { throw bad("the confidence threshold t must be in [0, 1], got \(t).") }
+        if let w = weights, let x = w.first(where: { !($0 >= 0 && $0 <= 1) }) {
+            throw bad("late-fusion weights must be in [0, 1], got \(x).")
+        }
+        try smoother?.validate()
+    }
 }
 
 /// What the streaming pass keeps of one face track: per analysed frame with this face, its box, features
@@ -189,9 +221,7 @@ public final class Analyzer {
     /// Checks every head against the models before any decoding: input widths (a head trained on another
     /// backbone's features is an error, not garbage), output widths, available modalities, fusion weights.
     public func validate() throws {
-        guard options.every >= 1 else { throw AffectError.badUsage("--every must be at least 1.") }
-        if let f = options.fps, !(f > 0 && f.isFinite) { throw AffectError.badUsage("--fps must be positive.") }
-        if let t = options.threshold, !(t >= 0 && t <= 1) { throw AffectError.badUsage("the confidence threshold t must be in [0, 1], got \(t).") }
+        try options.validate()
         for i in heads.indices {
             let spec = heads[i]
             var total = 0
@@ -246,6 +276,7 @@ public final class Analyzer {
     /// every tracked face. `progress(done, total)` is called after each decoded frame (total is the
     /// container's frame count, if it states one).
     public func scan(path: String, progress: ((Int, Int?) -> Void)? = nil) throws -> VideoScan {
+        try options.validate()
         let decoder = try VideoDecoder(path: path)
         if let t = transcript, let d = decoder.declaredDuration { try t.validate(duration: d) }
         var scan = VideoScan(path: path, width: decoder.width, height: decoder.height, frameRate: decoder.frameRate,

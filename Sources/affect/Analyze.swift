@@ -16,8 +16,9 @@ struct Analyze: ParsableCommand {
         mean pooled features) take `[MODALITIES:]FILE`, e.g. `va.safetensors` (face features) or \
         `face+audio:va.safetensors` (early fusion: concatenated features). Several heads of one task are \
         blended with --w (late fusion). A head whose input width does not match its features is an error.
-        Outputs are written only when the whole analysis succeeded, each atomically (temporary file, then \
-        rename). Without -o, only the summary is printed.
+        Outputs are checked before the analysis (writable, not an input, not given twice) and written only \
+        when the whole analysis succeeded, all or none, each atomically (temporary file, then rename). Without \
+        -o, only the summary is printed.
         """)
 
     @Argument(help: "A video file.") var video: String
@@ -47,25 +48,26 @@ struct Analyze: ParsableCommand {
     @Option(help: "EMI head ([MODALITIES:]FILE), 6 intensities per video on pooled features. Repeatable.") var emiHead: [String] = []
     @Option(help: "Video gate for AH: a head on the mean text features; AH is zeroed when its probability is below 0.5.") var ahGate: String?
 
-    @Option(name: .customLong("w"), help: "Late-fusion weights, comma-separated (one value w with two heads: w and 1 - w).") var weights: String?
-    @Option(name: .customLong("t"), help: "Confidence filter threshold: where the smoothed expression-model probability of its best class exceeds t, that class wins over the EXPR head.") var threshold: Float?
-    @Option(help: "Smoothing: window mean over frames i-delta ... i+delta.") var delta: Int?
+    @Option(name: .customLong("w"), help: "Late-fusion weights in [0, 1], comma-separated (one value w with two heads: w and 1 - w).") var weights: String?
+    @Option(name: .customLong("t"), help: "Confidence filter threshold in [0, 1]: where the smoothed expression-model probability of its best class exceeds t, that class wins over the EXPR head.") var threshold: Float?
+    @Option(help: "Smoothing: window mean over frames i-delta ... i+delta (0 to 100000).") var delta: Int?
     @Flag(help: "With --delta: window median instead of mean.") var median = false
-    @Option(help: "Smoothing: Gaussian weighting with this sigma (frames).") var sigma: Double?
-    @Option(help: "AU activity thresholds, 12 comma-separated values (default 0.5 each).") var auThresholds: String?
+    @Option(help: "Smoothing: Gaussian weighting with this sigma in frames (0.01 to 1000).") var sigma: Double?
+    @Option(help: "AU activity thresholds, 12 comma-separated values in [0, 1] (default 0.5 each).") var auThresholds: String?
 
-    @Option(help: "Analyse one frame in N (others are interpolated).") var every: Int = 1
-    @Option(help: "Analyse about this many frames per second (instead of --every).") var fps: Double?
-    @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
+    @Option(help: "Analyse one frame in N, 1 to 10000 (others are interpolated).") var every: Int = 1
+    @Option(help: "Analyse about this many frames per second, 0.001 to 1000 (instead of --every).") var fps: Double?
+    @Option(help: "Smallest face side in pixels, 12 to 10000.") var minFace: Float = 40
     @Option(help: "Faces to report: largest (the main subject, every frame) or all (each track over its frames).") var tracks: String = "largest"
-    @Option(help: "With --tracks all: report only tracks with at least this many detections.") var minTrack: Int = 1
+    @Option(help: "With --tracks all: report only tracks with at least this many detections (1 to 1000000).") var minTrack: Int = 1
     @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
-        let outputs = try checkOutputs()
-        let analyzer = try makeAnalyzer()
+        try compute.apply()
+        let options = try checkOptions()
+        let outputs = try checkOutputFiles()
+        let analyzer = try makeAnalyzer(options)
         try analyzer.validate()
         let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "analyze")
         let analysis = try analyzer.analyze(path: video) { done, total in bar.update(done, total) }
@@ -77,51 +79,68 @@ struct Analyze: ParsableCommand {
             files.append((o, o.lowercased().hasSuffix(".json") ? try report.json() : Data(report.csv().utf8)))
         }
         if let p = plot { files.append((p, Data(report.svg().utf8))) }
-        for (path, data) in files { try writeAtomically(data, to: path) }
+        try AtomicFile.writeAll(files.map { (path: $0.0, data: $0.1) })
         print(report.summaryText())
         for (path, _) in files { print("wrote \(path)") }
     }
 
-    /// Output names and folders are checked before the (long) analysis.
-    func checkOutputs() throws -> [String] {
+    /// Output names, folders and collisions with inputs are checked before the (long) analysis.
+    func checkOutputFiles() throws -> [String] {
         for o in output where !(o.lowercased().hasSuffix(".csv") || o.lowercased().hasSuffix(".json")) {
             throw AffectError.badUsage("-o \(o): the output must end in .csv or .json.")
         }
         if let p = plot, !p.lowercased().hasSuffix(".svg") { throw AffectError.badUsage("--plot \(p): the plot must end in .svg.") }
-        for o in output + (plot.map { [$0] } ?? []) {
-            let dir = URL(fileURLWithPath: o).deletingLastPathComponent().path
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw AffectError.badUsage("\(o): the folder \(dir) does not exist.")
-            }
+        let heads = (exprHead + vaHead + auHead + ahHead + emiHead).flatMap { a in
+            [a] + (a.firstIndex(of: ":").map { [String(a[a.index(after: $0)...])] } ?? [])
         }
+        try checkOutputs(output.map { ("-o", $0) } + (plot.map { [("--plot", $0)] } ?? []),
+                         inputs: [video, faceModel, expressionModel, detector, transcript, textModel, audioModel, asr, ahGate] + heads)
         return output
     }
 
-    func makeAnalyzer() throws -> Analyzer {
+    /// Every numeric option against its range, before anything is loaded.
+    func checkOptions() throws -> AnalyzerOptions {
         var options = AnalyzerOptions()
         guard let sel = TrackSelection(rawValue: tracks) else { throw AffectError.badUsage("--tracks must be largest or all, got `\(tracks)`.") }
         options.tracks = sel
-        guard minTrack >= 1 else { throw AffectError.badUsage("--min-track must be at least 1.") }
+        try checkRange(minTrack, 1...1_000_000, "--min-track", " detections")
         options.minTrackDetections = minTrack
+        try checkRange(every, AnalyzerOptions.everyRange, "--every")
         options.every = every
+        if let fps {
+            try checkRange(fps, AnalyzerOptions.fpsRange, "--fps", " frames per second")
+            guard every == 1 else { throw AffectError.badUsage("--every and --fps are alternatives: give one.") }
+        }
         options.fps = fps
-        guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
+        try checkRange(Double(minFace), 12...10_000, "--min-face", " pixels")
         options.minFaceSize = minFace
+        if let t = threshold { try checkRange(Double(t), 0...1, "--t") }
         options.threshold = threshold
-        if let w = weights { options.weights = try numbers(w, "--w") }
-        if let a = auThresholds { options.auThresholds = try AUThresholds(numbers(a, "--au-thresholds")) }
+        if let w = weights { options.weights = try numbers(w, "--w", in: 0...1) }
+        if let a = auThresholds {
+            let v = try numbers(a, "--au-thresholds", in: 0...1)
+            guard v.count == 12 else {
+                throw AffectError.badUsage("--au-thresholds needs 12 values (\(EvaluationTask.auNames.joined(separator: ", "))), got \(v.count).")
+            }
+            options.auThresholds = try AUThresholds(v)
+        }
+        if let l = audioLayer { try checkRange(l, 0...1000, "--audio-layer") }
         switch (delta, sigma) {
         case (.some, .some): throw AffectError.badUsage("give either --delta (window) or --sigma (Gaussian), not both.")
         case (let d?, nil):
-            guard d >= 0 else { throw AffectError.badUsage("--delta must be at least 0.") }
+            try checkRange(d, 0...TemporalSmoother.maxRadius, "--delta", " frames")
             options.smoother = median ? .median(delta: d) : .mean(delta: d)
         case (nil, let s?):
-            guard s > 0, s.isFinite else { throw AffectError.badUsage("--sigma must be positive.") }
+            try checkRange(s, 0.01...1000, "--sigma", " frames")
             options.smoother = .gaussian(sigma: s)
         case (nil, nil):
             if median { throw AffectError.badUsage("--median needs --delta.") }
         }
+        try options.validate()
+        return options
+    }
+
+    func makeAnalyzer(_ options: AnalyzerOptions) throws -> Analyzer {
         let facePath = try resolveWeights(faceModel ?? defaultWeights("mini_xception.safetensors"))
         var model = try loadFaceExpressionModel(facePath)
         if let e = expressionModel { model = CombinedFaceModel(features: model, expression: try loadFaceExpressionModel(resolveWeights(e))) }
@@ -141,15 +160,28 @@ struct Analyze: ParsableCommand {
             guard transcript != nil || asr != nil else { throw AffectError.badUsage("--text-model needs a --transcript or --asr.") }
             analyzer.text = try SentenceEmbedder(weights: resolveWeights(m), pooling: p)
         }
-        if let m = audioModel { analyzer.audio = try SpeechEmbedder(weights: resolveWeights(m), layer: audioLayer) }
+        if let m = audioModel {
+            var embedder = try SpeechEmbedder(weights: resolveWeights(m))
+            let layers = embedder.speech.model.config.layers
+            if let l = audioLayer, l > layers {
+                throw AffectError.badUsage("--audio-layer must be between 0 and \(layers) for \(m), got \(l).")
+            }
+            embedder.layer = audioLayer
+            analyzer.audio = embedder
+        } else if audioLayer != nil {
+            throw AffectError.badUsage("--audio-layer applies to --audio-model.")
+        }
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
         return analyzer
     }
 
-    func numbers(_ s: String, _ option: String) throws -> [Float] {
-        try s.split(separator: ",").map {
+    func numbers(_ s: String, _ option: String, in range: ClosedRange<Float>) throws -> [Float] {
+        try s.split(separator: ",", omittingEmptySubsequences: false).map {
             guard let v = Float($0.trimmingCharacters(in: .whitespaces)), v.isFinite else {
                 throw AffectError.badUsage("\(option): `\($0)` is not a number.")
+            }
+            guard range.contains(v) else {
+                throw AffectError.badUsage("\(option) values must be between \(number(Double(range.lowerBound))) and \(number(Double(range.upperBound))), got \(number(Double(v))).")
             }
             return v
         }

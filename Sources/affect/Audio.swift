@@ -9,15 +9,25 @@ import AffectPipeline
 struct AudioModelOptions: ParsableArguments {
     @Option(name: .long, help: "A wav2vec2 or hubert weight file (Tools/convert.py from a Hugging Face folder).")
     var model: String
-    @Option(help: "Window length in seconds for long audio (see README: long audio).")
+    @Option(help: "Window length in seconds for long audio, above 0 and at most 120 (see README: long audio).")
     var window: Double = 20
-    @Option(help: "Overlap between neighbouring windows in seconds (at least the positional convolution's 2.56 s keeps hidden_states.0 exact).")
+    @Option(help: "Overlap between neighbouring windows in seconds, at least 0 and less than --window (at least the positional convolution's 2.56 s keeps hidden_states.0 exact).")
     var overlap: Double = 3
 
+    /// The options against their ranges, before any model is loaded.
+    func check() throws {
+        try checkPositive(window, atMost: AudioWindowing.maxWindow, "--window", " s")
+        guard overlap >= 0, overlap < window else {
+            throw AffectError.badUsage("--overlap must be at least 0 and less than --window (\(number(window)) s), got \(number(overlap)).")
+        }
+        _ = try AudioWindowing(window: window, overlap: overlap).frames(framesPerSecond: 50)
+    }
+
     func load() throws -> (Wav2Vec2, LongAudio) {
+        try check()
         let m = try Wav2Vec2(weights: WeightFile(path: resolveWeights(model)))
         let w = AudioWindowing(window: window, overlap: overlap)
-        _ = try w.frames(framesPerSecond: 50)     // validates the options before any decoding
+        _ = try w.frames(framesPerSecond: Double(m.config.sampleRate) / Double(m.config.hop))
         return (m, LongAudio(model: m, windowing: w))
     }
 }
@@ -49,7 +59,7 @@ struct Transcribe: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
         guard ["text", "json"].contains(format) else { throw AffectError.badUsage("--format must be text or json.") }
         let (model, long) = try audio.load()
         guard let ctc = model.ctc else {
@@ -99,8 +109,11 @@ struct EmbedAudio: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
         guard ["none", "mean", "stat"].contains(pool) else { throw AffectError.badUsage("--pool must be none, mean or stat.") }
+        try audio.check()
+        if let k = layer, k < 0 { throw AffectError.badUsage("--layer must be at least 0, got \(k).") }
+        try checkOutputs([("-o", output)], inputs: [file, audio.model])
         let (model, long) = try audio.load()
         if let k = layer, !(0...model.config.layers).contains(k) {
             throw AffectError.badUsage("--layer must be between 0 and \(model.config.layers) for \(audio.model).")
@@ -147,14 +160,18 @@ struct DecodeAudio: ParsableCommand {
 
     @Argument(help: "An audio or video file.") var file: String
     @Option(name: .shortAndLong, help: "Output .wav or .flac file.") var output: String
-    @Option(help: "Output sample rate.") var sampleRate: Int = 16000
+    @Option(help: "Output sample rate, 1000 to 384000 Hz.") var sampleRate: Int = 16000
 
     func run() throws {
         let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
         guard ext == "wav" || ext == "flac" else { throw AffectError.badUsage("-o must end in .wav or .flac.") }
-        guard sampleRate >= 1000 && sampleRate <= 384_000 else { throw AffectError.badUsage("--sample-rate must be between 1000 and 384000.") }
+        try checkRange(sampleRate, 1000...384_000, "--sample-rate", " Hz")
+        try checkOutputs([("-o", output)], inputs: [file])
         let samples = try AudioDecoder.decodeAll(path: file, sampleRate: sampleRate)
-        try SoundFile.write(samples, sampleRate: sampleRate, to: output, format: ext == "wav" ? .wavFloat : .flac16)
+        // libsndfile writes the temporary file; it is renamed into place only once complete.
+        try AtomicFile.write(to: output) { tmp in
+            try SoundFile.write(samples, sampleRate: sampleRate, to: tmp, format: ext == "wav" ? .wavFloat : .flac16)
+        }
         print("\(output): \(samples.count) samples, \(String(format: "%.3f", Double(samples.count) / Double(sampleRate))) s at \(sampleRate) Hz")
     }
 }

@@ -9,17 +9,20 @@ struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract per-frame face features, logits and boxes for every video of a folder (resumable, sharded).",
         discussion: """
-        Each video DIR/a/b.mp4 gives OUTDIR/a/b.safetensors, written atomically, holding for the main face \
+        Each video DIR/a/b.mp4 gives OUTDIR/a/b.mp4.safetensors (the video's extension is kept, so b.mp4 and \
+        b.mkv both get theirs), written atomically, holding for the main face \
         track (largest total face area) one row per decoded frame: `times` [F], `analyzed` [F] (1 or 0), \
         `face` [F] (1 where the track has a detection), `boxes` [F, 4], `features` [F, D] and `logits` \
         [F, C] (zeros where there is no face); and every detection of every track: `detections.frame`, \
         `detections.track` (int64 [K]), `detections.box` [K, 4], `detections.probability` [K]. Metadata \
         `affect.extract` records the video, model and settings.
-        Videos whose output already exists are skipped, so a crashed or pre-empted job is simply rerun. \
+        Videos whose complete output (from the same video path) already exists are skipped, so a crashed or \
+        pre-empted job is simply rerun; temporary files a killed run left are removed. \
         --shard i/n (0 ≤ i < n) keeps the videos whose FNV-1a hash of the relative path is i modulo n: every \
         video belongs to exactly one shard, and adding videos does not move the others (Slurm \
         `--shard $SLURM_ARRAY_TASK_ID/$N`, Kubernetes `--shard $JOB_COMPLETION_INDEX/$N`).
-        A video that fails is reported and skipped; the exit status is then 2.
+        A video that fails is reported and skipped; the exit status is then 2. Options are checked before the \
+        output folder is created.
         """)
 
     @Argument(help: "Folder of videos (searched recursively).") var folder: String
@@ -27,50 +30,58 @@ struct Extract: ParsableCommand {
     @Option(help: "This process's shard, `i/n` with 0 ≤ i < n.") var shard: String = "0/1"
     @Option(help: "Face model (default Weights/mini_xception.safetensors, or an EmotiEffLib backbone).") var faceModel: String?
     @Option(help: "MTCNN weights (default Weights/mtcnn.safetensors).") var detector: String?
-    @Option(help: "Analyse one frame in N.") var every: Int = 1
-    @Option(help: "Analyse about this many frames per second (instead of --every).") var fps: Double?
-    @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
+    @Option(help: "Analyse one frame in N (1 to 10000).") var every: Int = 1
+    @Option(help: "Analyse about this many frames per second, 0.001 to 1000 (instead of --every).") var fps: Double?
+    @Option(help: "Smallest face side in pixels, 12 to 10000.") var minFace: Float = 40
     @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
     @OptionGroup var compute: ComputeOptions
 
     static let videoExtensions: Set<String> = ["mp4", "avi", "mov", "mkv", "webm", "m4v", "mpg", "mpeg", "wmv", "flv", "3gp"]
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
         let (index, count) = try Extract.parseShard(shard)
+        // Every option is checked before anything is created.
+        var options = AnalyzerOptions()
+        try checkRange(every, AnalyzerOptions.everyRange, "--every")
+        if let fps {
+            try checkRange(fps, AnalyzerOptions.fpsRange, "--fps", " frames per second")
+            guard every == 1 else { throw AffectError.badUsage("--every and --fps are alternatives: give one.") }
+        }
+        try checkRange(Double(minFace), 12...10_000, "--min-face", " pixels")
+        options.every = every; options.fps = fps; options.minFaceSize = minFace
+        try options.validate()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw AffectError.badInput("\(folder): no such folder.")
         }
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), !isDir.boolValue {
+            throw AffectError.badInput("\(output): exists and is not a folder.")
+        }
         let videos = try Extract.videos(in: folder)
         let mine = videos.filter { Extract.shardOf($0, count: count) == index }
-        var options = AnalyzerOptions()
-        options.every = every; options.fps = fps
-        guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
-        options.minFaceSize = minFace
         let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
         let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
                                 faceModel: try loadFaceExpressionModel(resolveWeights(facePath)), options: options)
         try analyzer.validate()
+        try makeFolder(output)
         print("shard \(index)/\(count): \(mine.count) of \(videos.count) videos in \(folder)")
         var done = 0, skipped = 0, failed: [String] = []
         for (k, rel) in mine.enumerated() {
-            let out = URL(fileURLWithPath: output).appendingPathComponent(rel).deletingPathExtension().appendingPathExtension("safetensors").path
-            if Extract.isComplete(out) { skipped += 1; continue }
+            let out = URL(fileURLWithPath: output).appendingPathComponent(Extract.outputName(rel)).path
+            if Extract.isComplete(out, video: rel) { skipped += 1; continue }
             let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "[\(k + 1)/\(mine.count)] \(rel)")
             do {
                 let scan = try analyzer.scan(path: URL(fileURLWithPath: folder).appendingPathComponent(rel).path) { bar.update($0, $1) }
                 bar.finish()
-                try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: out).deletingLastPathComponent().path,
-                                                        withIntermediateDirectories: true)
+                try makeFolder(URL(fileURLWithPath: out).deletingLastPathComponent().path)
                 try Extract.writer(scan, video: rel, model: facePath, options: options).write(to: out)
                 done += 1
                 print("\(rel): \(scan.frameCount) frames, \(scan.tracks.count) face track\(scan.tracks.count == 1 ? "" : "s") -> \(out)")
-            } catch let e as AffectError {
+            } catch {
                 bar.finish()
                 failed.append(rel)
-                printErr("error: \(e.description)")
+                printErr("error: \((error as? AffectError)?.description ?? (error as? CocoaError).map(describe) ?? "\(rel): \(error.localizedDescription)")")
             }
         }
         print("extracted \(done), already done \(skipped), failed \(failed.count)")
@@ -104,11 +115,16 @@ struct Extract: ParsableCommand {
         return Int(h % UInt64(count))
     }
 
-    /// An output counts as done when it is a readable safetensors file written by `extract` (files are
-    /// renamed into place only once complete, so a crash leaves none under the final name).
-    static func isComplete(_ path: String) -> Bool {
-        guard FileManager.default.fileExists(atPath: path), let f = try? SafeTensorsFile(path: path) else { return false }
-        return f.metadata["affect.extract"] != nil && f.contains("features")
+    /// The output of the video at relative path `rel`: `a/b.mp4` → `a/b.mp4.safetensors`. Keeping the
+    /// extension keeps `b.mp4` and `b.mkv` of one folder apart.
+    static func outputName(_ rel: String) -> String { rel + ".safetensors" }
+
+    /// An output counts as done when it is a readable safetensors file written by `extract` for this video
+    /// (files are renamed into place only once complete, so a crash leaves none under the final name).
+    static func isComplete(_ path: String, video rel: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: path), let f = try? SafeTensorsFile(path: path),
+              let settings = try? f.jsonMetadata("affect.extract") as? [String: Any] else { return false }
+        return settings["video"] as? String == rel && f.contains("features")
     }
 
     static func writer(_ scan: VideoScan, video: String, model: String, options: AnalyzerOptions) -> SafeTensorsWriter {

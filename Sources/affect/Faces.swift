@@ -11,30 +11,31 @@ struct Faces: ParsableCommand {
         discussion: "Images are decoded with FFmpeg (JPEG, PNG, BMP, ...). Weights default to the committed Weights/mtcnn.safetensors.")
 
     @Argument(help: "An image or video file.") var image: String
-    @Option(help: "For a video: detect on every Nth frame.") var every: Int = 1
-    @Option(help: "For a video: detect on this many frames per second (the first frame at or after each instant).") var fps: Double?
-    @Option(help: "Smallest face side in pixels.") var minFace: Float = 40
+    @Option(help: "For a video: detect on every Nth frame (1 to 10000).") var every: Int = 1
+    @Option(help: "For a video: detect on this many frames per second, 0.001 to 1000 (the first frame at or after each instant).") var fps: Double?
+    @Option(help: "Smallest face side in pixels, 12 to 10000.") var minFace: Float = 40
     @Option(help: "MTCNN weight file.") var weights: String?
     @Option(help: "Output format: text, json or csv (one row per face: frame, time, track, box, probability, landmarks).") var format: String = "text"
-    @Option(help: "Also time detection over this many repeats (median printed to standard error).") var timeRepeats: Int = 0
+    @Option(help: "Also time detection over this many repeats, 0 to 10000 (median printed to standard error).") var timeRepeats: Int = 0
     @Option(help: ArgumentHelp("Write each face crop into this directory (created if missing).",
                                discussion: "Images: NAME_face<k>.png; videos: frame<index>_track<id>.png.", valueName: "dir"))
     var saveCrops: String?
     @Option(help: "Crop file format: png or jpg.") var cropFormat: String = "png"
     @Flag(help: "Save landmark-aligned crops (ArcFace five-point template) instead of box crops.") var align = false
-    @Option(help: "Side of aligned crops in pixels.") var cropSize: Int = 112
-    @Option(help: "Box crops: margin added on every side, as a fraction of the box size.") var margin: Float = 0
+    @Option(help: "Side of aligned crops in pixels, 16 to 1024.") var cropSize: Int = 112
+    @Option(help: "Box crops: margin added on every side, as a fraction of the box size (0 to 4).") var margin: Float = 0
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
         guard ["text", "json", "csv"].contains(format) else { throw AffectError.badUsage("--format must be text, json or csv.") }
-        guard minFace >= 12 else { throw AffectError.badUsage("--min-face must be at least 12 pixels.") }
-        guard every >= 1 else { throw AffectError.badUsage("--every must be at least 1.") }
+        try checkRange(Double(minFace), 12...10_000, "--min-face", " pixels")
+        try checkRange(every, AnalyzerOptions.everyRange, "--every")
         if let fps {
-            guard fps > 0, fps.isFinite else { throw AffectError.badUsage("--fps must be a positive number.") }
+            try checkRange(fps, AnalyzerOptions.fpsRange, "--fps", " frames per second")
             guard every == 1 else { throw AffectError.badUsage("--every and --fps are alternatives: give one.") }
         }
+        try checkRange(timeRepeats, 0...10_000, "--time-repeats")
         let crops = try cropWriter()
         var mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(weights ?? defaultWeights("mtcnn.safetensors"))))
         mtcnn.minFaceSize = minFace
@@ -134,14 +135,19 @@ struct CropWriter {
     let directory: String
     let format: ImageEncoder.Format
     let style: FaceCropStyle
+    /// The file faces are detected in: a crop never replaces it.
+    let input: String
 
-    /// Writes the crop of `face` as `directory/name.ext` (atomically); returns its path, or nil when the face
-    /// box lies entirely outside the frame.
+    /// Writes the crop of `face` as `directory/name.ext` (atomically: a temporary file, then a rename);
+    /// returns its path, or nil when the face box lies entirely outside the frame.
     func save(_ image: RGBImage, _ face: FaceDetection, name: String) throws -> String? {
         let crop = image.faceCrop(face, style: style)
         guard crop.width > 0, crop.height > 0 else { return nil }
         let path = URL(fileURLWithPath: directory).appendingPathComponent("\(name).\(format.fileExtension)").path
-        try ImageEncoder.write(crop, to: path, format: format)
+        if AtomicFile.sameFile(path, input) {
+            throw AffectError.badUsage("--save-crops: the crop \(path) would replace the input \(input); choose another folder.")
+        }
+        try AtomicFile.write(Data(try ImageEncoder.encode(crop, format: format)), to: path)
         return path
     }
 }
@@ -172,7 +178,9 @@ extension Faces {
             }
         }
         guard access(dir, W_OK | X_OK) == 0 else { throw AffectError.badInput("\(dir): the crop directory is not writable.") }
-        return CropWriter(directory: dir, format: format, style: align ? .aligned(size: cropSize) : .box(margin: margin))
+        // A file can really be created there (also as root on a read-only mount); stale temporaries go.
+        try AtomicFile.checkWritable(URL(fileURLWithPath: dir).appendingPathComponent("crop.\(format.fileExtension)").path)
+        return CropWriter(directory: dir, format: format, style: align ? .aligned(size: cropSize) : .box(margin: margin), input: image)
     }
 }
 

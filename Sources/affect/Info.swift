@@ -35,7 +35,8 @@ struct Run: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
+        try checkOutputs([("-o", output)], inputs: [weights, inputs])
         let model = try ModelLoader.load(resolveWeights(weights))
         let ref = try ReferenceFile(path: inputs)
         let outs = try model.run(ref.inputs, source: inputs)
@@ -55,11 +56,12 @@ struct Verify: ParsableCommand {
 
     @Argument(help: "An Affect weight file.") var weights: String
     @Argument(help: "A reference file (input.* and output.* tensors).") var reference: String
-    @Option(help: "Maximum allowed max|ours − ref| / max|ref| per output.") var tolerance: Double = 1e-4
+    @Option(help: "Maximum allowed max|ours − ref| / max|ref| per output, 0 to 1000.") var tolerance: Double = 1e-4
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
+        try checkRange(tolerance, 0...1000, "--tolerance")
         let model = try ModelLoader.load(resolveWeights(weights))
         let ref = try ReferenceFile(path: reference)
         if ref.outputs.isEmpty { throw AffectError.badInput("\(reference): the file has no `output.*` tensors to compare.") }
@@ -90,19 +92,21 @@ struct Bench: ParsableCommand {
         abstract: "Time repeated forward passes on synthetic inputs; last line `median_ms=<x>`.")
 
     @Argument(help: "An Affect weight file.") var weights: String
-    @Option(help: "Batch size.") var batch: Int = 1
-    @Option(help: "Seconds to keep measuring after warm-up.") var seconds: Double = 5
-    @Option(help: "Audio length for audio models, in seconds.") var audioSeconds: Double = 10
-    @Option(help: "Sequence length for text models.") var tokens: Int = 128
-    @Option(help: "Minimum number of timed runs.") var minRuns: Int = 5
+    @Option(help: "Batch size, 1 to 256.") var batch: Int = 1
+    @Option(help: "Seconds to keep measuring after warm-up, 0 to 3600.") var seconds: Double = 5
+    @Option(help: "Audio length for audio models, in seconds (above 0, at most 120).") var audioSeconds: Double = 10
+    @Option(help: "Sequence length for text models, 1 to 8192 (at most the model's maximum is used).") var tokens: Int = 128
+    @Option(help: "Minimum number of timed runs, 1 to 10000 (at most 10000 runs are timed).") var minRuns: Int = 5
     @Flag(help: "Also report the time and GFLOP/s of the matrix products inside the timed runs.") var profile = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
-        guard batch > 0, seconds >= 0, tokens > 0, audioSeconds > 0 else {
-            throw AffectError.badUsage("--batch, --tokens and --audio-seconds must be positive.")
-        }
+        try compute.apply()
+        try checkRange(batch, 1...256, "--batch")
+        try checkRange(seconds, 0...3600, "--seconds", " s")
+        try checkPositive(audioSeconds, atMost: 120, "--audio-seconds", " s")
+        try checkRange(tokens, 1...8192, "--tokens")
+        try checkRange(minRuns, 1...10_000, "--min-runs")
         let model = try ModelLoader.load(resolveWeights(weights))
         let inputs = model.benchInputs(BenchShape(batch: batch, audioSeconds: audioSeconds, tokens: tokens))
         let src = "bench"
@@ -126,7 +130,7 @@ struct Bench: ParsableCommand {
               + inputs.ints.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", "))
         print("threads:    \(Threading.threads) (OpenBLAS kernels: \(Threading.blasCore))")
         print("runs:       \(times.count)")
-        print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times.first!, median, times.last!))
+        print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times[0], median, times[times.count - 1]))
         print(String(format: "throughput: %.2f items/s", Double(batch) * 1000 / median))
         if let f = model.flops(inputs) {
             print(String(format: "compute:    %.3f GFLOP per pass, %.1f GFLOP/s", f / 1e9, f / 1e9 / (median / 1000)))

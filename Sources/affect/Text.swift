@@ -46,11 +46,11 @@ struct Tokenize: ParsableCommand {
     @Argument(help: "A text weight file with an embedded tokenizer, or a tokenizer.json / vocab.txt / tokenizer folder.")
     var weights: String
     @Option(help: "Read lines from this file (default: standard input).") var file: String?
-    @Option(help: "Truncate each line to this many ids, special tokens included.") var maxLength: Int?
+    @Option(help: "Truncate each line to this many ids, special tokens included (2 to 1000000).") var maxLength: Int?
     @Flag(help: "Print tokens instead of ids.") var tokens = false
 
     func run() throws {
-        if let m = maxLength, m < 2 { throw AffectError.badUsage("--max-length must be at least 2.") }
+        if let m = maxLength { try checkRange(m, 2...1_000_000, "--max-length") }
         let tokenizer: Tokenizer
         if weights.hasSuffix(".safetensors") {
             tokenizer = try Tokenizer(weights: WeightFile(path: weights))
@@ -94,16 +94,23 @@ struct EmbedText: ParsableCommand {
     @Argument(help: "The text (when --file is not given).") var text: String?
     @Option(name: .shortAndLong, help: "Output safetensors file.") var output: String?
     @Option(help: "Texts longer than the model's maximum: truncate (default) or windows.") var long: Long = .truncate
-    @Option(help: "Overlap of consecutive windows, in tokens.") var overlap: Int = 64
+    @Option(help: "Overlap of consecutive windows, in tokens: at least 0 and less than the window (the model's maximum less its special tokens).") var overlap: Int = 64
     @Option(help: "safetensors (needs -o) or json (to standard output).") var format: Format = .safetensors
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        compute.apply()
+        try compute.apply()
         guard (file == nil) != (text == nil) else { throw AffectError.badUsage("give either TEXT or --file F.") }
         if format == .safetensors && output == nil { throw AffectError.badUsage("give -o OUT.safetensors or --format json.") }
-        guard overlap >= 0 else { throw AffectError.badUsage("--overlap must not be negative.") }
+        try checkRange(overlap, 0...1_000_000, "--overlap", " tokens")
+        if let output { try checkOutputs([("-o", output)], inputs: [model, file]) }
         let encoder = try TextEncoder(weights: WeightFile(path: resolveWeights(model)))
+        // A window holds the model's maximum less the special tokens; an overlap of a whole window or more
+        // would leave no step (the library would step one token at a time).
+        let window = encoder.model.maxTokens - encoder.tokenizer.prefixIds.count - encoder.tokenizer.suffixIds.count
+        if long == .windows && overlap >= window {
+            throw AffectError.badUsage("--overlap must be less than the window of \(model), \(max(window, 0)) tokens, got \(overlap).")
+        }
         var texts = try readTextLines(file: file, text: text)
         if jsonl {
             texts = try texts.enumerated().map { i, line in

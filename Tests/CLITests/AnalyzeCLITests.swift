@@ -132,7 +132,7 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         var r = try runAffect(["extract", input, "-o", out, "--fps", "2.5"])
         #expect(r.status == 2, "the broken video is reported: \(r.stderr)")
         #expect(r.stderr.contains("broken.mp4"), "\(r.stderr)")
-        let file = "\(out)/sub/astronaut.safetensors"
+        let file = "\(out)/sub/astronaut.mp4.safetensors"
         let st = try SafeTensorsFile(path: file)
         let n = try #require(st.info("times")).shape[0]
         #expect(st.info("features")?.shape == [n, 7] && st.info("logits")?.shape == [n, 7] && st.info("boxes")?.shape == [n, 4])
@@ -143,7 +143,7 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         // Second run: the finished video is skipped.
         r = try runAffect(["extract", input, "-o", out, "--every", "10"])
         #expect(r.stdout.contains("extracted 0, already done 1, failed 1"), "\(r.stdout)")
-        #expect(files(in: out) == ["sub"] && files(in: "\(out)/sub") == ["astronaut.safetensors"], "no temporary files")
+        #expect(files(in: out) == ["sub"] && files(in: "\(out)/sub") == ["astronaut.mp4.safetensors"], "no temporary files")
         // Shards partition the videos.
         var owned = 0
         for i in 0..<3 {

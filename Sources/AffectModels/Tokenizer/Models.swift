@@ -120,15 +120,40 @@ struct PairHeap {
 
 /// WordPiece: greedy longest-match-first from the start of a word; pieces after the first carry the
 /// continuation prefix (`##`). A word with any unmatchable part, or longer than `maxChars`, is one `[UNK]`.
+///
+/// The vocabulary is a trie over Unicode scalars, so the longest piece at each position is found in one walk
+/// (at most the longest token's length): linear in the word, whatever `max_input_chars_per_word` allows.
+/// Tokens match scalar for scalar, as in `tokenizers`.
 struct WordPiece {
-    let vocab: [String: Int]
     let unk: Int
-    let prefix: String
     let maxChars: Int
+    /// (node << 21 | scalar) → child node; node 0 is the root.
+    private let children: [UInt64: Int32]
+    /// The token id each node spells, or -1.
+    private let ids: [Int32]
+    /// The node the continuation prefix leads to (nil: no token starts with it, so no word has a second piece).
+    private let continuation: Int32?
 
     init(vocab: [String: Int], unk: String, prefix: String, maxChars: Int, source: String) throws {
         guard let u = vocab[unk] else { throw AffectError.badInput("\(source): the unknown token `\(unk)` is not in the vocabulary.") }
-        self.vocab = vocab; self.unk = u; self.prefix = prefix; self.maxChars = maxChars
+        self.unk = u; self.maxChars = maxChars
+        var children: [UInt64: Int32] = [:], ids: [Int32] = [-1]
+        children.reserveCapacity(vocab.count * 4)
+        for (token, id) in vocab {
+            var node: Int32 = 0
+            for c in token.unicodeScalars {
+                let key = UInt64(node) << 21 | UInt64(c.value)
+                if let next = children[key] { node = next } else {
+                    let next = Int32(ids.count)
+                    children[key] = next; ids.append(-1); node = next
+                }
+            }
+            // Ids were checked to fit Int32 when the vocabulary was read.
+            ids[Int(node)] = Int32(id)
+        }
+        var node: Int32? = 0
+        for c in prefix.unicodeScalars { node = node.flatMap { children[UInt64($0) << 21 | UInt64(c.value)] } }
+        self.children = children; self.ids = ids; self.continuation = node
     }
 
     func encode(_ word: [Unicode.Scalar], into ids: inout [Int]) {
@@ -136,16 +161,16 @@ struct WordPiece {
         var pieces: [Int] = []
         var start = 0
         while start < word.count {
-            var end = word.count
-            var found: Int?
-            while start < end {
-                var s = scalarsString(Array(word[start..<end]))
-                if start > 0 { s = prefix + s }
-                if let id = vocab[s] { found = id; break }
-                end -= 1
+            guard var node = start == 0 ? 0 : continuation else { ids.append(unk); return }
+            var found: (end: Int, id: Int32)?
+            var i = start
+            while i < word.count, let next = children[UInt64(node) << 21 | UInt64(word[i].value)] {
+                node = next
+                i += 1
+                if self.ids[Int(node)] >= 0 { found = (i, self.ids[Int(node)]) }
             }
-            guard let id = found else { ids.append(unk); return }
-            pieces.append(id)
+            guard let (end, id) = found else { ids.append(unk); return }
+            pieces.append(Int(id))
             start = end
         }
         ids += pieces

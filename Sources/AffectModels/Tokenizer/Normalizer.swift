@@ -57,16 +57,59 @@ indirect enum Normalizer {
                 }
             }
             return out
-        case .nfd: return Array(scalarsString(s).decomposedStringWithCanonicalMapping.unicodeScalars)
-        case .nfc: return Array(scalarsString(s).precomposedStringWithCanonicalMapping.unicodeScalars)
-        case .nfkd: return Array(scalarsString(s).decomposedStringWithCompatibilityMapping.unicodeScalars)
-        case .nfkc: return Array(scalarsString(s).precomposedStringWithCompatibilityMapping.unicodeScalars)
+        case .nfd: return Normalizer.piecewise(s, \.decomposedStringWithCanonicalMapping, cutBeforeStarters: true)
+        case .nfc: return Normalizer.piecewise(s, \.precomposedStringWithCanonicalMapping, cutBeforeStarters: false)
+        case .nfkd: return Normalizer.piecewise(s, \.decomposedStringWithCompatibilityMapping, cutBeforeStarters: false)
+        case .nfkc: return Normalizer.piecewise(s, \.precomposedStringWithCompatibilityMapping, cutBeforeStarters: false)
         case .stripAccents:
             if s.allSatisfy(\.isASCII) { return s }
             return Normalizer.nfd.apply(s).filter { !isNonspacingMark($0) }
         case .sequence(let list):
             return list.reduce(s) { $1.apply($0) }
         }
+    }
+}
+
+extension Normalizer {
+    /// Pieces are cut once they reach this many scalars, at the next safe place.
+    static let pieceLength = 4096
+    /// Without a safe place for this long (a pathological run of combining marks), a piece is cut anyway
+    /// before a scalar of combining class 0.
+    static let forcedPieceLength = 65536
+
+    /// A Unicode normalization form applied piece by piece. Foundation's normalization of a whole text took
+    /// time growing faster than its length (153 s for a 10 MB line); normalizing pieces keeps time linear
+    /// and memory bounded. Pieces are cut only where the form cannot act across the cut, so the result equals
+    /// the whole-text normalization: before an ASCII character (it never reorders, decomposes or composes with
+    /// what precedes it) in every form, and for NFD (`cutBeforeStarters`) also before any scalar of combining
+    /// class 0 whose canonical decomposition starts with one (canonical reordering never crosses a starter).
+    static func piecewise(_ s: [Unicode.Scalar], _ form: (String) -> String, cutBeforeStarters: Bool) -> [Unicode.Scalar] {
+        if s.count <= pieceLength { return Array(form(scalarsString(s)).unicodeScalars) }
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(s.count)
+        var start = 0
+        func flush(_ end: Int) {
+            out.append(contentsOf: form(scalarsString(Array(s[start..<end]))).unicodeScalars)
+            start = end
+        }
+        for i in s.indices where i - start >= pieceLength {
+            let c = s[i]
+            if c.isASCII || (cutBeforeStarters && startsCanonicalDecompositionWithStarter(c)) {
+                flush(i)
+            } else if i - start >= forcedPieceLength && c.properties.canonicalCombiningClass == .notReordered {
+                flush(i)
+            }
+        }
+        if start < s.count { flush(s.count) }
+        return out
+    }
+
+    /// Whether `c` has combining class 0 and so has the first scalar of its canonical decomposition. The only
+    /// exceptions are three Tibetan vowel signs (U+0F73, U+0F75, U+0F81), which decompose to U+0F71 first.
+    static func startsCanonicalDecompositionWithStarter(_ c: Unicode.Scalar) -> Bool {
+        if c.isASCII { return true }
+        if c.value == 0x0F73 || c.value == 0x0F75 || c.value == 0x0F81 { return false }
+        return c.properties.canonicalCombiningClass == .notReordered
     }
 }
 

@@ -43,7 +43,31 @@ public struct Tokenizer: @unchecked Sendable {
     /// Padding id (`[PAD]` 0 for BERT, `<pad>` 1 for RoBERTa).
     public let padId: Int
     /// id → token, for display.
-    let vocabulary: [String]
+    let vocabulary: [Int: String]
+    /// One more than the largest id.
+    public let vocabularySize: Int
+
+    /// The largest token id accepted: ids are stored as 32-bit integers in the merge table and model inputs.
+    public static let maxTokenId = Int(Int32.max)
+
+    /// `value` as a token id: an integer in `0...maxTokenId` (JSON numbers arrive as NSNumber, possibly a
+    /// fraction or 1e300, which must not reach `Int(_:)` unchecked). Throws naming `source` and `what`.
+    static func tokenId(_ value: Any?, _ what: String, source: String) throws -> Int {
+        guard let n = value as? NSNumber else { throw AffectError.badInput("\(source): \(what) has no numeric id.") }
+        let d = n.doubleValue
+        guard d.isFinite, d == d.rounded(), d >= 0, d <= Double(maxTokenId) else {
+            throw AffectError.badInput("\(source): \(what) has id \(n), outside 0...\(maxTokenId).")
+        }
+        return Int(d)
+    }
+
+    static func vocabulary(_ any: Any?, _ model: String, source: String) throws -> [String: Int] {
+        guard let v = any as? [String: Any] else { throw AffectError.badInput("\(source): the \(model) tokenizer has no `model.vocab`.") }
+        var out: [String: Int] = [:]
+        out.reserveCapacity(v.count)
+        for (token, id) in v { out[token] = try tokenId(id, "token `\(token.prefix(40))`", source: source) }
+        return out
+    }
 
     /// Parses a `tokenizer.json` document. `source` names it in errors.
     public init(json data: Data, source: String) throws {
@@ -57,8 +81,7 @@ public struct Tokenizer: @unchecked Sendable {
         var vocab: [String: Int] = [:]
         switch type {
         case "BPE":
-            guard let v = m["vocab"] as? [String: NSNumber] else { throw bad("the BPE tokenizer has no `model.vocab`.") }
-            vocab = v.mapValues(\.intValue)
+            vocab = try Tokenizer.vocabulary(m["vocab"], "BPE", source: source)
             var merges: [(String, String)] = []
             for item in m["merges"] as? [Any] ?? [] {
                 if let s = item as? String {
@@ -72,12 +95,17 @@ public struct Tokenizer: @unchecked Sendable {
             model = .bpe(try BPE(vocab: vocab, merges: merges, unk: m["unk_token"] as? String,
                                  ignoreMerges: (m["ignore_merges"] as? Bool) ?? false, source: source))
         case "WordPiece":
-            guard let v = m["vocab"] as? [String: NSNumber] else { throw bad("the WordPiece tokenizer has no `model.vocab`.") }
-            vocab = v.mapValues(\.intValue)
+            vocab = try Tokenizer.vocabulary(m["vocab"], "WordPiece", source: source)
+            var maxChars = 100
+            if let x = m["max_input_chars_per_word"] {
+                guard let n = x as? NSNumber, n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded() else {
+                    throw bad("`max_input_chars_per_word` must be a non-negative integer.")
+                }
+                maxChars = n.doubleValue >= 1e15 ? Int.max : Int(n.doubleValue)
+            }
             model = .wordPiece(try WordPiece(vocab: vocab, unk: m["unk_token"] as? String ?? "[UNK]",
                                              prefix: m["continuing_subword_prefix"] as? String ?? "##",
-                                             maxChars: (m["max_input_chars_per_word"] as? NSNumber)?.intValue ?? 100,
-                                             source: source))
+                                             maxChars: maxChars, source: source))
         default:
             throw bad("tokenizer model `\(type)` is not supported (BPE and WordPiece are).")
         }
@@ -86,9 +114,10 @@ public struct Tokenizer: @unchecked Sendable {
 
         var specs: [AddedTokens.Token] = []
         for item in root["added_tokens"] as? [[String: Any]] ?? [] {
-            guard let content = item["content"] as? String, let id = (item["id"] as? NSNumber)?.intValue else {
+            guard let content = item["content"] as? String, item["id"] != nil else {
                 throw bad("an added token has no `content` or `id`.")
             }
+            let id = try Tokenizer.tokenId(item["id"], "added token `\(content.prefix(40))`", source: source)
             vocab[content] = id
             specs.append(.init(content: content, id: id, normalized: (item["normalized"] as? Bool) ?? true,
                                lstrip: (item["lstrip"] as? Bool) ?? false, rstrip: (item["rstrip"] as? Bool) ?? false))
@@ -102,31 +131,37 @@ public struct Tokenizer: @unchecked Sendable {
         }
         prefixIds = prefix; suffixIds = suffix
         var pad: Int?
-        if let p = root["padding"] as? [String: Any] { pad = (p["pad_id"] as? NSNumber)?.intValue }
+        if let p = root["padding"] as? [String: Any], p["pad_id"] != nil {
+            pad = try Tokenizer.tokenId(p["pad_id"], "the padding token", source: source)
+        }
         padId = pad ?? vocab["<pad>"] ?? vocab["[PAD]"] ?? 0
-        var names = [String](repeating: "", count: (vocab.values.max() ?? -1) + 1)
-        for (t, i) in vocab where i >= 0 { names[i] = t }
+        // A dictionary, not an array indexed by id: a file may name id 2^31 − 1 with a handful of tokens.
+        var names: [Int: String] = [:]
+        names.reserveCapacity(vocab.count)
+        for (t, i) in vocab { names[i] = t }
         vocabulary = names
+        vocabularySize = ([padId] + prefix + suffix + Array(vocab.values)).max().map { $0 + 1 } ?? 0
     }
 
     static func template(_ post: [String: Any], source: String) throws -> ([Int], [Int]) {
         let type = post["type"] as? String ?? ""
         switch type {
         case "RobertaProcessing", "BertProcessing":
-            guard let cls = post["cls"] as? [Any], let sep = post["sep"] as? [Any],
-                  let c = (cls.last as? NSNumber)?.intValue, let s = (sep.last as? NSNumber)?.intValue else {
+            guard let cls = post["cls"] as? [Any], let sep = post["sep"] as? [Any], cls.last is NSNumber, sep.last is NSNumber else {
                 throw AffectError.badInput("\(source): \(type) has no `cls`/`sep` tokens.")
             }
-            return ([c], [s])
+            return ([try tokenId(cls.last, "the post-processor's cls token", source: source)],
+                    [try tokenId(sep.last, "the post-processor's sep token", source: source)])
         case "TemplateProcessing":
             let specials = post["special_tokens"] as? [String: [String: Any]] ?? [:]
             var prefix: [Int] = [], suffix: [Int] = [], seenSequence = false
             for piece in post["single"] as? [[String: Any]] ?? [] {
                 if piece["Sequence"] != nil { seenSequence = true; continue }
                 guard let sp = piece["SpecialToken"] as? [String: Any], let name = sp["id"] as? String,
-                      let ids = (specials[name]?["ids"] as? [NSNumber])?.map(\.intValue) else {
+                      let list = specials[name]?["ids"] as? [Any] else {
                     throw AffectError.badInput("\(source): the post-processor template names an unknown special token.")
                 }
+                let ids = try list.map { try tokenId($0, "special token `\(name.prefix(40))`", source: source) }
                 if seenSequence { suffix += ids } else { prefix += ids }
             }
             return (prefix, suffix)
@@ -224,10 +259,8 @@ public struct Tokenizer: @unchecked Sendable {
         try self.init(json: Data(text.utf8), source: "\(w.path) (affect.tokenizer)")
     }
 
-    public var vocabularySize: Int { vocabulary.count }
-
     /// The token string of `id` (empty for ids outside the vocabulary).
-    public func token(_ id: Int) -> String { id >= 0 && id < vocabulary.count ? vocabulary[id] : "" }
+    public func token(_ id: Int) -> String { vocabulary[id] ?? "" }
 
     /// Token ids of `text` without special tokens and without truncation.
     public func tokenize(_ text: String) -> [Int] {

@@ -14,6 +14,7 @@ public enum Fusion {
         guard weights.count == ps.count else {
             throw AffectError.badInput("late fusion has \(ps.count) modalities but \(weights.count) weights.")
         }
+        if let w = weights.first(where: { !$0.isFinite }) { throw AffectError.badInput("late fusion: weight \(w) is not a finite number.") }
         for (i, p) in ps.enumerated() where p.rows != first.rows || p.columns != first.columns {
             throw AffectError.badInput("late fusion: modality \(i) is \(p.rows)×\(p.columns), modality 0 is \(first.rows)×\(first.columns).")
         }

@@ -25,20 +25,32 @@ public enum TemporalSmoother: Sendable, Equatable {
     /// SciPy's (`reflect`).
     case gaussian(sigma: Double, mode: BoundaryMode = .reflect, truncate: Double = 4)
 
+    /// The widest window accepted: `delta`, and the Gaussian radius `truncate·σ`, in frames (about an hour
+    /// at 25 fps). Beyond the video's length a window covers it all, so larger values only cost time.
+    public static let maxRadius = 100_000
+
+    /// Throws unless the parameters are usable: `0 ≤ delta ≤ maxRadius`; `σ > 0`, `0 < truncate ≤ 100` and
+    /// `truncate·σ ≤ maxRadius`, all finite.
+    public func validate() throws {
+        switch self {
+        case .mean(let d), .median(let d):
+            guard (0...Self.maxRadius).contains(d) else {
+                throw AffectError.badInput("the smoothing window delta must be between 0 and \(Self.maxRadius) frames, got \(d).")
+            }
+        case .gaussian(let sigma, _, let truncate):
+            guard sigma > 0, sigma.isFinite, truncate > 0, truncate <= 100, truncate * sigma <= Double(Self.maxRadius) else {
+                throw AffectError.badInput("Gaussian smoothing needs sigma > 0 and truncate in (0, 100] with truncate·sigma at most \(Self.maxRadius) frames, got sigma \(sigma) and truncate \(truncate).")
+            }
+        }
+    }
+
     /// Smooths each column of `p` over its rows (frames).
     public func apply(_ p: FeatureMatrix) throws -> FeatureMatrix {
+        try validate()
         switch self {
-        case .mean(let d):
-            guard d >= 0 else { throw AffectError.badInput("the smoothing window delta must be ≥ 0, got \(d).") }
-            return windowMean(p, d)
-        case .median(let d):
-            guard d >= 0 else { throw AffectError.badInput("the smoothing window delta must be ≥ 0, got \(d).") }
-            return windowMedian(p, d)
-        case .gaussian(let sigma, let mode, let truncate):
-            guard sigma > 0, sigma.isFinite, truncate > 0, truncate.isFinite else {
-                throw AffectError.badInput("Gaussian smoothing needs a positive sigma and truncate, got \(sigma) and \(truncate).")
-            }
-            return gaussian(p, sigma, mode, truncate)
+        case .mean(let d): return windowMean(p, min(d, p.rows))
+        case .median(let d): return windowMedian(p, min(d, p.rows))
+        case .gaussian(let sigma, let mode, let truncate): return gaussian(p, sigma, mode, truncate)
         }
     }
 
@@ -85,7 +97,8 @@ public enum TemporalSmoother: Sendable, Equatable {
         var out = FeatureMatrix(rows: n, columns: p.columns)
         guard n > 0 else { return out }
         let radius = Int(truncate * sigma + 0.5)
-        var w = (-radius...radius).map { exp(-0.5 / (sigma * sigma) * Double($0 * $0)) }
+        // SciPy's formula; a σ so small that σ² underflows has radius 0 and the single weight 1 (not 0·∞ = NaN).
+        var w = radius == 0 ? [1.0] : (-radius...radius).map { exp(-0.5 / (sigma * sigma) * Double($0 * $0)) }
         let s = w.reduce(0, +)
         w = w.map { $0 / s }
         func index(_ i: Int) -> Int {
