@@ -223,6 +223,10 @@ public struct TextTransformer: InferenceModel {
             throw AffectError.badInput("\(source): `input.input_ids` has shape \(idsT.shape), expected N×L with N, L ≥ 1.")
         }
         let (b, l) = (idsT.shape[0], idsT.shape[1])
+        // Activations grow with the token count: one pass takes at most 2^16 tokens (512 sequences of 128).
+        guard b * l <= 1 << 16 else {
+            throw AffectError.badInput("\(source): `input.input_ids` holds \(b * l) tokens, over the \(1 << 16) one pass takes.")
+        }
         let vocab = Int64(vocabularySize)
         if let i = idsT.values.firstIndex(where: { $0 < 0 || $0 >= vocab }) {
             throw AffectError.badInput("\(source): `input.input_ids` holds \(idsT.values[i]) at index \(i), outside the vocabulary of \(vocab).")

@@ -311,6 +311,11 @@ public struct Wav2Vec2: InferenceModel {
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let x = try inputs.finiteFloat("input_values", rank: 2, expected: "N×T", source: source)
+        // One pass holds the feature encoder's first map (~100 floats per sample): bounded to 2 minutes of audio.
+        let maxSamples = 120 * config.sampleRate
+        guard x.count <= maxSamples else {
+            throw AffectError.badInput("\(source): `input.input_values` holds \(x.count) samples, over the \(maxSamples) (2 minutes) one pass takes; longer audio goes through windows (affect transcribe, analyze).")
+        }
         guard frameCount(samples: x.shape[1]) > 0 else {
             throw AffectError.badInput("\(source): `input.input_values` has \(x.shape[1]) samples; at least \(config.receptiveField) are needed for one frame.")
         }
