@@ -49,38 +49,50 @@ public struct TextTransformer: InferenceModel {
         let prefix = String(wordName.dropLast("embeddings.word_embeddings.weight".count))
         wordEmbeddings = try w.tensor(wordName, shape: [-1, -1])
         hidden = wordEmbeddings.shape[1]
-        let configHidden = try w.configInt("hidden_size", default: hidden)
-        guard configHidden == hidden else {
-            throw AffectError.badInput("\(w.path): config `hidden_size` is \(configHidden) but the word embeddings are \(hidden) wide.")
+        let vocab = wordEmbeddings.shape[0]
+        // Config numbers that name the tables' sizes must agree with them (a converter that mixed files up).
+        for (key, size, table) in [("hidden_size", hidden, wordName), ("vocab_size", vocab, wordName)] {
+            let v = try w.configInt(key, default: size, in: 1 ... Int.max)
+            guard v == size else { throw w.problem("config `\(key)` is \(v) but tensor `\(table)` has \(size).") }
         }
-        positionEmbeddings = try w.tensor("\(prefix)embeddings.position_embeddings.weight", shape: [-1, hidden])
-        tokenTypeEmbeddings = try w.optionalTensor("\(prefix)embeddings.token_type_embeddings.weight", shape: [-1, hidden])
-        let eps = Float(try w.configDouble("layer_norm_eps", default: w.arch == "roberta" ? 1e-5 : 1e-12))
-        embeddingNorm = LayerNorm(weight: try w.tensor("\(prefix)embeddings.LayerNorm.weight", shape: [hidden]),
-                                  bias: try w.tensor("\(prefix)embeddings.LayerNorm.bias", shape: [hidden]), eps: eps)
-        let heads = try w.configInt("num_attention_heads")
+        let positionName = "\(prefix)embeddings.position_embeddings.weight"
+        positionEmbeddings = try w.tensor(positionName, shape: [-1, hidden])
+        let typeName = "\(prefix)embeddings.token_type_embeddings.weight"
+        tokenTypeEmbeddings = try w.optionalTensor(typeName, shape: [-1, hidden])
+        for (key, size, table) in [("max_position_embeddings", positionEmbeddings.shape[0], positionName),
+                                   ("type_vocab_size", tokenTypeEmbeddings?.shape[0] ?? 1, typeName)] {
+            let v = try w.configInt(key, default: size, in: 1 ... Int.max)
+            guard v == size else { throw w.problem("config `\(key)` is \(v) but tensor `\(table)` has \(size) rows.") }
+        }
+        let eps = try w.configEps("layer_norm_eps", default: w.arch == "roberta" ? 1e-5 : 1e-12)
+        embeddingNorm = try w.layerNorm("\(prefix)embeddings.LayerNorm", width: hidden, eps: eps)
+        let heads = try w.configInt("num_attention_heads", in: 1 ... hidden)
         let act = try w.configString("hidden_act", default: "gelu")
         guard act == "gelu" else { throw AffectError.badInput("\(w.path): config `hidden_act` is `\(act)`; only `gelu` (erf) is supported.") }
         encoder = try TransformerEncoder(weights: w, prefix: "\(prefix)encoder.layer", names: .bert, heads: heads, eps: eps,
-                                         placement: .post, activation: .gelu,
-                                         count: w.config["num_hidden_layers"] == nil ? nil : try w.configInt("num_hidden_layers"))
-        if w.arch == "roberta" {
-            paddingIndex = try w.configInt("pad_token_id", default: 1)
-        } else { paddingIndex = nil }
+                                         placement: .post, activation: .gelu, width: hidden,
+                                         count: w.config["num_hidden_layers"] == nil ? nil
+                                            : try w.configInt("num_hidden_layers", in: WeightFile.Limits.layers))
+        // The pad id is a word id; RoBERTa also counts positions from it, so the table needs the rows after it.
+        let pad = try w.configInt("pad_token_id", default: w.arch == "roberta" ? 1 : 0, in: 0 ... vocab - 1)
+        paddingIndex = w.arch == "roberta" ? pad : nil
         let positions = positionEmbeddings.shape[0] - (paddingIndex.map { $0 + 1 } ?? 0)
-        maxTokens = min(try w.configInt("max_seq_length", default: positions), positions)
-        if let d = try w.optionalTensor("classifier.dense.weight", shape: [hidden, hidden]) {
-            classifierDense = Linear(weight: d, bias: try w.tensor("classifier.dense.bias", shape: [hidden]), activation: .tanh)
-            let o = try w.tensor("classifier.out_proj.weight", shape: [-1, hidden])
-            classifierOut = Linear(weight: o, bias: try w.tensor("classifier.out_proj.bias", shape: [o.shape[0]]))
-            guard labels.isEmpty || labels.count == o.shape[0] else {
-                throw AffectError.badInput("\(w.path): \(labels.count) labels for a classifier with \(o.shape[0]) outputs.")
-            }
-        } else if let o = try w.optionalTensor("classifier.weight", shape: [-1, hidden]) {
+        // Two positions at least: the special tokens around a text.
+        guard positions >= 2 else {
+            throw w.problem("tensor `\(positionName)` has \(positionEmbeddings.shape[0]) rows, too few for config `pad_token_id` = \(pad) (positions start after it).")
+        }
+        maxTokens = min(try w.configInt("max_seq_length", default: positions, in: 2 ... WeightFile.Limits.tokens.upperBound), positions)
+        if w.contains("classifier.dense.weight") {
+            classifierDense = try w.linear("classifier.dense", in: hidden, out: hidden, activation: .tanh)
+            let o = try w.linear("classifier.out_proj", in: hidden)
+            try w.requireLabels(count: o.outFeatures, of: "classifier.out_proj.weight")
+            classifierOut = o
+        } else if w.contains("classifier.weight") {
             // BertForSequenceClassification: pooler (dense + tanh on [CLS]) then a linear layer.
-            classifierDense = Linear(weight: try w.tensor("\(prefix)pooler.dense.weight", shape: [hidden, hidden]),
-                                     bias: try w.tensor("\(prefix)pooler.dense.bias", shape: [hidden]), activation: .tanh)
-            classifierOut = Linear(weight: o, bias: try w.tensor("classifier.bias", shape: [o.shape[0]]))
+            classifierDense = try w.linear("\(prefix)pooler.dense", in: hidden, out: hidden, activation: .tanh)
+            let o = try w.linear("classifier", in: hidden)
+            try w.requireLabels(count: o.outFeatures, of: "classifier.weight")
+            classifierOut = o
         } else {
             classifierDense = nil; classifierOut = nil
         }
@@ -109,6 +121,9 @@ public struct TextTransformer: InferenceModel {
     /// - Throws: when an id is outside the vocabulary or the sequence is longer than the position table.
     public func hiddenStates(ids: [Int], mask: [Int], batch: Int, length: Int, tokenTypes: [Int]? = nil,
                              source: String) throws -> Tensor {
+        guard batch > 0, length > 0 else {
+            throw AffectError.badInput("\(source): a \(batch)×\(length) batch of token ids; every sequence needs at least one token.")
+        }
         guard ids.count == batch * length, mask.count == batch * length else {
             throw AffectError.badInput("\(source): \(ids.count) ids and \(mask.count) mask values for a \(batch)×\(length) batch.")
         }
@@ -204,15 +219,26 @@ public struct TextTransformer: InferenceModel {
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let idsT = try inputs.int("input_ids", source: source)
-        guard idsT.shape.count == 2 else { throw AffectError.badInput("\(source): `input.input_ids` must be N×L, got \(idsT.shape).") }
-        let (b, l) = (idsT.shape[0], idsT.shape[1])
-        let maskT = inputs.ints["attention_mask"]
-        if let m = maskT, m.shape != idsT.shape {
-            throw AffectError.badInput("\(source): `input.attention_mask` has shape \(m.shape), expected \(idsT.shape).")
+        guard idsT.shape.count == 2, idsT.shape[0] > 0, idsT.shape[1] > 0 else {
+            throw AffectError.badInput("\(source): `input.input_ids` has shape \(idsT.shape), expected N×L with N, L ≥ 1.")
         }
+        let (b, l) = (idsT.shape[0], idsT.shape[1])
+        // Activations grow with the token count: one pass takes at most 2^16 tokens (512 sequences of 128).
+        guard b * l <= 1 << 16 else {
+            throw AffectError.badInput("\(source): `input.input_ids` holds \(b * l) tokens, over the \(1 << 16) one pass takes.")
+        }
+        let vocab = Int64(vocabularySize)
+        if let i = idsT.values.firstIndex(where: { $0 < 0 || $0 >= vocab }) {
+            throw AffectError.badInput("\(source): `input.input_ids` holds \(idsT.values[i]) at index \(i), outside the vocabulary of \(vocab).")
+        }
+        let maskT = try inputs.mask(shape: idsT.shape, source: source)
         let types = inputs.ints["token_type_ids"]
         if let t = types, t.shape != idsT.shape {
             throw AffectError.badInput("\(source): `input.token_type_ids` has shape \(t.shape), expected \(idsT.shape).")
+        }
+        let typeCount = Int64(tokenTypeEmbeddings?.shape[0] ?? 1)
+        if let t = types, let i = t.values.firstIndex(where: { $0 < 0 || $0 >= typeCount }) {
+            throw AffectError.badInput("\(source): `input.token_type_ids` holds \(t.values[i]) at index \(i), outside the model's \(typeCount) types.")
         }
         let ids = idsT.values.map { Int($0) }
         let mask = maskT?.values.map { Int($0) } ?? [Int](repeating: 1, count: ids.count)

@@ -34,23 +34,21 @@ public struct EfficientNet: InferenceModel {
     public init(weights w: WeightFile) throws {
         try w.require(arch: "efficientnet")
         labels = w.labels
-        let eps = Float(try w.configDouble("bn_eps", default: 1e-3))
+        let eps = try w.configEps("bn_eps", default: 1e-3)
         let padType = try w.configString("pad_type", default: "same")
-        inputSize = try w.configInt("input_size", default: 224)
-        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 1, 2, 1])
+        inputSize = try w.configInt("input_size", default: 224, in: WeightFile.Limits.imageSide)
+        // The preprocessing a recognizer will apply is part of the file: checked with it.
+        _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
+        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 1, 2, 1], in: 1 ... 4)
 
         func padding(_ k: Int, _ s: Int) -> Padding {
             padType == "same" ? .tfSame : .symmetric(((s - 1) + (k - 1)) / 2)
         }
-        func bn(_ prefix: String, _ c: Int) throws -> BatchNorm {
-            BatchNorm(gamma: try w.tensor("\(prefix).weight", shape: [c]), beta: try w.tensor("\(prefix).bias", shape: [c]),
-                      mean: try w.tensor("\(prefix).running_mean", shape: [c]),
-                      variance: try w.tensor("\(prefix).running_var", shape: [c]), eps: eps)
-        }
+        func bn(_ prefix: String, _ c: Int) throws -> BatchNorm { try w.batchNorm(prefix, channels: c, eps: eps) }
         /// Loads a convolution + BN, checking it consumes `cin` channels (misshapen files fail here, by name).
         func conv(_ name: String, _ bnName: String, cin: Int, stride: Int = 1, depthwise: Bool = false,
                   act: Activation) throws -> Conv2D {
-            let weight = try w.tensor("\(name).weight", shape: depthwise ? [cin, 1, -1, -1] : [-1, cin, -1, -1])
+            let weight = try w.convWeight("\(name).weight", out: depthwise ? cin : nil, inPerGroup: depthwise ? 1 : cin)
             let (o, k) = (weight.shape[0], weight.shape[2])
             // ONNX exports arrive with BatchNorm already folded into a conv bias.
             if !w.contains("\(bnName).running_mean"), let bias = try w.optionalTensor("\(name).bias", shape: [o]) {
@@ -62,7 +60,7 @@ public struct EfficientNet: InferenceModel {
         }
         func se(_ p: String, _ c: Int) throws -> SqueezeExcite? {
             guard w.contains("\(p).se.conv_reduce.weight") else { return nil }
-            let reduce = try w.tensor("\(p).se.conv_reduce.weight", shape: [-1, c, 1, 1])
+            let reduce = try w.convWeight("\(p).se.conv_reduce.weight", inPerGroup: c, kernel: 1)
             let r = reduce.shape[0]
             return SqueezeExcite(reduceWeight: reduce, reduceBias: try w.optionalTensor("\(p).se.conv_reduce.bias", shape: [r]),
                                  expandWeight: try w.tensor("\(p).se.conv_expand.weight", shape: [c, r, 1, 1]),
@@ -100,10 +98,10 @@ public struct EfficientNet: InferenceModel {
         guard !blocks.isEmpty else { throw AffectError.badInput("\(w.path): tensor `blocks.0.0.conv_dw.weight` is missing (arch efficientnet).") }
         self.blocks = blocks
         head = try conv("conv_head", "bn2", cin: channels, act: .silu)
-        if let cw = try w.optionalTensor("classifier.weight", shape: [-1, head.outChannels]) {
-            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.bias", shape: [cw.shape[0]]))
-        } else if let cw = try w.optionalTensor("classifier.0.weight", shape: [-1, head.outChannels]) {
-            classifier = Linear(weight: cw, bias: try w.optionalTensor("classifier.0.bias", shape: [cw.shape[0]]))
+        if let name = ["classifier", "classifier.0"].first(where: { w.contains("\($0).weight") }) {
+            let c = try w.linear(name, in: head.outChannels, bias: .optional)
+            try w.requireLabels(count: c.outFeatures, of: "\(name).weight")
+            classifier = c
         } else {
             classifier = nil
         }
@@ -136,10 +134,7 @@ public struct EfficientNet: InferenceModel {
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        let pixels = try inputs.float("pixels", source: source)
-        guard pixels.rank == 4, pixels.shape[1] == stem.inChannels, pixels.shape[0] > 0, pixels.shape[2] > 0, pixels.shape[3] > 0 else {
-            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×\(stem.inChannels)×H×W.")
-        }
+        let pixels = try inputs.pixels(channels: stem.inChannels, sides: WeightFile.Limits.imageSide, source: source)
         return outputs(pixelsNCHW: pixels)
     }
 

@@ -39,7 +39,7 @@ public struct MLPHead: InferenceModel {
         try w.require(arch: "head")
         path = w.path
         labels = w.labels
-        inputWidth = try w.configInt("input_width")
+        inputWidth = try w.configInt("input_width", in: WeightFile.Limits.width)
         output = try w.configString("output")
         guard ["softmax", "sigmoid", "linear", "sklearn_binary", "sklearn_ovr"].contains(output) else {
             throw AffectError.badInput("\(w.path): config `output` is `\(output)`; expected softmax, sigmoid, linear, sklearn_binary or sklearn_ovr.")
@@ -47,7 +47,9 @@ public struct MLPHead: InferenceModel {
         guard let specs = w.config["layers"] as? [[String: Any]], !specs.isEmpty else {
             throw AffectError.badInput("\(w.path): config `layers` is missing or empty.")
         }
-        guard inputWidth > 0 else { throw AffectError.badInput("\(w.path): config `input_width` must be positive.") }
+        guard WeightFile.Limits.layers.contains(specs.count) else {
+            throw w.problem("config `layers` has \(specs.count) layers, expected at most \(WeightFile.Limits.layers.upperBound).")
+        }
         var layers: [Linear] = []
         var width = inputWidth
         for (i, spec) in specs.enumerated() {
@@ -80,6 +82,9 @@ public struct MLPHead: InferenceModel {
         }
         self.layers = layers
         outputWidth = output == "sklearn_binary" ? 2 : width
+        if !labels.isEmpty && labels.count != outputWidth {
+            throw w.problem("metadata `affect.labels` names \(labels.count) outputs but the head gives \(outputWidth) (config `layers[\(specs.count - 1)]`).")
+        }
     }
 
     public init(path: String) throws { try self.init(weights: WeightFile(path: path)) }
@@ -117,7 +122,8 @@ public struct MLPHead: InferenceModel {
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        ["probs": try predict(try inputs.float("features", source: source), source: source)]
+        let x = try inputs.finiteFloat("features", rank: 2, expected: "N×\(inputWidth)", source: source)
+        return ["probs": try predict(x, source: source)]
     }
 
     public func benchInputs(_ shape: BenchShape) -> ModelInputs {

@@ -17,6 +17,20 @@ public struct FaceDetection: Sendable, Equatable {
     public static func == (a: FaceDetection, b: FaceDetection) -> Bool {
         a.x1 == b.x1 && a.y1 == b.y1 && a.x2 == b.x2 && a.y2 == b.y2 && a.probability == b.probability
     }
+
+    /// Whether the corners, the probability and the landmarks are all finite (``MTCNN`` returns only such
+    /// faces; boxes from elsewhere should be checked before they are turned into pixels).
+    public var isFinite: Bool {
+        [x1, y1, x2, y2, probability].allSatisfy(\.isFinite) && landmarks.allSatisfy { $0.x.isFinite && $0.y.isFinite }
+    }
+
+    /// `Int(v)` (truncation toward zero) for a pixel coordinate, which never traps: values beyond ±2²⁴ are
+    /// clamped there first (no image is that large, so crops clamped to the image are unchanged) and NaN
+    /// gives 0. Check ``isFinite`` first where a NaN must be an error.
+    public static func pixel(_ v: Float) -> Int {
+        guard !v.isNaN else { return 0 }
+        return Int(min(max(v, -16_777_216), 16_777_216))
+    }
 }
 
 /// MTCNN face detection as `facenet_pytorch.MTCNN.detect` does it, with its P-, R- and O-Net weights.
@@ -54,43 +68,49 @@ public struct MTCNN: InferenceModel {
     }
     let pnet: PNet, rnet: Net, onet: Net
 
+    /// The conv kernels of facenet-pytorch's nets. They are part of the architecture, not free parameters: the
+    /// P-Net's 12×12 windows at stride 2 and the 3×3 maps the R/O-Net dense layers read follow from them.
+    static let kernels = (pnet: [3, 3, 3], rnet: [3, 3, 2], onet: [3, 3, 3, 2])
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mtcnn")
-        func prelu(_ p: String, _ c: Int) throws -> Activation { .prelu(try w.tensor("\(p).weight", shape: [c]).array) }
-        func convPReLU(_ n: String, _ i: Int, cin: Int) throws -> SmallConv {
-            let weight = try w.tensor("\(n).conv\(i).weight", shape: [-1, cin, -1, -1])
+        func convPReLU(_ n: String, _ i: Int, cin: Int, kernel: Int) throws -> SmallConv {
+            let weight = try w.convWeight("\(n).conv\(i).weight", inPerGroup: cin, kernel: kernel)
             let c = weight.shape[0]
             return SmallConv(weight: weight, bias: try w.tensor("\(n).conv\(i).bias", shape: [c]),
                              prelu: try w.tensor("\(n).prelu\(i).weight", shape: [c]).array)
         }
-        func linear(_ p: String, cin: Int, act: Activation = .none) throws -> Linear {
-            let weight = try w.tensor("\(p).weight", shape: [-1, cin])
-            return Linear(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]), activation: act)
+        func convs(_ n: String, _ kernels: [Int]) throws -> [SmallConv] {
+            var layers: [SmallConv] = []
+            for (i, k) in kernels.enumerated() {
+                layers.append(try convPReLU(n, i + 1, cin: layers.last?.outChannels ?? 3, kernel: k))
+            }
+            return layers
         }
-        let p1 = try convPReLU("pnet", 1, cin: 3), p2 = try convPReLU("pnet", 2, cin: p1.outChannels)
-        let p3 = try convPReLU("pnet", 3, cin: p2.outChannels)
-        let cls = try w.tensor("pnet.conv4_1.weight", shape: [2, p3.outChannels, 1, 1])
-        let box = try w.tensor("pnet.conv4_2.weight", shape: [4, p3.outChannels, 1, 1])
-        let heads = SmallConv(weight: Tensor(shape: [6, p3.outChannels, 1, 1], values: cls.array + box.array),
+        /// The dense layer on the last 3×3 map (read in W, H, C order), with PReLU.
+        func densePReLU(_ p: String, _ slopes: String, cin: Int) throws -> Linear {
+            let o = try w.tensor("\(p).weight", shape: [-1, cin]).shape[0]
+            return try w.linear(p, in: cin, activation: .prelu(try w.tensor("\(slopes).weight", shape: [o]).array))
+        }
+        let p = try convs("pnet", Self.kernels.pnet), c = p[2].outChannels
+        let cls = try w.convWeight("pnet.conv4_1.weight", out: 2, inPerGroup: c, kernel: 1)
+        let box = try w.convWeight("pnet.conv4_2.weight", out: 4, inPerGroup: c, kernel: 1)
+        let heads = SmallConv(weight: Tensor(shape: [6, c, 1, 1], values: cls.array + box.array),
                               bias: Tensor(shape: [6], values: try w.tensor("pnet.conv4_1.bias", shape: [2]).array
                                                                 + w.tensor("pnet.conv4_2.bias", shape: [4]).array))
-        pnet = PNet(convs: [p1, p2, p3], heads: heads)
-        let r1 = try convPReLU("rnet", 1, cin: 3), r2 = try convPReLU("rnet", 2, cin: r1.outChannels)
-        let r3 = try convPReLU("rnet", 3, cin: r2.outChannels)
-        func densePReLU(_ p: String, _ slopes: String, cin: Int) throws -> Linear {
-            let weight = try w.tensor("\(p).weight", shape: [-1, cin])
-            return Linear(weight: weight, bias: try w.tensor("\(p).bias", shape: [weight.shape[0]]),
-                          activation: try prelu(slopes, weight.shape[0]))
-        }
-        let rd = try densePReLU("rnet.dense4", "rnet.prelu4", cin: 3 * 3 * r3.outChannels)
-        rnet = Net(convs: [r1, r2, r3], pools: [(3, 2), (3, 2), nil], dense: rd,
-                   heads: [try linear("rnet.dense5_1", cin: rd.outFeatures), try linear("rnet.dense5_2", cin: rd.outFeatures)])
-        let o1 = try convPReLU("onet", 1, cin: 3), o2 = try convPReLU("onet", 2, cin: o1.outChannels)
-        let o3 = try convPReLU("onet", 3, cin: o2.outChannels), o4 = try convPReLU("onet", 4, cin: o3.outChannels)
-        let od = try densePReLU("onet.dense5", "onet.prelu5", cin: 3 * 3 * o4.outChannels)
-        onet = Net(convs: [o1, o2, o3, o4], pools: [(3, 2), (3, 2), (2, 2), nil], dense: od,
-                   heads: [try linear("onet.dense6_1", cin: od.outFeatures), try linear("onet.dense6_2", cin: od.outFeatures),
-                           try linear("onet.dense6_3", cin: od.outFeatures)])
+        pnet = PNet(convs: p, heads: heads)
+        // Heads: face logits (2), box offsets (4) and, for the O-Net, landmark coordinates (10).
+        let r = try convs("rnet", Self.kernels.rnet)
+        let rd = try densePReLU("rnet.dense4", "rnet.prelu4", cin: 3 * 3 * r[2].outChannels)
+        rnet = Net(convs: r, pools: [(3, 2), (3, 2), nil], dense: rd,
+                   heads: [try w.linear("rnet.dense5_1", in: rd.outFeatures, out: 2),
+                           try w.linear("rnet.dense5_2", in: rd.outFeatures, out: 4)])
+        let o = try convs("onet", Self.kernels.onet)
+        let od = try densePReLU("onet.dense5", "onet.prelu5", cin: 3 * 3 * o[3].outChannels)
+        onet = Net(convs: o, pools: [(3, 2), (3, 2), (2, 2), nil], dense: od,
+                   heads: [try w.linear("onet.dense6_1", in: od.outFeatures, out: 2),
+                           try w.linear("onet.dense6_2", in: od.outFeatures, out: 4),
+                           try w.linear("onet.dense6_3", in: od.outFeatures, out: 10)])
     }
 
     /// The conv layers of R- or O-Net on one `[S, S, 3]` crop, flattened in (W, H, C) order into `into`.
@@ -199,10 +219,12 @@ public struct MTCNN: InferenceModel {
         // Candidate rows: x1 y1 x2 y2 score r0 r1 r2 r3, in level order.
         let candidates = perLevel.flatMap { $0 }
         var boxes = nms(candidates, threshold: 0.7, byMin: false, plusOne: false).map { candidates[$0] }
+        // Rows that are not finite (weights whose products overflow) are dropped at every stage: they would
+        // crop nothing meaningful and cannot be truncated to pixels.
         boxes = boxes.map { b in
             let (rw, rh) = (b[2] - b[0], b[3] - b[1])
             return square([b[0] + b[5] * rw, b[1] + b[6] * rh, b[2] + b[7] * rw, b[3] + b[8] * rh, b[4]])
-        }
+        }.filter(Self.isFinite)
         guard !boxes.isEmpty else { return [] }
 
         // R-Net.
@@ -212,7 +234,7 @@ public struct MTCNN: InferenceModel {
             let r = out[1].data + i * 4
             refined.append([b[0], b[1], b[2], b[3], out[0].data[i * 2 + 1], r[0], r[1], r[2], r[3]])
         }
-        boxes = nms(refined, threshold: 0.7, byMin: false, plusOne: false).map { square(regress(refined[$0])) }
+        boxes = nms(refined, threshold: 0.7, byMin: false, plusOne: false).map { square(regress(refined[$0])) }.filter(Self.isFinite)
         guard !boxes.isEmpty else { return [] }
 
         // O-Net.
@@ -223,9 +245,12 @@ public struct MTCNN: InferenceModel {
             let score = out[0].data[i * 2 + 1]
             let (bw, bh) = (b[2] - b[0] + 1, b[3] - b[1] + 1)
             let l = out[2].data + i * 10
-            marks.append((0..<5).map { k in (bw * l[k] + b[0] - 1, bh * l[k + 5] + b[1] - 1) })
+            let landmarks = (0..<5).map { k in (x: bw * l[k] + b[0] - 1, y: bh * l[k + 5] + b[1] - 1) }
             let r = out[1].data + i * 4
-            faces.append(regress([b[0], b[1], b[2], b[3], score, r[0], r[1], r[2], r[3]]))
+            let face = regress([b[0], b[1], b[2], b[3], score, r[0], r[1], r[2], r[3]])
+            guard Self.isFinite(face), landmarks.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else { continue }
+            marks.append(landmarks)
+            faces.append(face)
         }
         let keep = nms(faces, threshold: 0.7, byMin: true, plusOne: true)
         var result = keep.map { FaceDetection(x1: faces[$0][0], y1: faces[$0][1], x2: faces[$0][2], y2: faces[$0][3],
@@ -245,6 +270,8 @@ public struct MTCNN: InferenceModel {
         }
         return groups.filter { !$0.isEmpty }
     }
+
+    static func isFinite(_ row: [Float]) -> Bool { row.allSatisfy(\.isFinite) }
 
     /// facenet-pytorch's `bbreg`: offsets scaled by the box size + 1.
     func regress(_ b: [Float]) -> [Float] {
@@ -269,8 +296,8 @@ public struct MTCNN: InferenceModel {
             parallelFor(boxes.count) { k0, k1 in
                 for k in k0..<k1 {
                     let b = boxes[k]
-                    let x = max(Int(b[0]), 1), y = max(Int(b[1]), 1)
-                    let ex = min(Int(b[2]), w), ey = min(Int(b[3]), h)
+                    let x = max(FaceDetection.pixel(b[0]), 1), y = max(FaceDetection.pixel(b[1]), 1)
+                    let ex = min(FaceDetection.pixel(b[2]), w), ey = min(FaceDetection.pixel(b[3]), h)
                     guard ey > y - 1, ex > x - 1 else { continue }
                     resizeAreaBytes(base + ((y - 1) * w + (x - 1)) * 3, rowStride: w * 3, height: ey - y + 1, width: ex - x + 1,
                                     channels: 3, outHeight: size, outWidth: size, scale: 0.0078125, offset: -127.5 * 0.0078125,
@@ -306,24 +333,21 @@ public struct MTCNN: InferenceModel {
 
     // MARK: InferenceModel (the nets on their own, for `affect verify`/`bench`)
 
+    /// Largest P-Net input side `run` takes (a 4K frame fits).
+    static let maxPNetSide = 4096
+
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        if let x = inputs.floats["pnet"] {
-            guard x.rank == 4, x.shape[1] == 3, x.shape[2] >= 12, x.shape[3] >= 12 else {
-                throw AffectError.badInput("\(source): `input.pnet` has shape \(x.shape), expected N×3×H×W with H, W ≥ 12.")
-            }
+        if inputs.floats["pnet"] != nil {
+            let x = try inputs.pixels("pnet", channels: 3, sides: 12 ... Self.maxPNetSide, source: source)
             let (p, r) = runPNet(x.nchwToNHWC())
             out["pnet.prob"] = p.nhwcToNCHW(); out["pnet.reg"] = r.nhwcToNCHW()
         }
-        for (name, net, size) in [("rnet", rnet, 24), ("onet", onet, 48)] {
-            if let x = inputs.floats[name] {
-                guard x.rank == 4, x.shape[1] == 3, x.shape[2] == size, x.shape[3] == size else {
-                    throw AffectError.badInput("\(source): `input.\(name)` has shape \(x.shape), expected N×3×\(size)×\(size).")
-                }
-                let o = runDense(net, x.nchwToNHWC())
-                out["\(name).prob"] = o[0]; out["\(name).reg"] = o[1]
-                if o.count > 2 { out["\(name).landmarks"] = o[2] }
-            }
+        for (name, net, size) in [("rnet", rnet, 24), ("onet", onet, 48)] where inputs.floats[name] != nil {
+            let x = try inputs.pixels(name, channels: 3, sides: size ... size, source: source)
+            let o = runDense(net, x.nchwToNHWC())
+            out["\(name).prob"] = o[0]; out["\(name).reg"] = o[1]
+            if o.count > 2 { out["\(name).landmarks"] = o[2] }
         }
         if out.isEmpty { throw AffectError.badInput("\(source): no `input.pnet`, `input.rnet` or `input.onet` tensor.") }
         return out

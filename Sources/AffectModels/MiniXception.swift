@@ -17,6 +17,8 @@ public struct MiniXception: InferenceModel {
     public let arch = "mini_xception"
     public let labels: [String]
     public let inputSize: Int
+    /// Smallest image side the stem's valid convolutions leave at least one pixel of.
+    public let minInputSide: Int
 
     struct Module {
         var depthwise1: Conv2D, pointwise1: Conv2D
@@ -33,18 +35,20 @@ public struct MiniXception: InferenceModel {
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mini_xception")
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 64)
-        let eps = Float(try w.configDouble("bn_eps", default: 1e-3))
+        inputSize = try w.configInt("input_size", default: 64, in: WeightFile.Limits.imageSide)
+        let eps = try w.configEps("bn_eps", default: 1e-3)
 
-        /// Keras HWIO `[kh, kw, in, out]` → PyTorch OIHW.
-        func kernel(_ name: String, cin: Int) throws -> Tensor {
-            let k = try w.tensor(name, shape: [-1, -1, cin, -1])
+        /// Keras HWIO `[kh, kw, in, out]` → PyTorch OIHW; `side` fixes a square kernel's side.
+        func kernel(_ name: String, cin: Int, side: Int? = nil) throws -> Tensor {
+            let k = try w.tensor(name, shape: [side ?? -1, side ?? -1, cin, -1])
+            guard k.shape[0] == k.shape[1], WeightFile.Limits.kernel.contains(k.shape[0]) else {
+                throw w.problem("tensor `\(name)` has a \(k.shape[0])×\(k.shape[1]) kernel, expected a square one.")
+            }
             return k.permuted([3, 2, 0, 1])
         }
         func bn(_ layer: String, _ c: Int) throws -> BatchNorm {
-            BatchNorm(gamma: try w.tensor("\(layer)/gamma", shape: [c]), beta: try w.tensor("\(layer)/beta", shape: [c]),
-                      mean: try w.tensor("\(layer)/moving_mean", shape: [c]),
-                      variance: try w.tensor("\(layer)/moving_variance", shape: [c]), eps: eps)
+            try w.batchNorm(gamma: "\(layer)/gamma", beta: "\(layer)/beta", mean: "\(layer)/moving_mean",
+                            variance: "\(layer)/moving_variance", channels: c, eps: eps)
         }
         func names(_ key: String, in dict: [String: Any]) throws -> String {
             guard let s = dict[key] as? String else { throw AffectError.badInput("\(w.path): config entry `\(key)` is missing.") }
@@ -57,9 +61,12 @@ public struct MiniXception: InferenceModel {
         guard let stemCfg = w.config["stem"] as? [[String: Any]], let modCfg = w.config["modules"] as? [[String: Any]] else {
             throw AffectError.badInput("\(w.path): config `stem` or `modules` is missing (arch mini_xception).")
         }
+        // Valid convolutions: each shrinks the image by its kernel side − 1.
+        var minSide = 1
         for s in stemCfg {
             let conv = try names("conv", in: s), b = try names("bn", in: s)
             let k = try kernel("\(conv)/kernel", cin: channels)
+            minSide += k.shape[2] - 1
             let folded = try bn(b, k.shape[0]).fold(weight: k, bias: nil)
             stem.append(Conv2D(weight: folded.0, bias: folded.1, padding: .valid, activation: .relu))
             stemFolded.append(folded)
@@ -70,20 +77,23 @@ public struct MiniXception: InferenceModel {
         for m in modCfg {
             func separable(_ sep: String, _ bnName: String, cin: Int) throws -> (depthwise: Tensor, pointwise: (Tensor, Tensor)) {
                 // Depthwise `[kh, kw, C, 1]` → `[C, 1, kh, kw]`.
-                let dk = try w.tensor("\(sep)/depthwise_kernel", shape: [-1, -1, cin, 1]).permuted([2, 3, 0, 1])
-                let pk = try kernel("\(sep)/pointwise_kernel", cin: cin)
-                return (dk, try bn(bnName, pk.shape[0]).fold(weight: pk, bias: nil))
+                let dname = "\(sep)/depthwise_kernel"
+                let dk = try w.tensor(dname, shape: [-1, -1, cin, 1])
+                guard dk.shape[0] == dk.shape[1], WeightFile.Limits.kernel.contains(dk.shape[0]) else {
+                    throw w.problem("tensor `\(dname)` has a \(dk.shape[0])×\(dk.shape[1]) kernel, expected a square one.")
+                }
+                let pk = try kernel("\(sep)/pointwise_kernel", cin: cin, side: 1)
+                return (dk.permuted([2, 3, 0, 1]), try bn(bnName, pk.shape[0]).fold(weight: pk, bias: nil))
             }
             let s1 = try separable(try names("sep1", in: m), try names("bn1", in: m), cin: channels)
             let mid = s1.pointwise.0.shape[0]
             let s2 = try separable(try names("sep2", in: m), try names("bn2", in: m), cin: mid)
-            let rk = try kernel("\(try names("residual_conv", in: m))/kernel", cin: channels)
+            let rk = try kernel("\(try names("residual_conv", in: m))/kernel", cin: channels, side: 1)
             let rf = try bn(try names("residual_bn", in: m), rk.shape[0]).fold(weight: rk, bias: nil)
             guard rk.shape[0] == s2.pointwise.0.shape[0] else {
                 throw AffectError.badInput("\(w.path): module widths disagree (\(rk.shape[0]) vs \(s2.pointwise.0.shape[0])).")
             }
-            let pool = (m["pool"] as? NSNumber)?.intValue ?? 3
-            guard pool >= 1 else { throw AffectError.badInput("\(w.path): config `pool` must be at least 1, got \(pool).") }
+            let pool = try w.boundedInt(m, "pool", what: "config module", default: 3, in: 1 ... 15)
             modules.append(Module(
                 depthwise1: Conv2D(weight: s1.depthwise, bias: nil, padding: .tfSame, groups: channels),
                 pointwise1: Conv2D(weight: s1.pointwise.0, bias: s1.pointwise.1, activation: .relu),
@@ -100,6 +110,11 @@ public struct MiniXception: InferenceModel {
         let headName = try names("head", in: w.config)
         let hk = try kernel("\(headName)/kernel", cin: channels)
         let hb = try w.optionalTensor("\(headName)/bias", shape: [hk.shape[0]])
+        try w.requireLabels(count: hk.shape[0], of: "\(headName)/kernel")
+        guard inputSize >= minSide else {
+            throw w.problem("config `input_size` is \(inputSize), but the stem's valid convolutions need at least \(minSide) pixels.")
+        }
+        minInputSide = minSide
         head = Conv2D(weight: hk, bias: hb, padding: .tfSame)
         plan = SingleImagePlan(stem: stemFolded, modules: modulesFolded, head: (hk, hb))
     }
@@ -145,10 +160,7 @@ public struct MiniXception: InferenceModel {
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        let pixels = try inputs.float("pixels", source: source)
-        guard pixels.rank == 4, pixels.shape[1] == 1, pixels.shape[0] > 0, pixels.shape[2] >= 5, pixels.shape[3] >= 5 else {
-            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×1×\(inputSize)×\(inputSize).")
-        }
+        let pixels = try inputs.pixels(channels: 1, sides: minInputSide ... WeightFile.Limits.imageSide.upperBound, source: source)
         // One channel: NCHW and NHWC are the same bytes.
         let l = logits(nhwc: pixels.reshaped([pixels.shape[0], pixels.shape[2], pixels.shape[3], 1]))
         return ["logits": l, "probs": softmax(l)]
@@ -170,6 +182,9 @@ extension MiniXception {
         let pad = 40, offset = 10
         let (w, h) = (image.width, image.height)
         guard w >= 1, h >= 2 else { throw AffectError.badInput("the image is too small (\(w)×\(h)) for a face crop.") }
+        guard WeightFile.Limits.imageSide.contains(size) else {
+            throw AffectError.badInput("a face crop of \(size)×\(size) pixels is outside \(WeightFile.Limits.imageSide).")
+        }
         @inline(__always) func gray(_ x: Int, _ y: Int) -> Int {
             let i = (y * w + x) * 3
             return (Int(image.pixels[i]) * 4899 + Int(image.pixels[i + 1]) * 9617 + Int(image.pixels[i + 2]) * 1868 + 8192) >> 14
@@ -178,8 +193,12 @@ extension MiniXception {
         for y in (h - 2)..<h { for x in 0..<w { sum += gray(x, y) } }
         let border = Int((Double(sum) / Double(2 * w)).rounded(.toNearestOrEven))
         let (pw, ph) = (w + 2 * pad, h + 2 * pad)
-        let x1 = max(0, box.x1 - offset + pad), y1 = max(0, box.y1 - offset + pad)
-        let x2 = min(pw, box.x2 + offset + pad), y2 = min(ph, box.y2 + offset + pad)
+        // Corners beyond the padded image crop the same as corners at its edge; clamping first keeps the
+        // arithmetic below from overflowing on absurd boxes.
+        let (bx1, bx2) = (min(max(box.x1, -pw), pw), min(max(box.x2, -pw), pw))
+        let (by1, by2) = (min(max(box.y1, -ph), ph), min(max(box.y2, -ph), ph))
+        let x1 = max(0, bx1 - offset + pad), y1 = max(0, by1 - offset + pad)
+        let x2 = min(pw, bx2 + offset + pad), y2 = min(ph, by2 + offset + pad)
         guard x2 > x1, y2 > y1 else { throw AffectError.badInput("the face box \(box) lies outside the \(w)×\(h) image.") }
         let (cw, ch) = (x2 - x1, y2 - y1)
         let crop = Tensor(uninitialized: [ch, cw, 1])

@@ -35,24 +35,24 @@ public struct MobileFaceNet: FacialBackbone {
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mobilefacenet")
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 112)
-        let eps = Float(try w.configDouble("bn_eps", default: 1e-5))
+        inputSize = try w.configInt("input_size", default: 112, in: WeightFile.Limits.imageSide)
+        let eps = try w.configEps("bn_eps", default: 1e-5)
+        // The preprocessing a recognizer will apply is part of the file: checked with it.
+        _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
 
-        func bn(_ p: String, _ c: Int) throws -> BatchNorm {
-            BatchNorm(gamma: try w.tensor("\(p).weight", shape: [c]), beta: try w.tensor("\(p).bias", shape: [c]),
-                      mean: try w.tensor("\(p).running_mean", shape: [c]), variance: try w.tensor("\(p).running_var", shape: [c]), eps: eps)
-        }
+        func bn(_ p: String, _ c: Int) throws -> BatchNorm { try w.batchNorm(p, channels: c, eps: eps) }
         /// `p.layers.0` conv, `p.layers.1` BN, `p.layers.2` PReLU if present (ConvBlock) or absent (LinearBlock).
+        /// Padded kernels are odd, so stride-1 blocks keep the map's size (residual blocks add their input).
         func block(_ p: String, cin: Int, stride: Int, valid: Bool = false) throws -> Conv2D {
-            let weight = try w.tensor("\(p).layers.0.weight", shape: [-1, -1, -1, -1])
-            let (o, ipg, k) = (weight.shape[0], weight.shape[1], weight.shape[2])
-            guard ipg > 0, cin % ipg == 0 else {
-                throw AffectError.badInput("\(w.path): tensor `\(p).layers.0.weight` has shape \(weight.shape), which cannot take \(cin) input channels.")
-            }
+            let name = "\(p).layers.0.weight"
+            let weight = try w.convWeight(name)
+            let (o, k) = (weight.shape[0], weight.shape[2])
+            let groups = try w.convGroups(name, weight: weight, cin: cin)
+            guard valid || k % 2 == 1 else { throw w.problem("tensor `\(name)` has a \(k)×\(k) kernel, expected an odd side.") }
             let act: Activation = w.contains("\(p).layers.2.weight")
                 ? .prelu(try w.tensor("\(p).layers.2.weight", shape: [o]).array) : .none
             return Conv2D(weight: weight, bias: nil, batchNorm: try bn("\(p).layers.1", o), stride: (stride, stride),
-                          padding: valid ? .valid : .symmetric((k - 1) / 2), groups: cin / ipg, activation: act)
+                          padding: valid ? .valid : .symmetric((k - 1) / 2), groups: groups, activation: act)
         }
         /// DepthWise: 1×1 ConvBlock, k×k grouped ConvBlock (the stride), 1×1 LinearBlock.
         func depthwise(_ p: String, cin: Int, stride: Int) throws -> [Conv2D] {
@@ -91,14 +91,24 @@ public struct MobileFaceNet: FacialBackbone {
         let sep = try block("conv_sep", cin: channels, stride: 1)
         stages.append(Stage(convs: [sep], residual: false))
         self.stages = stages
-        gdc = try block("features.layers.0", cin: sep.outChannels, stride: 1, valid: true)
-        let e = try w.tensor("features.layers.2.weight", shape: [-1, gdc.outChannels])
-        embedding = Linear(weight: e, bias: nil)
-        embeddingNorm = try bn("features.layers.3", e.shape[0])
-        if let fc = try w.optionalTensor("fc.weight", shape: [-1, e.shape[0]]) {
-            classifier = Linear(weight: fc, bias: try w.optionalTensor("fc.bias", shape: [fc.shape[0]]))
+        let gdc = try block("features.layers.0", cin: sep.outChannels, stride: 1, valid: true)
+        self.gdc = gdc
+        embedding = try w.linear("features.layers.2", in: gdc.outChannels, bias: .none)
+        embeddingNorm = try bn("features.layers.3", embedding.outFeatures)
+        if w.contains("fc.weight") {
+            let fc = try w.linear("fc", in: embedding.outFeatures, bias: .optional)
+            try w.requireLabels(count: fc.outFeatures, of: "fc.weight")
+            classifier = fc
         } else {
             classifier = nil
+        }
+        // The GDC reads the whole last map: the input side must bring it to exactly one pixel, both the
+        // config's and the one the preprocessing resizes faces to.
+        for (key, side) in [("config `input_size`", inputSize),
+                            ("metadata affect.preprocess `input_size`",
+                             try w.preprocessInt("input_size", default: inputSize, in: WeightFile.Limits.imageSide))]
+            where Self.outputSide(stages: stages, gdc: gdc, input: side) != 1 {
+            throw w.problem("\(key) is \(side), which does not bring the last map to the GDC's \(gdc.kernel.h)×\(gdc.kernel.w) kernel.")
         }
     }
 
@@ -121,6 +131,13 @@ public struct MobileFaceNet: FacialBackbone {
 
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
 
+    /// Side of the GDC's output for a square `input` (1 for the sizes the model takes).
+    static func outputSide(stages: [Stage], gdc: Conv2D, input: Int) -> Int {
+        var side = input
+        for s in stages { for c in s.convs { side = c.outputSize(height: side, width: side).h } }
+        return gdc.outputSize(height: side, width: side).h
+    }
+
     /// 2 × multiply-accumulates of the convolutions, the embedding and the classifier.
     public func flops(_ inputs: ModelInputs) -> Double? {
         guard let x = inputs.floats["pixels"], x.rank == 4 else { return nil }
@@ -133,16 +150,9 @@ public struct MobileFaceNet: FacialBackbone {
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        let pixels = try inputs.float("pixels", source: source)
-        guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[0] > 0 else {
-            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×3×H×W.")
-        }
+        let pixels = try inputs.pixels(channels: 3, sides: WeightFile.Limits.imageSide, source: source)
         // The GDC's Linear expects exactly its input width: 112×112 (→ 7×7) for the released models.
-        let side = pixels.shape[2]
-        var spatial = side
-        for s in stages { for c in s.convs { spatial = c.outputSize(height: spatial, width: spatial).h } }
-        spatial = gdc.outputSize(height: spatial, width: spatial).h
-        guard spatial == 1, pixels.shape[2] == pixels.shape[3] else {
+        guard Self.outputSide(stages: stages, gdc: gdc, input: pixels.shape[2]) == 1, pixels.shape[2] == pixels.shape[3] else {
             throw AffectError.badInput("\(source): `input.pixels` is \(pixels.shape[2])×\(pixels.shape[3]); MobileFaceNet needs \(inputSize)×\(inputSize).")
         }
         return outputs(pixelsNCHW: pixels)

@@ -17,6 +17,8 @@ public struct MobileViT: FacialBackbone {
     public let arch = "mobilevit"
     public let labels: [String]
     public let inputSize: Int
+    /// Smallest image side it takes.
+    static let minInputSide = 32
 
     struct Bottleneck { var expand: Conv2D, depthwise: Conv2D, project: Conv2D, shortcut: Bool }
     struct Layer {
@@ -41,33 +43,31 @@ public struct MobileViT: FacialBackbone {
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mobilevit")
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 224)
-        heads = try w.configInt("num_heads", default: 4)
-        patch = try w.configInt("patch_size", default: 2)
-        let bnEps = Float(try w.configDouble("bn_eps", default: 1e-5))
-        let lnEps = Float(try w.configDouble("ln_eps", default: 1e-5))
-        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 2])
+        inputSize = try w.configInt("input_size", default: 224, in: Self.minInputSide ... WeightFile.Limits.imageSide.upperBound)
+        // The preprocessing a recognizer will apply is part of the file: checked with it.
+        _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
+        _ = try w.preprocessInt("input_size", default: inputSize, in: Self.minInputSide ... WeightFile.Limits.imageSide.upperBound)
+        heads = try w.configInt("num_heads", default: 4, in: WeightFile.Limits.heads)
+        patch = try w.configInt("patch_size", default: 2, in: 1 ... 16)
+        let bnEps = try w.configEps("bn_eps", default: 1e-5)
+        let lnEps = try w.configEps("ln_eps", default: 1e-5)
+        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 2], in: 1 ... 4)
 
-        /// `p.conv` + `p.bn` (ConvNormAct), checked to take `cin` channels.
+        /// `p.conv` + `p.bn` (ConvNormAct), checked to take `cin` channels. Kernels are odd: "same" padding
+        /// keeps stride-1 maps (shortcuts, the fusion's concatenation) the size of their input.
         func convNorm(_ p: String, cin: Int, stride: Int = 1, act: Activation) throws -> Conv2D {
-            let weight = try w.tensor("\(p).conv.weight", shape: [-1, -1, -1, -1])
-            let (o, ipg, k) = (weight.shape[0], weight.shape[1], weight.shape[2])
-            guard ipg > 0, cin % ipg == 0 else {
-                throw AffectError.badInput("\(w.path): tensor `\(p).conv.weight` has shape \(weight.shape), which cannot take \(cin) channels.")
-            }
-            let bn = BatchNorm(gamma: try w.tensor("\(p).bn.weight", shape: [o]), beta: try w.tensor("\(p).bn.bias", shape: [o]),
-                               mean: try w.tensor("\(p).bn.running_mean", shape: [o]),
-                               variance: try w.tensor("\(p).bn.running_var", shape: [o]), eps: bnEps)
-            return Conv2D(weight: weight, bias: nil, batchNorm: bn, stride: (stride, stride), padding: .symmetric((k - 1) / 2),
-                          groups: cin / ipg, activation: act)
+            let name = "\(p).conv.weight"
+            let weight = try w.convWeight(name)
+            let (o, k) = (weight.shape[0], weight.shape[2])
+            let groups = try w.convGroups(name, weight: weight, cin: cin)
+            guard k % 2 == 1 else { throw w.problem("tensor `\(name)` has a \(k)×\(k) kernel, expected an odd side.") }
+            return Conv2D(weight: weight, bias: nil, batchNorm: try w.batchNorm("\(p).bn", channels: o, eps: bnEps),
+                          stride: (stride, stride), padding: .symmetric((k - 1) / 2), groups: groups, activation: act)
         }
-        func linear(_ p: String, cin: Int, act: Activation = .none) throws -> Linear {
-            let weight = try w.tensor("\(p).weight", shape: [-1, cin])
-            return Linear(weight: weight, bias: try w.optionalTensor("\(p).bias", shape: [weight.shape[0]]), activation: act)
+        func linear(_ p: String, cin: Int, out: Int? = nil, act: Activation = .none) throws -> Linear {
+            try w.linear(p, in: cin, out: out, bias: .optional, activation: act)
         }
-        func layerNorm(_ p: String, _ c: Int) throws -> LayerNorm {
-            LayerNorm(weight: try w.tensor("\(p).weight", shape: [c]), bias: try w.tensor("\(p).bias", shape: [c]), eps: lnEps)
-        }
+        func layerNorm(_ p: String, _ c: Int) throws -> LayerNorm { try w.layerNorm(p, width: c, eps: lnEps) }
 
         stem = try convNorm("stem", cin: 3, stride: 2, act: .silu)
         var channels = stem.outChannels
@@ -87,24 +87,21 @@ public struct MobileViT: FacialBackbone {
                     channels = o.outChannels
                 } else if w.contains("\(p).conv_kxk.conv.weight") {
                     let local = try convNorm("\(p).conv_kxk", cin: channels, act: .silu)
-                    let t = try w.tensor("\(p).conv_1x1.weight", shape: [-1, local.outChannels, 1, 1])
+                    let t = try w.convWeight("\(p).conv_1x1.weight", inPerGroup: local.outChannels, kernel: 1)
                     // A 1×1 convolution without bias: a linear map of each pixel, applied to tokens after unfolding.
                     let toTokens = Linear(weight: t.reshaped([t.shape[0], local.outChannels]), bias: nil)
                     let dim = t.shape[0]
                     guard dim % heads == 0 else {
-                        throw AffectError.badInput("\(w.path): transformer width \(dim) of `\(p)` is not divisible by \(heads) heads.")
+                        throw w.problem("transformer width \(dim) of `\(p)` (tensor `\(p).conv_1x1.weight`) is not divisible by config `num_heads` = \(heads).")
                     }
                     var layers: [Layer] = []
                     var l = 0
                     while w.contains("\(p).transformer.\(l).attn.qkv.weight") {
                         let q = "\(p).transformer.\(l)"
                         let fc1 = try linear("\(q).mlp.fc1", cin: dim, act: .silu)
-                        layers.append(Layer(norm1: try layerNorm("\(q).norm1", dim), qkv: try linear("\(q).attn.qkv", cin: dim),
-                                            proj: try linear("\(q).attn.proj", cin: dim), norm2: try layerNorm("\(q).norm2", dim),
-                                            fc1: fc1, fc2: try linear("\(q).mlp.fc2", cin: fc1.outFeatures)))
-                        guard layers.last!.qkv.outFeatures == 3 * dim else {
-                            throw AffectError.badInput("\(w.path): tensor `\(q).attn.qkv.weight` must have \(3 * dim) rows.")
-                        }
+                        layers.append(Layer(norm1: try layerNorm("\(q).norm1", dim), qkv: try linear("\(q).attn.qkv", cin: dim, out: 3 * dim),
+                                            proj: try linear("\(q).attn.proj", cin: dim, out: dim), norm2: try layerNorm("\(q).norm2", dim),
+                                            fc1: fc1, fc2: try linear("\(q).mlp.fc2", cin: fc1.outFeatures, out: dim)))
                         l += 1
                     }
                     let proj = try convNorm("\(p).conv_proj", cin: dim, act: .silu)
@@ -120,8 +117,10 @@ public struct MobileViT: FacialBackbone {
         guard !blocks.isEmpty else { throw AffectError.badInput("\(w.path): tensor `stages.0.0.conv1_1x1.conv.weight` is missing (arch mobilevit).") }
         self.blocks = blocks
         finalConv = try convNorm("final_conv", cin: channels, act: .silu)
-        if let fc = try w.optionalTensor("head.fc.weight", shape: [-1, finalConv.outChannels]) {
-            classifier = Linear(weight: fc, bias: try w.optionalTensor("head.fc.bias", shape: [fc.shape[0]]))
+        if w.contains("head.fc.weight") {
+            let fc = try linear("head.fc", cin: finalConv.outChannels)
+            try w.requireLabels(count: fc.outFeatures, of: "head.fc.weight")
+            classifier = fc
         } else {
             classifier = nil
         }
@@ -288,10 +287,7 @@ public struct MobileViT: FacialBackbone {
     }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        let pixels = try inputs.float("pixels", source: source)
-        guard pixels.rank == 4, pixels.shape[1] == 3, pixels.shape[0] > 0, pixels.shape[2] >= 32, pixels.shape[3] >= 32 else {
-            throw AffectError.badInput("\(source): `input.pixels` has shape \(pixels.shape), expected N×3×H×W with H, W ≥ 32.")
-        }
+        let pixels = try inputs.pixels(channels: 3, sides: Self.minInputSide ... WeightFile.Limits.imageSide.upperBound, source: source)
         return outputs(pixelsNCHW: pixels)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import AffectKernels
 
 /// PIL's `Image.resize(size, BILINEAR)` on 8-bit images, reproduced exactly: a triangle filter widened by the
@@ -91,14 +92,22 @@ public struct ImagePreprocessing: Sendable {
     }
 
     public init(weights w: WeightFile, defaultSize: Int) throws {
-        size = (w.preprocess["input_size"] as? Int) ?? defaultSize
-        let m = (w.preprocess["mean"] as? [Double]) ?? [0.485, 0.456, 0.406]
-        let s = (w.preprocess["std"] as? [Double]) ?? [0.229, 0.224, 0.225]
-        guard m.count == 3, s.count == 3, s.allSatisfy({ $0 > 0 }) else {
-            throw AffectError.badInput("\(w.path): metadata `affect.preprocess` has an invalid mean/std.")
+        size = try w.preprocessInt("input_size", default: defaultSize, in: WeightFile.Limits.imageSide)
+        func floats(_ key: String, _ d: [Float]) throws -> [Float] {
+            guard let raw = w.preprocess[key] else { return d }
+            // Finite in Float and of a sane magnitude; std also positive (it divides).
+            guard let v = (raw as? [NSNumber])?.map({ Float($0.doubleValue) }), v.count == 3,
+                  v.allSatisfy({ $0.isFinite && abs($0) <= 1e6 }), key != "std" || v.allSatisfy({ $0 >= 1e-6 }) else {
+                throw w.problem("metadata affect.preprocess `\(key)` is \(raw), expected three finite numbers\(key == "std" ? " ≥ 1e-6" : "").")
+            }
+            return v
         }
-        mean = m.map(Float.init); std = s.map(Float.init)
+        mean = try floats("mean", [0.485, 0.456, 0.406])
+        std = try floats("std", [0.229, 0.224, 0.225])
         resize = (w.preprocess["resize"] as? String) ?? "bilinear_antialias"
+        guard resize == "bilinear" || resize == "bilinear_antialias" else {
+            throw w.problem("metadata affect.preprocess `resize` is `\(resize)`, expected bilinear or bilinear_antialias.")
+        }
     }
 
     /// Face crops → `[N, size, size, 3]` normalised (NHWC, our layout).

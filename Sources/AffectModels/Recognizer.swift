@@ -69,6 +69,11 @@ public struct EmotionRecognizer {
         preprocessing = try ImagePreprocessing(weights: w, defaultSize: model.inputSize)
         isMultiTask = model.labels.suffix(2) == ["Valence", "Arousal"]
         expressionLabels = isMultiTask ? Array(model.labels.dropLast(2)) : model.labels
+        // The backbone checked the labels against its classifier's width; a multi-task head also needs an
+        // expression class before valence and arousal.
+        guard !isMultiTask || !expressionLabels.isEmpty else {
+            throw AffectError.badInput("\(path): metadata `affect.labels` names valence and arousal but no expression class.")
+        }
     }
 
     /// Penultimate features `[N, D]` of RGB face crops.

@@ -19,21 +19,30 @@ public struct SingleLayer: InferenceModel {
     public init(weights w: WeightFile) throws {
         try w.require(arch: "layer")
         let kind = try w.configString("op")
-        benchShape = try w.configInts("bench_shape", default: [])
+        // Bench inputs are allocated from this shape: each side and the total stay bounded.
+        benchShape = try w.configInts("bench_shape", default: [], in: 1 ... 1 << 16, count: 0 ... 6)
+        guard benchShape.reduce(1.0, { $0 * Double($1) }) <= Double(1 << 28) else {
+            throw w.problem("config `bench_shape` \(benchShape) holds more than 2^28 values.")
+        }
         nhwc = try w.configString("layout", default: "nchw") == "nhwc"
-        let weight = try w.tensor("weight")
         switch kind {
         case "conv2d":
-            guard weight.rank == 4 else { throw AffectError.badInput("\(w.path): tensor `weight` must be 4-D for conv2d.") }
-            let s = try w.configInt("stride", default: 1), p = try w.configInt("padding", default: 0)
+            let weight = try w.convWeight("weight")
+            let s = try w.configInt("stride", default: 1, in: WeightFile.Limits.stride)
+            let p = try w.configInt("padding", default: 0, in: 0 ... WeightFile.Limits.kernel.upperBound)
+            let groups = try w.configInt("groups", default: 1, in: 1 ... Int.max)
+            guard weight.shape[0] % groups == 0 else {
+                throw w.problem("config `groups` is \(groups), which does not divide the \(weight.shape[0]) outputs of tensor `weight`.")
+            }
+            if benchShape.count > 0 && benchShape.count != 4 {
+                throw w.problem("config `bench_shape` \(benchShape) is not a 4-D image shape for conv2d.")
+            }
             op = .conv(Conv2D(weight: weight, bias: try w.optionalTensor("bias", shape: [weight.shape[0]]), stride: (s, s),
-                              padding: .symmetric(p), groups: try w.configInt("groups", default: 1)))
+                              padding: .symmetric(p), groups: groups))
         case "linear":
-            guard weight.rank == 2 else { throw AffectError.badInput("\(w.path): tensor `weight` must be 2-D for linear.") }
-            op = .linear(Linear(weight: weight, bias: try w.optionalTensor("bias", shape: [weight.shape[0]])))
+            op = .linear(try w.linear("", in: -1, bias: .optional))
         case "cblas_sgemm":
-            guard weight.rank == 2 else { throw AffectError.badInput("\(w.path): tensor `weight` must be 2-D for cblas_sgemm.") }
-            op = .cblas(weight)
+            op = .cblas(try w.tensor("weight", shape: [-1, -1]))
         default:
             throw AffectError.badInput("\(w.path): config `op` is `\(kind)`, expected conv2d, linear or cblas_sgemm.")
         }
@@ -43,19 +52,21 @@ public struct SingleLayer: InferenceModel {
         let x = try inputs.float("input", source: source)
         switch op {
         case .conv(let c):
-            guard x.rank == 4, x.shape[nhwc ? 3 : 1] == c.inChannels else {
+            let (h, wd) = x.rank == 4 ? (nhwc ? (x.shape[1], x.shape[2]) : (x.shape[2], x.shape[3])) : (0, 0)
+            let o = c.outputSize(height: h, width: wd)
+            guard x.rank == 4, x.shape[0] > 0, x.shape[nhwc ? 3 : 1] == c.inChannels, o.h > 0, o.w > 0 else {
                 let expected = nhwc ? "N×H×W×\(c.inChannels)" : "N×\(c.inChannels)×H×W"
-                throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected \(expected).")
+                throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected \(expected) with N ≥ 1 and H, W at least the kernel.")
             }
             return ["output": nhwc ? c(x) : c(x.nchwToNHWC()).nhwcToNCHW()]
         case .linear(let l):
-            guard x.shape.last == l.inFeatures else {
+            guard x.rank >= 2, x.shape.last == l.inFeatures else {
                 throw AffectError.badInput("\(source): `input.input` has shape \(x.shape), expected last axis \(l.inFeatures).")
             }
             return ["output": l(x)]
         case .cblas(let w):
             let (o, i) = (w.shape[0], w.shape[1])
-            guard x.shape.last == i else { throw AffectError.badInput("\(source): `input.input` last axis must be \(i).") }
+            guard x.rank >= 2, x.shape.last == i else { throw AffectError.badInput("\(source): `input.input` last axis must be \(i).") }
             let rows = x.count / i
             let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [o])
             openblas_set_num_threads(Int32(Threading.threads))

@@ -70,17 +70,13 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
             throw AffectError.badInput("\(w.path): tensor `\(prefix).\(names.query).weight` has shape \(q.shape), expected a square matrix.")
         }
         guard heads > 0, h % heads == 0 else {
-            throw AffectError.badInput("\(w.path): hidden size \(h) of `\(prefix)` is not divisible by \(heads) attention heads.")
+            throw AffectError.badInput("\(w.path): hidden size \(h) of `\(prefix)` is not divisible by \(heads) attention heads (config `num_attention_heads`).")
         }
         hidden = h; self.heads = heads; self.placement = placement
-        func linear(_ name: String, inFeatures: Int, outFeatures: Int = -1, act: Activation = .none) throws -> Linear {
-            let weight = try w.tensor("\(prefix).\(name).weight", shape: [outFeatures, inFeatures])
-            return Linear(weight: weight, bias: try w.tensor("\(prefix).\(name).bias", shape: [weight.shape[0]]), activation: act)
+        func linear(_ name: String, inFeatures: Int, outFeatures: Int? = nil, act: Activation = .none) throws -> Linear {
+            try w.linear("\(prefix).\(name)", in: inFeatures, out: outFeatures, activation: act)
         }
-        func norm(_ name: String) throws -> LayerNorm {
-            LayerNorm(weight: try w.tensor("\(prefix).\(name).weight", shape: [h]),
-                      bias: try w.tensor("\(prefix).\(name).bias", shape: [h]), eps: eps)
-        }
+        func norm(_ name: String) throws -> LayerNorm { try w.layerNorm("\(prefix).\(name)", width: h, eps: eps) }
         func tensors(_ name: String) throws -> (weight: Tensor, bias: Tensor) {
             (try w.tensor("\(prefix).\(name).weight", shape: [h, h]), try w.tensor("\(prefix).\(name).bias", shape: [h]))
         }
@@ -129,17 +125,27 @@ public struct TransformerEncoder: Sendable {
 
     /// - Parameters:
     ///   - prefix: e.g. `encoder.layer` (BERT) or `encoder.layers` (wav2vec2).
-    ///   - count: the number of layers expected (HF `num_hidden_layers`); `nil` loads every layer present.
+    ///   - width: the width every layer must have (the embeddings'); `nil` takes the first layer's.
+    ///   - count: the number of layers expected (HF `num_hidden_layers`); `nil` loads every layer present. A file
+    ///     with more layers than `count` is rejected.
     public init(weights w: WeightFile, prefix: String, names: TransformerEncoderLayer.Names = .bert, heads: Int,
                 eps: Float, placement: TransformerEncoderLayer.NormPlacement = .post, activation: Activation = .gelu,
-                count: Int? = nil) throws {
+                width: Int? = nil, count: Int? = nil) throws {
         var layers: [TransformerEncoderLayer] = []
         while count.map({ layers.count < $0 }) ?? w.contains("\(prefix).\(layers.count).\(names.query).weight") {
+            let name = "\(prefix).\(layers.count).\(names.query).weight"
+            // Each layer's input is the previous one's output: all share one width.
+            if let h = width ?? layers.first?.hidden, let s = w.shape(name), s != [h, h] {
+                throw w.problem("tensor `\(name)` has shape \(s), expected [\(h), \(h)] (the width of the \(width == nil ? "first layer" : "embeddings")).")
+            }
             layers.append(try TransformerEncoderLayer(weights: w, prefix: "\(prefix).\(layers.count)", names: names,
                                                       heads: heads, eps: eps, placement: placement, activation: activation))
         }
         guard !layers.isEmpty else {
             throw AffectError.badInput("\(w.path): tensor `\(prefix).0.\(names.query).weight` is missing (arch \(w.arch)).")
+        }
+        if let count, w.contains("\(prefix).\(count).\(names.query).weight") {
+            throw w.problem("the file has more encoder layers than config `num_hidden_layers` = \(count) (tensor `\(prefix).\(count).\(names.query).weight`).")
         }
         self.layers = layers
     }

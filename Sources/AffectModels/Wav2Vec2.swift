@@ -83,15 +83,22 @@ public struct Wav2Vec2: InferenceModel {
         try w.require(arch: "wav2vec2", "hubert")
         arch = w.arch
         func bad(_ m: String) -> AffectError { .badInput("\(w.path): \(m)") }
-        let hidden = try w.configInt("hidden_size", default: 768)
-        let heads = try w.configInt("num_attention_heads", default: 12)
-        guard hidden > 0, heads > 0, hidden % heads == 0 else { throw bad("hidden_size \(hidden) is not divisible by \(heads) attention heads.") }
-        let convDims = try w.configInts("conv_dim", default: [512, 512, 512, 512, 512, 512, 512])
-        let convKernels = try w.configInts("conv_kernel", default: [10, 3, 3, 3, 3, 2, 2])
-        let convStrides = try w.configInts("conv_stride", default: [5, 2, 2, 2, 2, 2, 2])
-        guard !convDims.isEmpty, convDims.count == convKernels.count, convDims.count == convStrides.count,
-              (convKernels + convStrides).allSatisfy({ $0 > 0 }) else {
-            throw bad("config conv_dim, conv_kernel and conv_stride must be non-empty lists of equal length.")
+        let hidden = try w.configInt("hidden_size", default: 768, in: WeightFile.Limits.width)
+        let heads = try w.configInt("num_attention_heads", default: 12, in: WeightFile.Limits.heads)
+        guard hidden % heads == 0 else { throw bad("config hidden_size \(hidden) is not divisible by num_attention_heads \(heads).") }
+        let convDims = try w.configInts("conv_dim", default: [512, 512, 512, 512, 512, 512, 512], in: WeightFile.Limits.width, count: 1 ... 32)
+        let convKernels = try w.configInts("conv_kernel", default: [10, 3, 3, 3, 3, 2, 2], in: WeightFile.Limits.kernel, count: 1 ... 32)
+        let convStrides = try w.configInts("conv_stride", default: [5, 2, 2, 2, 2, 2, 2], in: WeightFile.Limits.stride, count: 1 ... 32)
+        guard convDims.count == convKernels.count, convDims.count == convStrides.count else {
+            throw bad("config conv_dim, conv_kernel and conv_stride must be lists of equal length.")
+        }
+        // The hop (samples per frame) and receptive field stay small: frame arithmetic never overflows.
+        var hop = 1, field = 1
+        for (k, s) in zip(convKernels, convStrides).reversed() {
+            hop *= s; field = (field - 1) * s + k
+            guard hop <= 1 << 16, field <= 1 << 20 else {
+                throw bad("config conv_kernel \(convKernels) and conv_stride \(convStrides) give an absurd hop or receptive field.")
+            }
         }
         let featureNorm = try w.configString("feat_extract_norm", default: "group")
         guard featureNorm == "group" || featureNorm == "layer" else { throw bad("config feat_extract_norm `\(featureNorm)` is not group or layer.") }
@@ -103,17 +110,18 @@ public struct Wav2Vec2: InferenceModel {
             throw bad("config \(key) = true is not supported.")
         }
         let normalize = (w.preprocess["do_normalize"] as? Bool) ?? ((w.preprocess["do_normalize"] as? NSNumber)?.boolValue ?? true)
-        config = Config(hiddenSize: hidden, heads: heads, layers: try w.configInt("num_hidden_layers", default: 12),
-                        intermediateSize: try w.configInt("intermediate_size", default: 3072),
+        config = Config(hiddenSize: hidden, heads: heads, layers: try w.configInt("num_hidden_layers", default: 12, in: WeightFile.Limits.layers),
+                        intermediateSize: try w.configInt("intermediate_size", default: 3072, in: WeightFile.Limits.width),
                         convDims: convDims, convKernels: convKernels, convStrides: convStrides, featureNorm: featureNorm,
                         stableLayerNorm: w.configBool("do_stable_layer_norm", default: false),
-                        layerNormEps: Float(try w.configDouble("layer_norm_eps", default: 1e-5)),
-                        positionalKernel: try w.configInt("num_conv_pos_embeddings", default: 128),
-                        positionalGroups: try w.configInt("num_conv_pos_embedding_groups", default: 16),
+                        layerNormEps: try w.configEps("layer_norm_eps", default: 1e-5),
+                        positionalKernel: try w.configInt("num_conv_pos_embeddings", default: 128, in: WeightFile.Limits.kernel),
+                        positionalGroups: try w.configInt("num_conv_pos_embedding_groups", default: 16, in: 1 ... hidden),
                         normalizeInput: normalize,
-                        sampleRate: (w.preprocess["sampling_rate"] as? NSNumber)?.intValue ?? 16000)
-        guard config.positionalGroups > 0, hidden % config.positionalGroups == 0 else {
-            throw bad("hidden_size \(hidden) is not divisible by num_conv_pos_embedding_groups \(config.positionalGroups).")
+                        // The rate audio is resampled to before the model: checked here, where the file is named.
+                        sampleRate: try w.preprocessInt("sampling_rate", default: 16000, in: WeightFile.Limits.sampleRate))
+        guard hidden % config.positionalGroups == 0 else {
+            throw bad("config hidden_size \(hidden) is not divisible by num_conv_pos_embedding_groups \(config.positionalGroups).")
         }
         let eps = config.layerNormEps
 
@@ -125,7 +133,7 @@ public struct Wav2Vec2: InferenceModel {
             LayerNorm(weight: try t("\(name).weight", [c]), bias: try t("\(name).bias", [c]), eps: eps)
         }
         func linear(_ name: String, _ cin: Int, _ cout: Int, act: Activation = .none) throws -> Linear {
-            Linear(weight: try t("\(name).weight", [cout, cin]), bias: try t("\(name).bias", [cout]), activation: act)
+            try w.linear(prefix + name, in: cin, out: cout, activation: act)
         }
 
         // Feature encoder. nn.GroupNorm / nn.LayerNorm here use PyTorch's default eps (1e-5), not layer_norm_eps.
@@ -182,21 +190,18 @@ public struct Wav2Vec2: InferenceModel {
         encoderNorm = try layerNorm("encoder.layer_norm", hidden, eps: eps)
 
         encoder = try TransformerEncoder(weights: w, prefix: prefix + "encoder.layers", names: .wav2vec2, heads: heads, eps: eps,
-                                         placement: config.stableLayerNorm ? .pre : .post, count: config.layers)
-        guard !w.contains(prefix + "encoder.layers.\(config.layers).attention.q_proj.weight") else {
-            throw bad("the file has more encoder layers than num_hidden_layers = \(config.layers).")
-        }
-        guard encoder.layers.allSatisfy({ $0.hidden == hidden }) else {
-            throw bad("the encoder layers are not \(hidden) wide like hidden_size.")
+                                         placement: config.stableLayerNorm ? .pre : .post, width: hidden, count: config.layers)
+        if w.config["intermediate_size"] != nil, let ffn = encoder.layers.first?.intermediate.outFeatures, ffn != config.intermediateSize {
+            throw bad("config intermediate_size is \(config.intermediateSize) but the encoder's feed-forward layers are \(ffn) wide.")
         }
 
-        if let head = try w.optionalTensor("lm_head.weight", shape: [-1, hidden]) {
-            lmHead = Linear(weight: head, bias: try w.optionalTensor("lm_head.bias", shape: [head.shape[0]]))
+        if w.contains("lm_head.weight") {
+            let head = try w.linear("lm_head", in: hidden, bias: .optional)
+            try w.requireLabels(count: head.outFeatures, of: "lm_head.weight")
+            lmHead = head
             vocabulary = w.labels
-            guard vocabulary.isEmpty || vocabulary.count == head.shape[0] else {
-                throw bad("affect.labels has \(vocabulary.count) tokens but lm_head has \(head.shape[0]) outputs.")
-            }
-            ctc = vocabulary.isEmpty ? nil : try CTCDecoder(vocabulary: vocabulary, blank: w.configInt("pad_token_id", default: 0),
+            ctc = vocabulary.isEmpty ? nil : try CTCDecoder(vocabulary: vocabulary,
+                                                             blank: w.configInt("pad_token_id", default: 0, in: 0 ... vocabulary.count - 1),
                                                              wordDelimiter: w.configString("word_delimiter_token", default: "|"),
                                                              lowercase: w.configBool("do_lower_case", default: false),
                                                              secondsPerFrame: Double(config.hop) / Double(config.sampleRate),
@@ -305,18 +310,18 @@ public struct Wav2Vec2: InferenceModel {
     // MARK: InferenceModel
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
-        let x = try inputs.float("input_values", source: source)
-        guard x.rank == 2, x.shape[0] > 0 else {
-            throw AffectError.badInput("\(source): `input.input_values` has shape \(x.shape), expected N×T.")
+        let x = try inputs.finiteFloat("input_values", rank: 2, expected: "N×T", source: source)
+        // One pass holds the feature encoder's first map (~100 floats per sample): bounded to 2 minutes of audio.
+        let maxSamples = 120 * config.sampleRate
+        guard x.count <= maxSamples else {
+            throw AffectError.badInput("\(source): `input.input_values` holds \(x.count) samples, over the \(maxSamples) (2 minutes) one pass takes; longer audio goes through windows (affect transcribe, analyze).")
         }
         guard frameCount(samples: x.shape[1]) > 0 else {
             throw AffectError.badInput("\(source): `input.input_values` has \(x.shape[1]) samples; at least \(config.receptiveField) are needed for one frame.")
         }
         var lengths: [Int]? = nil
-        if let m = inputs.ints["attention_mask"] {
-            guard m.shape == x.shape else {
-                throw AffectError.badInput("\(source): `input.attention_mask` has shape \(m.shape), expected \(x.shape) like `input.input_values`.")
-            }
+        // Values 0 or 1 only: each item's length is its mask's sum, at most T.
+        if let m = try inputs.mask(shape: x.shape, source: source) {
             let t = x.shape[1]
             lengths = (0..<x.shape[0]).map { i in m.values[(i * t)..<((i + 1) * t)].reduce(0) { $0 + Int($1) } }
         }
@@ -328,7 +333,9 @@ public struct Wav2Vec2: InferenceModel {
     }
 
     public func benchInputs(_ shape: BenchShape) -> ModelInputs {
-        let samples = max(config.receptiveField, Int(shape.audioSeconds * Double(config.sampleRate)))
+        // Seconds outside 0…1 hour (or NaN) give the shortest input rather than trapping in Int(_:).
+        let seconds = shape.audioSeconds.isFinite ? min(max(shape.audioSeconds, 0), 3600) : 0
+        let samples = max(config.receptiveField, Int(seconds * Double(config.sampleRate)))
         var values = [Float](repeating: 0, count: shape.batch * samples)
         var seed: UInt64 = 0x9E3779B97F4A7C15
         for i in values.indices {

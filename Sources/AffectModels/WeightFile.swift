@@ -41,20 +41,29 @@ public struct WeightFile: @unchecked Sendable {
         } else { labels = [] }
     }
 
-    /// A required tensor, checked against `shape` when given (−1 matches any size).
+    /// A required tensor, checked against `shape` when given (−1 matches any size; any other negative size
+    /// matches nothing). Every tensor is checked to have no empty dimension and only finite values (one
+    /// vectorised scan): the forward passes index by these shapes and never meet a NaN or an infinity from the file.
     public func tensor(_ name: String, shape: [Int]? = nil) throws -> Tensor {
         guard let info = file.info(name) else {
             throw AffectError.badInput("\(path): tensor `\(name)` is missing (arch \(arch)).")
         }
         if let s = shape {
-            guard info.shape.count == s.count, zip(info.shape, s).allSatisfy({ $1 < 0 || $0 == $1 }) else {
-                throw AffectError.badInput("\(path): tensor `\(name)` has shape \(info.shape), expected \(s.map { $0 < 0 ? "?" : String($0) }).")
+            guard info.shape.count == s.count, zip(info.shape, s).allSatisfy({ $1 == -1 || $0 == $1 }) else {
+                throw AffectError.badInput("\(path): tensor `\(name)` has shape \(info.shape), expected [\(s.map { $0 == -1 ? "?" : String($0) }.joined(separator: ", "))].")
             }
+        }
+        guard !info.shape.contains(0) else {
+            throw AffectError.badInput("\(path): tensor `\(name)` has shape \(info.shape), with an empty dimension.")
         }
         guard info.dtype.isFloat else {
             throw AffectError.badInput("\(path): tensor `\(name)` is \(info.dtype.rawValue), expected a float type.")
         }
-        return try file.tensor(info)
+        let t = try file.tensor(info)
+        if let i = firstNonFinite(t.data, count: t.count) {
+            throw AffectError.badInput("\(path): tensor `\(name)` holds \(t.data[i]) at index \(i); weights must be finite.")
+        }
+        return t
     }
 
     public func optionalTensor(_ name: String, shape: [Int]? = nil) throws -> Tensor? {
@@ -64,26 +73,12 @@ public struct WeightFile: @unchecked Sendable {
     public func contains(_ name: String) -> Bool { file.contains(name) }
     public func shape(_ name: String) -> [Int]? { file.info(name)?.shape }
 
-    /// Config values, with a clear error when present but of the wrong type.
-    public func configInt(_ key: String, default d: Int? = nil) throws -> Int {
-        if let v = config[key] as? NSNumber { return v.intValue }
-        if config[key] == nil, let d { return d }
-        throw AffectError.badInput("\(path): config `\(key)` is missing or not a number.")
-    }
-    public func configDouble(_ key: String, default d: Double? = nil) throws -> Double {
-        if let v = config[key] as? NSNumber { return v.doubleValue }
-        if config[key] == nil, let d { return d }
-        throw AffectError.badInput("\(path): config `\(key)` is missing or not a number.")
-    }
+    /// Config values, with a clear error when present but of the wrong type. Numbers come through the bounded
+    /// accessors (``configInt(_:default:in:)``, ``configDouble(_:default:in:)``, ``configInts(_:default:in:count:)``).
     public func configString(_ key: String, default d: String? = nil) throws -> String {
         if let v = config[key] as? String { return v }
         if config[key] == nil, let d { return d }
         throw AffectError.badInput("\(path): config `\(key)` is missing or not a string.")
-    }
-    public func configInts(_ key: String, default d: [Int]? = nil) throws -> [Int] {
-        if let v = config[key] as? [NSNumber] { return v.map(\.intValue) }
-        if config[key] == nil, let d { return d }
-        throw AffectError.badInput("\(path): config `\(key)` is missing or not an array of numbers.")
     }
     public func configBool(_ key: String, default d: Bool) -> Bool {
         (config[key] as? NSNumber)?.boolValue ?? d

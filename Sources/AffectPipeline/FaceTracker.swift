@@ -65,9 +65,12 @@ public struct FaceTracker: Sendable {
 
 extension RGBImage {
     /// EmotiEffLib's crop of a face box (`frame[y1:y2, x1:x2]` with integer-truncated corners, clamped to the
-    /// image), optionally grown by `margin` (a fraction of the box size) on every side.
+    /// image), optionally grown by `margin` (a fraction of the box size) on every side. Corners are truncated by
+    /// ``FaceDetection/pixel(_:)``, which never traps; a box that is not finite (check
+    /// ``FaceDetection/isFinite``) gives a meaningless crop.
     public func crop(_ face: FaceDetection, margin: Float = 0) -> RGBImage {
         let (mw, mh) = ((face.x2 - face.x1) * margin, (face.y2 - face.y1) * margin)
-        return cropped(x0: Int(face.x1 - mw), y0: Int(face.y1 - mh), x1: Int(face.x2 + mw), y1: Int(face.y2 + mh))
+        return cropped(x0: FaceDetection.pixel(face.x1 - mw), y0: FaceDetection.pixel(face.y1 - mh),
+                       x1: FaceDetection.pixel(face.x2 + mw), y1: FaceDetection.pixel(face.y2 + mh))
     }
 }

@@ -34,11 +34,14 @@ public struct MiniXceptionFaces: FaceExpressionModel {
     }
 
     public func run(frame: RGBImage, boxes: [FaceDetection]) throws -> (features: Tensor, logits: Tensor) {
+        try requireFinite(boxes, path: path)
+        // The file's labels were checked against the classifier's width at load.
         let c = labels.count
         let logits = Tensor(uninitialized: [boxes.count, c])
         for (i, b) in boxes.enumerated() {
             // fer receives integer boxes (`int()` truncation of the detector's floats).
-            let x = try MiniXception.ferInput(frame, box: (Int(b.x1), Int(b.y1), Int(b.x2), Int(b.y2)), size: model.inputSize)
+            let box = (FaceDetection.pixel(b.x1), FaceDetection.pixel(b.y1), FaceDetection.pixel(b.x2), FaceDetection.pixel(b.y2))
+            let x = try MiniXception.ferInput(frame, box: box, size: model.inputSize)
             let l = model.logits(nhwc: x)
             for j in 0..<c { logits.data[i * c + j] = l.data[j] }
         }
@@ -71,6 +74,7 @@ public struct EmotiEffLibFaces: FaceExpressionModel {
     }
 
     public func run(frame: RGBImage, boxes: [FaceDetection]) throws -> (features: Tensor, logits: Tensor) {
+        try requireFinite(boxes, path: path)
         let crops = boxes.map { frame.crop($0, margin: margin) }
         if let bad = crops.firstIndex(where: { $0.width == 0 || $0.height == 0 }) {
             // A box entirely outside the frame: MTCNN can return one at the border; give it one pixel.
@@ -87,6 +91,15 @@ public struct EmotiEffLibFaces: FaceExpressionModel {
             throw AffectError.badInput("\(path): the weight file has no expression classifier.")
         }
         return (f, l)
+    }
+}
+
+/// Throws unless every box is finite: a NaN or infinite corner has no pixel to crop (``MTCNN`` never returns
+/// one; this guards boxes from anywhere else).
+func requireFinite(_ boxes: [FaceDetection], path: String) throws {
+    if let i = boxes.firstIndex(where: { !$0.isFinite }) {
+        let b = boxes[i]
+        throw AffectError.badInput("\(path): face box \(i) (\(b.x1), \(b.y1), \(b.x2), \(b.y2)) is not finite; no face can be cropped from it.")
     }
 }
 

@@ -13,13 +13,20 @@ public enum ResizeMethod: Sendable {
 }
 
 /// Resizes `[H, W, C]` (or `[N, H, W, C]`) to `height × width`.
+///
+/// - Precondition: the image and the requested size are non-empty. Sizes come from validated weight files
+///   (AffectModels bounds every `input_size` at load) or from maps the models compute; the check keeps a size of 0
+///   from turning into an out-of-bounds read in the resampling weights.
 public func resize(_ image: Tensor, height: Int, width: Int, method: ResizeMethod) -> Tensor {
+    precondition(height > 0 && width > 0, "resize to \(height)×\(width): sizes must be positive")
     if image.rank == 4 {
+        if image.shape[0] == 0 { return Tensor(uninitialized: [0, height, width, image.shape[3]]) }
         let items = (0..<image.shape[0]).map { resize(image.item($0), height: height, width: width, method: method) }
         return concat(items.map { $0.reshaped([1] + $0.shape) }, axis: 0)
     }
     precondition(image.rank == 3, "resize expects [H, W, C], got \(image.shape)")
     let (h, w) = (image.shape[0], image.shape[1])
+    precondition(h > 0 && w > 0, "resize of an empty \(h)×\(w) image")
     let wx = weights(inSize: w, outSize: width, method: method)
     let wy = weights(inSize: h, outSize: height, method: method)
     // Vertical pass first when shrinking rows: it runs along whole contiguous rows (SIMD), and the
