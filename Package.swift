@@ -59,7 +59,10 @@ let package = Package(
         .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile"], swiftSettings: optimised),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
         // Checkpoint converters (beside the layers: they read source formats, never run a model).
-        .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
+        // unpickler), and the converters are not on any hot path.
+        .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(name: "affect", dependencies: [
             "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

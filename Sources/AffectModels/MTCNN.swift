@@ -48,9 +48,14 @@ public struct FaceDetection: Sendable, Equatable {
 /// Pixels are scaled (x − 127.5) × 0.0078125. Faces come back sorted by area, largest first.
 public struct MTCNN: InferenceModel {
     public let arch = "mtcnn"
+    /// Smallest face looked for, in pixels; `detect` clamps it to ``minFaceSizeRange`` (below 12 px the
+    /// pyramid would upscale the image without bound).
     public var minFaceSize: Float = 40
     public var thresholds: (Float, Float, Float) = (0.6, 0.7, 0.7)
+    /// Scale step between pyramid levels; `detect` clamps it to ``factorRange`` (1 or more would never end).
     public var factor: Double = 0.709
+    public static let minFaceSizeRange: ClosedRange<Float> = 12...10_000
+    public static let factorRange: ClosedRange<Double> = 0.1...0.95
 
     /// R- or O-Net: conv + PReLU layers with max pooling (kernel, stride; ceil mode) after some, a dense
     /// layer with PReLU on the feature map read in (W, H, C) order, and the output layers.
@@ -197,7 +202,9 @@ public struct MTCNN: InferenceModel {
         guard h >= 12, w >= 12 else { return [] }
         // Pyramid scales 12/min_face · factor^k while the short side stays ≥ 12 px.
         var levels: [(scale: Double, height: Int, width: Int)] = []
-        let m = 12.0 / Double(minFaceSize)
+        let minFace = minFaceSize.isNaN ? 40 : min(max(minFaceSize, Self.minFaceSizeRange.lowerBound), Self.minFaceSizeRange.upperBound)
+        let factor = factor.isNaN ? 0.709 : min(max(factor, Self.factorRange.lowerBound), Self.factorRange.upperBound)
+        let m = 12.0 / Double(minFace)
         var minl = Double(min(h, w)) * m
         var scale = m
         while minl >= 12 {

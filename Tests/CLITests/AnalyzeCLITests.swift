@@ -47,13 +47,22 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
     /// test runner inherits its blocked SIGINT/SIGTERM, and no handler could run on SIGKILL anyway.)
     @Test func interruptedRunLeavesNoOutput() throws {
         let dir = try freshFolder("analyze-interrupted")
+        // The clip looped 30 times (2 minutes, stream copy): long enough that the kill lands mid-analysis on
+        // any machine.
+        let long = tempPath("talking-looped.mp4")
+        let ff = Process()
+        ff.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ff.arguments = ["ffmpeg", "-v", "error", "-y", "-stream_loop", "29", "-i", talkingClip, "-c", "copy", long]
+        try ff.run(); ff.waitUntilExit()
+        #expect(ff.terminationStatus == 0)
         for sig in [SIGKILL] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: affectBinary())
-            p.arguments = ["analyze", talkingClip, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
+            p.arguments = ["analyze", long, "-o", "\(dir)/out.csv", "-o", "\(dir)/out.json", "--plot", "\(dir)/out.svg"]
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()
             Thread.sleep(forTimeInterval: 2)
+            #expect(p.isRunning, "the analysis ended before the signal: the test would prove nothing")
             kill(p.processIdentifier, sig)
             p.waitUntilExit()
             #expect(p.terminationStatus != 0)
