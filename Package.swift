@@ -52,11 +52,15 @@ let package = Package(
                        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
         .systemLibrary(name: "CSndFile", path: "Sources/CSndFile", pkgConfig: "sndfile",
                        providers: [.apt(["libsndfile1-dev"])]),
+        // libjpeg-turbo, as PIL and OpenCV decode JPEG (libjpeg-dev pulls libjpeg62-turbo-dev on Debian,
+        // libjpeg-turbo8-dev on Ubuntu).
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg-dev"])]),
 
         // Layers, lowest first: kernels < models < media < pipeline < CLI.
         .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
         .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
-        .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile"], swiftSettings: optimised),
+        .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"], swiftSettings: optimised),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
         // Checkpoint converters (beside the layers: they read source formats, never run a model).
         // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the

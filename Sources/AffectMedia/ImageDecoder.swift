@@ -1,18 +1,92 @@
 import CFFmpeg
+import CJPEG
 import Foundation
 import AffectKernels
 
-/// Decodes still images (JPEG, PNG, BMP, … whatever the installed FFmpeg reads) into 8-bit RGB.
+/// Decodes still images into 8-bit RGB: JPEG with libjpeg-turbo, anything else (PNG, BMP, WebP, TIFF, …)
+/// with the installed FFmpeg.
+///
+/// JPEG goes through libjpeg-turbo as PIL (and OpenCV) decode it, so photos reach the models with the pixels
+/// the Python tools see: ISLOW integer IDCT and libjpeg's "fancy" (triangular) chroma upsampling, where
+/// FFmpeg's upsampling of 4:2:0 JPEG differs by a few levels at every colour edge (enough to move MTCNN boxes
+/// by pixels). The colour handling is PIL's `Image.open(f).convert("RGB")`: greyscale is replicated into the
+/// three channels, 4-component JPEGs (CMYK, or YCCK which libjpeg turns into CMYK) are taken as Adobe's
+/// inverted CMYK, as PIL always assumes, and converted with PIL's formula. EXIF orientation is not applied,
+/// as `Image.open` does not either: the pixels are the stored ones.
+///
+/// Pictures over `maxPixels` (default ``MediaLimits/maxPixels``) are refused from their header, before any
+/// pixel memory is allocated.
 public enum ImageDecoder {
     /// The first frame of `path` as RGB. Throws a one-sentence ``AffectError/badInput(_:)`` naming the file
-    /// when it is missing, empty, not an image FFmpeg can decode, or holds no picture.
-    public static func decode(path: String) throws -> RGBImage {
-        let media = try MediaStream(path: path, kind: .picture)
+    /// when it is missing, empty, not an image that libjpeg or FFmpeg can decode, damaged, or larger than
+    /// `maxPixels` pixels; ``AffectError/badUsage(_:)`` when `maxPixels` is not positive.
+    public static func decode(path: String, maxPixels: Int = MediaLimits.maxPixels) throws -> RGBImage {
+        guard maxPixels > 0 else { throw AffectError.badUsage("The pixel limit must be positive, not \(maxPixels).") }
+        try MediaStream.checkRegularFile(path)
+        if let jpeg = try decodeJPEG(path: path, maxPixels: maxPixels) { return jpeg }
+        let media = try MediaStream(path: path, kind: .picture, maxPixels: maxPixels)
         guard let frm = try media.nextFrame(corrupt: "the picture data is corrupt"),
               frm.pointee.width > 0, frm.pointee.height > 0 else {
             throw AffectError.badInput("\(path): no picture could be decoded (truncated or corrupt).")
         }
+        let (w, h) = (Int(frm.pointee.width), Int(frm.pointee.height))
+        guard w * h <= maxPixels else { throw media.pixelLimitError(width: w, height: h) }
         return try convertToRGB(frm, path: path)
+    }
+
+    /// The picture through libjpeg when the file starts with a JPEG SOI marker (FF D8 FF), else nil.
+    static func decodeJPEG(path: String, maxPixels: Int) throws -> RGBImage? {
+        guard let file = fopen(path, "rb") else {
+            throw AffectError.badInput("\(path): cannot be opened (\(String(cString: strerror(errno)))).")
+        }
+        defer { fclose(file) }
+        var magic: [UInt8] = [0, 0, 0]
+        guard fread(&magic, 1, 3, file) == 3, magic == [0xFF, 0xD8, 0xFF] else { return nil }
+        rewind(file)
+
+        var message = [CChar](repeating: 0, count: Int(JMSG_LENGTH_MAX))
+        func failure() -> AffectError {
+            let m = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            return .badInput("\(path): the JPEG data is corrupt or unsupported (libjpeg: \(m)).")
+        }
+        var header = affect_jpeg_header()
+        guard affect_jpeg_info(file, &header, &message, message.count) == 0 else { throw failure() }
+        let (w, h, channels) = (Int(header.width), Int(header.height), Int(header.components))
+        guard w * h <= maxPixels else {
+            throw AffectError.badInput(pixelLimitMessage(path: path, width: w, height: h, limit: maxPixels))
+        }
+        rewind(file)
+        // Room for the decoder's output (1, 3 or 4 bytes a pixel) and for the RGB it becomes, converted in place.
+        var pixels = [UInt8](repeating: 0, count: w * h * max(channels, 3))
+        let status = pixels.withUnsafeMutableBufferPointer { buf in
+            affect_jpeg_decode(file, header, buf.baseAddress, &message, message.count)
+        }
+        guard status == 0 else { throw failure() }
+        let n = w * h
+        pixels.withUnsafeMutableBufferPointer { p in
+            switch channels {
+            case 1:
+                // Backwards, so no grey value is overwritten before it is spread.
+                for i in stride(from: n - 1, through: 0, by: -1) {
+                    let v = p[i]
+                    p[3 * i] = v; p[3 * i + 1] = v; p[3 * i + 2] = v
+                }
+            case 4:
+                // PIL: unpack as "CMYK;I" (inverted, Adobe's convention), then convert("RGB") computes
+                // (255 − k) − c·(255 − k)/255 with its rounding. Forwards: output i is at or before input i.
+                for i in 0..<n {
+                    let nk = Int(p[4 * i + 3])  // 255 − (255 − stored k)
+                    for c in 0..<3 {
+                        let t = (255 - Int(p[4 * i + c])) * nk + 128
+                        p[3 * i + c] = UInt8(clamping: nk - (((t >> 8) + t) >> 8))
+                    }
+                }
+            default:
+                break
+            }
+        }
+        if channels == 4 { pixels.removeLast(n) }
+        return RGBImage(width: w, height: h, pixels: pixels)
     }
 
     /// Converts a decoded frame to packed RGB24 with swscale (exact for RGB sources; YUV with BT.601, as

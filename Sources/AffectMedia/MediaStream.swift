@@ -35,6 +35,7 @@ final class MediaStream {
     }
 
     let path: String
+    let kind: Kind
     let format: UnsafeMutablePointer<AVFormatContext>
     let stream: UnsafeMutablePointer<AVStream>
     let parameters: UnsafeMutablePointer<AVCodecParameters>
@@ -42,6 +43,8 @@ final class MediaStream {
     let index: Int32
     /// The decoder's short name (e.g. `aac`, `h264`).
     let decoderName: String
+    /// Largest frame, in pixels, the decoder may allocate (pictures and video only).
+    let maxPixels: Int?
 
     private var formatStorage: UnsafeMutablePointer<AVFormatContext>?
     private var codecStorage: UnsafeMutablePointer<AVCodecContext>?
@@ -52,20 +55,49 @@ final class MediaStream {
 
     /// Opens `path` and the best stream of `kind`. Every other stream is dropped at the demuxer, so a video's
     /// packets are never read while decoding its sound, and the reverse.
-    init(path: String, kind: Kind, decoderThreads: Int? = nil) throws {
+    ///
+    /// For pictures and video, `maxPixels` bounds every frame before its buffer is allocated: FFmpeg's own
+    /// probing decoders get it as their `max_pixels` option, and ours a `get_buffer2` that refuses larger
+    /// frames, so a small file declaring a huge picture (a decompression bomb) fails with
+    /// ``pixelLimitError(width:height:)`` instead of taking gigabytes.
+    init(path: String, kind: Kind, decoderThreads: Int? = nil, maxPixels: Int? = nil) throws {
         self.path = path
+        self.kind = kind
+        self.maxPixels = kind == .audio ? nil : maxPixels
         func bad(_ m: String) -> AffectError { .badInput("\(path): \(m)") }
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw bad("no such file.") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw bad("not a regular file.") }
-        guard st.st_size > 0 else { throw bad("the file is empty.") }
+        try Self.checkRegularFile(path)
         // Our own one-sentence errors replace FFmpeg's log lines.
         av_log_set_level(AV_LOG_QUIET)
-        guard avformat_open_input(&formatStorage, path, nil, nil) == 0, let ctx = formatStorage else {
+        guard avformat_open_input(&formatStorage, path, nil, nil) == 0, var ctx = formatStorage else {
             throw bad(kind.unreadable)
         }
+        // Sizes the container declares: a probe that refuses a frame over the limit resets them to 0.
+        let declared = (0..<Int(ctx.pointee.nb_streams)).map { i -> (Int, Int) in
+            guard let p = ctx.pointee.streams[i]?.pointee.codecpar else { return (0, 0) }
+            return (Int(p.pointee.width), Int(p.pointee.height))
+        }
+        // Probing decodes a frame of each stream: bounded too (a PNG's size is only known by decoding it).
+        var probeOptions = [OpaquePointer?](repeating: nil, count: Int(ctx.pointee.nb_streams))
+        defer { for i in probeOptions.indices { av_dict_free(&probeOptions[i]) } }
+        if let limit = self.maxPixels {
+            for i in probeOptions.indices { av_dict_set(&probeOptions[i], "max_pixels", "\(min(limit, Int(Int32.max)))", 0) }
+        }
+        let probed = probeOptions.withUnsafeMutableBufferPointer { avformat_find_stream_info(ctx, $0.baseAddress) }
+        guard probed >= 0 else { throw bad("cannot read the stream information.") }
+        let unsized = (0..<Int(ctx.pointee.nb_streams)).contains {
+            guard let p = ctx.pointee.streams[$0]?.pointee.codecpar else { return false }
+            return p.pointee.codec_type == AVMEDIA_TYPE_VIDEO && (p.pointee.width <= 0 || p.pointee.height <= 0)
+        }
+        if kind == .picture && unsized {
+            // A probe that could not decode the picture (over the limit, or damaged) may have swallowed the
+            // one packet it read (ppm_pipe does): open again without probing; our decoder finds the size.
+            avformat_close_input(&formatStorage)
+            guard avformat_open_input(&formatStorage, path, nil, nil) == 0, let again = formatStorage else {
+                throw bad(kind.unreadable)
+            }
+            ctx = again
+        }
         format = ctx
-        guard avformat_find_stream_info(ctx, nil) >= 0 else { throw bad("cannot read the stream information.") }
         index = av_find_best_stream(ctx, kind.mediaType, -1, -1, nil, 0)
         guard index >= 0, let s = ctx.pointee.streams[Int(index)], let par = s.pointee.codecpar else {
             throw bad(kind.missing)
@@ -80,9 +112,42 @@ final class MediaStream {
         }
         codec = c
         if let t = decoderThreads { c.pointee.thread_count = Int32(t) }
+        if let limit = self.maxPixels {
+            // A size that the container declares is checked now; any other (PNG, a stream that changes size)
+            // when the decoder asks for the frame's memory.
+            let (dw, dh) = Int(index) < declared.count ? declared[Int(index)] : (0, 0)
+            let (w, h) = (Int(par.pointee.width), Int(par.pointee.height))
+            if dw * dh > limit { throw pixelLimitError(width: dw, height: dh) }
+            if w * h > limit { throw pixelLimitError(width: w, height: h) }
+            c.pointee.opaque = UnsafeMutableRawPointer(bitPattern: max(limit, 1))
+            c.pointee.get_buffer2 = limitedGetBuffer
+        }
         guard avcodec_open2(c, dec, nil) == 0 else { throw bad("cannot open its \(kind.codecNoun) decoder (\(decoderName)).") }
         packet = av_packet_alloc(); frame = av_frame_alloc()
         guard packet != nil, frame != nil else { throw bad("out of memory.") }
+    }
+
+    /// Refuses what `stat` says is not a non-empty regular file: a directory, a FIFO (opening one blocks), a
+    /// device.
+    static func checkRegularFile(_ path: String) throws {
+        func bad(_ m: String) -> AffectError { .badInput("\(path): \(m)") }
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw bad("no such file.") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw bad("not a regular file.") }
+        guard st.st_size > 0 else { throw bad("the file is empty.") }
+    }
+
+    /// The error for a picture or frame of `width` × `height` over the stream's pixel limit.
+    func pixelLimitError(width: Int, height: Int) -> AffectError {
+        .badInput(pixelLimitMessage(path: path, width: width, height: height, limit: maxPixels ?? 0,
+                                    what: kind == .video ? "a video frame is" : "the picture is"))
+    }
+
+    /// The limit error, if the decoder's current size is over the limit: a failed decode is then our refusal.
+    private func oversized() -> AffectError? {
+        guard let limit = maxPixels else { return nil }
+        let (w, h) = (Int(codec.pointee.width), Int(codec.pointee.height))
+        return w * h > limit ? pixelLimitError(width: w, height: h) : nil
     }
 
     deinit {
@@ -111,8 +176,9 @@ final class MediaStream {
             let r = avcodec_receive_frame(codec, f)
             if r == 0 { return f }
             if r == affect_averror_eof() { finished = true; return nil }
-            if r != affect_averror_eagain(), let corrupt {
-                throw AffectError.badInput("\(path): \(corrupt) (decoder error \(r)).")
+            if r != affect_averror_eagain() {
+                if let e = oversized() { throw e }
+                if let corrupt { throw AffectError.badInput("\(path): \(corrupt) (decoder error \(r)).") }
             }
             if flushing { finished = true; return nil }
             if av_read_frame(format, pkt) < 0 {
@@ -122,8 +188,23 @@ final class MediaStream {
             }
             defer { av_packet_unref(pkt) }
             if pkt.pointee.stream_index != index { continue }
-            _ = avcodec_send_packet(codec, pkt)
+            if avcodec_send_packet(codec, pkt) < 0, let e = oversized() { throw e }
         }
         return nil
     }
+}
+
+/// `get_buffer2` for decoders whose `opaque` holds the pixel limit: frames over it get no memory, so the
+/// decode fails before anything large is allocated. Pure (reads only its arguments), as frame-threaded
+/// decoders that call it from their worker threads require.
+private let limitedGetBuffer: @convention(c) (UnsafeMutablePointer<AVCodecContext>?, UnsafeMutablePointer<AVFrame>?, Int32) -> Int32 = { ctx, frame, flags in
+    guard let ctx, let frame else { return affect_averror(EINVAL) }
+    let limit = Int(bitPattern: ctx.pointee.opaque)
+    guard Int(frame.pointee.width) * Int(frame.pointee.height) <= limit else { return affect_averror(ENOMEM) }
+    return avcodec_default_get_buffer2(ctx, frame, flags)
+}
+
+/// "<path>: the picture is W×H = N pixels, over the limit of M." (with ``MediaLimits/advice`` appended).
+func pixelLimitMessage(path: String, width: Int, height: Int, limit: Int, what: String = "the picture is") -> String {
+    "\(path): \(what) \(width)×\(height) = \(width * height) pixels, over the limit of \(limit)\(MediaLimits.advice)."
 }

@@ -21,11 +21,18 @@ public struct VideoFrame: Sendable {
 /// accurate rounding, full chroma interpolation), which equals `ffmpeg -pix_fmt rgb24` with the same
 /// `-sws_flags`. Sampling: `every` keeps one frame in N; `targetFPS` (which takes precedence) keeps the first
 /// frame at or after each instant t₀ + k / fps, so a 25 fps video sampled at 5 fps yields every 5th frame and
-/// a variable-rate one stays even in time. Skipped frames are decoded but not converted. Rotation metadata is
-/// applied (90° steps).
+/// a variable-rate one stays even in time. Skipped frames are decoded but not converted.
+///
+/// Frames come out as displayed, as `ffmpeg` shows them by default: the stream's display matrix (what phones
+/// write instead of turning the pixels) is applied, rotations by 90° steps and mirrorings alike, and
+/// ``width`` and ``height`` are the displayed size. A matrix at any other angle is refused (no camera writes
+/// one); a degenerate one is ignored, as by `ffmpeg`. Streams whose frames are over `maxPixels` pixels
+/// (default ``MediaLimits/maxPixels``) are refused before a frame is allocated.
 public final class VideoDecoder {
     public let path: String
+    /// Displayed width (the coded height when the display matrix turns the picture by 90° or 270°).
     public let width: Int
+    /// Displayed height.
     public let height: Int
     /// Average frame rate, if the container states one.
     public let frameRate: Double?
@@ -40,6 +47,7 @@ public final class VideoDecoder {
     public var targetFPS: Double?
 
     private let media: MediaStream
+    private let orientation: Orientation
     private let timeBase: Double
     private let startTime: Int64
     private var decoded = 0
@@ -47,12 +55,18 @@ public final class VideoDecoder {
     private var firstTime: Double?
     private var nextSample = 0
 
-    public init(path: String) throws {
+    /// Opens the best video stream of `path`. Throws ``AffectError/badInput(_:)`` naming the file when it is not
+    /// a video FFmpeg reads, its frames are larger than `maxPixels`, or its display matrix is not a multiple
+    /// of 90°; ``AffectError/badUsage(_:)`` when `maxPixels` is not positive.
+    public init(path: String, maxPixels: Int = MediaLimits.maxPixels) throws {
+        guard maxPixels > 0 else { throw AffectError.badUsage("The pixel limit must be positive, not \(maxPixels).") }
         self.path = path
-        media = try MediaStream(path: path, kind: .video, decoderThreads: Threading.threads)
+        media = try MediaStream(path: path, kind: .video, decoderThreads: Threading.threads, maxPixels: maxPixels)
         let s = media.stream, par = media.parameters
-        width = Int(par.pointee.width); height = Int(par.pointee.height)
-        guard width > 0, height > 0 else { throw AffectError.badInput("\(path): the video stream has no picture size.") }
+        let (codedWidth, codedHeight) = (Int(par.pointee.width), Int(par.pointee.height))
+        guard codedWidth > 0, codedHeight > 0 else {
+            throw AffectError.badInput("\(path): the video stream has no picture size (or its frames are over the pixel limit).")
+        }
         timeBase = av_q2d(s.pointee.time_base)
         startTime = s.pointee.start_time == Int64.min ? 0 : s.pointee.start_time
         let r = s.pointee.avg_frame_rate
@@ -65,13 +79,17 @@ public final class VideoDecoder {
         } else {
             declaredFrameCount = nil
         }
-        var rot = 0
-        var size: Int = 0
+        var size = 0
+        var matrix: [Int32]?
         if let sd = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &size), size >= 36 {
-            let theta = -av_display_rotation_get(UnsafeRawPointer(sd).assumingMemoryBound(to: Int32.self))
-            if theta.isFinite { rot = ((Int(theta.rounded()) % 360) + 360) % 360 / 90 * 90 }
+            matrix = sd.withMemoryRebound(to: Int32.self, capacity: 9) { Array(UnsafeBufferPointer(start: $0, count: 9)) }
         }
-        rotation = rot
+        guard let o = Orientation(displayMatrix: matrix) else {
+            throw AffectError.badInput("\(path): the display matrix turns the picture by an angle that is not a multiple of 90°.")
+        }
+        orientation = o
+        rotation = o.degrees
+        (width, height) = o.transpose ? (codedHeight, codedWidth) : (codedWidth, codedHeight)
     }
 
     /// The next kept frame, or nil at the end of the stream. Throws on corrupt data that stops decoding.
@@ -89,26 +107,69 @@ public final class VideoDecoder {
             } else if decoded % max(every, 1) != 0 {
                 continue
             }
-            var image = try ImageDecoder.convertToRGB(f, path: path)
-            if rotation != 0 { image = rotate(image, by: rotation) }
+            let image = orientation.apply(try ImageDecoder.convertToRGB(f, path: path))
             return VideoFrame(index: decoded, time: time, image: image)
         }
         return nil
     }
+}
 
-    private func rotate(_ img: RGBImage, by degrees: Int) -> RGBImage {
-        let (w, h) = (img.width, img.height)
-        let (ow, oh) = degrees == 180 ? (w, h) : (h, w)
+/// How a display matrix turns the coded picture into the displayed one, as `ffmpeg`'s automatic rotation
+/// does (fftools: a transpose for ±90°, horizontal and vertical flips for 180° and for mirrored matrices).
+///
+/// As a map from a displayed pixel (x, y) to the coded one: swap x and y if `transpose`, then mirror x if
+/// `flipX`, y if `flipY` (in the coded picture).
+struct Orientation: Equatable {
+    var transpose = false, flipX = false, flipY = false
+    /// Clockwise degrees, 0, 90, 180 or 270.
+    var degrees = 0
+
+    /// nil for a matrix whose angle, rounded to whole degrees as ffmpeg does, is not a multiple of 90°.
+    init?(displayMatrix m: [Int32]?) {
+        guard let m, m.count == 9 else { return }
+        let ccw = m.withUnsafeBufferPointer { av_display_rotation_get($0.baseAddress) }
+        // A degenerate matrix has no angle (NaN); ffmpeg ignores it.
+        guard ccw.isFinite else { return }
+        var theta = -ccw.rounded()
+        theta -= 360 * (theta / 360 + 0.9 / 360).rounded(.down)   // now a whole number in 0...359
+        switch Int(theta) {
+        case 90:
+            degrees = 90
+            transpose = true; flipY = m[3] <= 0       // ffmpeg: m[3] > 0 ? transpose=cclock_flip : clock
+        case 180:
+            degrees = 180
+            flipX = m[0] < 0; flipY = m[4] < 0        // ffmpeg: hflip if m[0] < 0, vflip if m[4] < 0
+        case 270:
+            degrees = 270
+            transpose = true; flipX = true; flipY = m[3] < 0  // ffmpeg: m[3] < 0 ? clock_flip : cclock
+        case 0:
+            flipY = m[4] < 0                           // ffmpeg: vflip if m[4] < 0
+        default:
+            return nil
+        }
+    }
+
+    init() {}
+
+    /// `image` as displayed.
+    func apply(_ image: RGBImage) -> RGBImage {
+        if !transpose && !flipX && !flipY { return image }
+        let (w, h) = (image.width, image.height)
+        let (ow, oh) = transpose ? (h, w) : (w, h)
         var out = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h { for x in 0..<w {
-            let (nx, ny): (Int, Int)
-            switch degrees {
-            case 90: (nx, ny) = (h - 1 - y, x)
-            case 180: (nx, ny) = (w - 1 - x, h - 1 - y)
-            default: (nx, ny) = (y, w - 1 - x)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var (sx, sy) = transpose ? (oy, ox) : (ox, oy)
+                        if flipX { sx = w - 1 - sx }
+                        if flipY { sy = h - 1 - sy }
+                        let (i, o) = ((sy * w + sx) * 3, (oy * ow + ox) * 3)
+                        dst[o] = src[i]; dst[o + 1] = src[i + 1]; dst[o + 2] = src[i + 2]
+                    }
+                }
             }
-            for c in 0..<3 { out[(ny * ow + nx) * 3 + c] = img.pixels[(y * w + x) * 3 + c] }
-        } }
+        }
         return RGBImage(width: ow, height: oh, pixels: out)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AffectKernels
+import AffectMedia
 import AffectModels
 
 /// `affect`: run, verify and benchmark the models of the Affect engine.
@@ -19,12 +20,26 @@ struct ComputeOptions: ParsableArguments {
     var threads: Int?
     @Flag(help: "Never download a model given by name (also AFFECT_OFFLINE=1): only what is in the cache.")
     var offline = false
+    @Option(help: ArgumentHelp("Largest picture or video frame decoded, in pixels, 1 to 1000000000 (default \(MediaLimits.maxPixels), also AFFECT_MAX_PIXELS): larger ones are refused before any memory is taken for them.",
+                               valueName: "pixels"))
+    var maxPixels: Int?
 
     /// Checks the option and sets the thread count; call before any other work.
     func apply() throws {
         if let threads { try checkRange(threads, 1...Threading.maxThreads, "--threads") }
         Threading.setThreads(threads ?? Threading.availableCores)
         if offline { setenv("AFFECT_OFFLINE", "1", 1) }     // read by ModelStore.default (resolveWeights)
+        if let env = ProcessInfo.processInfo.environment["AFFECT_MAX_PIXELS"], maxPixels == nil {
+            guard let n = Int(env), (1...1_000_000_000).contains(n) else {
+                throw AffectError.badUsage("AFFECT_MAX_PIXELS must be a whole number from 1 to 1000000000, got `\(env)`.")
+            }
+            MediaLimits.maxPixels = n
+        }
+        if let maxPixels {
+            try checkRange(maxPixels, 1...1_000_000_000, "--max-pixels")
+            MediaLimits.maxPixels = maxPixels
+        }
+        MediaLimits.advice = " (raise it with --max-pixels)"
     }
 }
 

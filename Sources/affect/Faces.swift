@@ -8,7 +8,7 @@ import AffectPipeline
 struct Faces: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Detect faces with MTCNN: boxes, probabilities and five landmarks per face.",
-        discussion: "Images are decoded with FFmpeg (JPEG, PNG, BMP, ...). Weights default to the committed Weights/mtcnn.safetensors.")
+        discussion: "JPEG stills are decoded with libjpeg-turbo as PIL decodes them, other images and videos with FFmpeg. Weights default to the committed Weights/mtcnn.safetensors.")
 
     @Argument(help: "An image or video file.") var image: String
     @Option(help: "For a video: detect on every Nth frame (1 to 10000).") var every: Int = 1

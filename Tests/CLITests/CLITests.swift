@@ -269,6 +269,18 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         #expect(m.status == 2 && m.stderr.contains("--save-crops"))
     }
 
+    /// A picture over the pixel limit is refused before decoding, naming the file and the option that raises
+    /// the limit; raised, the same picture decodes.
+    @Test func pixelLimitRefusesLargePictures() throws {
+        let image = "\(testMedia)/group.png"     // 768 × 432 = 331 776 pixels
+        let r = try runAffect(["faces", image, "--max-pixels", "300000"])
+        expectBadInput(r, naming: image, "over the pixel limit")
+        #expect(r.stderr.contains("pixel") && r.stderr.contains("--max-pixels"), "\(r.stderr)")
+        #expect(try runAffect(["faces", image, "--max-pixels", "400000"]).status == 0)
+        let bad = try runAffect(["faces", image, "--max-pixels", "0"])
+        #expect(bad.status == 2 && bad.stderr.contains("--max-pixels"))
+    }
+
     @Test func badVideosExitTwo() throws {
         let empty = tempPath("empty.mp4")
         FileManager.default.createFile(atPath: empty, contents: Data())

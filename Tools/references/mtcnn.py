@@ -10,8 +10,8 @@ from references.preprocess import DATA, IMAGES
 
 
 def ffmpeg_rgb(path):
-    """The image as Affect's decoder sees it (FFmpeg + swscale with the same flags), so the comparison
-    isolates the detector from JPEG decoder differences (libjpeg in PIL vs FFmpeg's)."""
+    """The image as FFmpeg + swscale decode it with the flags Affect uses for video frames (and for stills
+    other than JPEG)."""
     import subprocess
     w, h = Image.open(path).size
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -24,8 +24,9 @@ def build(outdir, batches, args):
     from facenet_pytorch import MTCNN
     mtcnn = MTCNN(keep_all=True, min_face_size=40, device="cpu")
     result = []
-    for name in IMAGES:
-        img = ffmpeg_rgb(os.path.join(DATA, name))
+    for name in IMAGES + ["../faces/astronaut-420.jpg"]:   # a 4:2:0 JPEG, as cameras write them
+        # PIL's pixels, as facenet-pytorch users load them; Affect decodes JPEG with libjpeg-turbo as PIL does.
+        img = np.asarray(Image.open(os.path.join(DATA, name)).convert("RGB"))
         boxes, probs, points = mtcnn.detect(img, landmarks=True)
         faces = []
         if boxes is not None:
