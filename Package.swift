@@ -60,7 +60,9 @@ let package = Package(
         // Layers, lowest first: kernels < models < media < pipeline < CLI.
         .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
         .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
-        .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"], swiftSettings: optimised),
+        // Built for testing in release too: its tests drive the demuxer and the JPEG colour conversion directly.
+        .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
+                swiftSettings: optimised + [.unsafeFlags(["-enable-testing"])]),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
         // Checkpoint converters (beside the layers: they read source formats, never run a model).
         // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the

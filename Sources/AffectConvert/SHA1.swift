@@ -3,47 +3,14 @@ import AffectKernels
 
 /// SHA-1 (FIPS 180-4), for git blob ids: GitHub pins a file's exact bytes by the SHA-1 of
 /// `"blob <size>\0" + content`, which is what the registry records for EmotiEffLib's files.
-public struct SHA1 {
-    private var h: [UInt32] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
-    private var buffer: [UInt8] = []
-    private var length: UInt64 = 0
+public struct SHA1: BlockHash {
+    var h: [UInt32] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
+    var buffer: [UInt8] = []
+    var length: UInt64 = 0
 
     public init() {}
 
-    public mutating func update(_ p: UnsafeRawBufferPointer) {
-        length &+= UInt64(p.count)
-        var start = 0
-        if !buffer.isEmpty {
-            let take = min(64 - buffer.count, p.count)
-            buffer.append(contentsOf: p[0..<take])
-            start = take
-            if buffer.count == 64 {
-                buffer.withUnsafeBytes { compress($0.baseAddress!) }
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        while p.count - start >= 64 {
-            compress(p.baseAddress! + start)
-            start += 64
-        }
-        if start < p.count { buffer.append(contentsOf: p[start...]) }
-    }
-
-    public mutating func update(_ d: Data) { d.withUnsafeBytes { update($0) } }
-
-    /// The digest as 40 lowercase hex digits.
-    public mutating func hexDigest() -> String {
-        let bits = length &* 8
-        var tail: [UInt8] = [0x80]
-        while (buffer.count + tail.count) % 64 != 56 { tail.append(0) }
-        for s in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(s))) }
-        let saved = length
-        tail.withUnsafeBytes { update($0) }
-        length = saved
-        return h.map { String(format: "%08x", $0) }.joined()
-    }
-
-    private mutating func compress(_ block: UnsafeRawPointer) {
+    mutating func compress(_ block: UnsafeRawPointer) {
         @inline(__always) func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
         var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4]
         // The message schedule lives on the stack: no allocation per 64-byte block.

@@ -2,10 +2,10 @@ import Foundation
 import AffectKernels
 
 /// SHA-256 (FIPS 180-4), for the sources' digests in `affect.source` (Foundation on Linux has no CryptoKit).
-public struct SHA256 {
-    private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-    private var buffer: [UInt8] = []
-    private var length: UInt64 = 0
+public struct SHA256: BlockHash {
+    var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+    var buffer: [UInt8] = []
+    var length: UInt64 = 0
 
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -20,40 +20,7 @@ public struct SHA256 {
 
     public init() {}
 
-    public mutating func update(_ p: UnsafeRawBufferPointer) {
-        length &+= UInt64(p.count)
-        var start = 0
-        if !buffer.isEmpty {
-            let take = min(64 - buffer.count, p.count)
-            buffer.append(contentsOf: p[0..<take])
-            start = take
-            if buffer.count == 64 {
-                buffer.withUnsafeBytes { compress($0.baseAddress!) }
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        while p.count - start >= 64 {
-            compress(p.baseAddress! + start)
-            start += 64
-        }
-        if start < p.count { buffer.append(contentsOf: p[start...]) }
-    }
-
-    public mutating func update(_ d: Data) { d.withUnsafeBytes { update($0) } }
-
-    /// The digest as 64 lowercase hex digits.
-    public mutating func hexDigest() -> String {
-        let bits = length &* 8
-        var tail: [UInt8] = [0x80]
-        while (buffer.count + tail.count) % 64 != 56 { tail.append(0) }
-        for s in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(s))) }
-        let saved = length
-        tail.withUnsafeBytes { update($0) }
-        length = saved
-        return h.map { String(format: "%08x", $0) }.joined()
-    }
-
-    private mutating func compress(_ block: UnsafeRawPointer) {
+    mutating func compress(_ block: UnsafeRawPointer) {
         var w = [UInt32](repeating: 0, count: 64)
         for t in 0..<16 { w[t] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self)) }
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }

@@ -20,10 +20,17 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
 
 struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-func runAffect(_ args: [String]) throws -> Result {
+/// Runs `affect` with `args`, and with `extra` environment variables (a private cache, a mirror, a registry).
+func runAffect(_ args: [String], environment extra: [String: String] = [:]) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: affectBinary())
     p.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    // Loopback requests must never go through a proxy of the machine.
+    env["no_proxy"] = "127.0.0.1"
+    env["NO_PROXY"] = "127.0.0.1"
+    for (k, v) in extra { env[k] = v }
+    p.environment = env
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()

@@ -2,26 +2,6 @@ import Foundation
 import Testing
 import AffectKernels
 
-/// Runs `affect` with extra environment variables (a private cache, a mirror, a registry).
-func runAffect(_ args: [String], environment extra: [String: String]) throws -> Result {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: affectBinary())
-    p.arguments = args
-    var env = ProcessInfo.processInfo.environment
-    // Loopback requests must never go through a proxy of the machine.
-    env["no_proxy"] = "127.0.0.1"
-    env["NO_PROXY"] = "127.0.0.1"
-    for (k, v) in extra { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
 /// `affect pull`, `affect models` and model names on other commands, against a loopback server.
 @Suite(.serialized) struct PullCommandTests {
     let pt = (fixtures as NSString).appendingPathComponent("convert/efficientnet.pt")
