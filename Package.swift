@@ -28,59 +28,66 @@ let cpuDefines: [SwiftSetting] = avx512 ? [.define("AFFECT_AVX512")] : []
 let cpuFlags: [String] = []
 let cpuDefines: [SwiftSetting] = []
 #endif
+// `AFFECT_PACKAGE_SUBSET=kernels` keeps only the kernels, the models and their tests: scripts/test.sh builds that
+// subset a second time for AVX2 on AVX-512 hosts without rebuilding the media, CLI and server layers.
+let kernelsOnly = ProcessInfo.processInfo.environment["AFFECT_PACKAGE_SUBSET"] == "kernels"
+let kernelTargets: Set<String> = ["CBLAS", "AffectKernels", "AffectModels", "AffectKernelsTests", "AffectModelsTests"]
+
 let optimised: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"] + cpuFlags, .when(configuration: .release)),
     .unsafeFlags(cpuFlags, .when(configuration: .debug)),
 ] + cpuDefines
 
+let targets: [Target] = [
+    // System libraries (module maps only).
+    .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                   providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+                   providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
+    .systemLibrary(name: "CSndFile", path: "Sources/CSndFile", pkgConfig: "sndfile",
+                   providers: [.apt(["libsndfile1-dev"])]),
+    // libjpeg-turbo, as PIL and OpenCV decode JPEG (libjpeg-dev pulls libjpeg62-turbo-dev on Debian,
+    // libjpeg-turbo8-dev on Ubuntu).
+    .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                   providers: [.apt(["libjpeg-dev"])]),
+
+    // Layers, lowest first: kernels < models < media < pipeline < CLI.
+    .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
+    .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
+    // Built for testing in release too: its tests drive the demuxer and the JPEG colour conversion directly.
+    .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
+            swiftSettings: optimised + [.unsafeFlags(["-enable-testing"])]),
+    .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
+    // Checkpoint converters (beside the layers: they read source formats, never run a model).
+    // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
+    // unpickler), and the converters are not on any hot path.
+    .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+    .executableTarget(name: "affect", dependencies: [
+        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ], swiftSettings: optimised),
+
+    .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels"]),
+    .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
+    .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
+    .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
+    .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
+    .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
+]
+
 let package = Package(
     name: "Affect",
     platforms: [.macOS(.v14)],
-    products: [
-        .library(name: "Affect", targets: ["AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline"]),
+    products: kernelsOnly ? [] : [
+        .library(name: "Affect", targets: ["AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert"]),
         .executable(name: "affect", targets: ["affect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
-    targets: [
-        // System libraries (module maps only).
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
-                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
-        .systemLibrary(name: "CSndFile", path: "Sources/CSndFile", pkgConfig: "sndfile",
-                       providers: [.apt(["libsndfile1-dev"])]),
-        // libjpeg-turbo, as PIL and OpenCV decode JPEG (libjpeg-dev pulls libjpeg62-turbo-dev on Debian,
-        // libjpeg-turbo8-dev on Ubuntu).
-        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
-                       providers: [.apt(["libjpeg-dev"])]),
-
-        // Layers, lowest first: kernels < models < media < pipeline < CLI.
-        .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
-        .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
-        // Built for testing in release too: its tests drive the demuxer and the JPEG colour conversion directly.
-        .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
-                swiftSettings: optimised + [.unsafeFlags(["-enable-testing"])]),
-        .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
-        // Checkpoint converters (beside the layers: they read source formats, never run a model).
-        // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
-        // unpickler), and the converters are not on any hot path.
-        .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
-        .executableTarget(name: "affect", dependencies: [
-            "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: optimised),
-
-        .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels"]),
-        .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
-        .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
-        .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
-        .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
-        .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
-    ],
+    targets: kernelsOnly ? targets.filter { kernelTargets.contains($0.name) } : targets,
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),
     // which Swift 6's Sendable checking cannot express without wrappers in every loop.
     swiftLanguageModes: [.v5]
