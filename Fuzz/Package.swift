@@ -3,7 +3,7 @@
 // `scripts/fuzz.sh TARGET SECONDS` builds them with `-sanitize=fuzzer,address` and runs one.
 import PackageDescription
 
-let targets = ["FuzzWeights", "FuzzRunInputs", "FuzzTokenizer", "FuzzTranscript", "FuzzImage"]
+let targets = ["FuzzWeights", "FuzzRunInputs", "FuzzTokenizer", "FuzzTranscript", "FuzzImage", "FuzzConvert"]
 
 let package = Package(
     name: "AffectFuzz",

@@ -3,7 +3,7 @@
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
 #   scripts/fuzz.sh TARGET --runs N            (stop after N executions)
 #   scripts/fuzz.sh TARGET --regress           (run every saved crash and the seed corpus once)
-# TARGET: FuzzWeights, FuzzRunInputs, FuzzTokenizer, FuzzTranscript, FuzzImage.
+# TARGET: FuzzWeights, FuzzRunInputs, FuzzTokenizer, FuzzTranscript, FuzzImage, FuzzConvert.
 # The corpus grows in .build-fuzz/corpus/TARGET, seeded from Tests/Fixtures; crashes land in Fuzz/Crashes/TARGET
 # (commit each with the regression test it becomes). Not part of CI: a campaign takes minutes to hours.
 set -euo pipefail
@@ -35,6 +35,15 @@ case "$target" in
              { printf '\1'; cat "$build/small.png"; } > "$corpus/small-png"
              { printf '\0'; cat "$build/small.jpg"; } > "$corpus/small-jpg"
              for f in Tests/Fixtures/faces/*.jpg; do [ -e "$f" ] && { printf '\0'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
+  FuzzConvert) c=Tests/Fixtures/convert
+               { printf '\0'; cat $c/efficientnet.onnx; } > "$corpus/onnx"
+               { printf '\1'; cat $c/efficientnet.pt; } > "$corpus/torch-zip"
+               { printf '\2'; cat $c/pnet.pt; } > "$corpus/pnet-legacy"
+               { printf '\1'; cat $c/efficientnet.state_dict.pt; } > "$corpus/state-dict"
+               { printf '\3'; cat $c/wav2vec2_base/config.json; } > "$corpus/hf-config"
+               { printf '\4'; cat $c/wav2vec2_base/model.safetensors; } > "$corpus/hf-safetensors"
+               { printf '\5'; cat $c/roberta_bpe/vocab.json; printf '\0'; cat $c/roberta_bpe/merges.txt; } > "$corpus/bpe"
+               { printf '\6'; cat $c/bert_sentence/tokenizer.json; } > "$corpus/json" ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
