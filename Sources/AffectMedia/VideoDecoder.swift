@@ -36,6 +36,9 @@ public final class VideoDecoder {
     public let height: Int
     /// Average frame rate, if the container states one.
     public let frameRate: Double?
+    /// The rate assumed for frame times when a stream states neither a rate nor timestamps (PAL's 25 fps, as
+    /// FFmpeg's own default for raw streams).
+    public static let fallbackFrameRate = 25.0
     /// Clockwise rotation from the display matrix, in degrees (0, 90, 180, 270).
     public let rotation: Int
     /// Duration the container declares (stream duration, else the file's), in seconds, if any.
@@ -97,7 +100,7 @@ public final class VideoDecoder {
         while let f = try media.nextFrame(corrupt: "the video data is corrupt") {
             defer { decoded += 1 }
             let pts = f.pointee.best_effort_timestamp == Int64.min ? f.pointee.pts : f.pointee.best_effort_timestamp
-            let time = pts == Int64.min ? Double(decoded) / (frameRate ?? 25) : Double(pts - startTime) * timeBase
+            let time = pts == Int64.min ? Double(decoded) / (frameRate ?? VideoDecoder.fallbackFrameRate) : Double(pts - startTime) * timeBase
             if let fps = targetFPS, fps > 0 {
                 let t0 = firstTime ?? time
                 firstTime = t0

@@ -112,7 +112,7 @@ public struct AnalysisReport {
             }
             s["au_active_share"] = share
         }
-        if let h = t.ambivalence { s["ah_share"] = Double(h.filter { $0 >= 0.5 }.count) / n }
+        if let h = t.ambivalence { s["ah_share"] = Double(h.filter { Double($0) >= EvaluationTask.presenceThreshold }.count) / n }
         if let g = t.gateProbability { s["ah_gate_probability"] = Double(g) }
         if let m = t.mimicry { s["emi"] = Dictionary(uniqueKeysWithValues: zip(EvaluationTask.emiNames, m.map(Double.init))) }
         return s
@@ -192,7 +192,7 @@ public struct AnalysisReport {
                 lines.append("  valence \(fmt(v, 3)), arousal \(fmt(a, 3)) (mean)")
             }
             if let au = s["au_active_share"] as? [String: Double] {
-                let active = EvaluationTask.auNames.filter { (au[$0] ?? 0) >= 0.5 }
+                let active = EvaluationTask.auNames.filter { (au[$0] ?? 0) >= EvaluationTask.presenceThreshold }
                 lines.append("  action units active in most frames: " + (active.isEmpty ? "none" : active.joined(separator: " ")))
             }
             if let h = s["ah_share"] as? Double { lines.append("  ambivalence/hesitancy in \(fmt(h * 100, 1)) % of frames") }

@@ -139,7 +139,7 @@ public struct VideoScan: Sendable {
     /// Last frame time plus one frame.
     public var duration: Double {
         guard let last = times.last else { return 0 }
-        return last + 1 / (frameRate ?? (times.count > 1 ? Double(times.count - 1) / max(last - times[0], 1e-9) : 25))
+        return last + 1 / (frameRate ?? (times.count > 1 ? Double(times.count - 1) / max(last - times[0], 1e-9) : VideoDecoder.fallbackFrameRate))
     }
     /// The track of largest total face area, if any face was found.
     public var mainTrack: TrackObservations? { tracks.max { $0.totalArea < $1.totalArea } }

@@ -190,6 +190,12 @@ struct Analyze: ParsableCommand {
 
 /// A one-line progress bar on standard error, redrawn at most ten times a second.
 final class ProgressBar {
+    /// Seconds between redraws on a terminal.
+    static let redrawInterval = 0.1
+    /// Into a log file: a line per tenth of the frames, or per this many frames when the count is unknown.
+    static let logStep = 250
+    /// Width of the bar in characters.
+    static let width = 30
     let enabled: Bool
     let label: String
     /// On a terminal the line is redrawn in place; into a log file (`--progress`), a line per 10 %.
@@ -205,9 +211,9 @@ final class ProgressBar {
         guard enabled else { return }
         let now = Date()
         if terminal {
-            guard now.timeIntervalSince(last) >= 0.1 || done == total else { return }
+            guard now.timeIntervalSince(last) >= Self.redrawInterval || done == total else { return }
         } else {
-            let tenth = total.map { $0 > 0 ? done * 10 / $0 : 0 } ?? done / 250
+            let tenth = total.map { $0 > 0 ? done * 10 / $0 : 0 } ?? done / Self.logStep
             guard tenth != lastTenth else { return }
             lastTenth = tenth
         }
@@ -217,8 +223,8 @@ final class ProgressBar {
         var line = "\(label) "
         if let t = total, t > 0 {
             let f = min(Double(done) / Double(t), 1)
-            let filled = Int(f * 30)
-            line += "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled) + "]"
+            let filled = Int(f * Double(Self.width))
+            line += "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: Self.width - filled) + "]"
             line += String(format: " %3.0f%% %d/%d frames", f * 100, done, t)
             if rate > 0 && done < t { line += String(format: ", %.1f fps, ETA %.0f s", rate, Double(t - done) / rate) }
         } else {

@@ -71,6 +71,9 @@ public enum EvaluationTask: String, CaseIterable, Sendable {
     /// challenge; the weighted F1 is reported too. Predictions ≥ 0.5 count as 1.
     case ah
 
+    /// A binary output (an action unit, ambivalence/hesitancy) counts as present at this probability or above,
+    /// as the challenge's evaluation scripts threshold them.
+    public static let presenceThreshold = 0.5
     public static let auNames = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
     public static let emiNames = ["Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy"]
 }
@@ -121,8 +124,8 @@ public enum Evaluation {
             let keep = ga[0].indices.filter { i in ga.allSatisfy { $0[i] != -1 } }
             var f: [Double] = []
             for k in names.indices {
-                f.append(try Metrics.f1Scores(truth: keep.map { ga[k][$0] >= 0.5 ? 1 : 0 },
-                                              predicted: keep.map { pa[k][$0] >= 0.5 ? 1 : 0 }, classes: 2)[1])
+                f.append(try Metrics.f1Scores(truth: keep.map { ga[k][$0] >= EvaluationTask.presenceThreshold ? 1 : 0 },
+                                              predicted: keep.map { pa[k][$0] >= EvaluationTask.presenceThreshold ? 1 : 0 }, classes: 2)[1])
             }
             return EvaluationResult(task: task, score: f.reduce(0, +) / Double(f.count),
                                     details: zip(names, f).map { ("F1 \($0)", $1) }, used: keep.count, skipped: ga[0].count - keep.count)
@@ -133,8 +136,8 @@ public enum Evaluation {
             return EvaluationResult(task: task, score: r.reduce(0, +) / Double(r.count),
                                     details: zip(names, r).map { ("PCC \($0)", $1) }, used: ge[0].count, skipped: 0)
         case .ah:
-            let pa = try single(predictions, "ah", p).map { $0 >= 0.5 ? 1 : 0 }
-            let ga = try single(truth, "ah", g).map { $0 >= 0.5 ? 1 : 0 }
+            let pa = try single(predictions, "ah", p).map { $0 >= EvaluationTask.presenceThreshold ? 1 : 0 }
+            let ga = try single(truth, "ah", g).map { $0 >= EvaluationTask.presenceThreshold ? 1 : 0 }
             let f = try Metrics.f1Scores(truth: ga, predicted: pa, classes: 2)
             let w = try Metrics.weightedF1(truth: ga, predicted: pa, classes: 2)
             return EvaluationResult(task: task, score: (f[0] + f[1]) / 2,
