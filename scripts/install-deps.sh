@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries Affect builds against, if any is missing (idempotent; needs root or sudo).
 set -euo pipefail
-packages=(libopenblas-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
+packages=(libopenblas-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavdevice-dev
           libsndfile1-dev libjpeg-dev pkg-config ffmpeg espeak-ng)
 missing=()
 for p in "${packages[@]}"; do

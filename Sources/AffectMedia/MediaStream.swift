@@ -60,17 +60,27 @@ final class MediaStream {
     /// probing decoders get it as their `max_pixels` option, and ours a `get_buffer2` that refuses larger
     /// frames, so a small file declaring a huge picture (a decompression bomb) fails with
     /// ``pixelLimitError(width:height:)`` instead of taking gigabytes.
-    init(path: String, kind: Kind, decoderThreads: Int? = nil, maxPixels: Int? = nil) throws {
-        self.path = path
+    ///
+    /// A live `source` (a URL, a camera, standard input) is opened once, with no regular-file check and no
+    /// second open; `stop` interrupts its blocking reads, and a read that waits longer than `timeout` seconds
+    /// ends the stream.
+    init(path: String, kind: Kind, decoderThreads: Int? = nil, maxPixels: Int? = nil,
+         source: MediaSource? = nil, stop: StopFlag? = nil, timeout: Double = 10) throws {
+        let live = source?.isLive ?? false
+        self.path = live ? source!.name : path
         self.kind = kind
         self.maxPixels = kind == .audio ? nil : maxPixels
+        let path = self.path
         func bad(_ m: String) -> AffectError { .badInput("\(path): \(m)") }
-        try Self.checkRegularFile(path)
         // Our own one-sentence errors replace FFmpeg's log lines.
         av_log_set_level(AV_LOG_QUIET)
-        guard avformat_open_input(&formatStorage, path, nil, nil) == 0, var ctx = formatStorage else {
-            throw bad(kind.unreadable)
+        if let source, live {
+            try Self.openLive(source, into: &formatStorage, stop: stop, timeout: timeout)
+        } else {
+            try Self.checkRegularFile(path)
+            guard avformat_open_input(&formatStorage, path, nil, nil) == 0 else { throw bad(kind.unreadable) }
         }
+        guard var ctx = formatStorage else { throw bad(kind.unreadable) }
         // Sizes the container declares: a probe that refuses a frame over the limit resets them to 0.
         let declared = (0..<Int(ctx.pointee.nb_streams)).map { i -> (Int, Int) in
             guard let p = ctx.pointee.streams[i]?.pointee.codecpar else { return (0, 0) }
@@ -125,6 +135,41 @@ final class MediaStream {
         guard avcodec_open2(c, dec, nil) == 0 else { throw bad("cannot open its \(kind.codecNoun) decoder (\(decoderName)).") }
         packet = av_packet_alloc(); frame = av_frame_alloc()
         guard packet != nil, frame != nil else { throw bad("out of memory.") }
+    }
+
+    /// Opens a live source: FFmpeg's protocols for URLs (network reads time out after `timeout` seconds),
+    /// V4L2 for cameras, `pipe:0` for standard input; the demuxer polls `stop` while it waits for data.
+    static func openLive(_ source: MediaSource, into storage: inout UnsafeMutablePointer<AVFormatContext>?,
+                         stop: StopFlag?, timeout: Double) throws {
+        func bad(_ m: String) -> AffectError { .badInput("\(source.name): \(m)") }
+        guard timeout > 0, timeout <= 3600 else { throw AffectError.badUsage("The live read timeout must be in (0, 3600] seconds, got \(timeout).") }
+        guard let ctx = avformat_alloc_context() else { throw bad("out of memory.") }
+        if let stop {
+            ctx.pointee.interrupt_callback.callback = stopRequested
+            ctx.pointee.interrupt_callback.opaque = UnsafeMutableRawPointer(stop.flag)
+        }
+        var options: OpaquePointer?
+        defer { av_dict_free(&options) }
+        let micros = "\(Int64(timeout * 1_000_000))"
+        var format: UnsafePointer<AVInputFormat>?
+        switch source {
+        case .camera:
+            avdevice_register_all()
+            format = av_find_input_format("video4linux2")
+            guard format != nil else { avformat_free_context(ctx); throw bad("this FFmpeg has no V4L2 camera input.") }
+        case .url, .standardInput:
+            // Socket reads (udp, tcp, http, rtsp, srt) give up after `timeout`: a sender that stops ends the stream.
+            av_dict_set(&options, "timeout", micros, 0)
+            av_dict_set(&options, "rw_timeout", micros, 0)
+        case .file: break
+        }
+        var opened: UnsafeMutablePointer<AVFormatContext>? = ctx
+        // On failure avformat_open_input frees the context itself.
+        guard avformat_open_input(&opened, source.ffmpegURL, format, &options) == 0, opened != nil else {
+            if stop?.isStopped == true { throw bad("stopped before the stream opened.") }
+            throw bad("cannot open the live stream (nothing readable arrived, or the address or device is wrong).")
+        }
+        storage = opened
     }
 
     /// Refuses what `stat` says is not a non-empty regular file: a directory, a FIFO (opening one blocks), a

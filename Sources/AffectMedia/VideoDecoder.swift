@@ -29,7 +29,10 @@ public struct VideoFrame: Sendable {
 /// one); a degenerate one is ignored, as by `ffmpeg`. Streams whose frames are over `maxPixels` pixels
 /// (default ``MediaLimits/maxPixels``) are refused before a frame is allocated.
 public final class VideoDecoder {
+    /// The file's path, or the live source's name (``MediaSource/name``).
     public let path: String
+    /// Whether frames come from a live source (no declared length, read once as they arrive).
+    public let isLive: Bool
     /// Displayed width (the coded height when the display matrix turns the picture by 90° or 270°).
     public let width: Int
     /// Displayed height.
@@ -61,10 +64,22 @@ public final class VideoDecoder {
     /// Opens the best video stream of `path`. Throws ``AffectError/badInput(_:)`` naming the file when it is not
     /// a video FFmpeg reads, its frames are larger than `maxPixels`, or its display matrix is not a multiple
     /// of 90°; ``AffectError/badUsage(_:)`` when `maxPixels` is not positive.
-    public init(path: String, maxPixels: Int = MediaLimits.maxPixels) throws {
+    public convenience init(path: String, maxPixels: Int = MediaLimits.maxPixels) throws {
+        try self.init(source: .file(path), maxPixels: maxPixels)
+    }
+
+    /// Opens a file or a live source (``MediaSource``). A live source is read as it arrives: `stop` ends a
+    /// blocking read from another thread, and `timeout` seconds without data end the stream.
+    public init(source: MediaSource, maxPixels: Int = MediaLimits.maxPixels, stop: StopFlag? = nil, timeout: Double = 10) throws {
         guard maxPixels > 0 else { throw AffectError.badUsage("The pixel limit must be positive, not \(maxPixels).") }
-        self.path = path
-        media = try MediaStream(path: path, kind: .video, decoderThreads: Threading.threads, maxPixels: maxPixels)
+        path = source.name
+        isLive = source.isLive
+        if case .file(let p) = source {
+            media = try MediaStream(path: p, kind: .video, decoderThreads: Threading.threads, maxPixels: maxPixels)
+        } else {
+            media = try MediaStream(path: source.name, kind: .video, decoderThreads: Threading.threads, maxPixels: maxPixels,
+                                    source: source, stop: stop, timeout: timeout)
+        }
         let s = media.stream, par = media.parameters
         let (codedWidth, codedHeight) = (Int(par.pointee.width), Int(par.pointee.height))
         guard codedWidth > 0, codedHeight > 0 else {

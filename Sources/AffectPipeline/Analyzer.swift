@@ -274,8 +274,10 @@ public final class Analyzer {
 
     /// Decodes the video once: samples frames, detects and tracks faces, runs the expression model on
     /// every tracked face. `progress(done, total)` is called after each decoded frame (total is the
-    /// container's frame count, if it states one).
-    public func scan(path: String, progress: ((Int, Int?) -> Void)? = nil) throws -> VideoScan {
+    /// container's frame count, if it states one); `onFrame` with each analysed frame's faces as soon as
+    /// they are known (an error it throws ends the scan).
+    public func scan(path: String, progress: ((Int, Int?) -> Void)? = nil,
+                     onFrame: ((FrameObservation) throws -> Void)? = nil) throws -> VideoScan {
         try options.validate()
         let decoder = try VideoDecoder(path: path)
         if let t = transcript, let d = decoder.declaredDuration { try t.validate(duration: d) }
@@ -296,14 +298,10 @@ public final class Analyzer {
             }
             scan.analyzed.append(take)
             guard take else { scan.faceCounts.append(0); progress?(position + 1, decoder.declaredFrameCount); continue }
-            let faces = detector.detect(frame.image)
+            let found = try detectFaces(in: frame.image, position: position, tracker: &tracker)
+            let (faces, ids) = (found.boxes, found.tracks)
             scan.faceCounts.append(faces.count)
-            let ids = tracker.update(frame: position, detections: faces)
-            if !faces.isEmpty {
-                let (f, l) = try faceModel.run(frame: frame.image, boxes: faces)
-                guard f.rank == 2, f.shape == [faces.count, scan.featureWidth], l.shape == [faces.count, scan.logitWidth] else {
-                    throw AffectError.badInput("\(faceModel.path): the model gave features \(f.shape) and logits \(l.shape) for \(faces.count) faces.")
-                }
+            if let f = found.features, let l = found.logits {
                 for (k, id) in ids.enumerated() {
                     let t: Int
                     if let existing = trackIndex[id] { t = existing } else {
@@ -316,6 +314,7 @@ public final class Analyzer {
                     scan.tracks[t].logits.append(contentsOf: UnsafeBufferPointer(start: l.data + k * scan.logitWidth, count: scan.logitWidth))
                 }
             }
+            try onFrame?(observation(found, position: position, time: time))
             progress?(position + 1, decoder.declaredFrameCount)
         }
         guard scan.frameCount > 0 else {

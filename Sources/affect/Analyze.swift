@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import AffectKernels
+import AffectMedia
 import AffectModels
 import AffectPipeline
 
@@ -21,7 +22,8 @@ struct Analyze: ParsableCommand {
         -o, only the summary is printed.
         """)
 
-    @Argument(help: "A video file.") var video: String
+    @Argument(help: "A video file; or a live source, analysed as it arrives (--live): an FFmpeg URL (rtsp://, udp://, rtp://, srt://, tcp://, rtmp://, http(s)://), a V4L2 camera (/dev/video0), or - (a container stream on standard input).")
+    var video: String
     @Option(name: [.short, .customLong("output")], help: "Output file: .csv (one row per frame and track) or .json (rows, video-level results, summary). Repeatable.")
     var output: [String] = []
     @Option(help: "Write the per-frame probabilities over time as an SVG plot.") var plot: String?
@@ -61,10 +63,15 @@ struct Analyze: ParsableCommand {
     @Option(help: "Faces to report: largest (the main subject, every frame) or all (each track over its frames).") var tracks: String = "largest"
     @Option(help: "With --tracks all: report only tracks with at least this many detections (1 to 1000000).") var minTrack: Int = 1
     @Flag(help: "Show a progress bar on standard error even when it is not a terminal.") var progress = false
+    @Flag(help: "Write each analysed frame as a JSON line as soon as it is known (implied for live sources); frames are dropped when the analysis falls behind a source that cannot wait; SIGINT/SIGTERM end it cleanly.")
+    var live = false
+    @Option(help: "With a live source: seconds without data that end the stream, 0.1 to 3600.") var timeout: Double = 10
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try compute.apply()
+        let source = MediaSource(video)
+        if live || source.isLive { return try runLive(source) }
         let options = try checkOptions()
         let outputs = try checkOutputFiles()
         let analyzer = try makeAnalyzer(options)

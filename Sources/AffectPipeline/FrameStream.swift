@@ -1,0 +1,246 @@
+import Foundation
+import AffectKernels
+import AffectMedia
+import AffectModels
+
+/// One face of one analysed frame, as soon as the face model has seen it.
+public struct FaceObservation: Sendable {
+    /// The tracker's id: the same person keeps it from frame to frame.
+    public let track: Int
+    public let box: FaceDetection
+    /// The face model's expression probabilities (softmax of its expression logits), in the order of
+    /// ``Analyzer/faceModel``'s labels.
+    public let probabilities: [Float]
+    /// Valence and arousal of a multi-task (`*_va_mtl`) face model.
+    public let valence: Float?
+    public let arousal: Float?
+
+    public init(track: Int, box: FaceDetection, probabilities: [Float], valence: Float?, arousal: Float?) {
+        self.track = track; self.box = box; self.probabilities = probabilities; self.valence = valence; self.arousal = arousal
+    }
+}
+
+/// The faces of one analysed frame.
+public struct FrameObservation: Sendable {
+    /// Position of the frame among the decoded frames (0 for the first).
+    public let position: Int
+    /// Presentation time in seconds.
+    public let time: Double
+    public let faces: [FaceObservation]
+
+    public init(position: Int, time: Double, faces: [FaceObservation]) {
+        self.position = position; self.time = time; self.faces = faces
+    }
+}
+
+/// How a live analysis ended.
+public struct StreamSummary: Sendable {
+    /// Frames the decoder delivered (after `every` / `fps` sampling).
+    public var decoded = 0
+    /// Frames analysed (given to the callback).
+    public var analyzed = 0
+    /// Frames dropped because the analysis fell behind a source that cannot wait.
+    public var dropped = 0
+    /// Whether the stop flag ended it (else the stream ended or timed out).
+    public var stopped = false
+
+    public init() {}
+}
+
+/// Faces of one frame: boxes, track ids, and the face model's features and logits (nil without faces).
+struct FrameFaces {
+    var boxes: [FaceDetection] = []
+    var tracks: [Int] = []
+    var features: Tensor?
+    var logits: Tensor?
+}
+
+extension Analyzer {
+    /// Width of the face model's logits: its expression classes, plus valence and arousal for multi-task models.
+    var logitWidth: Int { faceModel.labels.count + (faceModel.hasValenceArousal ? 2 : 0) }
+
+    /// Detection, tracking and the face model on one frame: the step ``scan(path:progress:onFrame:)`` and
+    /// ``stream(_:stop:timeout:onFrame:)`` share.
+    func detectFaces(in image: RGBImage, position: Int, tracker: inout FaceTracker) throws -> FrameFaces {
+        var out = FrameFaces()
+        out.boxes = detector.detect(image)
+        out.tracks = tracker.update(frame: position, detections: out.boxes)
+        guard !out.boxes.isEmpty else { return out }
+        let (f, l) = try faceModel.run(frame: image, boxes: out.boxes)
+        let n = out.boxes.count
+        guard f.rank == 2, f.shape == [n, faceModel.featureWidth], l.shape == [n, logitWidth] else {
+            throw AffectError.badInput("\(faceModel.path): the model gave features \(f.shape) and logits \(l.shape) for \(n) faces.")
+        }
+        out.features = f; out.logits = l
+        return out
+    }
+
+    /// What the callbacks receive for one frame: probabilities and valence/arousal per tracked face.
+    func observation(_ found: FrameFaces, position: Int, time: Double) -> FrameObservation {
+        let k = faceModel.labels.count, c = logitWidth
+        let faces = found.tracks.indices.map { i -> FaceObservation in
+            var p = [Float](repeating: 0, count: k)
+            if let l = found.logits {
+                for j in 0..<k { p[j] = l.data[i * c + j] }
+                p.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
+            }
+            let va = faceModel.hasValenceArousal ? found.logits.map { ($0.data[i * c + k], $0.data[i * c + k + 1]) } : nil
+            return FaceObservation(track: found.tracks[i], box: found.boxes[i], probabilities: p, valence: va?.0, arousal: va?.1)
+        }
+        return FrameObservation(position: position, time: time, faces: faces)
+    }
+
+    /// Analyses a source frame by frame as it arrives (a camera, a network stream, standard input, or a
+    /// file read once), calling `onFrame` with each analysed frame's faces and the number of frames dropped
+    /// so far. Nothing accumulates: memory stays flat however long the stream runs.
+    ///
+    /// Decoding runs on its own thread, two frames ahead at most. When the analysis falls behind a source
+    /// that cannot wait (``MediaSource/cannotPause``: UDP, RTP, RTSP, SRT, cameras), the oldest waiting
+    /// frame is dropped; other sources (files, pipes, TCP, HTTP) are paced by the analysis instead.
+    /// `stop` ends it cleanly from another thread (a signal): the frame in hand is finished, the summary
+    /// says it stopped. Heads, smoothing and other modalities need the whole video and are not applied.
+    public func stream(_ source: MediaSource, stop: StopFlag = StopFlag(), timeout: Double = 10,
+                       onFrame: (FrameObservation, _ dropped: Int) throws -> Void) throws -> StreamSummary {
+        try options.validate()
+        let decoder = try VideoDecoder(source: source, stop: stop, timeout: timeout)
+        decoder.every = options.every
+        decoder.targetFPS = options.fps
+        // Track gaps are counted in decoded frames: a sampled stream skips `step` of them between analyses.
+        let rate = decoder.frameRate ?? VideoDecoder.fallbackFrameRate
+        let step = options.fps.map { max(1, Int((rate / $0).rounded(.up))) } ?? options.every
+        var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * step))
+
+        let queue = FrameQueue(capacity: 2, dropWhenFull: source.cannotPause)
+        let reader = Thread {
+            defer { queue.finish() }
+            do {
+                while !stop.isStopped, let frame = try decoder.nextFrame() {
+                    guard queue.push(frame, stop: stop) else { break }
+                }
+            } catch {
+                queue.fail(error)
+            }
+        }
+        reader.stackSize = 1 << 20
+        reader.start()
+        var summary = StreamSummary()
+        var lastTime = -Double.infinity
+        do {
+            while let (frame, dropped) = queue.pop() {
+                // Broken timestamps (repeated pts) would make the timeline go backwards; nudge them forward.
+                let time = max(frame.time, lastTime + 1e-6)
+                lastTime = time
+                let found = try detectFaces(in: frame.image, position: frame.index, tracker: &tracker)
+                summary.analyzed += 1
+                try onFrame(observation(found, position: frame.index, time: time), dropped)
+            }
+        } catch {
+            stop.stop()
+            queue.drain()
+            queue.waitUntilFinished()
+            throw error
+        }
+        queue.waitUntilFinished()
+        if let e = queue.error, !stop.isStopped { throw e }
+        summary.decoded = queue.pushed
+        summary.dropped = queue.dropped
+        summary.stopped = stop.isStopped
+        return summary
+    }
+}
+
+/// The hand-over between the decoding thread and the analysis: at most `capacity` frames wait. When full,
+/// the decoder either waits (a source that can be paused) or replaces the oldest waiting frame.
+final class FrameQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var frames: [VideoFrame] = []
+    private let capacity: Int
+    private let dropWhenFull: Bool
+    private var finished = false
+    private var readerDone = false
+    private(set) var pushed = 0
+    private(set) var dropped = 0
+    private(set) var error: Error?
+
+    init(capacity: Int, dropWhenFull: Bool) { self.capacity = capacity; self.dropWhenFull = dropWhenFull }
+
+    /// Hands a frame over; false when the consumer has gone (stop the decoder).
+    func push(_ frame: VideoFrame, stop: StopFlag) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while frames.count >= capacity && !dropWhenFull && !finished && !stop.isStopped {
+            condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
+        if finished || stop.isStopped { return false }
+        if frames.count >= capacity { frames.removeFirst(); dropped += 1 }
+        frames.append(frame)
+        pushed += 1
+        condition.broadcast()
+        return true
+    }
+
+    /// The oldest waiting frame and the drop count so far; nil once the decoder is done and nothing waits.
+    func pop() -> (VideoFrame, Int)? {
+        condition.lock(); defer { condition.unlock() }
+        while frames.isEmpty && !readerDone { condition.wait() }
+        guard !frames.isEmpty else { return nil }
+        let f = frames.removeFirst()
+        condition.broadcast()
+        return (f, dropped)
+    }
+
+    func fail(_ e: Error) { condition.lock(); error = e; condition.unlock() }
+
+    /// The decoder's thread is done (end of stream, error or stop).
+    func finish() { condition.lock(); readerDone = true; condition.broadcast(); condition.unlock() }
+
+    /// The consumer has gone: frames waiting are released and the decoder stops at its next push.
+    func drain() { condition.lock(); finished = true; frames.removeAll(); condition.broadcast(); condition.unlock() }
+
+    func waitUntilFinished() {
+        condition.lock(); defer { condition.unlock() }
+        while !readerDone { condition.wait() }
+    }
+}
+
+/// One analysed frame as JSON Lines writes it (`affect analyze --live`, the server's stream): Codable,
+/// labels resolved, times rounded to microseconds.
+public struct FrameRecord: Codable, Sendable, Equatable {
+    public struct Face: Codable, Sendable, Equatable {
+        public var track: Int
+        /// x1, y1, x2, y2 in pixels of the displayed frame.
+        public var box: [Float]
+        /// The detector's face probability.
+        public var score: Float
+        /// The most probable expression class.
+        public var expression: String
+        public var probabilities: [String: Float]
+        public var valence: Float?
+        public var arousal: Float?
+    }
+    public var frame: Int
+    public var time: Double
+    public var faces: [Face]
+    /// Frames dropped so far because the analysis fell behind (live sources only).
+    public var dropped: Int?
+
+    public init(_ o: FrameObservation, labels: [String], dropped: Int? = nil) {
+        frame = o.position
+        time = (o.time * 1e6).rounded() / 1e6
+        self.dropped = dropped
+        faces = o.faces.map { f in
+            let best = f.probabilities.indices.max { f.probabilities[$0] < f.probabilities[$1] }
+            var probs: [String: Float] = [:]
+            for (j, p) in f.probabilities.enumerated() { probs[j < labels.count ? labels[j] : String(j)] = p }
+            return Face(track: f.track, box: [f.box.x1, f.box.y1, f.box.x2, f.box.y2], score: f.box.probability,
+                        expression: best.map { $0 < labels.count ? labels[$0] : String($0) } ?? "",
+                        probabilities: probs, valence: f.valence, arousal: f.arousal)
+        }
+    }
+
+    /// One line of JSON (keys sorted), without the newline.
+    public func jsonLine() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
