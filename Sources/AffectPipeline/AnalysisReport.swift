@@ -209,52 +209,113 @@ public struct AnalysisReport {
 
     // MARK: SVG
 
-    /// Per-frame class probabilities over time of the first reported track (the EXPR head's when one ran,
-    /// else the expression model's), one coloured line per class, hand-written SVG.
+    /// Small multiples on one time axis (the whole video): the transcript's segments along the top, then for
+    /// every reported track (at most ``maxPlottedTracks``) its per-frame class probabilities (the EXPR head's
+    /// when one ran, else the expression model's), one coloured line per class, and its valence and arousal
+    /// in [−1, 1] when a VA head or a multi-task model gave them. Hand-written SVG.
     public func svg() -> String {
-        let (w, h, left, right, top, bottom) = (960.0, 360.0, 56.0, 150.0, 28.0, 40.0)
-        let plotW = w - left - right, plotH = h - top - bottom
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        let (w, left, right) = (960.0, 56.0, 150.0)
+        let plotW = w - left - right
+        let (probH, vaH, gap, axisH) = (150.0, 80.0, 22.0, 56.0)
         let title = escape(URL(fileURLWithPath: scan.path).lastPathComponent)
-        guard let t = first else {
+        let tracks = Array(analysis.tracks.prefix(Self.maxPlottedTracks))
+        let segments = analysis.transcript?.segments ?? []
+        let stripH = segments.isEmpty ? 0.0 : 34.0
+        var top = 28.0 + stripH
+        let panels = tracks.map { probH + gap + ($0.valenceArousal == nil ? 0 : vaH + gap) }
+        let h = top + panels.reduce(0, +) + axisH + (analysis.tracks.count > tracks.count ? 18 : 0)
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(max(h, 60)))\" viewBox=\"0 0 \(Int(w)) \(Int(max(h, 60)))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        guard let firstTrack = tracks.first else {
             return s + "<text x=\"\(left)\" y=\"20\">\(title): no face found</text>\n</svg>\n"
         }
-        let (m, labels) = t.expression.map { ($0, ClassMapping.abawExpression) } ?? (t.probabilities, analysis.modelLabels)
-        let t0 = scan.times[t.rows.first!], t1 = max(scan.times[t.rows.last!], t0 + 1e-3)
-        func x(_ time: Double) -> Double { left + (time - t0) / (t1 - t0) * plotW }
-        func y(_ p: Double) -> Double { top + (1 - p) * plotH }
-        s += "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(title): track \(t.id), \(t.expression == nil ? "expression model" : "EXPR") probabilities</text>\n"
-        // Axes and grid.
-        for k in 0...4 {
-            let p = Double(k) / 4
-            s += "<line x1=\"\(f1(left))\" y1=\"\(f1(y(p)))\" x2=\"\(f1(left + plotW))\" y2=\"\(f1(y(p)))\" stroke=\"#ddd\"/>\n"
-            s += "<text x=\"\(f1(left - 6))\" y=\"\(f1(y(p) + 4))\" text-anchor=\"end\">\(fmt(p, 2))</text>\n"
+        let t0 = 0.0, t1 = max(scan.duration, 1e-3)
+        func x(_ time: Double) -> Double { left + (min(max(time, t0), t1) - t0) / (t1 - t0) * plotW }
+        let kind = firstTrack.expression == nil ? "expression model" : "EXPR"
+        s += "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(title): \(kind) probabilities of \(analysis.tracks.count) track\(analysis.tracks.count == 1 ? "" : "s")</text>\n"
+        // The transcript: one band per segment, its text clipped to the band.
+        if !segments.isEmpty {
+            s += "<clipPath id=\"strip\"><rect x=\"\(f1(left))\" y=\"28\" width=\"\(f1(plotW))\" height=\"\(f1(stripH - 6))\"/></clipPath>\n<g clip-path=\"url(#strip)\">\n"
+            for (i, seg) in segments.enumerated() {
+                let (xa, xb) = (x(seg.start), max(x(seg.end), x(seg.start) + 1))
+                s += "<rect x=\"\(f1(xa))\" y=\"28\" width=\"\(f1(xb - xa))\" height=\"\(f1(stripH - 6))\" fill=\"\(i % 2 == 0 ? "#eef" : "#dde")\"/>\n"
+                let chars = max(0, Int((xb - xa - 6) / 6.5))
+                if chars > 2 {
+                    let text = seg.text.count > chars ? String(seg.text.prefix(chars - 1)) + "…" : seg.text
+                    s += "<text x=\"\(f1(xa + 3))\" y=\"\(f1(28 + stripH / 2 + 1))\" font-size=\"11\">\(escape(text))</text>\n"
+                }
+            }
+            s += "</g>\n<text x=\"\(f1(left - 6))\" y=\"\(f1(28 + stripH / 2 + 1))\" text-anchor=\"end\" font-size=\"11\">speech</text>\n"
         }
+        let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f", "#e377c2", "#bcbd22"]
+        /// One panel: a frame, its grid and value labels, and a line per column of `m` over the track's rows.
+        func panel(_ t: TrackAnalysis, _ m: FeatureMatrix, y0: Double, height: Double, range: (Double, Double),
+                   label: String, lineColours: [String]) -> String {
+            var p = ""
+            func y(_ v: Double) -> Double { y0 + (1 - (min(max(v, range.0), range.1) - range.0) / (range.1 - range.0)) * height }
+            for k in 0...2 {
+                let v = range.0 + Double(k) / 2 * (range.1 - range.0)
+                p += "<line x1=\"\(f1(left))\" y1=\"\(f1(y(v)))\" x2=\"\(f1(left + plotW))\" y2=\"\(f1(y(v)))\" stroke=\"#ddd\"/>\n"
+                p += "<text x=\"\(f1(left - 6))\" y=\"\(f1(y(v) + 4))\" text-anchor=\"end\">\(fmt(v, 1))</text>\n"
+            }
+            p += "<rect x=\"\(f1(left))\" y=\"\(f1(y0))\" width=\"\(f1(plotW))\" height=\"\(f1(height))\" fill=\"none\" stroke=\"black\"/>\n"
+            p += "<text x=\"\(f1(left + 4))\" y=\"\(f1(y0 - 5))\">\(escape(label))</text>\n"
+            // At most ~2 points per horizontal pixel.
+            let stride = max(1, t.rows.count / Int(2 * plotW))
+            var picks = Array(Swift.stride(from: 0, to: t.rows.count, by: stride))
+            if picks.last != t.rows.count - 1 { picks.append(t.rows.count - 1) }
+            for c in 0..<m.columns {
+                let pts = picks.map { r in "\(f1(x(scan.times[t.rows[r]]))),\(f1(y(Double(m[r, c]))))" }
+                p += "<polyline fill=\"none\" stroke=\"\(lineColours[c % lineColours.count])\" stroke-width=\"1.5\" points=\"\(pts.joined(separator: " "))\"/>\n"
+            }
+            return p
+        }
+        var legend: [String] = []
+        for (i, t) in tracks.enumerated() {
+            let (m, labels) = t.expression.map { ($0, ClassMapping.abawExpression) } ?? (t.probabilities, analysis.modelLabels)
+            if legend.isEmpty { legend = labels }
+            let span = "\(fmt(scan.times[t.rows.first!], 1))–\(fmt(scan.times[t.rows.last!], 1)) s, \(t.faceFrames) face frames"
+            s += panel(t, m, y0: top + gap, height: probH - gap, range: (0, 1), label: "track \(t.id) (\(span))", lineColours: colours)
+            top += panels[i] - (t.valenceArousal == nil ? 0 : vaH + gap)
+            if let va = t.valenceArousal {
+                s += panel(t, va, y0: top + gap, height: vaH - gap, range: (-1, 1), label: "track \(t.id): valence, arousal",
+                           lineColours: ["#000000", "#e6550d"])
+                top += vaH + gap
+            }
+        }
+        // The time axis, under the last panel.
+        let axisY = top + gap / 2
         let step = niceStep((t1 - t0) / 8)
         var tick = (t0 / step).rounded(.up) * step
         while tick <= t1 + 1e-9 {
-            s += "<line x1=\"\(f1(x(tick)))\" y1=\"\(f1(top + plotH))\" x2=\"\(f1(x(tick)))\" y2=\"\(f1(top + plotH + 4))\" stroke=\"black\"/>\n"
-            s += "<text x=\"\(f1(x(tick)))\" y=\"\(f1(top + plotH + 18))\" text-anchor=\"middle\">\(fmt(tick, step < 1 ? 1 : 0))</text>\n"
+            s += "<line x1=\"\(f1(x(tick)))\" y1=\"\(f1(axisY))\" x2=\"\(f1(x(tick)))\" y2=\"\(f1(axisY + 4))\" stroke=\"black\"/>\n"
+            s += "<text x=\"\(f1(x(tick)))\" y=\"\(f1(axisY + 18))\" text-anchor=\"middle\">\(fmt(tick, step < 1 ? 1 : 0))</text>\n"
             tick += step
         }
-        s += "<text x=\"\(f1(left + plotW / 2))\" y=\"\(f1(h - 6))\" text-anchor=\"middle\">time (s)</text>\n"
-        s += "<rect x=\"\(f1(left))\" y=\"\(f1(top))\" width=\"\(f1(plotW))\" height=\"\(f1(plotH))\" fill=\"none\" stroke=\"black\"/>\n"
-        // At most ~2 points per horizontal pixel.
-        let stride = max(1, t.rows.count / Int(2 * plotW))
-        let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f", "#e377c2", "#bcbd22"]
-        for c in 0..<m.columns {
-            var picks = Array(Swift.stride(from: 0, to: t.rows.count, by: stride))
-            if picks.last != t.rows.count - 1 { picks.append(t.rows.count - 1) }
-            let pts = picks.map { r in "\(f1(x(scan.times[t.rows[r]]))),\(f1(y(Double(m[r, c]))))" }
-            let colour = colours[c % colours.count]
-            s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(pts.joined(separator: " "))\"/>\n"
-            let ly = top + 8 + Double(c) * 18
-            s += "<line x1=\"\(f1(w - right + 12))\" y1=\"\(f1(ly))\" x2=\"\(f1(w - right + 32))\" y2=\"\(f1(ly))\" stroke=\"\(colour)\" stroke-width=\"3\"/>\n"
-            s += "<text x=\"\(f1(w - right + 38))\" y=\"\(f1(ly + 4))\">\(escape(labels[c]))</text>\n"
+        s += "<text x=\"\(f1(left + plotW / 2))\" y=\"\(f1(axisY + 34))\" text-anchor=\"middle\">time (s)</text>\n"
+        if analysis.tracks.count > tracks.count {
+            s += "<text x=\"\(f1(left))\" y=\"\(f1(axisY + 52))\">\(analysis.tracks.count - tracks.count) more tracks in the CSV/JSON output.</text>\n"
+        }
+        // One legend for every panel.
+        let legendTop = 28.0 + stripH + gap
+        for (c, name) in legend.enumerated() {
+            let ly = legendTop + 8 + Double(c) * 18
+            s += "<line x1=\"\(f1(w - right + 12))\" y1=\"\(f1(ly))\" x2=\"\(f1(w - right + 32))\" y2=\"\(f1(ly))\" stroke=\"\(colours[c % colours.count])\" stroke-width=\"3\"/>\n"
+            s += "<text x=\"\(f1(w - right + 38))\" y=\"\(f1(ly + 4))\">\(escape(name))</text>\n"
+        }
+        if tracks.contains(where: { $0.valenceArousal != nil }) {
+            let ly = legendTop + 8 + Double(legend.count + 1) * 18
+            for (k, (name, colour)) in [("valence", "#000000"), ("arousal", "#e6550d")].enumerated() {
+                let yy = ly + Double(k) * 18
+                s += "<line x1=\"\(f1(w - right + 12))\" y1=\"\(f1(yy))\" x2=\"\(f1(w - right + 32))\" y2=\"\(f1(yy))\" stroke=\"\(colour)\" stroke-width=\"3\"/>\n"
+                s += "<text x=\"\(f1(w - right + 38))\" y=\"\(f1(yy + 4))\">\(name)</text>\n"
+            }
         }
         return s + "</svg>\n"
     }
+
+    /// Tracks drawn in the SVG; the others are in the CSV and JSON outputs.
+    public static let maxPlottedTracks = 24
 
     // MARK: Helpers
 

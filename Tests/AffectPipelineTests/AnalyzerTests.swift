@@ -163,7 +163,10 @@ func face(_ x: Float) -> FaceDetection {
         #expect(csv[4].hasPrefix("3,0.1200,3,0,,,,,"))
         let json = try JSONSerialization.jsonObject(with: try report.json()) as! [String: Any]
         #expect((json["tracks"] as! [[String: Any]])[0]["face_frames"] as? Int == frames.count)
-        #expect(report.svg().contains("<polyline"))
+        let svg = report.svg()
+        #expect(svg.contains("<polyline"))
+        // Valence/arousal from the VA head get their own panel and legend.
+        #expect(svg.contains("valence, arousal") && svg.contains(">arousal</text>"))
     }
 
     /// Audio and text modalities through the protocols: alignment onto frames, early fusion of face +
@@ -206,7 +209,11 @@ func face(_ x: Float) -> FaceDetection {
         analyzer.transcript = transcript
         analyzer.gate = try VideoGate(head: MLPHead(path: gate))
         try analyzer.validate()
-        let t = try #require(try analyzer.analyze(scan: scan).tracks.first)
+        let analysis = try analyzer.analyze(scan: scan)
+        let t = try #require(analysis.tracks.first)
+        // The plot carries the transcript's segments along its time axis.
+        let svg = AnalysisReport(analysis).svg()
+        #expect(svg.contains("speech</text>") && svg.contains(">abcd</text>"))
 
         let times = scan.times
         let audio = try Alignment.audio(try FakeAudio().embed(audioOf: ""), rate: 50, to: times)
@@ -325,6 +332,11 @@ func face(_ x: Float) -> FaceDetection {
         #expect(keys.count >= result.tracks.reduce(0) { $0 + $1.rows.count })
         let frames = Set(csv.dropFirst().map { $0.split(separator: ",")[0] })
         #expect(frames.count == result.scan.frameCount)
+        // The plot draws every track (small multiples), each with its lines.
+        let svg = AnalysisReport(result).svg()
+        for t in result.tracks { #expect(svg.contains(">track \(t.id) ("), "panel of track \(t.id)") }
+        #expect(svg.components(separatedBy: "<polyline").count - 1 == 4 * 7)
+        #expect(!svg.contains("speech</text>"), "no transcript, no speech strip")
     }
 }
 
