@@ -27,6 +27,8 @@ struct Analyze: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output file: .csv (one row per frame and track) or .json (rows, video-level results, summary). Repeatable.")
     var output: [String] = []
     @Option(help: "Write the per-frame probabilities over time as an SVG plot.") var plot: String?
+    @Option(help: "Write the video annotated with boxes, track ids, the top expression and valence/arousal bars (.mp4, .mkv or .mov; H.264, the audio copied).")
+    var render: String?
 
     @Option(help: "Face model: mini_xception (default Weights/mini_xception.safetensors) or an EmotiEffLib backbone (efficientnet, mobilevit, mobilefacenet); its features feed the heads.")
     var faceModel: String?
@@ -86,9 +88,20 @@ struct Analyze: ParsableCommand {
             files.append((o, o.lowercased().hasSuffix(".json") ? try report.json() : Data(report.csv().utf8)))
         }
         if let p = plot { files.append((p, Data(report.svg().utf8))) }
-        try AtomicFile.writeAll(files.map { (path: $0.0, data: $0.1) })
+        // The annotated video is encoded to its temporary file and renamed first; if the other outputs then
+        // fail, it is removed again, so a run leaves all of its outputs or none.
+        if let r = render {
+            try AtomicFile.write(to: r) { tmp in try AnnotatedVideo.render(analysis, to: tmp, container: r) }
+        }
+        do {
+            try AtomicFile.writeAll(files.map { (path: $0.0, data: $0.1) })
+        } catch {
+            if let r = render { try? FileManager.default.removeItem(atPath: r) }
+            throw error
+        }
         print(report.summaryText())
         for (path, _) in files { print("wrote \(path)") }
+        if let r = render { print("wrote \(r)") }
     }
 
     /// Output names, folders and collisions with inputs are checked before the (long) analysis.
@@ -97,10 +110,13 @@ struct Analyze: ParsableCommand {
             throw AffectError.badUsage("-o \(o): the output must end in .csv or .json.")
         }
         if let p = plot, !p.lowercased().hasSuffix(".svg") { throw AffectError.badUsage("--plot \(p): the plot must end in .svg.") }
+        if let r = render, ![".mp4", ".mkv", ".mov"].contains(where: { r.lowercased().hasSuffix($0) }) {
+            throw AffectError.badUsage("--render \(r): the annotated video must end in .mp4, .mkv or .mov.")
+        }
         let heads = (exprHead + vaHead + auHead + ahHead + emiHead).flatMap { a in
             [a] + (a.firstIndex(of: ":").map { [String(a[a.index(after: $0)...])] } ?? [])
         }
-        try checkOutputs(output.map { ("-o", $0) } + (plot.map { [("--plot", $0)] } ?? []),
+        try checkOutputs(output.map { ("-o", $0) } + (plot.map { [("--plot", $0)] } ?? []) + (render.map { [("--render", $0)] } ?? []),
                          inputs: [video, faceModel, expressionModel, detector, transcript, textModel, audioModel, asr, ahGate] + heads)
         return output
     }

@@ -12,7 +12,7 @@ extension Analyze {
             ("--expr-head", !exprHead.isEmpty), ("--va-head", !vaHead.isEmpty), ("--au-head", !auHead.isEmpty),
             ("--ah-head", !ahHead.isEmpty), ("--emi-head", !emiHead.isEmpty), ("--ah-gate", ahGate != nil),
             ("--transcript", transcript != nil), ("--asr", asr != nil), ("--text-model", textModel != nil),
-            ("--audio-model", audioModel != nil), ("--plot", plot != nil), ("--delta", delta != nil),
+            ("--audio-model", audioModel != nil), ("--plot", plot != nil), ("--render", render != nil), ("--delta", delta != nil),
             ("--sigma", sigma != nil), ("--t", threshold != nil), ("--w", weights != nil),
             ("--tracks all", tracks != "largest"),
         ]

@@ -18,6 +18,17 @@ func freshFolder(_ name: String) throws -> String {
 func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 
 @Suite(.serialized) struct AnalyzeCommandTests {
+    /// `--render`: an annotated video beside the other outputs; a wrong extension is refused before analysing.
+    @Test func renderWritesAnnotatedVideo() throws {
+        let dir = try freshFolder("analyze-render")
+        let r = try runAffect(["analyze", talkingClip, "--every", "4", "--render", "\(dir)/a.mp4", "-o", "\(dir)/a.csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("wrote \(dir)/a.mp4"))
+        #expect(files(in: dir) == ["a.csv", "a.mp4"])
+        let bad = try runAffect(["analyze", talkingClip, "--render", "\(dir)/a.avi"])
+        #expect(bad.status == 2 && bad.stderr.contains(".mp4, .mkv or .mov"), "\(bad.stderr)")
+    }
+
     @Test func talkingHeadCSVJSONAndPlot() throws {
         let dir = try freshFolder("analyze-ok")
         let r = try runAffect(["analyze", talkingClip, "-o", "\(dir)/a.csv", "-o", "\(dir)/a.json", "--plot", "\(dir)/a.svg", "--every", "2"])
