@@ -145,6 +145,33 @@ public struct VideoScan: Sendable {
     public var mainTrack: TrackObservations? { tracks.max { $0.totalArea < $1.totalArea } }
 }
 
+/// A configuration the analyzer cannot run, in the library's own terms (a command-line tool words it with its
+/// options; `affect` does).
+public enum AnalyzerConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A head reads a modality whose model (``Analyzer/audio``, or ``Analyzer/text`` with a transcript or a
+    /// speech recogniser) is not set.
+    case missingModality(head: String, Modality)
+    /// The video gate reads the mean text features, but there is no text model with a transcript.
+    case gateWithoutText
+    /// A video gate without an AH head to gate.
+    case gateWithoutAHHead
+    /// ``AnalyzerOptions/weights`` does not give one weight per head of a task (or one for two heads).
+    case fusionWeightCount(task: AnalysisTask, weights: Int, heads: Int)
+
+    public var description: String {
+        switch self {
+        case .missingModality(let head, let m):
+            return "\(head) reads \(m.rawValue) features, which need \(m == .audio ? "an audio embedder" : "a text embedder and a transcript or speech recogniser")."
+        case .gateWithoutText:
+            return "the AH gate reads the mean text features, which need a text embedder and a transcript or speech recogniser."
+        case .gateWithoutAHHead:
+            return "the AH gate needs an AH head to gate."
+        case .fusionWeightCount(let task, let w, let n):
+            return "\(w) late-fusion weight\(w == 1 ? "" : "s") given, but the \(task.rawValue.uppercased()) task has \(n) heads to blend."
+        }
+    }
+}
+
 /// One reported face track after interpolation, heads, fusion, smoothing and filtering.
 public struct TrackAnalysis: Sendable {
     public let id: Int
@@ -226,10 +253,7 @@ public final class Analyzer {
             let spec = heads[i]
             var total = 0
             for m in spec.modalities {
-                guard let w = width(of: m) else {
-                    let need = m == .audio ? "--audio-model" : "--text-model and a --transcript (or --asr)"
-                    throw AffectError.badUsage("\(spec.description) reads \(m.rawValue) features, which need \(need).")
-                }
+                guard let w = width(of: m) else { throw AnalyzerConfigurationError.missingModality(head: spec.description, m) }
                 total += w
             }
             let names = spec.modalities.map { m -> String in
@@ -253,10 +277,10 @@ public final class Analyzer {
             if n > 1 { _ = try fusionWeights(count: n, task: task) }
         }
         if gate != nil && width(of: .text) == nil {
-            throw AffectError.badUsage("the AH gate reads the mean text features, which need --text-model and a --transcript (or --asr).")
+            throw AnalyzerConfigurationError.gateWithoutText
         }
         if gate != nil && !heads.contains(where: { $0.task == .ah }) {
-            throw AffectError.badUsage("the AH gate needs an AH head (--ah-head) to gate.")
+            throw AnalyzerConfigurationError.gateWithoutAHHead
         }
         if options.threshold != nil && heads.contains(where: { $0.task == .expr }) {
             _ = try ClassMapping(from: faceModel.labels, to: ClassMapping.abawExpression)
@@ -267,7 +291,7 @@ public final class Analyzer {
         guard let w = options.weights else { return [Float](repeating: 1 / Float(n), count: n) }
         if n == 2 && w.count == 1 { return [w[0], 1 - w[0]] }
         guard w.count == n else {
-            throw AffectError.badUsage("--w gives \(w.count) weight\(w.count == 1 ? "" : "s") but the \(task.rawValue.uppercased()) task has \(n) heads to blend.")
+            throw AnalyzerConfigurationError.fusionWeightCount(task: task, weights: w.count, heads: n)
         }
         return w
     }

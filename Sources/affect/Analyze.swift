@@ -77,7 +77,7 @@ struct Analyze: ParsableCommand {
         let options = try checkOptions()
         let outputs = try checkOutputFiles()
         let analyzer = try makeAnalyzer(options)
-        try analyzer.validate()
+        try validateWithOptionNames(analyzer)
         let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "analyze")
         let analysis = try analyzer.analyze(path: video) { done, total in bar.update(done, total) }
         bar.finish()
@@ -259,5 +259,23 @@ final class ProgressBar {
 
     func finish() {
         if drawn && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+/// ``Analyzer/validate()`` with its configuration errors worded in this tool's options.
+func validateWithOptionNames(_ analyzer: Analyzer) throws {
+    do {
+        try analyzer.validate()
+    } catch let e as AnalyzerConfigurationError {
+        switch e {
+        case .missingModality(let head, let m):
+            throw AffectError.badUsage("\(head) reads \(m.rawValue) features, which need \(m == .audio ? "--audio-model" : "--text-model and a --transcript (or --asr)").")
+        case .gateWithoutText:
+            throw AffectError.badUsage("the AH gate reads the mean text features, which need --text-model and a --transcript (or --asr).")
+        case .gateWithoutAHHead:
+            throw AffectError.badUsage("the AH gate needs an AH head (--ah-head) to gate.")
+        case .fusionWeightCount(let task, let w, let n):
+            throw AffectError.badUsage("--w gives \(w) weight\(w == 1 ? "" : "s") but the \(task.rawValue.uppercased()) task has \(n) heads to blend.")
+        }
     }
 }

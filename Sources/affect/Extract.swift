@@ -63,7 +63,7 @@ struct Extract: ParsableCommand {
         let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
         let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
                                 faceModel: try loadFaceExpressionModel(resolveWeights(facePath)), options: options)
-        try analyzer.validate()
+        try validateWithOptionNames(analyzer)
         try makeFolder(output)
         print("shard \(index)/\(count): \(mine.count) of \(videos.count) videos in \(folder)")
         var done = 0, skipped = 0, failed: [String] = []

@@ -272,7 +272,7 @@ func face(_ x: Float) -> FaceDetection {
         // A head on audio without an audio model.
         let a2 = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
                           heads: [try HeadSpec(task: .va, argument: "audio:\(head)")])
-        #expect(throws: AffectError.self) { try a2.validate() }
+        #expect(throws: AnalyzerConfigurationError.missingModality(head: "the VA head \(head) (audio)", .audio)) { try a2.validate() }
     }
 
     @Test func headArgumentsNameModalities() throws {

@@ -139,6 +139,9 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
             #expect(r.stderr.hasPrefix("error:"), "\(args): \(r.stderr)")
         }
         expectBadInput(try runAffect(["analyze", "/nonexistent/clip.mp4"]), naming: "/nonexistent/clip.mp4", "missing video")
+        // The library's configuration errors reach the user worded with this tool's options.
+        let audio = try runAffect(["analyze", talkingClip, "--va-head", "audio:\(fixtures)/fusion/head_keras.safetensors"])
+        #expect(audio.status == 2 && audio.stderr.contains("which need --audio-model"), "\(audio.stderr)")
     }
 }
 
