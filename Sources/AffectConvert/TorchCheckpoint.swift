@@ -8,6 +8,8 @@ import ZIPFoundation
 public enum TorchCheckpoint {
     /// Deflate cannot expand more than about 1032:1; a larger declared ratio is a forged entry.
     static let maxCompressionRatio: UInt64 = 1100
+    /// Entries a checkpoint archive may hold (one per storage: thousands for the largest models).
+    static let maxZipEntries = 200_000
     static let maxDepth = 200
 
     /// The checkpoint's tensors by name, in the pickle's order.
@@ -30,7 +32,18 @@ public enum TorchCheckpoint {
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw .badInput("\(path): not a readable zip archive (\(error)).")
         }
-        guard let pkl = archive.first(where: { $0.path.hasSuffix("/data.pkl") }) else {
+        // One pass over the central directory: looking entries up by name walks it (and re-reads each local
+        // header) every time, which made a checkpoint with many storages take minutes.
+        var entries: [String: Entry] = [:]
+        var pklEntry: Entry?
+        for entry in archive {
+            guard entries.count < maxZipEntries else {
+                throw .badInput("\(path): the zip archive holds more than \(maxZipEntries) entries.")
+            }
+            if entries[entry.path] == nil { entries[entry.path] = entry }
+            if pklEntry == nil && entry.path.hasSuffix("/data.pkl") { pklEntry = entry }
+        }
+        guard let pkl = pklEntry else {
             throw .badInput("\(path): no data.pkl in the checkpoint.")
         }
         let prefix = String(pkl.path.dropLast("/data.pkl".count))
@@ -55,7 +68,7 @@ public enum TorchCheckpoint {
         u.persistent = { (pid: PyValue) throws(AffectError) -> PyValue in
             let (dtype, key) = try storageID(pid, path)
             if let s = storages[key] { return .storage(s) }
-            guard let entry = archive["\(prefix)/data/\(key)"] else {
+            guard let entry = entries["\(prefix)/data/\(key)"] else {
                 throw .badInput("\(path): the storage \(prefix)/data/\(key) is missing.")
             }
             let s = PyStorage(dtype: dtype, data: try read(entry))
