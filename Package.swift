@@ -63,8 +63,18 @@ let targets: [Target] = [
     // unpickler), and the converters are not on any hot path.
     .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+    // `affect serve` as a library: routes, job store, bounded compute queue (above the pipeline).
+    .target(name: "AffectServer", dependencies: [
+        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdCore", package: "hummingbird"),
+        .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ]),
     .executableTarget(name: "affect", dependencies: [
-        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
+        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert", "AffectServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ], swiftSettings: optimised),
 
@@ -73,6 +83,7 @@ let targets: [Target] = [
     .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
     .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
     .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
+    .testTarget(name: "AffectServerTests", dependencies: ["AffectServer", "AffectPipeline", "AffectMedia", "AffectModels", "AffectKernels", "affect"]),
     .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
 ]
 
@@ -86,6 +97,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        // `affect serve` (AffectServer): HTTP/1.1 and WebSocket on SwiftNIO.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.0.0"),
+        // Already in Hummingbird's graph; named because AffectServer imports them directly.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: kernelsOnly ? targets.filter { kernelTargets.contains($0.name) } : targets,
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),
