@@ -159,7 +159,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clips", type=int, default=5)
     p.add_argument("--f16", action="store_true", help="store the weight file's tensors as float16")
-    p.add_argument("--logits-tokens", type=int, default=6)
+    p.add_argument("--logits-tokens", type=int, default=3)
+    p.add_argument("--no-checkpoints", action="store_true", help="skip the .pt and Hugging Face folder (committed fixtures)")
     p.add_argument("--no-beam", action="store_true", help="skip the beam-search references (slow for large sizes)")
     args = p.parse_args()
     torch.manual_seed(args.seed)
@@ -190,8 +191,9 @@ def main():
             ow_sd[k] = hf_sd[openai_to_hf(k)]
     ow.load_state_dict(ow_sd)
     ow.eval()
-    torch.save({"dims": dims.__dict__, "model_state_dict": ow.state_dict()}, os.path.join(args.outdir, name + ".pt"))
-    model.save_pretrained(os.path.join(args.outdir, name + ".hf"))
+    if not args.no_checkpoints:
+        torch.save({"dims": dims.__dict__, "model_state_dict": ow.state_dict()}, os.path.join(args.outdir, name + ".pt"))
+        model.save_pretrained(os.path.join(args.outdir, name + ".hf"))
 
     # The Affect weight file.
     multilingual = vocab >= 51865

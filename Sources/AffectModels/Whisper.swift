@@ -14,7 +14,7 @@ import AffectKernels
 /// ```
 /// Attention scales queries by 1/√(head width); key projections have no bias. Cross-attention keys and values
 /// depend only on the audio, so ``DecoderCache`` computes them once per window.
-public struct Whisper: InferenceModel {
+public struct Whisper: InferenceModel, @unchecked Sendable {
     public let arch: String
 
     /// Hyper-parameters (Hugging Face `WhisperConfig` names in `affect.config`).

@@ -152,7 +152,7 @@ struct Analyze: ParsableCommand {
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
         if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
-        if let a = asr { analyzer.speech = try CTCTranscriber(weights: resolveWeights(a)) }
+        if let a = asr { analyzer.speech = try speechRecognizer(weights: resolveWeights(a)) }
         if let m = textModel {
             guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
                 throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")

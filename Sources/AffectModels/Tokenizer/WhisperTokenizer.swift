@@ -97,14 +97,15 @@ public struct WhisperTokenizer: Sendable {
         var tokens: [[UInt8]] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]) else {
+            // multilingual.tiktoken spells one token as `=`: the empty string, as Python's b64decode reads it.
+            guard parts.count == 2, let bytes = parts[0] == "=" ? Data() : Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]) else {
                 throw AffectError.badInput("\(source): line \(n + 1) is not `base64 rank`.")
             }
             guard rank == tokens.count else {
                 throw AffectError.badInput("\(source): line \(n + 1) has rank \(rank), expected \(tokens.count) (ranks must count up from 0).")
             }
-            guard !bytes.isEmpty, bytes.count <= Self.maxTokenBytes, tokens.count < Self.maxTokens else {
-                throw AffectError.badInput("\(source): line \(n + 1) holds an empty or over-long token, or too many tokens.")
+            guard bytes.count <= Self.maxTokenBytes, tokens.count < Self.maxTokens else {
+                throw AffectError.badInput("\(source): line \(n + 1) holds an over-long token, or too many tokens.")
             }
             tokens.append([UInt8](bytes))
         }
@@ -148,8 +149,8 @@ public struct WhisperTokenizer: Sendable {
                 }
                 bytes.append(b)
             }
-            guard !bytes.isEmpty, bytes.count <= Self.maxTokenBytes, tokens[id] == nil else {
-                throw AffectError.badInput("\(source): token id \(id) is empty, over-long or given twice.")
+            guard bytes.count <= Self.maxTokenBytes, tokens[id] == nil else {
+                throw AffectError.badInput("\(source): token id \(id) is over-long or given twice.")
             }
             tokens[id] = bytes
         }
