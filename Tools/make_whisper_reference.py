@@ -22,6 +22,8 @@ Written to OUTDIR:
 - `whisper_SIZE.ref.safetensors`: input.audio (first clip, 16 kHz), output.input_features
   (`log_mel_spectrogram(pad_or_trim(audio))`), output.encoder_last_hidden_state, input.decoder_input_ids and
   output.logits (transformers, for the first `--logits-tokens` tokens of openai-whisper's greedy decode).
+- `whisper_SIZE.transcribe.json`: openai-whisper's `transcribe()` (temperature 0, greedy and beam 5) on the
+  clips joined with silences (`LONG_FORM`), segments with times and tokens.
 - `whisper_SIZE.decode.json`: for every clip and option set, openai-whisper's `decode()` result (tokens, text,
   avg_logprob, no_speech_prob, language, temperature).
 """
@@ -152,6 +154,45 @@ OPTION_SETS = {
 }
 
 
+# The long-form reference: the clips with silences between them (about 42 s, two windows and more).
+LONG_FORM = [("speech-us.wav", 10.0), ("speech-f.wav", 12.0), ("speech-noise.wav", 0.0), ("tone.wav", 8.0)]
+
+
+def long_form_audio(clip_folder):
+    parts = []
+    for clip, gap in LONG_FORM:
+        parts += [read_wav(os.path.join(clip_folder, clip)), np.zeros(int(gap * 16000), dtype=np.float32)]
+    return np.concatenate(parts)
+
+
+def transcribe_reference(outdir, name):
+    """openai-whisper's transcribe() at temperature 0 (sampling at higher temperatures cannot be reproduced
+    outside torch) on the long-form audio, with the weights of OUTDIR/NAME.safetensors."""
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+    with safe_open(os.path.join(outdir, name + ".safetensors"), "np") as f:
+        cfg = json.loads(f.metadata()["affect.config"])
+    sd = {k: v.float() for k, v in load_file(os.path.join(outdir, name + ".safetensors")).items()}
+    dims = ModelDimensions(n_mels=cfg["num_mel_bins"], n_audio_ctx=cfg["max_source_positions"], n_audio_state=cfg["d_model"],
+                           n_audio_head=cfg["encoder_attention_heads"], n_audio_layer=cfg["encoder_layers"],
+                           n_vocab=cfg["vocab_size"], n_text_ctx=cfg["max_target_positions"], n_text_state=cfg["d_model"],
+                           n_text_head=cfg["decoder_attention_heads"], n_text_layer=cfg["decoder_layers"])
+    ow = whisper.model.Whisper(dims)
+    ow.load_state_dict({k: sd[openai_to_hf(k)] for k in ow.state_dict()})
+    ow.eval()
+    audio = long_form_audio(os.path.join(outdir, "clips"))
+    out = {}
+    for set_name, kw in {"greedy": {}, "beam5": {"beam_size": 5}}.items():
+        r = whisper.transcribe(ow, audio, temperature=0.0, language="en", fp16=False, verbose=None, **kw)
+        out[set_name] = {"text": r["text"], "language": r["language"],
+                         "segments": [{k: s[k] for k in ("id", "seek", "start", "end", "text", "tokens", "avg_logprob",
+                                                           "no_speech_prob", "compression_ratio", "temperature")}
+                                      for s in r["segments"]]}
+    with open(os.path.join(outdir, name + ".transcribe.json"), "w") as f:
+        json.dump({"clips": LONG_FORM, "samples": int(audio.size), "results": out}, f, indent=1)
+    print({k: len(v["segments"]) for k, v in out.items()})
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outdir")
@@ -162,7 +203,13 @@ def main():
     p.add_argument("--logits-tokens", type=int, default=3)
     p.add_argument("--no-checkpoints", action="store_true", help="skip the .pt and Hugging Face folder (committed fixtures)")
     p.add_argument("--no-beam", action="store_true", help="skip the beam-search references (slow for large sizes)")
+    p.add_argument("--transcribe-only", action="store_true",
+                   help="only NAME.transcribe.json (transcribe() on the clips with silences) from an existing OUTDIR")
+    p.add_argument("--no-transcribe", action="store_true", help="skip the transcribe() reference")
     args = p.parse_args()
+    if args.transcribe_only:
+        transcribe_reference(args.outdir, f"whisper_{args.size}")
+        return
     torch.manual_seed(args.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     os.makedirs(args.outdir, exist_ok=True)
@@ -251,6 +298,8 @@ def main():
         json.dump(results, f, indent=1)
     for clip, entry in results["clips"].items():
         print(clip, {k: len(v["tokens"]) for k, v in entry.items()})
+    if not args.no_transcribe:
+        transcribe_reference(args.outdir, name)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,49 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         }
     }
 
+    struct LongFormReference: Decodable {
+        struct Segment: Decodable {
+            var id: Int
+            var seek: Int
+            var start: Double
+            var end: Double
+            var text: String
+            var tokens: [Int]
+        }
+        struct Result: Decodable { var text: String; var segments: [Segment] }
+        var samples: Int
+        var results: [String: Result]
+    }
+
+    /// The clips joined with silences as the script's LONG_FORM (about 42 s: two windows and a seek into the
+    /// second), transcribed at temperature 0 as openai-whisper's transcribe() does, greedy and with beam 5.
+    @Test(arguments: ["greedy", "beam5"])
+    func transcribesLikeOpenAIWhisper(_ set: String) throws {
+        let ref = try JSONDecoder().decode(LongFormReference.self, from: Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/whisper_fixture.transcribe.json")))
+        var audio: [Float] = []
+        for (clip, gap) in [("speech-us.wav", 10.0), ("speech-f.wav", 12.0), ("speech-noise.wav", 0.0), ("tone.wav", 8.0)] {
+            audio += try Self.readWAV("\(fixtures)/clips/\(clip)") + [Float](repeating: 0, count: Int(gap * 16000))
+        }
+        #expect(audio.count == ref.samples)
+        let (model, tokenizer) = try load()
+        let long = WhisperLongForm(decoder: try WhisperDecoder(model: model, tokenizer: tokenizer))
+        var options = WhisperLongForm.Options()
+        options.temperatures = [0]
+        options.decoding.language = "en"
+        if set == "beam5" { options.decoding.beamSize = 5 }
+        let result = try long.transcribe(audio, options: options)
+        let expected = try #require(ref.results[set])
+        #expect(result.segments.count == expected.segments.count)
+        #expect(expected.segments.count >= 2)
+        for (ours, theirs) in zip(result.segments, expected.segments) {
+            #expect(ours.id == theirs.id && ours.seek == theirs.seek, "segment \(theirs.id)")
+            #expect(abs(ours.start - theirs.start) < 1e-9 && abs(ours.end - theirs.end) < 1e-9, "segment \(theirs.id): \(ours.start)–\(ours.end) vs \(theirs.start)–\(theirs.end)")
+            #expect(ours.tokens == theirs.tokens, "segment \(theirs.id)")
+            #expect(ours.text == theirs.text, "segment \(theirs.id)")
+        }
+        #expect(result.text == expected.text)
+    }
+
     @Test func melFiltersAreSlaneyTriangles() {
         // Each Slaney filter integrates to 2/(f_{m+2} − f_m) per Hz × the triangle's area: rows are non-negative,
         // every filter has support, and neighbouring filters overlap.
