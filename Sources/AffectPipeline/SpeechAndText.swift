@@ -139,6 +139,11 @@ public struct WhisperTranscriber: SpeechRecognizer {
         self.options = options
     }
 
+    /// A recogniser from an already loaded transcriber.
+    public init(path: String, transcriber: WhisperLongForm, options: WhisperLongForm.Options = .init()) {
+        self.path = path; self.transcriber = transcriber; self.options = options
+    }
+
     /// The whole result of the sound track of `mediaPath` (decoded to 16 kHz mono).
     public func run(audioOf mediaPath: String, progress: (([WhisperSegment]) -> Void)? = nil) throws -> WhisperLongForm.Result {
         let samples = try AudioDecoder.decodeAll(path: mediaPath, sampleRate: WhisperAudio.sampleRate)
