@@ -38,7 +38,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "Audio model (wav2vec2 / hubert weight file): 50 Hz embeddings of the sound track, the `audio` modality.")
     var audioModel: String?
     @Option(help: "With --audio-model: use hidden_states[N] instead of the last hidden state.") var audioLayer: Int?
-    @Option(help: "Transcribe the sound track with this CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
+    @Option(help: "Transcribe the sound track with this Whisper model or CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
     var asr: String?
 
     @Option(help: "EXPR head ([MODALITIES:]FILE), 8 ABAW classes. Repeatable (late fusion).") var exprHead: [String] = []
