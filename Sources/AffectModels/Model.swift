@@ -62,6 +62,7 @@ public enum ModelLoader {
         case "head": return try MLPHead(weights: w)
         case "roberta", "bert": return try TextTransformer(weights: w)
         case "wav2vec2", "hubert": return try Wav2Vec2(weights: w)
+        case "whisper": return try Whisper(weights: w)
         default:
             if WeightFile.knownArchitectures.contains(w.arch) {
                 throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")

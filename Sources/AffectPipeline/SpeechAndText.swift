@@ -122,3 +122,49 @@ public struct CTCTranscriber: SpeechRecognizer {
         return out
     }
 }
+
+/// Speech to timed text with Whisper (openai-whisper's `transcribe()`: 30 s windows, temperature fallback,
+/// timestamps). Each Whisper segment becomes one transcript segment; empty segments are left out.
+public struct WhisperTranscriber: SpeechRecognizer {
+    public let path: String
+    public let transcriber: WhisperLongForm
+    public var options: WhisperLongForm.Options
+
+    public init(weights path: String, options: WhisperLongForm.Options = .init()) throws {
+        self.path = path
+        let w = try WeightFile(path: path)
+        let model = try Whisper(weights: w)
+        let tokenizer = try WhisperTokenizer(weights: w, vocabularySize: model.config.vocabularySize)
+        transcriber = WhisperLongForm(decoder: try WhisperDecoder(model: model, tokenizer: tokenizer))
+        self.options = options
+    }
+
+    /// A recogniser from an already loaded transcriber.
+    public init(path: String, transcriber: WhisperLongForm, options: WhisperLongForm.Options = .init()) {
+        self.path = path; self.transcriber = transcriber; self.options = options
+    }
+
+    /// The whole result of the sound track of `mediaPath` (decoded to 16 kHz mono).
+    public func run(audioOf mediaPath: String, progress: (([WhisperSegment]) -> Void)? = nil) throws -> WhisperLongForm.Result {
+        let samples = try AudioDecoder.decodeAll(path: mediaPath, sampleRate: WhisperAudio.sampleRate)
+        return try transcriber.transcribe(samples, options: options, progress: progress)
+    }
+
+    public func transcribe(audioOf mediaPath: String) throws -> TimedTranscript {
+        let result = try run(audioOf: mediaPath)
+        let segments = result.segments.compactMap { s -> TimedTranscript.Segment? in
+            let text = s.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : .init(start: s.start, end: max(s.end, s.start), text: text)
+        }
+        guard !segments.isEmpty else {
+            throw AffectError.badInput("\(mediaPath): the speech recogniser \(path) heard no words, so there is no text for the text model.")
+        }
+        return try TimedTranscript(source: "speech recognised in \(mediaPath)", segments: segments)
+    }
+}
+
+/// The speech recogniser a weight file holds: Whisper (arch `whisper`) or a CTC model (wav2vec2 / HuBERT).
+public func speechRecognizer(weights path: String) throws -> any SpeechRecognizer {
+    let arch = try WeightFile(path: path).arch
+    return arch == "whisper" ? try WhisperTranscriber(weights: path) : try CTCTranscriber(weights: path)
+}

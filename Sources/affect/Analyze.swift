@@ -42,7 +42,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "Audio model (wav2vec2 / hubert weight file): 50 Hz embeddings of the sound track, the `audio` modality.")
     var audioModel: String?
     @Option(help: "With --audio-model: use hidden_states[N] instead of the last hidden state.") var audioLayer: Int?
-    @Option(help: "Transcribe the sound track with this CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
+    @Option(help: "Transcribe the sound track with this Whisper model or CTC model (wav2vec2 / hubert with lm_head) instead of --transcript.")
     var asr: String?
 
     @Option(help: "EXPR head ([MODALITIES:]FILE), 8 ABAW classes. Repeatable (late fusion).") var exprHead: [String] = []
@@ -175,7 +175,7 @@ struct Analyze: ParsableCommand {
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
         if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
-        if let a = asr { analyzer.speech = try CTCTranscriber(weights: resolveWeights(a)) }
+        if let a = asr { analyzer.speech = try speechRecognizer(weights: resolveWeights(a)) }
         if let m = textModel {
             guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
                 throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")

@@ -7,7 +7,7 @@ import AffectPipeline
 
 /// Options of the commands that run a speech model over a whole file.
 struct AudioModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A wav2vec2 or hubert weight file (Tools/convert.py from a Hugging Face folder).")
+    @Option(name: .long, help: "A weight file: wav2vec2 or hubert (Tools/convert.py from a Hugging Face folder); for transcribe also whisper.")
     var model: String
     @Option(help: "Window length in seconds for long audio, above 0 and at most 120 (see README: long audio).")
     var window: Double = 20
@@ -45,22 +45,40 @@ func runLongAudio(_ long: LongAudio, file: String, layer: Int? = nil, logits: Bo
 
 struct Transcribe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Transcribe speech with a CTC model (Wav2Vec2ForCTC / HubertForCTC): greedy decoding with word times.",
+        abstract: "Transcribe speech with Whisper, or with a CTC model (Wav2Vec2ForCTC / HubertForCTC).",
         discussion: """
-        The audio track of any file FFmpeg reads is decoded to 16 kHz mono, normalised as the model's processor \
-        says, run in windows (--window, --overlap) and decoded greedily with the checkpoint's vocabulary. Word \
-        times come from the 20 ms frames. An audio track with no samples (or under 25 ms) gives an empty transcript.
+        The audio track of any file FFmpeg reads is decoded to 16 kHz mono. A Whisper weight file (arch whisper) \
+        is run as openai-whisper's transcribe(): 30 s windows seeking to the last timestamp, temperature fallback \
+        0, 0.2 … 1.0, no-speech skipping, greedy or beam-search decoding (--beam), the language detected by \
+        multilingual models unless --language is given. A CTC model is run in windows (--window, --overlap) and \
+        decoded greedily with word times from its 20 ms frames. An audio track with no samples (or under 25 ms) \
+        gives an empty transcript.
         """)
 
     @Argument(help: "An audio or video file.") var file: String
     @OptionGroup var audio: AudioModelOptions
-    @Option(help: "Output format: text (the transcript) or json (text, words with start/end seconds).")
+    @Option(help: "Output format: text, json (Whisper: segments with start, end, text, tokens, avg_logprob, no_speech_prob, compression_ratio, temperature; CTC: words with times), srt or vtt (Whisper).")
     var format: String = "text"
+    @Option(help: "Whisper: the spoken language as a code (en, de, fr, …); default: detected (multilingual models) or en.")
+    var language: String?
+    @Option(help: "Whisper: beam-search width at temperature 0, 1 to 64 (default: greedy).")
+    var beam: Int?
+    @Option(help: "Whisper: beam-search patience, above 0 and at most 64 (with --beam).")
+    var patience: Double?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try compute.apply()
-        guard ["text", "json"].contains(format) else { throw AffectError.badUsage("--format must be text or json.") }
+        guard ["text", "json", "srt", "vtt"].contains(format) else { throw AffectError.badUsage("--format must be text, json, srt or vtt.") }
+        if let b = beam { try checkRange(b, 1...64, "--beam", "") }
+        if let p = patience {
+            guard beam != nil else { throw AffectError.badUsage("--patience needs --beam.") }
+            guard p > 0, p <= 64 else { throw AffectError.badUsage("--patience must be above 0 and at most 64, got \(number(p)).") }
+        }
+        let path = try resolveWeights(audio.model)
+        if try WeightFile(path: path).arch == "whisper" { return try runWhisper(path) }
+        guard language == nil, beam == nil else { throw AffectError.badUsage("--language and --beam are Whisper options; \(audio.model) is a CTC model.") }
+        guard format == "text" || format == "json" else { throw AffectError.badUsage("--format srt and vtt need a Whisper model.") }
         let (model, long) = try audio.load()
         guard let ctc = model.ctc else {
             throw AffectError.badInput("\(audio.model): the model has no CTC head (lm_head and vocabulary), so it cannot transcribe.")
@@ -83,6 +101,51 @@ struct Transcribe: ParsableCommand {
         ]
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
         print(String(decoding: data, as: UTF8.self))
+    }
+
+    func runWhisper(_ path: String) throws {
+        var whisper = try WhisperTranscriber(weights: path)
+        if let l = language {
+            let code = l.lowercased()
+            guard whisper.transcriber.decoder.model.config.multilingual || code == "en" else {
+                throw AffectError.badUsage("--language \(l): \(audio.model) is an English-only model.")
+            }
+            guard whisper.transcriber.decoder.tokenizer.languageToken(code) != nil else {
+                throw AffectError.badUsage("--language \(l) is not one of the model's languages (codes such as en, de, fr, ja).")
+            }
+            whisper.options.decoding.language = code
+        }
+        whisper.options.decoding.beamSize = beam
+        whisper.options.decoding.patience = patience
+        let r = try whisper.run(audioOf: file)
+        func stamp(_ x: Double, _ sep: String) -> String {
+            let ms = Int((max(0, x) * 1000).rounded())
+            return String(format: "%02d:%02d:%02d\(sep)%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+        }
+        let spoken = r.segments.filter { !$0.text.trimmingCharacters(in: .whitespaces).isEmpty }
+        switch format {
+        case "text":
+            print(r.text.trimmingCharacters(in: .whitespacesAndNewlines))
+        case "srt":
+            for (i, s) in spoken.enumerated() {
+                print("\(i + 1)\n\(stamp(s.start, ",")) --> \(stamp(s.end, ","))\n\(s.text.trimmingCharacters(in: .whitespaces))\n")
+            }
+        case "vtt":
+            print("WEBVTT\n")
+            for s in spoken { print("\(stamp(s.start, ".")) --> \(stamp(s.end, "."))\n\(s.text.trimmingCharacters(in: .whitespaces))\n") }
+        default:
+            func finite(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
+            let obj: [String: Any] = [
+                "file": file, "model": audio.model, "language": r.language, "text": r.text,
+                "segments": r.segments.map { s -> [String: Any] in
+                    ["id": s.id, "seek": s.seek, "start": rounded(s.start), "end": rounded(s.end), "text": s.text, "tokens": s.tokens,
+                     "temperature": s.temperature, "avg_logprob": finite(s.avgLogprob), "compression_ratio": finite(s.compressionRatio),
+                     "no_speech_prob": finite(s.noSpeechProb)]
+                },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
     }
 }
 
