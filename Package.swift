@@ -64,13 +64,15 @@ let package = Package(
         .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
                 swiftSettings: optimised + [.unsafeFlags(["-enable-testing"])]),
         .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
+        // Training heads on extracted features (`affect fit`): GEMM forward/backward passes, Adam, the losses.
+        .target(name: "AffectTraining", dependencies: ["AffectKernels", "AffectModels", "CBLAS"], swiftSettings: optimised),
         // Checkpoint converters (beside the layers: they read source formats, never run a model).
         // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
         // unpickler), and the converters are not on any hot path.
         .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(name: "affect", dependencies: [
-            "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert",
+            "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert", "AffectTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimised),
 
@@ -79,6 +81,7 @@ let package = Package(
         .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
         .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
         .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
+        .testTarget(name: "AffectTrainingTests", dependencies: ["AffectTraining", "AffectKernels", "AffectModels"]),
         .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),
