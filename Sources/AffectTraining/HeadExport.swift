@@ -31,7 +31,7 @@ public enum HeadExport {
         case .linear: output = "linear"
         case .tanh:
             let n = model.outputWidth
-            tensors.append(("identity.weight", [n, n], (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 }))
+            tensors.append(("identity.weight", [n, n], (0..<(n * n)).map { Float($0 / n == $0 % n ? 1 : 0) }))
             layers.append(["weight": "identity.weight", "layout": "out_in", "activation": "linear"])
             output = "linear"
         }

@@ -89,7 +89,8 @@ public struct LabelFile: Sendable {
             throw bad("the label file is over \(limit) bytes, more than \(maxRows) rows can take.")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw bad("the label file is not UTF-8 text.") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // `\r\n` is one Character in Swift: split on every kind of line end.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
         let width = task.targetWidth, fields = task == .expr ? 1 : task.outputs
         var values: [Float] = [], labelled: [Bool] = []

@@ -124,11 +124,11 @@ public enum OutputActivation: String, Sendable {
                 var m = -Float.infinity
                 for j in 0..<n { m = max(m, row[j]) }
                 var s: Float = 0
-                for j in 0..<n { row[j] = Foundation.exp(row[j] - m); s += row[j] }
+                for j in 0..<n { row[j] = expf(row[j] - m); s += row[j] }
                 for j in 0..<n { row[j] /= s }
             }
-        case .sigmoid: for i in 0..<(rows * n) { z[i] = 1 / (1 + Foundation.exp(-z[i])) }
-        case .tanh: for i in 0..<(rows * n) { z[i] = Foundation.tanh(z[i]) }
+        case .sigmoid: for i in 0..<(rows * n) { z[i] = 1 / (1 + expf(-z[i])) }
+        case .tanh: for i in 0..<(rows * n) { z[i] = tanhf(z[i]) }
         case .linear: break
         }
     }

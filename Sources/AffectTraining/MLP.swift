@@ -24,7 +24,7 @@ public final class MLP {
     public var outputWidth: Int { widths[widths.count - 1] }
 
     /// A network of `widths` with PyTorch's default initialisation drawn from `random`.
-    public init(widths: [Int], random: inout SeededRandom) {
+    public convenience init(widths: [Int], random: inout SeededRandom) {
         self.init(widths: widths)
         for l in 0..<layerCount {
             let bound = 1 / Float(widths[l]).squareRoot()
@@ -98,11 +98,12 @@ public final class MLPWorkspace {
     var maskUsed = false
 
     public init(_ model: MLP, batch: Int) {
-        capacity = max(1, batch)
+        let rows = max(1, batch), layerWidths = Array(model.widths.dropFirst())
+        capacity = rows
         widths = model.widths
-        outputs = widths.dropFirst().map { UnsafeMutablePointer<Float>.allocate(capacity: capacity * $0) }
-        masks = widths.dropFirst().map { UnsafeMutablePointer<Float>.allocate(capacity: capacity * $0) }
-        gradients = widths.dropFirst().map { UnsafeMutablePointer<Float>.allocate(capacity: capacity * $0) }
+        outputs = layerWidths.map { UnsafeMutablePointer<Float>.allocate(capacity: rows * $0) }
+        masks = layerWidths.map { UnsafeMutablePointer<Float>.allocate(capacity: rows * $0) }
+        gradients = layerWidths.map { UnsafeMutablePointer<Float>.allocate(capacity: rows * $0) }
         parameterCount = model.parameterCount
         parameterGradients = .allocate(capacity: model.parameterCount)
         parameterGradients.initialize(repeating: 0, count: model.parameterCount)

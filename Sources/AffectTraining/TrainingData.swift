@@ -134,6 +134,7 @@ public enum TrainingData {
                 labelFiles.append(try LabelFile(values: value, labelled: [flag]))
                 partRows.append([next]); next += 1
             } else {
+                guard Int(next) + frames <= maxRows else { throw AffectError.badInput("\(listName): the videos hold more than \(maxRows) frames.") }
                 parts.append(try .init(name: path, tensors: mats))
                 let usable = min(frames, labels.rows)
                 var rows: [Int32] = [], values: [Float] = [], flags: [Bool] = []
@@ -145,7 +146,6 @@ public enum TrainingData {
                 }
                 labelFiles.append(try LabelFile(values: values, labelled: flags))
                 partRows.append(rows)
-                guard Int(next) + frames <= maxRows else { throw AffectError.badInput("\(listName): the videos hold more than \(maxRows) frames.") }
                 next += Int32(frames)
             }
         }

@@ -23,7 +23,7 @@ public final class TrainingFeatures: @unchecked Sendable {
             }
             self.name = name
             rows = first.shape[0]
-            matrices = tensors.map { (UnsafePointer($0.data), $0.shape[1]) }
+            matrices = tensors.map { (pointer: UnsafePointer($0.data), width: $0.shape[1]) }
             owners = tensors.map { $0.storage }
         }
 

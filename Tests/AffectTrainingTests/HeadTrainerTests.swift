@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
-@testable import AffectTraining
+import AffectTraining
 
 /// A synthetic task made in the test: `classes` Gaussian clusters in `width` dimensions, or targets that
 /// are a smooth function of the features.
@@ -27,7 +27,7 @@ func syntheticRows(task: TrainingTask, rows: Int, width: Int, seed: UInt64, nois
                 targets.append(task == .va ? v : (v + 1) / 2)
             }
         case .au, .ah, .gate:
-            for k in 0..<n { targets.append(x.data[i * width + k] > means[c * width + k] ? 1 : 0) }
+            for k in 0..<n { targets.append(x.data[i * width + k % width] > means[c * width + k % width] ? 1 : 0) }
         }
     }
     let features = try TrainingFeatures(parts: [.init(name: "synthetic", tensors: [x])])
@@ -112,8 +112,9 @@ func syntheticRows(task: TrainingTask, rows: Int, width: Int, seed: UInt64, nois
     }
 
     @Test func settingsAreBounded() throws {
-        for change in [{ (s: inout TrainingSettings) in s.epochs = 0 }, { $0.batchSize = 0 }, { $0.learningRate = .nan },
-                       { $0.dropout = 1 }, { $0.weightDecay = -1 }, { $0.hidden = [0] }, { $0.classWeights = [0, 0] }] {
+        let changes: [(inout TrainingSettings) -> Void] = [{ $0.epochs = 0 }, { $0.batchSize = 0 }, { $0.learningRate = .nan },
+                                                          { $0.dropout = 1 }, { $0.weightDecay = -1 }, { $0.hidden = [0] }, { $0.classWeights = [0, 0] }]
+        for change in changes {
             var s = TrainingSettings()
             change(&s)
             #expect(throws: AffectError.self) { try s.validate() }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import AffectKernels
-@testable import AffectTraining
+import AffectTraining
 
 @Suite struct LabelsTests {
     func file(_ text: String, _ name: String = #function) throws -> String {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import AffectKernels
-@testable import AffectTraining
+import AffectTraining
 
 let fitFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/fit").path
