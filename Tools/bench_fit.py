@@ -2,7 +2,8 @@
 """Speed and memory of `affect fit` against PyTorch on the issue's benchmark: an EXPR head (Dense 128 ReLU →
 Dense 8, balanced class weights, Adam) on 300,000 frames of face + audio features (1280 + 768 = 2048 wide)
 for 10 epochs, both at the same thread count and batch size, each followed by its validation pass per epoch
-(20,000 rows). Early stopping is off (patience above the epochs) so both run every epoch.
+(20,000 rows). The machine's load average is printed before each run, and CPU time (user + system) beside
+wall time: on a shared machine wall time depends on what else runs. Early stopping is off (patience above the epochs) so both run every epoch.
 
 Features are synthetic (class-dependent means plus noise, so the loss falls); written once to WORK and
 reused. Each trainer runs as its own process; wall time is measured around it and peak RSS comes from
@@ -57,7 +58,7 @@ def run(cmd, threads):
     seconds = time.perf_counter() - start
     if status != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
 
 
 def torch_worker(a):
@@ -121,16 +122,18 @@ def main():
                "--labels", os.path.join(a.work, "train.txt"), "--val-features", os.path.join(a.work, "val.safetensors"),
                "--val-labels", os.path.join(a.work, "val.txt"), "-o", head, "--log", log, "--epochs", str(a.epochs),
                "--batch-size", str(a.batch_size), "--patience", str(a.epochs + 1), "--threads", str(a.threads)]
-        seconds, rss, out = run(cmd, a.threads)
+        print(f"load average before affect fit: {os.getloadavg()[0]:.1f}", flush=True)
+        seconds, rss, cpu, out = run(cmd, a.threads)
         train = json.load(open(log))["seconds"]
-        print(f"affect fit: {seconds:.1f} s wall ({train:.1f} s training), peak RSS {rss:.0f} MiB")
+        print(f"affect fit: {seconds:.1f} s wall ({train:.1f} s training), {cpu:.1f} s CPU, peak RSS {rss:.0f} MiB", flush=True)
         print("  " + out.strip().splitlines()[-2] if len(out.strip().splitlines()) > 1 else out)
     if a.only != "affect":
         cmd = [sys.executable, __file__, "--torch-worker", "--work", a.work, "--epochs", str(a.epochs),
                "--batch-size", str(a.batch_size), "--threads", str(a.threads)]
-        seconds, rss, out = run(cmd, a.threads)
+        print(f"load average before PyTorch: {os.getloadavg()[0]:.1f}", flush=True)
+        seconds, rss, cpu, out = run(cmd, a.threads)
         lines = out.strip().splitlines()
-        print(f"PyTorch: {seconds:.1f} s wall ({lines[-1].split()[-1]} s training), peak RSS {rss:.0f} MiB")
+        print(f"PyTorch: {seconds:.1f} s wall ({lines[-1].split()[-1]} s training), {cpu:.1f} s CPU, peak RSS {rss:.0f} MiB", flush=True)
         print("  " + lines[-2])
 
 

@@ -36,13 +36,33 @@ public final class Adam {
         let correction2 = Float((1 - pow(beta2, Double(step))).squareRoot())
         let eps = Float(epsilon)
         let (m, v) = (self.m, self.v)
+        // Eight lanes at a time: the same IEEE operations as the scalar tail (square root and division are
+        // correctly rounded), so the vector width changes no result. The four buffers may alias as far as
+        // the compiler knows, which kept the scalar loop from vectorising (9 % of a fit's time).
+        typealias V = SIMD8<Float>
         parallelFor(count, minChunk: 32_768) { i0, i1 in
-            for i in i0..<i1 {
+            var i = i0
+            while i + 8 <= i1 {
+                let p = UnsafeRawPointer(parameters + i).loadUnaligned(as: V.self)
+                var g = UnsafeRawPointer(gradients + i).loadUnaligned(as: V.self)
+                if wd != 0 { g = g + wd * p }
+                let mi = UnsafeRawPointer(m + i).loadUnaligned(as: V.self)
+                let vi = UnsafeRawPointer(v + i).loadUnaligned(as: V.self)
+                let mn = mi + b1 * (g - mi)
+                let vn = vi * b2 + c2 * g * g
+                let denom = vn.squareRoot() / correction2 + eps
+                UnsafeMutableRawPointer(m + i).storeBytes(of: mn, as: V.self)
+                UnsafeMutableRawPointer(v + i).storeBytes(of: vn, as: V.self)
+                UnsafeMutableRawPointer(parameters + i).storeBytes(of: p + stepSize * mn / denom, as: V.self)
+                i += 8
+            }
+            while i < i1 {
                 let g = wd != 0 ? gradients[i] + wd * parameters[i] : gradients[i]
                 m[i] = m[i] + b1 * (g - m[i])
                 v[i] = v[i] * b2 + c2 * g * g
                 let denom = v[i].squareRoot() / correction2 + eps
                 parameters[i] = parameters[i] + stepSize * m[i] / denom
+                i += 1
             }
         }
     }

@@ -8,9 +8,10 @@ import AffectKernels
 /// Here the blocks depend only on the matrix shape: each block is one single-threaded `cblas_sgemm` call with
 /// the same arguments whatever the thread count, and threads only decide who computes which block.
 enum TrainingGEMM {
-    /// Block sizes along the split axis: large enough that OpenBLAS's packing amortises, small enough to
-    /// give both cores work at the batch sizes training uses (64 to 4096 rows).
-    static let rowBlock = 64
+    /// Block sizes along the split axis: large enough that OpenBLAS's packing of the other operand (the
+    /// whole weight, for a forward pass) amortises, small enough to give both cores work at the batch sizes
+    /// training uses (256 to 4096 rows).
+    static let rowBlock = 128
     static let columnBlock = 256
     /// Products below this many multiply-adds run as one call.
     static let smallWork = 1 << 19

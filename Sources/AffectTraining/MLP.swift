@@ -95,6 +95,8 @@ public final class MLPWorkspace {
     /// Parameter gradients, laid out as ``MLP/parameters``.
     public let parameterGradients: UnsafeMutablePointer<Float>
     let parameterCount: Int
+    /// Double-precision column sums for the bias gradients (the widest layer).
+    let biasSums: UnsafeMutablePointer<Double>
     var maskUsed = false
 
     public init(_ model: MLP, batch: Int) {
@@ -107,11 +109,13 @@ public final class MLPWorkspace {
         parameterCount = model.parameterCount
         parameterGradients = .allocate(capacity: model.parameterCount)
         parameterGradients.initialize(repeating: 0, count: model.parameterCount)
+        biasSums = .allocate(capacity: layerWidths.max() ?? 1)
     }
 
     deinit {
         for p in outputs + masks + gradients { p.deallocate() }
         parameterGradients.deallocate()
+        biasSums.deallocate()
     }
 
     /// The last layer's output (logits) of the last forward pass, `[rows, n]`.
@@ -169,14 +173,14 @@ extension MLP {
             // ∂W = gᵀ·x [n, k]; ∂b = Σ_rows g.
             TrainingGEMM.gemm(transA: true, transB: false, m: n, n: k, k: rows, a: g, lda: n, b: x, ldb: k,
                               c: ws.parameterGradients + weightOffsets[l], ldc: k)
-            let db = ws.parameterGradients + biasOffsets[l]
-            parallelFor(n, minChunk: 16) { j0, j1 in
-                for j in j0..<j1 {
-                    var s: Double = 0
-                    for r in 0..<rows { s += Double(g[r * n + j]) }
-                    db[j] = Float(s)
-                }
+            // Row by row into double sums: contiguous, so it vectorises; serial, so the order never changes.
+            let db = ws.parameterGradients + biasOffsets[l], sums = ws.biasSums
+            sums.initialize(repeating: 0, count: n)
+            for r in 0..<rows {
+                let row = g + r * n
+                for j in 0..<n { sums[j] += Double(row[j]) }
             }
+            for j in 0..<n { db[j] = Float(sums[j]) }
             guard l > 0 else { break }
             // ∂x = g·W [rows, k], then through dropout and ReLU of layer l−1's output.
             let dx = ws.gradients[l - 1]
