@@ -58,6 +58,8 @@ let targets: [Target] = [
     .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
             swiftSettings: optimised + [.unsafeFlags(["-enable-testing"])]),
     .target(name: "AffectPipeline", dependencies: ["AffectKernels", "AffectModels", "AffectMedia"], swiftSettings: optimised),
+    // Training heads on extracted features (`affect fit`): GEMM forward/backward passes, Adam, the losses.
+    .target(name: "AffectTraining", dependencies: ["AffectKernels", "AffectModels", "CBLAS"], swiftSettings: optimised),
     // Checkpoint converters (beside the layers: they read source formats, never run a model).
     // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
     // unpickler), and the converters are not on any hot path.
@@ -74,7 +76,7 @@ let targets: [Target] = [
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ]),
     .executableTarget(name: "affect", dependencies: [
-        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert", "AffectServer",
+        "AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert", "AffectServer", "AffectTraining",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ], swiftSettings: optimised),
 
@@ -84,6 +86,7 @@ let targets: [Target] = [
     .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
     .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
     .testTarget(name: "AffectServerTests", dependencies: ["AffectServer", "AffectPipeline", "AffectMedia", "AffectModels", "AffectKernels", "affect"]),
+    .testTarget(name: "AffectTrainingTests", dependencies: ["AffectTraining", "AffectKernels", "AffectModels"]),
     .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
 ]
 
@@ -91,7 +94,7 @@ let package = Package(
     name: "Affect",
     platforms: [.macOS(.v14)],
     products: kernelsOnly ? [] : [
-        .library(name: "Affect", targets: ["AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert"]),
+        .library(name: "Affect", targets: ["AffectKernels", "AffectModels", "AffectMedia", "AffectPipeline", "AffectConvert", "AffectTraining"]),
         .executable(name: "affect", targets: ["affect"]),
     ],
     dependencies: [

@@ -10,7 +10,7 @@ struct Affect: ParsableCommand {
         commandName: "affect",
         abstract: "Audio-visual emotion understanding: native Swift inference of EmotiEffLib-style models.",
         subcommands: [Info.self, Run.self, Verify.self, Bench.self, Tokenize.self, EmbedText.self, Faces.self, Analyze.self, Extract.self,
-                       Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self, Convert.self, Models.self, Pull.self, Serve.self])
+                      Evaluate.self, Transcribe.self, EmbedAudio.self, DecodeAudio.self, Convert.self, Models.self, Pull.self, Serve.self, Fit.self])
 }
 
 /// Options every compute command shares.
