@@ -49,7 +49,9 @@ public enum TorchCheckpoint {
         let prefix = String(pkl.path.dropLast("/data.pkl".count))
         func read(_ entry: Entry) throws(AffectError) -> Data {
             let declared = UInt64(entry.uncompressedSize)
-            guard entry.type == .file, declared <= max(UInt64(entry.compressedSize), 1) * maxCompressionRatio else {
+            // The zip's sizes are untrusted 64-bit numbers: the bound saturates instead of overflowing.
+            let bound = max(UInt64(entry.compressedSize), 1).multipliedReportingOverflow(by: maxCompressionRatio)
+            guard entry.type == .file, bound.overflow || declared <= bound.partialValue else {
                 throw .badInput("\(path): the zip entry \(entry.path) declares an impossible size.")
             }
             var out = Data()
