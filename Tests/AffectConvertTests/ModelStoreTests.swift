@@ -151,7 +151,8 @@ import AffectKernels
         let lock = NSLock()
         var paths: [String] = []
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
-            let p = (try? store.load("tiny_enet")) ?? "failed"
+            let p: String
+            do { p = try store.load("tiny_enet") } catch { p = "failed: \(error)" }
             lock.withLock { paths.append(p) }
         }
         let m = try #require(store.registry["tiny_enet"])
