@@ -22,9 +22,9 @@ ffmpeg -v error -y -loop 1 -framerate 25 -i scripts/demo/astronaut.jpg -i "$out/
     -c:v libx264 -preset veryfast -c:a aac -shortest "$out/astronaut-speaking.mp4"
 
 echo
-echo "\$ affect analyze $out/astronaut-speaking.mp4 --transcript $out/speech.txt --delta 5 -o $out/analysis.csv -o $out/analysis.json --plot $out/analysis.svg"
+echo "\$ affect analyze $out/astronaut-speaking.mp4 --transcript $out/speech.txt --delta 5 -o $out/analysis.csv -o $out/analysis.json --plot $out/analysis.svg --render $out/annotated.mp4"
 $affect analyze "$out/astronaut-speaking.mp4" --transcript "$out/speech.txt" --delta 5 \
-    -o "$out/analysis.csv" -o "$out/analysis.json" --plot "$out/analysis.svg"
+    -o "$out/analysis.csv" -o "$out/analysis.json" --plot "$out/analysis.svg" --render "$out/annotated.mp4"
 echo
 echo "first rows of $out/analysis.csv:"
 head -4 "$out/analysis.csv" | cut -c1-150
