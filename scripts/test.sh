@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release
-swift test -c release
+# One build of everything, tests included: `swift test` alone would plan and link a second time.
+swift build -c release --build-tests
+swift test -c release --skip-build
 if [ "${AFFECT_TARGET_CPU:-native}" = native ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
     echo "AVX-512 host: the kernel and model tests again, built for AVX2 (AFFECT_TARGET_CPU=haswell)"
     # Only the kernels, the models and their tests are in the package for this pass (AFFECT_PACKAGE_SUBSET).
