@@ -20,7 +20,7 @@ public struct ConvertOptions: Sendable {
     }
 }
 
-/// Converts checkpoints into Affect weight files (SPEC 3.1) in Swift, producing what Tools/convert.py does:
+/// Converts checkpoints into Affect weight files (the format of AffectModels' FileFormats article) in Swift, producing what Tools/convert.py does:
 /// the same tensor names, values and `affect.*` metadata.
 public enum Converter {
     /// Architectures Tools/convert.py knows, with whether this converter handles them.

@@ -31,15 +31,37 @@ public struct EfficientNet: InferenceModel {
     let head: Conv2D
     let classifier: Linear?
 
+    /// Hyper-parameters from `affect.config` (absent keys: timm's `tf_efficientnet_b0_ns`).
+    public struct Config: ModelConfiguration {
+        /// BatchNorm epsilon (1e-3 for the `tf_` ports, 1e-5 for PyTorch-native ones).
+        public var bnEps: Float = 1e-3
+        /// `same` (TensorFlow's asymmetric padding, the `tf_` variants) or symmetric PyTorch padding.
+        public var padType = "same"
+        public var inputSize = 224
+        /// Stride of each stage's first block.
+        public var stageStrides = [1, 2, 2, 2, 1, 2, 1]
+
+        enum CodingKeys: String, CodingKey {
+            case bnEps = "bn_eps", padType = "pad_type", inputSize = "input_size", stageStrides = "stage_strides"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            bnEps = try c.eps(.bnEps, default: 1e-3)
+            padType = try c.string(.padType, default: "same")
+            inputSize = try c.int(.inputSize, default: 224, in: WeightFile.Limits.imageSide)
+            stageStrides = try c.ints(.stageStrides, default: stageStrides, in: 1 ... 4)
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "efficientnet")
         labels = w.labels
-        let eps = try w.configEps("bn_eps", default: 1e-3)
-        let padType = try w.configString("pad_type", default: "same")
-        inputSize = try w.configInt("input_size", default: 224, in: WeightFile.Limits.imageSide)
+        let config = try w.configuration(Config.self)
+        let (eps, padType, strides) = (config.bnEps, config.padType, config.stageStrides)
+        inputSize = config.inputSize
         // The preprocessing a recognizer will apply is part of the file: checked with it.
         _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
-        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 1, 2, 1], in: 1 ... 4)
 
         func padding(_ k: Int, _ s: Int) -> Padding {
             padType == "same" ? .tfSame : .symmetric(((s - 1) + (k - 1)) / 2)
@@ -132,6 +154,8 @@ public struct EfficientNet: InferenceModel {
 
     /// Classifier logits from features.
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+    public var featureWidth: Int { head.outChannels }
+    public var hasClassifier: Bool { classifier != nil }
 
     public func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor] {
         let pixels = try inputs.pixels(channels: stem.inChannels, sides: WeightFile.Limits.imageSide, source: source)

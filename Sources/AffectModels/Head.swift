@@ -35,43 +35,75 @@ public struct MLPHead: InferenceModel {
 
     let layers: [Linear]
 
+    /// `affect.config` of a head (see the type's documentation).
+    public struct Config: ModelConfiguration {
+        public enum Layout: String, Decodable, Sendable {
+            /// Keras kernels `[in, out]`.
+            case inOut = "in_out"
+            /// PyTorch and sklearn `[out, in]`.
+            case outIn = "out_in"
+        }
+        public struct Layer: Decodable, Sendable {
+            public var weight: String
+            public var bias: String?
+            public var layout: Layout
+            /// Hidden layers only: `relu`, `tanh`, `sigmoid` or `linear`.
+            public var activation = "linear"
+
+            enum CodingKeys: String, CodingKey { case weight, bias, layout, activation }
+
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                weight = try c.decode(String.self, forKey: .weight)
+                bias = try c.decodeIfPresent(String.self, forKey: .bias)
+                let l = try c.string(.layout, default: "", oneOf: ["in_out", "out_in"])
+                layout = Layout(rawValue: l)!
+                // The last layer's is the head's `output` (a Keras file may name `softmax` here): checked per layer at load.
+                activation = try c.string(.activation, default: "linear")
+            }
+        }
+
+        public var inputWidth: Int
+        public var layers: [Layer]
+        public var output: String
+
+        enum CodingKeys: String, CodingKey { case inputWidth = "input_width", layers, output }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            inputWidth = try c.int(.inputWidth, in: WeightFile.Limits.width)
+            output = try c.string(.output, default: "", oneOf: ["softmax", "sigmoid", "linear", "sklearn_binary", "sklearn_ovr"])
+            layers = try c.decode([Layer].self, forKey: .layers)
+            guard !layers.isEmpty, WeightFile.Limits.layers.contains(layers.count) else {
+                throw ConfigurationError("`layers` has \(layers.count) layers, expected 1 to \(WeightFile.Limits.layers.upperBound).")
+            }
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "head")
         path = w.path
         labels = w.labels
-        inputWidth = try w.configInt("input_width", in: WeightFile.Limits.width)
-        output = try w.configString("output")
-        guard ["softmax", "sigmoid", "linear", "sklearn_binary", "sklearn_ovr"].contains(output) else {
-            throw AffectError.badInput("\(w.path): config `output` is `\(output)`; expected softmax, sigmoid, linear, sklearn_binary or sklearn_ovr.")
-        }
-        guard let specs = w.config["layers"] as? [[String: Any]], !specs.isEmpty else {
-            throw AffectError.badInput("\(w.path): config `layers` is missing or empty.")
-        }
-        guard WeightFile.Limits.layers.contains(specs.count) else {
-            throw w.problem("config `layers` has \(specs.count) layers, expected at most \(WeightFile.Limits.layers.upperBound).")
-        }
+        let config = try w.configuration(Config.self)
+        inputWidth = config.inputWidth
+        output = config.output
         var layers: [Linear] = []
         var width = inputWidth
-        for (i, spec) in specs.enumerated() {
-            guard let wName = spec["weight"] as? String, let layout = spec["layout"] as? String else {
-                throw AffectError.badInput("\(w.path): config `layers[\(i)]` needs `weight` and `layout` strings.")
-            }
-            var weight: Tensor
-            switch layout {
-            case "out_in": weight = try w.tensor(wName, shape: [-1, width])
-            case "in_out": weight = try w.tensor(wName, shape: [width, -1]).permuted([1, 0])
-            default: throw AffectError.badInput("\(w.path): config `layers[\(i)].layout` is `\(layout)`; expected in_out or out_in.")
+        for (i, spec) in config.layers.enumerated() {
+            let weight = switch spec.layout {
+            case .outIn: try w.tensor(spec.weight, shape: [-1, width])
+            case .inOut: try w.tensor(spec.weight, shape: [width, -1]).permuted([1, 0])
             }
             let out = weight.shape[0]
-            let bias = try (spec["bias"] as? String).map { try w.tensor($0, shape: [out]) }
+            let bias = try spec.bias.map { try w.tensor($0, shape: [out]) }
             var act = Activation.none
-            if i < specs.count - 1 {
-                switch spec["activation"] as? String ?? "linear" {
+            if i < config.layers.count - 1 {
+                switch spec.activation {
                 case "relu": act = .relu
                 case "tanh": act = .tanh
                 case "sigmoid": act = .sigmoid
                 case "linear": act = .none
-                case let other: throw AffectError.badInput("\(w.path): config `layers[\(i)].activation` `\(other)` is not supported (relu, tanh, sigmoid, linear).")
+                case let other: throw w.problem("config `layers[\(i)].activation` `\(other)` is not supported (relu, tanh, sigmoid, linear).")
                 }
             }
             layers.append(Linear(weight: weight, bias: bias, activation: act))
@@ -83,7 +115,7 @@ public struct MLPHead: InferenceModel {
         self.layers = layers
         outputWidth = output == "sklearn_binary" ? 2 : width
         if !labels.isEmpty && labels.count != outputWidth {
-            throw w.problem("metadata `affect.labels` names \(labels.count) outputs but the head gives \(outputWidth) (config `layers[\(specs.count - 1)]`).")
+            throw w.problem("metadata `affect.labels` names \(labels.count) outputs but the head gives \(outputWidth) (config `layers[\(config.layers.count - 1)]`).")
         }
     }
 

@@ -15,6 +15,8 @@ import AffectKernels
 /// the converter from the `.h5` graph. "same" padding is TensorFlow's.
 public struct MiniXception: InferenceModel {
     public let arch = "mini_xception"
+    /// The weight file (named in messages).
+    public let path: String
     public let labels: [String]
     public let inputSize: Int
     /// Smallest image side the stem's valid convolutions leave at least one pixel of.
@@ -32,11 +34,61 @@ public struct MiniXception: InferenceModel {
     /// The whole-image fast path; nil when the layer widths do not fit its kernels.
     let plan: SingleImagePlan?
 
+    /// The wiring from `affect.config`, which the converter reads from the `.h5` graph: Keras layer names of
+    /// the stem's convolutions and BatchNorms, of each module's layers, and of the head.
+    public struct Config: ModelConfiguration {
+        public struct StemLayer: Decodable, Sendable {
+            public var conv: String
+            public var bn: String
+        }
+        public struct Module: Decodable, Sendable {
+            public var sep1: String, bn1: String, sep2: String, bn2: String
+            public var residualConv: String, residualBN: String
+            /// Max-pool window (3 in fer's model).
+            public var pool = 3
+
+            enum CodingKeys: String, CodingKey {
+                case sep1, bn1, sep2, bn2, residualConv = "residual_conv", residualBN = "residual_bn", pool
+            }
+
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                (sep1, bn1) = (try c.decode(String.self, forKey: .sep1), try c.decode(String.self, forKey: .bn1))
+                (sep2, bn2) = (try c.decode(String.self, forKey: .sep2), try c.decode(String.self, forKey: .bn2))
+                residualConv = try c.decode(String.self, forKey: .residualConv)
+                residualBN = try c.decode(String.self, forKey: .residualBN)
+                pool = try c.int(.pool, default: 3, in: 1 ... 15)
+            }
+        }
+
+        public var inputSize = 64
+        public var bnEps: Float = 1e-3
+        public var stem: [StemLayer]
+        public var modules: [Module]
+        public var head: String
+
+        enum CodingKeys: String, CodingKey { case inputSize = "input_size", bnEps = "bn_eps", stem, modules, head }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            inputSize = try c.int(.inputSize, default: 64, in: WeightFile.Limits.imageSide)
+            bnEps = try c.eps(.bnEps, default: 1e-3)
+            stem = try c.decode([StemLayer].self, forKey: .stem)
+            modules = try c.decode([Module].self, forKey: .modules)
+            head = try c.decode(String.self, forKey: .head)
+            guard stem.count <= 64, modules.count <= 64 else {
+                throw ConfigurationError("`stem` and `modules` list \(stem.count) and \(modules.count) layers, expected at most 64 each.")
+            }
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mini_xception")
+        path = w.path
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 64, in: WeightFile.Limits.imageSide)
-        let eps = try w.configEps("bn_eps", default: 1e-3)
+        let config = try w.configuration(Config.self)
+        inputSize = config.inputSize
+        let eps = config.bnEps
 
         /// Keras HWIO `[kh, kw, in, out]` → PyTorch OIHW; `side` fixes a square kernel's side.
         func kernel(_ name: String, cin: Int, side: Int? = nil) throws -> Tensor {
@@ -50,31 +102,23 @@ public struct MiniXception: InferenceModel {
             try w.batchNorm(gamma: "\(layer)/gamma", beta: "\(layer)/beta", mean: "\(layer)/moving_mean",
                             variance: "\(layer)/moving_variance", channels: c, eps: eps)
         }
-        func names(_ key: String, in dict: [String: Any]) throws -> String {
-            guard let s = dict[key] as? String else { throw AffectError.badInput("\(w.path): config entry `\(key)` is missing.") }
-            return s
-        }
 
         var channels = 1
         var stem: [Conv2D] = []
         var stemFolded: [(Tensor, Tensor)] = []
-        guard let stemCfg = w.config["stem"] as? [[String: Any]], let modCfg = w.config["modules"] as? [[String: Any]] else {
-            throw AffectError.badInput("\(w.path): config `stem` or `modules` is missing (arch mini_xception).")
-        }
         // Valid convolutions: each shrinks the image by its kernel side − 1.
         var minSide = 1
-        for s in stemCfg {
-            let conv = try names("conv", in: s), b = try names("bn", in: s)
-            let k = try kernel("\(conv)/kernel", cin: channels)
+        for s in config.stem {
+            let k = try kernel("\(s.conv)/kernel", cin: channels)
             minSide += k.shape[2] - 1
-            let folded = try bn(b, k.shape[0]).fold(weight: k, bias: nil)
+            let folded = try bn(s.bn, k.shape[0]).fold(weight: k, bias: nil)
             stem.append(Conv2D(weight: folded.0, bias: folded.1, padding: .valid, activation: .relu))
             stemFolded.append(folded)
             channels = k.shape[0]
         }
         var modules: [Module] = []
         var modulesFolded: [SingleImagePlan.FoldedModule] = []
-        for m in modCfg {
+        for m in config.modules {
             func separable(_ sep: String, _ bnName: String, cin: Int) throws -> (depthwise: Tensor, pointwise: (Tensor, Tensor)) {
                 // Depthwise `[kh, kw, C, 1]` → `[C, 1, kh, kw]`.
                 let dname = "\(sep)/depthwise_kernel"
@@ -85,15 +129,15 @@ public struct MiniXception: InferenceModel {
                 let pk = try kernel("\(sep)/pointwise_kernel", cin: cin, side: 1)
                 return (dk.permuted([2, 3, 0, 1]), try bn(bnName, pk.shape[0]).fold(weight: pk, bias: nil))
             }
-            let s1 = try separable(try names("sep1", in: m), try names("bn1", in: m), cin: channels)
+            let s1 = try separable(m.sep1, m.bn1, cin: channels)
             let mid = s1.pointwise.0.shape[0]
-            let s2 = try separable(try names("sep2", in: m), try names("bn2", in: m), cin: mid)
-            let rk = try kernel("\(try names("residual_conv", in: m))/kernel", cin: channels, side: 1)
-            let rf = try bn(try names("residual_bn", in: m), rk.shape[0]).fold(weight: rk, bias: nil)
+            let s2 = try separable(m.sep2, m.bn2, cin: mid)
+            let rk = try kernel("\(m.residualConv)/kernel", cin: channels, side: 1)
+            let rf = try bn(m.residualBN, rk.shape[0]).fold(weight: rk, bias: nil)
             guard rk.shape[0] == s2.pointwise.0.shape[0] else {
                 throw AffectError.badInput("\(w.path): module widths disagree (\(rk.shape[0]) vs \(s2.pointwise.0.shape[0])).")
             }
-            let pool = try w.boundedInt(m, "pool", what: "config module", default: 3, in: 1 ... 15)
+            let pool = m.pool
             modules.append(Module(
                 depthwise1: Conv2D(weight: s1.depthwise, bias: nil, padding: .tfSame, groups: channels),
                 pointwise1: Conv2D(weight: s1.pointwise.0, bias: s1.pointwise.1, activation: .relu),
@@ -107,7 +151,7 @@ public struct MiniXception: InferenceModel {
         }
         self.stem = stem
         self.modules = modules
-        let headName = try names("head", in: w.config)
+        let headName = config.head
         let hk = try kernel("\(headName)/kernel", cin: channels)
         let hb = try w.optionalTensor("\(headName)/bias", shape: [hk.shape[0]])
         try w.requireLabels(count: hk.shape[0], of: "\(headName)/kernel")

@@ -32,11 +32,26 @@ public struct MobileFaceNet: FacialBackbone {
     let embeddingNorm: BatchNorm
     let classifier: Linear?
 
+    /// Hyper-parameters from `affect.config`.
+    public struct Config: ModelConfiguration {
+        public var inputSize = 112
+        public var bnEps: Float = 1e-5
+
+        enum CodingKeys: String, CodingKey { case inputSize = "input_size", bnEps = "bn_eps" }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            inputSize = try c.int(.inputSize, default: 112, in: WeightFile.Limits.imageSide)
+            bnEps = try c.eps(.bnEps, default: 1e-5)
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mobilefacenet")
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 112, in: WeightFile.Limits.imageSide)
-        let eps = try w.configEps("bn_eps", default: 1e-5)
+        let config = try w.configuration(Config.self)
+        inputSize = config.inputSize
+        let eps = config.bnEps
         // The preprocessing a recognizer will apply is part of the file: checked with it.
         _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
 
@@ -130,6 +145,8 @@ public struct MobileFaceNet: FacialBackbone {
     }
 
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+    public var featureWidth: Int { embedding.outFeatures }
+    public var hasClassifier: Bool { classifier != nil }
 
     /// Side of the GDC's output for a square `input` (1 for the sizes the model takes).
     static func outputSide(stages: [Stage], gdc: Conv2D, input: Int) -> Int {

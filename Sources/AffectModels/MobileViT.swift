@@ -40,18 +40,44 @@ public struct MobileViT: FacialBackbone {
     let heads: Int
     let patch: Int
 
+    /// Hyper-parameters from `affect.config` (absent keys: timm's `mobilevit_s`).
+    public struct Config: ModelConfiguration {
+        public var inputSize = 224
+        /// Attention heads of the transformer blocks.
+        public var heads = 4
+        /// Side of the patches the transformer blocks unfold maps into.
+        public var patchSize = 2
+        public var bnEps: Float = 1e-5
+        public var lnEps: Float = 1e-5
+        /// Stride of each stage's first block.
+        public var stageStrides = [1, 2, 2, 2, 2]
+
+        enum CodingKeys: String, CodingKey {
+            case inputSize = "input_size", heads = "num_heads", patchSize = "patch_size", bnEps = "bn_eps", lnEps = "ln_eps"
+            case stageStrides = "stage_strides"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            inputSize = try c.int(.inputSize, default: 224, in: MobileViT.minInputSide ... WeightFile.Limits.imageSide.upperBound)
+            heads = try c.int(.heads, default: 4, in: WeightFile.Limits.heads)
+            patchSize = try c.int(.patchSize, default: 2, in: 1 ... 16)
+            bnEps = try c.eps(.bnEps, default: 1e-5)
+            lnEps = try c.eps(.lnEps, default: 1e-5)
+            stageStrides = try c.ints(.stageStrides, default: stageStrides, in: 1 ... 4)
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "mobilevit")
         labels = w.labels
-        inputSize = try w.configInt("input_size", default: 224, in: Self.minInputSide ... WeightFile.Limits.imageSide.upperBound)
+        let config = try w.configuration(Config.self)
+        inputSize = config.inputSize
         // The preprocessing a recognizer will apply is part of the file: checked with it.
         _ = try ImagePreprocessing(weights: w, defaultSize: inputSize)
         _ = try w.preprocessInt("input_size", default: inputSize, in: Self.minInputSide ... WeightFile.Limits.imageSide.upperBound)
-        heads = try w.configInt("num_heads", default: 4, in: WeightFile.Limits.heads)
-        patch = try w.configInt("patch_size", default: 2, in: 1 ... 16)
-        let bnEps = try w.configEps("bn_eps", default: 1e-5)
-        let lnEps = try w.configEps("ln_eps", default: 1e-5)
-        let strides = try w.configInts("stage_strides", default: [1, 2, 2, 2, 2], in: 1 ... 4)
+        (heads, patch) = (config.heads, config.patchSize)
+        let (bnEps, lnEps, strides) = (config.bnEps, config.lnEps, config.stageStrides)
 
         /// `p.conv` + `p.bn` (ConvNormAct), checked to take `cin` channels. Kernels are odd: "same" padding
         /// keeps stride-1 maps (shortcuts, the fusion's concatenation) the size of their input.
@@ -257,6 +283,8 @@ public struct MobileViT: FacialBackbone {
     }
 
     public func logits(features: Tensor) -> Tensor? { classifier?(features) }
+    public var featureWidth: Int { finalConv.outChannels }
+    public var hasClassifier: Bool { classifier != nil }
 
     /// 2 × multiply-accumulates of the convolutions, the transformers' linear layers and attention products,
     /// and the classifier (norms, activations and softmax are left out).

@@ -28,11 +28,11 @@ public struct BenchShape: Sendable {
     }
 }
 
-/// A model loaded from a weight file that runs reference-style inputs (SPEC 3.2).
+/// A model loaded from a weight file that runs reference-style inputs (<doc:FileFormats#Reference-file>).
 public protocol InferenceModel {
     /// The `affect.arch` it was loaded from.
     var arch: String { get }
-    /// Runs the forward pass on `inputs`; returns outputs named as SPEC 3.2 (`features`, `logits`, ...,
+    /// Runs the forward pass on `inputs`; returns outputs named as a reference file names them (`features`, `logits`, ...,
     /// without the `output.` prefix). `source` names the input file in errors.
     func run(_ inputs: ModelInputs, source: String) throws -> [String: Tensor]
     /// Synthetic inputs of the requested size for benchmarking.
@@ -45,30 +45,17 @@ extension InferenceModel {
     public func flops(_ inputs: ModelInputs) -> Double? { nil }
 }
 
-/// Opens a weight file as the model its `affect.arch` names.
+/// Opens a weight file as the model its `affect.arch` names (one of ``Architectures/all``).
 public enum ModelLoader {
     public static func load(_ path: String) throws -> any InferenceModel {
         try load(WeightFile(path: path))
     }
 
     public static func load(_ w: WeightFile) throws -> any InferenceModel {
-        switch w.arch {
-        case "efficientnet": return try EfficientNet(weights: w)
-        case "mobilefacenet": return try MobileFaceNet(weights: w)
-        case "mobilevit": return try MobileViT(weights: w)
-        case "mini_xception": return try MiniXception(weights: w)
-        case "mtcnn": return try MTCNN(weights: w)
-        case "layer": return try SingleLayer(weights: w)
-        case "head": return try MLPHead(weights: w)
-        case "roberta", "bert": return try TextTransformer(weights: w)
-        case "wav2vec2", "hubert": return try Wav2Vec2(weights: w)
-        case "whisper": return try Whisper(weights: w)
-        default:
-            if WeightFile.knownArchitectures.contains(w.arch) {
-                throw AffectError.badInput("\(w.path): architecture `\(w.arch)` cannot run here yet.")
-            }
-            throw AffectError.badInput("\(w.path): unknown architecture `\(w.arch)` in `affect.arch`.")
+        guard let a = Architectures.named(w.arch) else {
+            throw AffectError.badInput("\(w.path): unknown architecture `\(w.arch)` in `affect.arch` (known: \(Architectures.all.map(\.name).joined(separator: ", "))).")
         }
+        return try a.load(w)
     }
 }
 

@@ -13,6 +13,10 @@ public protocol FacialBackbone: InferenceModel {
     func features(nchw: Tensor) -> Tensor
     /// `[N, D]` features → `[N, C]` logits, if the file has a classifier.
     func logits(features: Tensor) -> Tensor?
+    /// `D`, the width of ``features(nhwc:)``'s rows (known from the weights, no forward pass needed).
+    var featureWidth: Int { get }
+    /// Whether the file has a classifier (``logits(features:)`` returns logits).
+    var hasClassifier: Bool { get }
 }
 
 extension EfficientNet: FacialBackbone {}
@@ -49,19 +53,28 @@ public struct EmotionPrediction: Sendable {
 /// crops of any size, with EmotiEffLib's torch-path preprocessing (PIL bilinear resize, ToTensor, Normalize).
 ///
 /// ```swift
-/// let recognizer = try EmotionRecognizer(weights: "enet_b0_8_best_afew.safetensors")
+/// let recognizer = try EmotionRecognizer(weights: WeightFile(path: "enet_b0_8_best_afew.safetensors"))
 /// let prediction = try recognizer.predictEmotions(faces, logits: false)
 /// ```
+/// It is also the ``FaceModel`` of these backbones: called on a frame and its face boxes, it crops each box
+/// as EmotiEffLib does and returns a typed ``FacePrediction``.
 public struct EmotionRecognizer {
+    /// The weight file (named in messages).
+    public let path: String
     public let backbone: any FacialBackbone
     public let preprocessing: ImagePreprocessing
     /// True when the classifier's last two outputs are valence and arousal (`*_va_mtl`).
     public let isMultiTask: Bool
     /// Expression class names (without valence/arousal).
     public let expressionLabels: [String]
+    /// Box growth on every side as a fraction of its size when cropping faces from a frame (0: EmotiEffLib's
+    /// own crop `frame[y1:y2, x1:x2]`).
+    public let margin: Float
 
-    public init(weights path: String) throws {
-        let w = try WeightFile(path: path)
+    public init(weights w: WeightFile, margin: Float = 0) throws {
+        path = w.path
+        guard margin.isFinite, margin >= 0, margin <= 1 else { throw w.problem("a crop margin of \(margin) is outside 0 to 1.") }
+        self.margin = margin
         guard let model = try ModelLoader.load(w) as? any FacialBackbone else {
             throw AffectError.badInput("\(path): a `\(w.arch)` model is not a facial expression backbone.")
         }

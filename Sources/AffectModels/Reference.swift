@@ -1,7 +1,7 @@
 import Foundation
 import AffectKernels
 
-/// A reference file (SPEC 3.2): `input.*` tensors a model receives and `output.*` tensors the reference
+/// A reference file (<doc:FileFormats#Reference-file>): `input.*` tensors a model receives and `output.*` tensors the reference
 /// framework produced from them.
 public struct ReferenceFile: @unchecked Sendable {
     public let path: String

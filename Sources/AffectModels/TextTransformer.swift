@@ -39,6 +39,53 @@ public struct TextTransformer: InferenceModel {
     /// RoBERTa: positions are offset past the padding index.
     let paddingIndex: Int?
 
+    /// Hyper-parameters from `affect.config`: the Hugging Face `config.json` keys, plus `max_seq_length` and
+    /// `pooling` for sentence-transformers models. Sizes that are absent come from the tensors' shapes; those
+    /// present must agree with them.
+    public struct Config: ModelConfiguration {
+        public var hiddenSize: Int?
+        public var vocabSize: Int?
+        public var maxPositionEmbeddings: Int?
+        public var typeVocabSize: Int?
+        public var heads = 12
+        public var layers: Int?
+        /// Absent: RoBERTa's 1e-5, BERT's 1e-12.
+        public var layerNormEps: Float?
+        /// Absent: RoBERTa's 1, BERT's 0.
+        public var padTokenId: Int?
+        public var maxSeqLength: Int?
+        public var problemType = ""
+        public var pooling: Pooling?
+
+        enum CodingKeys: String, CodingKey {
+            case hiddenSize = "hidden_size", vocabSize = "vocab_size", maxPositionEmbeddings = "max_position_embeddings"
+            case typeVocabSize = "type_vocab_size", heads = "num_attention_heads", layers = "num_hidden_layers"
+            case layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id", maxSeqLength = "max_seq_length"
+            case problemType = "problem_type", pooling, hiddenAct = "hidden_act"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func optionalInt(_ k: CodingKeys, in range: ClosedRange<Int>) throws -> Int? {
+                try c.contains(k) && !c.decodeNil(forKey: k) ? try c.int(k, in: range) : nil
+            }
+            hiddenSize = try optionalInt(.hiddenSize, in: WeightFile.Limits.width)
+            vocabSize = try optionalInt(.vocabSize, in: 1 ... Int.max)
+            maxPositionEmbeddings = try optionalInt(.maxPositionEmbeddings, in: 1 ... Int.max)
+            typeVocabSize = try optionalInt(.typeVocabSize, in: 1 ... Int.max)
+            heads = try c.int(.heads, in: WeightFile.Limits.heads)
+            layers = try optionalInt(.layers, in: WeightFile.Limits.layers)
+            layerNormEps = c.contains(.layerNormEps) ? try c.eps(.layerNormEps, default: 1e-12) : nil
+            padTokenId = try optionalInt(.padTokenId, in: 0 ... Int.max)
+            maxSeqLength = try optionalInt(.maxSeqLength, in: 2 ... WeightFile.Limits.tokens.upperBound)
+            problemType = try c.string(.problemType, default: "")
+            _ = try c.string(.hiddenAct, default: "gelu", oneOf: ["gelu"])
+            if c.contains(.pooling) {
+                pooling = Pooling(rawValue: try c.string(.pooling, default: "", oneOf: Pooling.allCases.map(\.rawValue)))
+            }
+        }
+    }
+
     public init(weights w: WeightFile) throws {
         try w.require(arch: "roberta", "bert")
         arch = w.arch
@@ -51,37 +98,33 @@ public struct TextTransformer: InferenceModel {
         hidden = wordEmbeddings.shape[1]
         let vocab = wordEmbeddings.shape[0]
         // Config numbers that name the tables' sizes must agree with them (a converter that mixed files up).
-        for (key, size, table) in [("hidden_size", hidden, wordName), ("vocab_size", vocab, wordName)] {
-            let v = try w.configInt(key, default: size, in: 1 ... Int.max)
-            guard v == size else { throw w.problem("config `\(key)` is \(v) but tensor `\(table)` has \(size).") }
+        let config = try w.configuration(Config.self)
+        for (key, value, size, table) in [("hidden_size", config.hiddenSize, hidden, wordName), ("vocab_size", config.vocabSize, vocab, wordName)] {
+            guard value == nil || value == size else { throw w.problem("config `\(key)` is \(value!) but tensor `\(table)` has \(size).") }
         }
         let positionName = "\(prefix)embeddings.position_embeddings.weight"
         positionEmbeddings = try w.tensor(positionName, shape: [-1, hidden])
         let typeName = "\(prefix)embeddings.token_type_embeddings.weight"
         tokenTypeEmbeddings = try w.optionalTensor(typeName, shape: [-1, hidden])
-        for (key, size, table) in [("max_position_embeddings", positionEmbeddings.shape[0], positionName),
-                                   ("type_vocab_size", tokenTypeEmbeddings?.shape[0] ?? 1, typeName)] {
-            let v = try w.configInt(key, default: size, in: 1 ... Int.max)
-            guard v == size else { throw w.problem("config `\(key)` is \(v) but tensor `\(table)` has \(size) rows.") }
+        for (key, value, size, table) in [("max_position_embeddings", config.maxPositionEmbeddings, positionEmbeddings.shape[0], positionName),
+                                          ("type_vocab_size", config.typeVocabSize, tokenTypeEmbeddings?.shape[0] ?? 1, typeName)] {
+            guard value == nil || value == size else { throw w.problem("config `\(key)` is \(value!) but tensor `\(table)` has \(size) rows.") }
         }
-        let eps = try w.configEps("layer_norm_eps", default: w.arch == "roberta" ? 1e-5 : 1e-12)
+        let eps = config.layerNormEps ?? (w.arch == "roberta" ? 1e-5 : 1e-12)
         embeddingNorm = try w.layerNorm("\(prefix)embeddings.LayerNorm", width: hidden, eps: eps)
-        let heads = try w.configInt("num_attention_heads", in: 1 ... hidden)
-        let act = try w.configString("hidden_act", default: "gelu")
-        guard act == "gelu" else { throw AffectError.badInput("\(w.path): config `hidden_act` is `\(act)`; only `gelu` (erf) is supported.") }
-        encoder = try TransformerEncoder(weights: w, prefix: "\(prefix)encoder.layer", names: .bert, heads: heads, eps: eps,
-                                         placement: .post, activation: .gelu, width: hidden,
-                                         count: w.config["num_hidden_layers"] == nil ? nil
-                                            : try w.configInt("num_hidden_layers", in: WeightFile.Limits.layers))
+        guard config.heads <= hidden else { throw w.problem("config `num_attention_heads` is \(config.heads), more than the \(hidden) channels.") }
+        encoder = try TransformerEncoder(weights: w, prefix: "\(prefix)encoder.layer", names: .bert, heads: config.heads, eps: eps,
+                                         placement: .post, activation: .gelu, width: hidden, count: config.layers)
         // The pad id is a word id; RoBERTa also counts positions from it, so the table needs the rows after it.
-        let pad = try w.configInt("pad_token_id", default: w.arch == "roberta" ? 1 : 0, in: 0 ... vocab - 1)
+        let pad = config.padTokenId ?? (w.arch == "roberta" ? 1 : 0)
+        guard pad < vocab else { throw w.problem("config `pad_token_id` is \(pad), expected an integer in 0…\(vocab - 1).") }
         paddingIndex = w.arch == "roberta" ? pad : nil
         let positions = positionEmbeddings.shape[0] - (paddingIndex.map { $0 + 1 } ?? 0)
         // Two positions at least: the special tokens around a text.
         guard positions >= 2 else {
             throw w.problem("tensor `\(positionName)` has \(positionEmbeddings.shape[0]) rows, too few for config `pad_token_id` = \(pad) (positions start after it).")
         }
-        maxTokens = min(try w.configInt("max_seq_length", default: positions, in: 2 ... WeightFile.Limits.tokens.upperBound), positions)
+        maxTokens = min(config.maxSeqLength ?? positions, positions)
         if w.contains("classifier.dense.weight") {
             classifierDense = try w.linear("classifier.dense", in: hidden, out: hidden, activation: .tanh)
             let o = try w.linear("classifier.out_proj", in: hidden)
@@ -96,10 +139,8 @@ public struct TextTransformer: InferenceModel {
         } else {
             classifierDense = nil; classifierOut = nil
         }
-        multiLabel = (try w.configString("problem_type", default: "")) == "multi_label_classification"
-        let pool = try w.configString("pooling", default: w.config["max_seq_length"] != nil ? "sentence" : "cls")
-        guard let p = Pooling(rawValue: pool) else { throw AffectError.badInput("\(w.path): config `pooling` is `\(pool)`, expected token, mean, cls or sentence.") }
-        defaultPooling = p
+        multiLabel = config.problemType == "multi_label_classification"
+        defaultPooling = config.pooling ?? (config.maxSeqLength != nil ? .sentence : .cls)
     }
 
     public var hasClassifier: Bool { classifierOut != nil }

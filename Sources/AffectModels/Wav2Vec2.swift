@@ -27,24 +27,89 @@ import AffectKernels
 public struct Wav2Vec2: InferenceModel {
     public let arch: String
 
-    /// Hyper-parameters from the weight file's `affect.config` (Hugging Face `config.json` names).
-    public struct Config: Sendable {
-        public var hiddenSize: Int
-        public var heads: Int
-        public var layers: Int
-        public var intermediateSize: Int
-        public var convDims: [Int]
-        public var convKernels: [Int]
-        public var convStrides: [Int]
+    /// Hyper-parameters from the weight file's `affect.config` (Hugging Face `config.json` names; absent keys take
+    /// wav2vec2-base's values).
+    public struct Config: ModelConfiguration {
+        public var hiddenSize = 768
+        public var heads = 12
+        public var layers = 12
+        public var intermediateSize = 3072
+        public var convDims = [512, 512, 512, 512, 512, 512, 512]
+        public var convKernels = [10, 3, 3, 3, 3, 2, 2]
+        public var convStrides = [5, 2, 2, 2, 2, 2, 2]
         /// `group` or `layer`.
-        public var featureNorm: String
-        public var stableLayerNorm: Bool
-        public var layerNormEps: Float
-        public var positionalKernel: Int
-        public var positionalGroups: Int
-        /// The processor's `do_normalize`: zero mean, unit variance per utterance.
-        public var normalizeInput: Bool
-        public var sampleRate: Int
+        public var featureNorm = "group"
+        public var stableLayerNorm = false
+        public var layerNormEps: Float = 1e-5
+        public var positionalKernel = 128
+        public var positionalGroups = 16
+        /// CTC decoding: the blank (pad) token id, the word delimiter, lower-casing, tokenizer space clean-up.
+        public var padTokenId = 0
+        public var wordDelimiterToken = "|"
+        public var doLowerCase = false
+        public var cleanUpTokenizationSpaces = false
+        /// Whether `intermediate_size` was given (the encoder's feed-forward width is checked against it then).
+        public var declaresIntermediateSize = false
+        /// The processor's `do_normalize`: zero mean, unit variance per utterance (`affect.preprocess`).
+        public var normalizeInput = true
+        /// The rate audio is resampled to before the model (`affect.preprocess` `sampling_rate`).
+        public var sampleRate = 16000
+
+        enum CodingKeys: String, CodingKey {
+            case hiddenSize = "hidden_size", heads = "num_attention_heads", layers = "num_hidden_layers"
+            case intermediateSize = "intermediate_size", convDims = "conv_dim", convKernels = "conv_kernel"
+            case convStrides = "conv_stride", featureNorm = "feat_extract_norm", stableLayerNorm = "do_stable_layer_norm"
+            case layerNormEps = "layer_norm_eps", positionalKernel = "num_conv_pos_embeddings"
+            case positionalGroups = "num_conv_pos_embedding_groups", hiddenAct = "hidden_act"
+            case featureActivation = "feat_extract_activation", positionalBatchNorm = "conv_pos_batch_norm", adapter = "add_adapter"
+            case padTokenId = "pad_token_id", wordDelimiterToken = "word_delimiter_token", doLowerCase = "do_lower_case"
+            case cleanUpTokenizationSpaces = "clean_up_tokenization_spaces"
+        }
+
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            hiddenSize = try c.int(.hiddenSize, default: 768, in: WeightFile.Limits.width)
+            heads = try c.int(.heads, default: 12, in: WeightFile.Limits.heads)
+            layers = try c.int(.layers, default: 12, in: WeightFile.Limits.layers)
+            intermediateSize = try c.int(.intermediateSize, default: 3072, in: WeightFile.Limits.width)
+            declaresIntermediateSize = c.contains(.intermediateSize)
+            convDims = try c.ints(.convDims, default: convDims, in: WeightFile.Limits.width, count: 1 ... 32)
+            convKernels = try c.ints(.convKernels, default: convKernels, in: WeightFile.Limits.kernel, count: 1 ... 32)
+            convStrides = try c.ints(.convStrides, default: convStrides, in: WeightFile.Limits.stride, count: 1 ... 32)
+            featureNorm = try c.string(.featureNorm, default: "group", oneOf: ["group", "layer"])
+            for key in [CodingKeys.hiddenAct, .featureActivation] { _ = try c.string(key, default: "gelu", oneOf: ["gelu"]) }
+            for key in [CodingKeys.positionalBatchNorm, .adapter] where try c.bool(key, default: false) {
+                throw ConfigurationError("`\(key.stringValue)` = true is not supported.")
+            }
+            stableLayerNorm = try c.bool(.stableLayerNorm, default: false)
+            layerNormEps = try c.eps(.layerNormEps, default: 1e-5)
+            positionalKernel = try c.int(.positionalKernel, default: 128, in: WeightFile.Limits.kernel)
+            positionalGroups = try c.int(.positionalGroups, default: 16, in: 1 ... hiddenSize)
+            padTokenId = try c.int(.padTokenId, default: 0, in: 0 ... Int.max)
+            wordDelimiterToken = try c.string(.wordDelimiterToken, default: "|")
+            doLowerCase = try c.bool(.doLowerCase, default: false)
+            cleanUpTokenizationSpaces = try c.bool(.cleanUpTokenizationSpaces, default: false)
+        }
+
+        public func validate() throws(ConfigurationError) {
+            guard hiddenSize % heads == 0 else { throw ConfigurationError("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(heads).") }
+            guard hiddenSize % positionalGroups == 0 else {
+                throw ConfigurationError("hidden_size \(hiddenSize) is not divisible by num_conv_pos_embedding_groups \(positionalGroups).")
+            }
+            guard convDims.count == convKernels.count, convDims.count == convStrides.count else {
+                throw ConfigurationError("conv_dim, conv_kernel and conv_stride must be lists of equal length.")
+            }
+            // The hop (samples per frame) and receptive field stay small: frame arithmetic never overflows.
+            var hop = 1, field = 1
+            for (k, s) in zip(convKernels, convStrides).reversed() {
+                hop *= s; field = (field - 1) * s + k
+                guard hop <= 1 << 16, field <= 1 << 20 else {
+                    throw ConfigurationError("conv_kernel \(convKernels) and conv_stride \(convStrides) give an absurd hop or receptive field.")
+                }
+            }
+        }
 
         /// Samples per output frame (320 for the standard encoder: 20 ms at 16 kHz).
         public var hop: Int { convStrides.reduce(1, *) }
@@ -83,47 +148,13 @@ public struct Wav2Vec2: InferenceModel {
         try w.require(arch: "wav2vec2", "hubert")
         arch = w.arch
         func bad(_ m: String) -> AffectError { .badInput("\(w.path): \(m)") }
-        let hidden = try w.configInt("hidden_size", default: 768, in: WeightFile.Limits.width)
-        let heads = try w.configInt("num_attention_heads", default: 12, in: WeightFile.Limits.heads)
-        guard hidden % heads == 0 else { throw bad("config hidden_size \(hidden) is not divisible by num_attention_heads \(heads).") }
-        let convDims = try w.configInts("conv_dim", default: [512, 512, 512, 512, 512, 512, 512], in: WeightFile.Limits.width, count: 1 ... 32)
-        let convKernels = try w.configInts("conv_kernel", default: [10, 3, 3, 3, 3, 2, 2], in: WeightFile.Limits.kernel, count: 1 ... 32)
-        let convStrides = try w.configInts("conv_stride", default: [5, 2, 2, 2, 2, 2, 2], in: WeightFile.Limits.stride, count: 1 ... 32)
-        guard convDims.count == convKernels.count, convDims.count == convStrides.count else {
-            throw bad("config conv_dim, conv_kernel and conv_stride must be lists of equal length.")
-        }
-        // The hop (samples per frame) and receptive field stay small: frame arithmetic never overflows.
-        var hop = 1, field = 1
-        for (k, s) in zip(convKernels, convStrides).reversed() {
-            hop *= s; field = (field - 1) * s + k
-            guard hop <= 1 << 16, field <= 1 << 20 else {
-                throw bad("config conv_kernel \(convKernels) and conv_stride \(convStrides) give an absurd hop or receptive field.")
-            }
-        }
-        let featureNorm = try w.configString("feat_extract_norm", default: "group")
-        guard featureNorm == "group" || featureNorm == "layer" else { throw bad("config feat_extract_norm `\(featureNorm)` is not group or layer.") }
-        for key in ["hidden_act", "feat_extract_activation"] {
-            let act = try w.configString(key, default: "gelu")
-            guard act == "gelu" else { throw bad("config \(key) `\(act)` is not supported (only gelu).") }
-        }
-        for key in ["conv_pos_batch_norm", "add_adapter"] where w.configBool(key, default: false) {
-            throw bad("config \(key) = true is not supported.")
-        }
-        let normalize = (w.preprocess["do_normalize"] as? Bool) ?? ((w.preprocess["do_normalize"] as? NSNumber)?.boolValue ?? true)
-        config = Config(hiddenSize: hidden, heads: heads, layers: try w.configInt("num_hidden_layers", default: 12, in: WeightFile.Limits.layers),
-                        intermediateSize: try w.configInt("intermediate_size", default: 3072, in: WeightFile.Limits.width),
-                        convDims: convDims, convKernels: convKernels, convStrides: convStrides, featureNorm: featureNorm,
-                        stableLayerNorm: w.configBool("do_stable_layer_norm", default: false),
-                        layerNormEps: try w.configEps("layer_norm_eps", default: 1e-5),
-                        positionalKernel: try w.configInt("num_conv_pos_embeddings", default: 128, in: WeightFile.Limits.kernel),
-                        positionalGroups: try w.configInt("num_conv_pos_embedding_groups", default: 16, in: 1 ... hidden),
-                        normalizeInput: normalize,
-                        // The rate audio is resampled to before the model: checked here, where the file is named.
-                        sampleRate: try w.preprocessInt("sampling_rate", default: 16000, in: WeightFile.Limits.sampleRate))
-        guard hidden % config.positionalGroups == 0 else {
-            throw bad("config hidden_size \(hidden) is not divisible by num_conv_pos_embedding_groups \(config.positionalGroups).")
-        }
-        let eps = config.layerNormEps
+        var config = try w.configuration(Config.self)
+        config.normalizeInput = (w.preprocess["do_normalize"] as? NSNumber)?.boolValue ?? true
+        // The rate audio is resampled to before the model: checked here, where the file is named.
+        config.sampleRate = try w.preprocessInt("sampling_rate", default: 16000, in: WeightFile.Limits.sampleRate)
+        self.config = config
+        let (hidden, heads, eps) = (config.hiddenSize, config.heads, config.layerNormEps)
+        let (convDims, convKernels, convStrides, featureNorm) = (config.convDims, config.convKernels, config.convStrides, config.featureNorm)
 
         // Checkpoints of the *ForCTC classes nest the encoder under `wav2vec2.` / `hubert.`.
         let prefix = [arch + ".", "wav2vec2.", "hubert.", ""].first { w.contains("\($0)feature_projection.projection.weight") } ?? ""
@@ -191,7 +222,7 @@ public struct Wav2Vec2: InferenceModel {
 
         encoder = try TransformerEncoder(weights: w, prefix: prefix + "encoder.layers", names: .wav2vec2, heads: heads, eps: eps,
                                          placement: config.stableLayerNorm ? .pre : .post, width: hidden, count: config.layers)
-        if w.config["intermediate_size"] != nil, let ffn = encoder.layers.first?.intermediate.outFeatures, ffn != config.intermediateSize {
+        if config.declaresIntermediateSize, let ffn = encoder.layers.first?.intermediate.outFeatures, ffn != config.intermediateSize {
             throw bad("config intermediate_size is \(config.intermediateSize) but the encoder's feed-forward layers are \(ffn) wide.")
         }
 
@@ -200,12 +231,13 @@ public struct Wav2Vec2: InferenceModel {
             try w.requireLabels(count: head.outFeatures, of: "lm_head.weight")
             lmHead = head
             vocabulary = w.labels
-            ctc = vocabulary.isEmpty ? nil : try CTCDecoder(vocabulary: vocabulary,
-                                                             blank: w.configInt("pad_token_id", default: 0, in: 0 ... vocabulary.count - 1),
-                                                             wordDelimiter: w.configString("word_delimiter_token", default: "|"),
-                                                             lowercase: w.configBool("do_lower_case", default: false),
+            if !vocabulary.isEmpty && config.padTokenId >= vocabulary.count {
+                throw bad("config `pad_token_id` is \(config.padTokenId), expected an integer in 0…\(vocabulary.count - 1).")
+            }
+            ctc = vocabulary.isEmpty ? nil : try CTCDecoder(vocabulary: vocabulary, blank: config.padTokenId,
+                                                             wordDelimiter: config.wordDelimiterToken, lowercase: config.doLowerCase,
                                                              secondsPerFrame: Double(config.hop) / Double(config.sampleRate),
-                                                             cleanUpSpaces: w.configBool("clean_up_tokenization_spaces", default: false))
+                                                             cleanUpSpaces: config.cleanUpTokenizationSpaces)
         } else {
             lmHead = nil; vocabulary = []; ctc = nil
         }

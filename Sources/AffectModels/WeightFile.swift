@@ -1,7 +1,7 @@
 import Foundation
 import AffectKernels
 
-/// A converted weight file (SPEC 3.1): a validated safetensors file plus its `affect.*` metadata.
+/// A converted weight file (<doc:FileFormats#Weight-file>): a validated safetensors file plus its `affect.*` metadata.
 public struct WeightFile: @unchecked Sendable {
     public let path: String
     public let file: SafeTensorsFile
@@ -14,8 +14,8 @@ public struct WeightFile: @unchecked Sendable {
     /// `affect.preprocess`.
     public let preprocess: [String: Any]
 
-    public static let knownArchitectures = ["efficientnet", "mobilevit", "mobilefacenet", "mini_xception", "mtcnn",
-                                            "wav2vec2", "hubert", "whisper", "roberta", "bert", "head", "layer"]
+    /// Every `affect.arch` the engine runs (``Architectures/all``).
+    public static var knownArchitectures: [String] { Architectures.all.map(\.name) }
 
     public init(path: String) throws {
         try self.init(file: SafeTensorsFile(path: path))

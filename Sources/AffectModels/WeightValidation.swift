@@ -1,7 +1,7 @@
 import Foundation
 import AffectKernels
 
-/// The validation layer every architecture loads through (issue 16): a weight file is untrusted input, so each
+/// The validation layer every architecture loads through: a weight file is untrusted input, so each
 /// number a forward pass will index with is checked here, at load, against the tensors and a sane range, and a
 /// failure names the file, the tensor or config key, and what was expected and found.
 ///

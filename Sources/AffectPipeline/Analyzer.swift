@@ -79,11 +79,36 @@ public struct TrackObservations: Sendable {
     public internal(set) var boxes: [FaceDetection] = []
     /// Row-major `frames.count × featureWidth`.
     public internal(set) var features: [Float] = []
-    /// Row-major `frames.count × logitWidth`.
+    /// Row-major `frames.count × logitWidth`: each face's expression logits followed, for multi-task models,
+    /// by its valence and arousal (``FacePrediction/packedLogits``, what `affect extract` stores).
     public internal(set) var logits: [Float] = []
     public var totalArea: Float { boxes.reduce(0) { $0 + $1.area } }
 
     public init(id: Int) { self.id = id }
+
+    /// Appends face `row` of `prediction`, seen in frame `position` with box `box`.
+    mutating func append(_ prediction: FacePrediction, row i: Int, position: Int, box: FaceDetection) {
+        frames.append(position)
+        boxes.append(box)
+        let (d, k) = (prediction.features.shape[1], prediction.logits.shape[1])
+        features.append(contentsOf: UnsafeBufferPointer(start: prediction.features.data + i * d, count: d))
+        logits.append(contentsOf: UnsafeBufferPointer(start: prediction.logits.data + i * k, count: k))
+        if let va = prediction.valenceArousal { logits += [va.data[2 * i], va.data[2 * i + 1]] }
+    }
+
+    /// `[frames, classes]` softmax of the stored expression logits, and `[frames, 2]` valence/arousal when the
+    /// rows carry them (`logitWidth == classes + 2`): the split of ``logits``' packing.
+    func expressionScores(classes k: Int, logitWidth c: Int) -> (probabilities: FeatureMatrix, valenceArousal: FeatureMatrix?) {
+        var probs = FeatureMatrix(rows: frames.count, columns: k)
+        var va: FeatureMatrix? = c == k + 2 ? FeatureMatrix(rows: frames.count, columns: 2) : nil
+        for i in 0..<frames.count {
+            var row = Array(logits[(i * c)..<(i * c + k)])
+            row.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
+            for j in 0..<k { probs[i, j] = row[j] }
+            if va != nil { va![i, 0] = logits[i * c + k]; va![i, 1] = logits[i * c + k + 1] }
+        }
+        return (probs, va)
+    }
 
     /// A track from given observations (e.g. read back from `affect extract` files); throws on inconsistent sizes.
     public init(id: Int, frames: [Int], boxes: [FaceDetection], features: [Float], logits: [Float]) throws {
@@ -219,7 +244,7 @@ public struct VideoAnalysis: Sendable {
 /// Decoding streams: one frame's pixels are alive at a time, and only boxes, features and logits are kept.
 public final class Analyzer {
     public let detector: MTCNN
-    public let faceModel: any FaceExpressionModel
+    public let faceModel: any FaceModel
     public var options: AnalyzerOptions
     public private(set) var heads: [HeadSpec]
     /// Video gate for AH on the mean text features.
@@ -229,7 +254,7 @@ public final class Analyzer {
     public var transcript: TimedTranscript?
     public var speech: (any SpeechRecognizer)?
 
-    public init(detector: MTCNN, faceModel: any FaceExpressionModel, options: AnalyzerOptions = AnalyzerOptions(),
+    public init(detector: MTCNN, faceModel: any FaceModel, options: AnalyzerOptions = AnalyzerOptions(),
                 heads: [HeadSpec] = []) {
         var d = detector
         d.minFaceSize = options.minFaceSize
@@ -283,7 +308,7 @@ public final class Analyzer {
             throw AnalyzerConfigurationError.gateWithoutAHHead
         }
         if options.threshold != nil && heads.contains(where: { $0.task == .expr }) {
-            _ = try ClassMapping(from: faceModel.labels, to: ClassMapping.abawExpression)
+            _ = try ClassMapping(from: faceModel.expressionLabels, to: ClassMapping.abawExpression)
         }
     }
 
@@ -306,7 +331,7 @@ public final class Analyzer {
         let decoder = try VideoDecoder(path: path)
         if let t = transcript, let d = decoder.declaredDuration { try t.validate(duration: d) }
         var scan = VideoScan(path: path, width: decoder.width, height: decoder.height, frameRate: decoder.frameRate,
-                             featureWidth: faceModel.featureWidth, logitWidth: faceModel.labels.count + (faceModel.hasValenceArousal ? 2 : 0))
+                             featureWidth: faceModel.featureWidth, logitWidth: faceModel.packedLogitWidth)
         var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * options.every))
         var trackIndex: [Int: Int] = [:]
         var nextSample = 0.0
@@ -325,17 +350,14 @@ public final class Analyzer {
             let found = try detectFaces(in: frame.image, position: position, tracker: &tracker)
             let (faces, ids) = (found.boxes, found.tracks)
             scan.faceCounts.append(faces.count)
-            if let f = found.features, let l = found.logits {
+            if let p = found.prediction {
                 for (k, id) in ids.enumerated() {
                     let t: Int
                     if let existing = trackIndex[id] { t = existing } else {
                         t = scan.tracks.count; trackIndex[id] = t
                         scan.tracks.append(TrackObservations(id: id))
                     }
-                    scan.tracks[t].frames.append(position)
-                    scan.tracks[t].boxes.append(faces[k])
-                    scan.tracks[t].features.append(contentsOf: UnsafeBufferPointer(start: f.data + k * scan.featureWidth, count: scan.featureWidth))
-                    scan.tracks[t].logits.append(contentsOf: UnsafeBufferPointer(start: l.data + k * scan.logitWidth, count: scan.logitWidth))
+                    scan.tracks[t].append(p, row: k, position: position, box: faces[k])
                 }
             }
             try onFrame?(observation(found, position: position, time: time))
@@ -390,7 +412,7 @@ public final class Analyzer {
             let rows = options.tracks == .largest ? Array(0..<scan.frameCount) : Array(obs.frames.first!...obs.frames.last!)
             return try analyze(track: obs, rows: rows, scan: scan, aligned: aligned, textRows: textRows)
         }
-        return VideoAnalysis(scan: scan, modelPath: faceModel.path, modelLabels: faceModel.labels, tracks: tracks,
+        return VideoAnalysis(scan: scan, modelPath: faceModel.path, modelLabels: faceModel.expressionLabels, tracks: tracks,
                              transcript: timed, auThresholds: options.auThresholds, options: options)
     }
 
@@ -399,7 +421,7 @@ public final class Analyzer {
                  textRows: FeatureMatrix?) throws -> TrackAnalysis {
         let rowTimes = rows.map { scan.times[$0] }
         let first = rows[0]
-        let k = faceModel.labels.count
+        let k = faceModel.expressionLabels.count
         var boxes = [FaceDetection?](repeating: nil, count: rows.count)
         for (f, b) in zip(obs.frames, obs.boxes) { boxes[f - first] = b }
 
@@ -412,15 +434,7 @@ public final class Analyzer {
         let smooth: (FeatureMatrix) throws -> FeatureMatrix = { m in try self.options.smoother?.apply(m) ?? m }
 
         // The expression model: softmax over its expression logits; valence/arousal of multi-task models raw.
-        let c = scan.logitWidth
-        var probs = FeatureMatrix(rows: obs.frames.count, columns: k)
-        var modelVA = FeatureMatrix(rows: obs.frames.count, columns: 2)
-        for i in 0..<obs.frames.count {
-            var row = Array(obs.logits[(i * c)..<(i * c + k)])
-            row.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
-            for j in 0..<k { probs[i, j] = row[j] }
-            if faceModel.hasValenceArousal { modelVA[i, 0] = obs.logits[i * c + k]; modelVA[i, 1] = obs.logits[i * c + k + 1] }
-        }
+        let (probs, modelVA) = obs.expressionScores(classes: k, logitWidth: scan.logitWidth)
         let probabilities = try smooth(try fill(probs))
 
         let faceFeatures = try FeatureMatrix(rows: obs.frames.count, columns: scan.featureWidth, values: obs.features)
@@ -452,7 +466,7 @@ public final class Analyzer {
 
         let expr = try frameTask(.expr)
         var va = try frameTask(.va)
-        if va == nil && faceModel.hasValenceArousal { va = try smooth(try fill(modelVA)) }
+        if va == nil, let m = modelVA { va = try smooth(try fill(m)) }
         let au = try frameTask(.au)
         var ah = try frameTask(.ah)?.column(0)
         var gateP: Float?
@@ -466,13 +480,13 @@ public final class Analyzer {
         if let e = expr {
             classLabels = ClassMapping.abawExpression
             if let t = options.threshold {
-                let filter = ConfidenceFilter(threshold: t, mapping: try ClassMapping(from: faceModel.labels))
+                let filter = ConfidenceFilter(threshold: t, mapping: try ClassMapping(from: faceModel.expressionLabels))
                 predicted = try filter.apply(task: e, model: probabilities)
             } else {
                 predicted = e.argmaxPerRow()
             }
         } else {
-            classLabels = faceModel.labels
+            classLabels = faceModel.expressionLabels
             predicted = probabilities.argmaxPerRow()
         }
 

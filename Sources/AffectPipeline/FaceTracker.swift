@@ -62,15 +62,3 @@ public struct FaceTracker: Sendable {
         tracks.max { $0.detections.reduce(0) { $0 + $1.area } < $1.detections.reduce(0) { $0 + $1.area } }
     }
 }
-
-extension RGBImage {
-    /// EmotiEffLib's crop of a face box (`frame[y1:y2, x1:x2]` with integer-truncated corners, clamped to the
-    /// image), optionally grown by `margin` (a fraction of the box size) on every side. Corners are truncated by
-    /// ``FaceDetection/pixel(_:)``, which never traps; a box that is not finite (check
-    /// ``FaceDetection/isFinite``) gives a meaningless crop.
-    public func crop(_ face: FaceDetection, margin: Float = 0) -> RGBImage {
-        let (mw, mh) = ((face.x2 - face.x1) * margin, (face.y2 - face.y1) * margin)
-        return cropped(x0: FaceDetection.pixel(face.x1 - mw), y0: FaceDetection.pixel(face.y1 - mh),
-                       x1: FaceDetection.pixel(face.x2 + mw), y1: FaceDetection.pixel(face.y2 + mh))
-    }
-}

@@ -47,18 +47,14 @@ public struct StreamSummary: Sendable {
     public init() {}
 }
 
-/// Faces of one frame: boxes, track ids, and the face model's features and logits (nil without faces).
+/// Faces of one frame: boxes, track ids, and the face model's prediction (nil without faces).
 struct FrameFaces {
     var boxes: [FaceDetection] = []
     var tracks: [Int] = []
-    var features: Tensor?
-    var logits: Tensor?
+    var prediction: FacePrediction?
 }
 
 extension Analyzer {
-    /// Width of the face model's logits: its expression classes, plus valence and arousal for multi-task models.
-    var logitWidth: Int { faceModel.labels.count + (faceModel.hasValenceArousal ? 2 : 0) }
-
     /// Detection, tracking and the face model on one frame: the step ``scan(path:progress:onFrame:)`` and
     /// ``stream(_:stop:timeout:onFrame:)`` share.
     func detectFaces(in image: RGBImage, position: Int, tracker: inout FaceTracker) throws -> FrameFaces {
@@ -66,26 +62,18 @@ extension Analyzer {
         out.boxes = detector.detect(image)
         out.tracks = tracker.update(frame: position, detections: out.boxes)
         guard !out.boxes.isEmpty else { return out }
-        let (f, l) = try faceModel.run(frame: image, boxes: out.boxes)
-        let n = out.boxes.count
-        guard f.rank == 2, f.shape == [n, faceModel.featureWidth], l.shape == [n, logitWidth] else {
-            throw AffectError.badInput("\(faceModel.path): the model gave features \(f.shape) and logits \(l.shape) for \(n) faces.")
-        }
-        out.features = f; out.logits = l
+        out.prediction = try faceModel.predict(image, faces: out.boxes)
         return out
     }
 
     /// What the callbacks receive for one frame: probabilities and valence/arousal per tracked face.
     func observation(_ found: FrameFaces, position: Int, time: Double) -> FrameObservation {
-        let k = faceModel.labels.count, c = logitWidth
+        let k = faceModel.expressionLabels.count
+        let probabilities = found.prediction?.probabilities, va = found.prediction?.valenceArousal
         let faces = found.tracks.indices.map { i -> FaceObservation in
-            var p = [Float](repeating: 0, count: k)
-            if let l = found.logits {
-                for j in 0..<k { p[j] = l.data[i * c + j] }
-                p.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
-            }
-            let va = faceModel.hasValenceArousal ? found.logits.map { ($0.data[i * c + k], $0.data[i * c + k + 1]) } : nil
-            return FaceObservation(track: found.tracks[i], box: found.boxes[i], probabilities: p, valence: va?.0, arousal: va?.1)
+            let p = probabilities.map { Array(UnsafeBufferPointer(start: $0.data + i * k, count: k)) } ?? [Float](repeating: 0, count: k)
+            return FaceObservation(track: found.tracks[i], box: found.boxes[i], probabilities: p,
+                                   valence: va?.data[2 * i], arousal: va?.data[2 * i + 1])
         }
         return FrameObservation(position: position, time: time, faces: faces)
     }

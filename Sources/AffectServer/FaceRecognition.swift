@@ -58,23 +58,18 @@ struct FaceResult {
         detector.minFaceSize = request.minFace
         let (name, model) = try models.faceModel(request.model)
         let faces = detector.detect(image)
-        let k = model.labels.count
         var probs: [Float] = [], va: [Float] = [], feats: [Float] = []
         if !faces.isEmpty {
-            let (f, l) = try model.run(frame: image, boxes: faces)
-            let c = l.shape.count == 2 ? l.shape[1] : 0
-            guard l.shape == [faces.count, k + (model.hasValenceArousal ? 2 : 0)], f.shape == [faces.count, model.featureWidth] else {
-                throw ServerError(.internalServerError, "the face model \(name) gave features \(f.shape) and logits \(l.shape) for \(faces.count) faces.")
+            let p: FacePrediction
+            do { p = try model.predict(image, faces: faces) } catch let e as AffectError {
+                throw ServerError(.internalServerError, "the face model \(name) failed: \(e.description)")
             }
-            for i in 0..<faces.count {
-                var row = Array(UnsafeBufferPointer(start: l.data + i * c, count: k))
-                row.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
-                probs += row
-                if model.hasValenceArousal { va += [l.data[i * c + k], l.data[i * c + k + 1]] }
-            }
-            if request.features { feats = Array(UnsafeBufferPointer(start: f.data, count: f.count)) }
+            let probabilities = p.probabilities
+            probs = Array(UnsafeBufferPointer(start: probabilities.data, count: probabilities.count))
+            if let v = p.valenceArousal { va = Array(UnsafeBufferPointer(start: v.data, count: v.count)) }
+            if request.features { feats = Array(UnsafeBufferPointer(start: p.features.data, count: p.features.count)) }
         }
-        return FaceResult(width: image.width, height: image.height, model: name, labels: model.labels,
+        return FaceResult(width: image.width, height: image.height, model: name, labels: model.expressionLabels,
                           valenceArousal: model.hasValenceArousal, faces: faces, features: feats,
                           featureWidth: model.featureWidth, probabilities: probs, va: va)
     }

@@ -22,7 +22,7 @@ public final class ModelSet: @unchecked Sendable {
     public let detector: MTCNN
     public let detectorName: String
     /// Facial expression models by name; the first loaded is the default.
-    public let faceModels: [String: any FaceExpressionModel]
+    public let faceModels: [String: any FaceModel]
     public let defaultFaceModel: String
     public let heads: [String: MLPHead]
     /// wav2vec2 / hubert models by name, for embeddings and (with a CTC head) transcription.
@@ -35,7 +35,7 @@ public final class ModelSet: @unchecked Sendable {
     /// least one facial expression model are needed; names must be unique.
     public init(_ models: [(name: String, path: String)]) throws {
         var detector: (String, MTCNN)?
-        var faces: [String: any FaceExpressionModel] = [:], firstFace: String?
+        var faces: [String: any FaceModel] = [:], firstFace: String?
         var heads: [String: MLPHead] = [:], speech: [String: SpeechModel] = [:], text: [String: TextEncoder] = [:]
         var entries: [Entry] = []
         for (name, path) in models {
@@ -44,29 +44,29 @@ public final class ModelSet: @unchecked Sendable {
             }
             let w = try WeightFile(path: path)
             let kind: String
-            switch w.arch {
-            case "mtcnn":
+            switch Architectures.named(w.arch)?.role {
+            case .detector:
                 if let other = detector?.0 { throw AffectError.badUsage("\(path): a second face detector (\(other) is loaded already); give one MTCNN file.") }
                 detector = (name, try MTCNN(weights: w))
                 kind = "detector"
-            case "mini_xception", "efficientnet", "mobilevit", "mobilefacenet":
-                faces[name] = try loadFaceExpressionModel(path)
+            case .face:
+                faces[name] = try FaceModels.load(w)
                 if firstFace == nil { firstFace = name }
                 kind = "face"
-            case "head":
+            case .head:
                 heads[name] = try MLPHead(weights: w)
                 kind = "head"
-            case "wav2vec2", "hubert":
+            case .audio:
                 speech[name] = try SpeechModel(weights: path)
                 kind = "audio"
-            case "roberta", "bert":
+            case .text:
                 text[name] = try TextEncoder(weights: w)
                 kind = "text"
             default:
                 throw AffectError.badInput("\(path): a `\(w.arch)` model has no use in the server (expected a detector, a face, head, audio or text model).")
             }
             entries.append(Entry(name: name, path: path, arch: w.arch, kind: kind,
-                                 labels: kind == "face" ? faces[name]!.labels : w.labels))
+                                 labels: kind == "face" ? faces[name]!.expressionLabels : w.labels))
         }
         guard let found = detector else { throw AffectError.badUsage("the server needs an MTCNN face detector among its models.") }
         let (dname, d) = found
@@ -77,7 +77,7 @@ public final class ModelSet: @unchecked Sendable {
     }
 
     /// The face model a request names (nil: the default); an unknown name is the client's error.
-    func faceModel(_ name: String?) throws -> (name: String, model: any FaceExpressionModel) {
+    func faceModel(_ name: String?) throws -> (name: String, model: any FaceModel) {
         let n = name ?? defaultFaceModel
         guard let m = faceModels[n] else {
             throw ServerError(.badRequest, "no face model named `\(n)` is loaded (loaded: \(faceModels.keys.sorted().joined(separator: ", "))).")

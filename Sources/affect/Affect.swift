@@ -62,7 +62,7 @@ enum Main {
             exit(e.rawValue)
         } catch {
             if Affect.exitCode(for: error) == .success { Affect.exit(withError: error) }
-            // Usage errors: one message, exit status 2 (SPEC 3.3), not ArgumentParser's 64.
+            // Usage errors: one message, exit status 2 (see the README), not ArgumentParser's 64.
             let message = Affect.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("error: \(message)\nUsage: see `affect help`.\n".utf8))
             exit(2)

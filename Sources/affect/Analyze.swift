@@ -165,8 +165,10 @@ struct Analyze: ParsableCommand {
 
     func makeAnalyzer(_ options: AnalyzerOptions) throws -> Analyzer {
         let facePath = try resolveWeights(faceModel ?? defaultWeights("mini_xception.safetensors"))
-        var model = try loadFaceExpressionModel(facePath)
-        if let e = expressionModel { model = CombinedFaceModel(features: model, expression: try loadFaceExpressionModel(resolveWeights(e))) }
+        var model = try FaceModels.load(WeightFile(path: facePath))
+        if let e = expressionModel {
+            model = CombinedFaceModel(features: model, expression: try FaceModels.load(WeightFile(path: resolveWeights(e))))
+        }
         let mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors"))))
         var heads: [HeadSpec] = []
         for (task, args) in [(AnalysisTask.expr, exprHead), (.va, vaHead), (.au, auHead), (.ah, ahHead), (.emi, emiHead)] {

@@ -25,7 +25,7 @@ extension Analyze {
             try checkOutputs([("-o", o)], inputs: [source.isLive ? nil : video, faceModel, expressionModel, detector])
         }
         let analyzer = try makeAnalyzer(options)
-        let labels = analyzer.faceModel.labels
+        let labels = analyzer.faceModel.expressionLabels
 
         // SIGINT / SIGTERM end the stream cleanly: the frame in hand is finished and its line written.
         let stop = StopFlag()

@@ -62,7 +62,7 @@ struct Extract: ParsableCommand {
         let mine = videos.filter { Extract.shardOf($0, count: count) == index }
         let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
         let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
-                                faceModel: try loadFaceExpressionModel(resolveWeights(facePath)), options: options)
+                                faceModel: try FaceModels.load(WeightFile(path: resolveWeights(facePath))), options: options)
         try validateWithOptionNames(analyzer)
         try makeFolder(output)
         print("shard \(index)/\(count): \(mine.count) of \(videos.count) videos in \(folder)")

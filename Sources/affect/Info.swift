@@ -13,7 +13,8 @@ struct Info: ParsableCommand {
     func run() throws {
         let w = try WeightFile(path: resolveWeights(weights))
         print("file:        \(weights)")
-        print("arch:        \(w.arch)")
+        let a = Architectures.named(w.arch)
+        print("arch:        \(w.arch)\(a.map { " (\($0.role.rawValue): \($0.summary))" } ?? " (not an architecture this engine runs)")")
         if let c = w.file.metadata["affect.config"] { print("config:      \(c)") }
         if !w.labels.isEmpty { print("labels:      \(w.labels.joined(separator: ", "))") }
         if let p = w.file.metadata["affect.preprocess"] { print("preprocess:  \(p)") }

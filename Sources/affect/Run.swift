@@ -8,7 +8,7 @@ struct Run: ParsableCommand {
         abstract: "Run the forward pass on every input.* tensor of a file and write output.* tensors.")
 
     @Argument(help: "An Affect weight file.") var weights: String
-    @Argument(help: "A safetensors file with input.* tensors (SPEC 3.2).") var inputs: String
+    @Argument(help: "A safetensors file with input.* tensors (a reference file).") var inputs: String
     @Option(name: .shortAndLong, help: "Output safetensors file.") var output: String
     @OptionGroup var compute: ComputeOptions
 

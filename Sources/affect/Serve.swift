@@ -58,7 +58,7 @@ struct Serve: ParsableCommand {
         // The committed detector and face model unless the list has its own.
         let archs = try list.map { try WeightFile(path: $0.path).arch }
         if !archs.contains("mtcnn") { list.insert(("mtcnn", try resolveWeights(defaultWeights("mtcnn.safetensors"))), at: 0) }
-        if !archs.contains(where: { ["mini_xception", "efficientnet", "mobilevit", "mobilefacenet"].contains($0) }) {
+        if !archs.contains(where: { Architectures.names(.face).contains($0) }) {
             list.append(("mini_xception", try resolveWeights(defaultWeights("mini_xception.safetensors"))))
         }
         let set = try ModelSet(list)

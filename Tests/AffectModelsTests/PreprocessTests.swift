@@ -66,7 +66,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     }
 
     @Test func multiTaskMobileFaceNetSplitsValenceArousal() throws {
-        let rec = try EmotionRecognizer(weights: "\(modelFixtures)/models/mobilefacenet_tiny.safetensors")
+        let rec = try EmotionRecognizer(weights: WeightFile(path: "\(modelFixtures)/models/mobilefacenet_tiny.safetensors"))
         #expect(rec.isMultiTask && rec.expressionLabels.count == 8 && rec.preprocessing.size == 112)
         let face = RGBImage(width: 40, height: 52, pixels: (0..<(40 * 52 * 3)).map { UInt8(($0 * 13) % 256) })
         let p = try rec.predictEmotions([face], logits: false)
@@ -76,7 +76,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     }
 
     @Test func recognizerClassifiesLikeEmotiEffLib() throws {
-        let rec = try EmotionRecognizer(weights: weights)
+        let rec = try EmotionRecognizer(weights: WeightFile(path: weights))
         #expect(rec.expressionLabels == ["Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"])
         #expect(!rec.isMultiTask)
         let face = RGBImage(width: 50, height: 61, pixels: (0..<(50 * 61 * 3)).map { UInt8(($0 * 7) % 251) })
@@ -89,7 +89,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     }
 
     @Test func emptyCropIsAnError() throws {
-        let rec = try EmotionRecognizer(weights: weights)
+        let rec = try EmotionRecognizer(weights: WeightFile(path: weights))
         #expect(throws: AffectError.self) { try rec.extractFeatures([RGBImage(width: 0, height: 0, pixels: [])]) }
     }
 }

@@ -205,7 +205,7 @@ private let head = "\(fixtures)/fusion/head_torch.safetensors"
         try f.labels(["Valence", "Arousal"])
         let path = try f.write("va-only")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        expectBadInput(path, mentioning: ["affect.labels"]) { _ = try EmotionRecognizer(weights: path) }
+        expectBadInput(path, mentioning: ["affect.labels"]) { _ = try EmotionRecognizer(weights: WeightFile(path: path)) }
     }
 
     // MARK: Values
@@ -274,7 +274,7 @@ private let head = "\(fixtures)/fusion/head_torch.safetensors"
         try f.preprocess { $0["input_size"] = 1e9 }
         let path = try f.write("recognizer")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        expectBadInput(path, mentioning: ["input_size", "1000000000"]) { _ = try EmotionRecognizer(weights: path) }
+        expectBadInput(path, mentioning: ["input_size", "1000000000"]) { _ = try EmotionRecognizer(weights: WeightFile(path: path)) }
         // MobileFaceNet's GDC reads the whole last map: only sizes that bring it to one pixel work.
         try expectRejected(mobileFaceNet, "size", mentioning: ["input_size", "96"]) { try $0.config { $0["input_size"] = 96 } }
         try expectRejected(mobileFaceNet, "pre", mentioning: ["input_size", "128"]) { try $0.preprocess { $0["input_size"] = 128 } }

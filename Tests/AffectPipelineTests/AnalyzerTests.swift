@@ -96,7 +96,7 @@ func face(_ x: Float) -> FaceDetection {
     /// Heads, fusion, filling, smoothing and the confidence filter on a synthetic scan, against the same
     /// steps composed by hand (each step is tested against NumPy/SciPy in FusionOpsTests).
     @Test func headsFusionSmoothingAndFilterOnASyntheticScan() throws {
-        let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
+        let faceModel = try MiniXception(weights: WeightFile(path: miniXceptionPath))
         let n = 10, k = 7
         let frames = [0, 1, 2, 5, 6, 9]
         var logits: [Float] = []
@@ -107,7 +107,7 @@ func face(_ x: Float) -> FaceDetection {
                                  featureWidth: k, logitWidth: k)
         // EXPR head: mini-Xception class j → its ABAW column (a linear map), plus a strong bias toward "Other",
         // so that the filter has something to override.
-        let mapping = try ClassMapping(from: faceModel.labels)
+        let mapping = try ClassMapping(from: faceModel.expressionLabels)
         var w = [[Float]](repeating: [Float](repeating: 0, count: k), count: 8)
         for (j, t) in mapping.target.enumerated() { w[t!][j] = 0.3 }
         let expr = try linearHead("expr.safetensors", weight: w, bias: [0, 0, 0, 0, 0, 0, 0, 0.8], output: "softmax")
@@ -182,7 +182,7 @@ func face(_ x: Float) -> FaceDetection {
             let path = "fake-text", width = 2
             func embed(_ texts: [String]) throws -> FeatureMatrix { try FeatureMatrix(texts.map { [Float($0.count), 1] }) }
         }
-        let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
+        let faceModel = try MiniXception(weights: WeightFile(path: miniXceptionPath))
         let n = 10, k = 7
         let frames = [1, 2, 4, 8]
         let logits: [Float] = (0..<(frames.count * k)).map { (i: Int) -> Float in Float((i * 7) % 13) * 0.3 - 1.5 }
@@ -249,7 +249,7 @@ func face(_ x: Float) -> FaceDetection {
     @Test func noFaceGivesEmptyRows() throws {
         let scan = try VideoScan(path: "empty.mp4", width: 32, height: 32, frameRate: 25, times: (0..<5).map { Double($0) / 25 },
                                  tracks: [], featureWidth: 7, logitWidth: 7)
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXceptionFaces(weights: miniXceptionPath))
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
         let result = try analyzer.analyze(scan: scan)
         #expect(result.tracks.isEmpty)
         let report = AnalysisReport(result)
@@ -262,7 +262,7 @@ func face(_ x: Float) -> FaceDetection {
     }
 
     @Test func headWidthMismatchIsAClearError() throws {
-        let faceModel = try MiniXceptionFaces(weights: miniXceptionPath)
+        let faceModel = try MiniXception(weights: WeightFile(path: miniXceptionPath))
         let head = repoRoot.appendingPathComponent("Tests/Fixtures/fusion/head_keras.safetensors").path
         let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
                                 heads: [HeadSpec(task: .expr, head: try MLPHead(path: head))])
@@ -288,7 +288,7 @@ func face(_ x: Float) -> FaceDetection {
         struct Expected: Decodable { var frames: Int; var labels: [String]; var boxes: [[Float]?]; var probs: [[Float]?] }
         let url = repoRoot.appendingPathComponent("Tests/Fixtures/analyze/talking.json")
         let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url))
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXceptionFaces(weights: miniXceptionPath))
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
         let result = try analyzer.analyze(path: "\(testMedia)/talking.mp4")
         #expect(result.scan.frameCount == expected.frames)
         #expect(result.modelLabels == expected.labels)
@@ -312,7 +312,7 @@ func face(_ x: Float) -> FaceDetection {
         var options = AnalyzerOptions()
         options.tracks = .all
         options.every = 5
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXceptionFaces(weights: miniXceptionPath),
+        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
                                 options: options)
         let result = try analyzer.analyze(path: "\(testMedia)/crowd.mp4")
         #expect(result.tracks.count == result.scan.tracks.count)

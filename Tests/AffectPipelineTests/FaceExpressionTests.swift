@@ -29,7 +29,7 @@ struct FaceFixture: Decodable { var model: String; var images: [ImageCase] }
     }()
 
     @Test func emotiEffLibTorchPathOnRealFaces() throws {
-        let rec = try EmotionRecognizer(weights: repoRoot.appendingPathComponent(fixture.model).path)
+        let rec = try EmotionRecognizer(weights: WeightFile(path: repoRoot.appendingPathComponent(fixture.model).path))
         var faces = 0
         var worst: Float = 0
         for img in fixture.images {

@@ -10,7 +10,7 @@ import AffectPipeline
         var options = AnalyzerOptions()
         options.every = every
         return Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
-                        faceModel: try MiniXceptionFaces(weights: miniXceptionPath), options: options)
+                        faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)), options: options)
     }
 
     /// The streaming pass and the whole-file scan see the same frames, faces, tracks and probabilities; the

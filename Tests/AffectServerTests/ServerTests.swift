@@ -52,8 +52,8 @@ func direct(_ path: String) throws -> (faces: [FaceDetection], probs: [[Float]])
     let faces = sharedModels.detector.detect(image)
     guard !faces.isEmpty else { return ([], []) }
     let model = sharedModels.faceModels["mini_xception"]!
-    let (_, l) = try model.run(frame: image, boxes: faces)
-    let k = model.labels.count
+    let l = try model.predict(image, faces: faces).logits
+    let k = model.expressionLabels.count
     let probs = (0..<faces.count).map { i -> [Float] in
         var row = Array(UnsafeBufferPointer(start: l.data + i * l.shape[1], count: k))
         row.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, k) }
@@ -84,7 +84,7 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let jpeg = dir.appendingPathComponent("portrait.jpg").path
         try Data(ImageEncoder.encode(try ImageDecoder.decode(path: "\(media)/portrait.png"), format: .jpeg)).write(to: URL(fileURLWithPath: jpeg))
-        let labels = sharedModels.faceModels["mini_xception"]!.labels
+        let labels = sharedModels.faceModels["mini_xception"]!.expressionLabels
         try await withServer { _, port in
             for path in ["\(media)/group.png", "\(media)/portrait.png", jpeg] {
                 let body = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -304,7 +304,7 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
             }
             #expect(replies.count == 3)
             let expected = try direct("\(media)/portrait.png")
-            let labels = sharedModels.faceModels["mini_xception"]!.labels
+            let labels = sharedModels.faceModels["mini_xception"]!.expressionLabels
             checkSame(replies[0], expected, labels: labels)
             #expect(replies[1]["error"] != nil && replies[1]["frame"] as? Int == 1)
             checkSame(replies[2], expected, labels: labels)
