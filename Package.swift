@@ -84,7 +84,7 @@ let targets: [Target] = [
     .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
     .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
     .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
-    .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels"]),
+    .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels", "AffectModels"]),
     .testTarget(name: "AffectServerTests", dependencies: ["AffectServer", "AffectPipeline", "AffectMedia", "AffectModels", "AffectKernels", "affect"]),
     .testTarget(name: "AffectTrainingTests", dependencies: ["AffectTraining", "AffectKernels", "AffectModels"]),
     .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),

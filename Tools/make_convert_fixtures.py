@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the sources `affect convert` is tested on and their Tools/convert.py outputs.
 
-    Tools/make_convert_fixtures.py [OUTDIR]        (default Tests/Fixtures/convert)
+    Tools/make_convert_fixtures.py [OUTDIR]            (default Tests/Fixtures/convert)
+    Tools/make_convert_fixtures.py --vision [OUTDIR]   (only the MobileFaceNet / MobileViT / EfficientNet-B2 set)
 
 Each source is a tiny model of the reference framework, saved the way users have it: Hugging Face folders
 (wav2vec2 / HuBERT with and without a CTC head, one sharded; RoBERTa / BERT with and without a classifier,
@@ -9,7 +10,11 @@ with a `tokenizer.json`, with `vocab.json` + `merges.txt`, with `vocab.txt`; a s
 a tiny EfficientNet as an ONNX export, a whole pickled module and a state dict; and facenet-pytorch's legacy
 (pre-zip) `pnet.pt` with its state dict as Tools/affect_tools/unpickle.py reads it (`pnet_state_dict.safetensors`). Every source SRC is converted
 with Tools/convert.py into SRC.safetensors beside it; the Swift tests convert the same sources and compare.
-Weights are random (seeded); only names, shapes, values and metadata matter here, not what the models compute.
+Weights are random (seeded); only names, shapes, values and metadata matter here, not what the models compute,
+except for EmotiEffLib's other backbones (`mobilefacenet`, `mobilevit`, `efficientnet_b2`: .pt, state dict and
+EmotiEffLib's ONNX export), which also get `NAME.ref.safetensors`, what the framework computes, since their
+ONNX exports (BatchNorm folded) are checked by running the converted model. convert.py reads no MobileFaceNet or
+MobileViT ONNX export, so only their .pt and state dict have a convert.py output.
 """
 import json
 import os
@@ -157,6 +162,120 @@ def efficientnet(outdir):
         save_checkpoint(m, os.path.join(outdir, name), fmt, example=image_batch(1, 32, 11))
 
 
+def aliases_and_renames(path):
+    """(Identity nodes whose input is an initializer, initializers named by the exporter `onnx::…`)."""
+    import onnx
+    g = onnx.load(path).graph
+    inits = {i.name for i in g.initializer}
+    alias = sum(1 for n in g.node if n.op_type == "Identity" and n.input[0] in inits)
+    renamed = sum(1 for i in g.initializer if i.name.startswith("onnx::"))
+    return alias, renamed
+
+
+def facial_fixture(outdir, name, model, size, run, label, seed):
+    """Saves `model` (trained-looking weights) the three ways EmotiEffLib's files exist: a whole pickled module
+    (`NAME.pt`), a state dict (`NAME.state_dict.pt`) and EmotiEffLib's ONNX export
+    (training_and_examples/convert_pt_to_onnx.py: opset 11, constant folding, so BatchNorm is folded, most
+    initializers renamed and equal ones aliased through Identity nodes); then `NAME.ref.safetensors`: two
+    face-like inputs and the features / logits the framework computes from them."""
+    import timm
+    from affect_tools.io import save_reference
+    from references.common import image_batch, save_checkpoint, versions
+    model.eval()
+    save_checkpoint(model, os.path.join(outdir, f"{name}.pt"), "pt")
+    save_checkpoint(model, os.path.join(outdir, f"{name}.state_dict.pt"), "state_dict")
+    onnx_path = os.path.join(outdir, f"{name}.onnx")
+    save_checkpoint(model, onnx_path, "onnx", example=image_batch(1, size, seed))
+    alias, renamed = aliases_and_renames(onnx_path)
+    if alias == 0 or renamed == 0:
+        raise SystemExit(f"{onnx_path}: the export has {alias} Identity-aliased and {renamed} renamed initializers; "
+                         "EmotiEffLib's files have both")
+    x = image_batch(1, size, seed + 1)
+    with torch.no_grad():
+        feats, logits = run(model, x)
+    save_reference(os.path.join(outdir, f"{name}.ref.safetensors"), {"pixels": x},
+                   {"features": feats, "logits": logits}, "pytorch", versions(torch, timm), label)
+
+
+def tiny_mobilefacenet():
+    """EmotiEffLib's MobileFaceNet (its own module classes, `mbf_va_mtl` layout: ConvBlock, ConvBlock grouped,
+    then DepthWise / Residual stages, conv_sep, GDC, `fc`) at narrow widths. Its forward ends with `fc`, as the
+    module EmotiEffLib exported did (its ONNX recognizer strips a final Gemm)."""
+    from emotiefflib.backbones.mobilefacenet import (GDC, ConvBlock, DepthWise, LinearBlock, MobileFaceNet,
+                                                    Residual)
+    m = MobileFaceNet(False, 16, blocks=(1, 1, 1, 1), scale=1)
+    k3, s2, p1 = (3, 3), (2, 2), (1, 1)
+    m.layers = torch.nn.ModuleList([
+        ConvBlock(3, 16, kernel=k3, stride=s2, padding=p1),
+        ConvBlock(16, 16, kernel=k3, stride=(1, 1), padding=p1, groups=16),
+        DepthWise(16, 16, kernel=k3, stride=s2, padding=p1, groups=24),
+        Residual(16, num_block=2, groups=24, kernel=k3, stride=(1, 1), padding=p1),
+        DepthWise(16, 24, kernel=k3, stride=s2, padding=p1, groups=32),
+        Residual(24, num_block=1, groups=32, kernel=k3, stride=(1, 1), padding=p1),
+        DepthWise(24, 24, kernel=k3, stride=s2, padding=p1, groups=32),
+        Residual(24, num_block=1, groups=32, kernel=k3, stride=(1, 1), padding=p1),
+    ])
+    m.conv_sep = ConvBlock(24, 32, kernel=(1, 1), stride=(1, 1), padding=(0, 0))
+    gdc = GDC(16)
+    gdc.layers = torch.nn.Sequential(LinearBlock(32, 32, groups=32, kernel=(7, 7), stride=(1, 1), padding=(0, 0)),
+                                     gdc.layers[1], torch.nn.Linear(32, 16, bias=False), torch.nn.BatchNorm1d(16))
+    m.features = gdc
+    m.fc = torch.nn.Linear(16, 10)
+    return m
+
+
+def vision_fixtures(outdir):
+    """EmotiEffLib's other backbones, small: MobileFaceNet (`mbf_va_mtl`), MobileViT (`mobilevit_va_mtl`) and
+    EfficientNet-B2 (`enet_b2_8`), each as .pt, state dict and ONNX, with a framework reference."""
+    import types
+
+    import timm
+    from timm.models.byobnet import ByobNet, ByoModelCfg
+    from timm.models.efficientnet import _gen_efficientnet
+    from timm.models.mobilevit import _inverted_residual_block, _mobilevit_block
+    from affect_tools.random_weights import make_trained_looking
+    from references.common import image_batch
+    from references.vision import timm_run
+
+    # MobileFaceNet: forward ends with fc (10 outputs: 8 expressions, valence, arousal).
+    torch.manual_seed(21)
+    mbf = make_trained_looking(tiny_mobilefacenet(), seed=21, calibration_input=image_batch(4, 112, 21))
+    with torch.no_grad():
+        # Untrained PReLUs keep their 0.25: equal tensors, which the exporter aliases (as in the real files).
+        for prelu in (mbf.layers[0].layers[2], mbf.layers[1].layers[2]):
+            prelu.weight.fill_(0.25)
+    from emotiefflib.backbones.mobilefacenet import MobileFaceNet
+    mbf.forward = types.MethodType(lambda self, x: self.fc(MobileFaceNet.forward(self, x)), mbf)
+
+    def mbf_run(model, x):
+        feats = MobileFaceNet.forward(model, x)
+        return feats, model.fc(feats)
+    facial_fixture(outdir, "mobilefacenet", mbf, 112, mbf_run, "emotiefflib MobileFaceNet (narrow)", 21)
+
+    # MobileViT: timm's MobileViT-v1 blocks at narrow widths (xxs layout, fewer channels and layers).
+    torch.manual_seed(22)
+    cfg = ByoModelCfg(blocks=(_inverted_residual_block(d=1, c=8, s=1, br=2.0),
+                              _inverted_residual_block(d=2, c=12, s=2, br=2.0),
+                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=2, patch_size=2, br=2.0),
+                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=1, patch_size=2, br=2.0)),
+                      stem_chs=8, stem_type="3x3", stem_pool="", downsample="", act_layer="silu", num_features=32)
+    mvit = ByobNet(cfg, num_classes=10)
+    for mod in mvit.modules():
+        if hasattr(mod, "fused_attn"):
+            mod.fused_attn = False  # opset 11 has no fused attention: the exporter of EmotiEffLib's time wrote MatMuls
+    mvit = make_trained_looking(mvit, seed=22, calibration_input=image_batch(4, 64, 22))
+    facial_fixture(outdir, "mobilevit", mvit, 64, timm_run, "timm MobileViT (narrow mobilevit_xxs layout)", 22)
+
+    # EfficientNet-B2 (tf_ variant: "same" padding, BN eps 1e-3), narrow and shallow, 8 expression classes.
+    # Widths stay distinct from stage to stage (divisor 4): ONNX name recovery tells stages apart by stride and
+    # width, as in the full-size models; at divisor 8 a narrow net collapses several stages to width 8.
+    torch.manual_seed(23)
+    b2 = _gen_efficientnet("tf_efficientnet_b2", channel_multiplier=0.12, depth_multiplier=0.24, channel_divisor=4, pretrained=False,
+                           num_classes=8, bn_eps=1e-3, pad_type="same")
+    b2 = make_trained_looking(b2, seed=23, calibration_input=image_batch(4, 64, 23))
+    facial_fixture(outdir, "efficientnet_b2", b2, 64, timm_run, "timm tf_efficientnet_b2 (narrow)", 23)
+
+
 def legacy_pnet(outdir):
     """facenet-pytorch's pnet.pt (a legacy pre-zip torch.save file) and its state dict as Python reads it."""
     import facenet_pytorch
@@ -169,8 +288,20 @@ def legacy_pnet(outdir):
     save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, os.path.join(outdir, "pnet_state_dict.safetensors"))
 
 
+def convert_vision(outdir):
+    for name in ("mobilefacenet.pt", "mobilefacenet.state_dict.pt", "mobilevit.pt", "mobilevit.state_dict.pt",
+                 "efficientnet_b2.pt", "efficientnet_b2.state_dict.pt", "efficientnet_b2.onnx"):
+        convert(os.path.join(outdir, name), os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
+
+
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(TOOLS), "Tests", "Fixtures", "convert")
+    args = [a for a in sys.argv[1:] if a != "--vision"]
+    outdir = args[0] if args else os.path.join(os.path.dirname(TOOLS), "Tests", "Fixtures", "convert")
+    if "--vision" in sys.argv:
+        # Only the MobileFaceNet / MobileViT / EfficientNet-B2 sources, references and conversions.
+        vision_fixtures(outdir)
+        convert_vision(outdir)
+        return
     if os.path.exists(outdir):
         shutil.rmtree(outdir)
     os.makedirs(outdir)
@@ -189,11 +320,15 @@ def main():
     bert_folder(os.path.join(outdir, "bert_sentence"), 10, classifier=False, sentence=True)
     efficientnet(outdir)
     for name in sorted(os.listdir(outdir)):
+        if name.startswith(("mobilefacenet", "mobilevit", "efficientnet_b2")):
+            continue
         src = os.path.join(outdir, name)
         if name.endswith(".safetensors"):
             continue
         convert(src, os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
     legacy_pnet(outdir)
+    vision_fixtures(outdir)
+    convert_vision(outdir)
 
 
 if __name__ == "__main__":

@@ -284,6 +284,14 @@ enum OnnxVision {
         }
         var inits: [String: OnnxTensor] = [:]
         for t in g.initializers { inits[t.name] = t }
+        // MobileFaceNet and MobileViT exports also open with a 3-channel Conv; mapping them onto EfficientNet names
+        // would write a file that fails later with a misleading shape error, so they are refused here.
+        if g.nodes.contains(where: { $0.opType == "PRelu" }) {
+            throw notEfficientNet("it has PRelu activations, as a MobileFaceNet export has; `affect convert` reads EfficientNet ONNX exports only, convert the .pt instead")
+        }
+        if g.nodes.filter({ $0.opType == "MatMul" && $0.inputs.count >= 2 && inits[$0.inputs[1]] != nil }).count > 1 {
+            throw notEfficientNet("it has several MatMul layers, as a MobileViT transformer has; `affect convert` reads EfficientNet ONNX exports only, convert the .pt instead")
+        }
         for n in g.nodes where n.opType == "Identity" {
             if let i = n.inputs.first, let t = inits[i], let o = n.outputs.first { inits[o] = t }
         }

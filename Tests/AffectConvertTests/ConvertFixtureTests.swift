@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import AffectKernels
+import AffectModels
 @testable import AffectConvert
 
 let convertFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -23,7 +24,9 @@ final class Scratch {
 @Suite struct ConvertFixtureTests {
     static let sources = ["wav2vec2_ctc", "wav2vec2_base", "wav2vec2_bin", "hubert_ctc", "hubert_sharded",
                           "roberta_cls", "roberta_bpe", "roberta_bin", "bert_cls", "bert_sentence",
-                          "efficientnet.onnx", "efficientnet.pt", "efficientnet.state_dict.pt"]
+                          "efficientnet.onnx", "efficientnet.pt", "efficientnet.state_dict.pt",
+                          "mobilefacenet.pt", "mobilefacenet.state_dict.pt", "mobilevit.pt", "mobilevit.state_dict.pt",
+                          "efficientnet_b2.pt", "efficientnet_b2.state_dict.pt", "efficientnet_b2.onnx"]
 
     @Test(arguments: sources)
     func matchesPython(_ name: String) throws {
@@ -56,6 +59,36 @@ final class Scratch {
         }
     }
 
+    /// EmotiEffLib's other backbones converted by Swift run as the framework did (Tools/make_convert_fixtures.py
+    /// wrote `NAME.ref.safetensors` from the PyTorch module): the conversion keeps what the model computes.
+    @Test(arguments: ["mobilefacenet.pt", "mobilefacenet.state_dict.pt", "mobilevit.pt", "mobilevit.state_dict.pt",
+                      "efficientnet_b2.pt", "efficientnet_b2.state_dict.pt", "efficientnet_b2.onnx"])
+    func convertedRunsLikeTheFramework(_ name: String) throws {
+        let base = String(name.prefix(while: { $0 != "." }))
+        let scratch = Scratch()
+        let out = scratch.file("out.safetensors")
+        try Converter.convert((convertFixtures as NSString).appendingPathComponent(name), to: out)
+        let ref = try ReferenceFile(path: (convertFixtures as NSString).appendingPathComponent("\(base).ref.safetensors"))
+        let (compared, missing) = try Verification.verify(try ModelLoader.load(out), ref)
+        #expect(missing.isEmpty)
+        #expect(compared.count == 2)
+        for c in compared { #expect(c.passes(tolerance: 1e-4), "\(name) \(c.name): relative error \(c.relativeError)") }
+    }
+
+    /// MobileFaceNet / MobileViT ONNX exports are refused with one sentence naming the file (they used to be
+    /// misread as EfficientNet and failed later at load with a misleading shape error).
+    @Test(arguments: ["mobilefacenet.onnx", "mobilevit.onnx"])
+    func refusesOtherOnnxBackbones(_ name: String) {
+        let path = (convertFixtures as NSString).appendingPathComponent(name)
+        #expect(Converter.detect(path) == nil)
+        do {
+            _ = try OnnxVision.stateDict(path)
+            Issue.record("\(name) was read as an EfficientNet")
+        } catch {
+            #expect("\(error)".contains(name))
+        }
+    }
+
     @Test func detectsEachFamily() {
         let f = { (n: String) in Converter.detect((convertFixtures as NSString).appendingPathComponent(n)) }
         #expect(f("wav2vec2_ctc") == "wav2vec2")
@@ -64,6 +97,9 @@ final class Scratch {
         #expect(f("bert_sentence") == "bert")
         #expect(f("efficientnet.onnx") == "efficientnet")
         #expect(f("efficientnet.pt") == "efficientnet")
+        #expect(f("efficientnet_b2.onnx") == "efficientnet")
+        #expect(f("mobilefacenet.pt") == "mobilefacenet")
+        #expect(f("mobilevit.state_dict.pt") == "mobilevit")
         #expect(f("wav2vec2_ctc/config.json") == nil)
     }
 
