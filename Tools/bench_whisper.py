@@ -7,7 +7,7 @@
 
 DIR holds `whisper_SIZE.safetensors` from `Tools/make_whisper_reference.py DIR --size SIZE` (trained-looking random
 weights of the released shapes: no real checkpoint can be downloaded here). PEER is a whisper.cpp source tree built
-with its own CMake build (`cmake -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build`); it is a peer for
+with its own CMake build (`cmake -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --target whisper-cli whisper-bench quantize`); it is a peer for
 measuring only, never a dependency.
 
 `prepare` writes, from each weight file: `whisper_SIZE.pt` (the same weights as an openai-whisper checkpoint),
@@ -94,7 +94,7 @@ def prepare(args):
     write_wav(wav, long_form_audio(clips, long_form_2min_recipe(clips), LONG_FORM_2MIN_SAMPLES))
     print("wrote", wav)
     convert = os.path.join(args.whisper_cpp, "models", "convert-pt-to-ggml.py")
-    quantize = os.path.join(args.whisper_cpp, "build", "bin", "whisper-quantize")
+    quantize = os.path.join(args.whisper_cpp, "build", "bin", "quantize")   # CMake target `quantize`
     for size in args.sizes.split(","):
         # Each step is skipped when its output exists (the quantize tool needs whisper.cpp built first).
         out = {k: os.path.join(args.dir, f"ggml_{size}-{k}.bin") for k in ("f32", "f16", "q8_0")}
