@@ -24,6 +24,7 @@ Written to OUTDIR:
   output.logits (transformers, for the first `--logits-tokens` tokens of openai-whisper's greedy decode).
 - `whisper_SIZE.transcribe.json`: openai-whisper's `transcribe()` (temperature 0, greedy and beam 5) on the
   clips joined with silences (`LONG_FORM`), segments with times and tokens.
+- `whisper_SIZE.transcribe2min.json` (`--transcribe-2min`): the same on the 2-minute file (LONG_FORM_2MIN_CYCLE).
 - `whisper_SIZE.decode.json`: for every clip and option set, openai-whisper's `decode()` result (tokens, text,
   avg_logprob, no_speech_prob, language, temperature).
 """
@@ -158,16 +159,45 @@ OPTION_SETS = {
 LONG_FORM = [("speech-us.wav", 10.0), ("speech-f.wav", 12.0), ("speech-noise.wav", 0.0), ("tone.wav", 8.0)]
 
 
-def long_form_audio(clip_folder):
+# The 2-minute long-form reference (and the benchmark's file): speech in both voices, with noise, a tone and
+# silences between them, cycled and cut at exactly 120 s, so every one of its four windows holds speech.
+LONG_FORM_2MIN_CYCLE = [("speech-us.wav", 1.5), ("speech-f.wav", 2.0), ("speech-noise.wav", 1.0), ("tone.wav", 0.5),
+                        ("speech-f.wav", 3.0), ("silence.wav", 0.0), ("speech-us.wav", 2.5)]
+LONG_FORM_2MIN_SAMPLES = 120 * 16000
+
+
+def long_form_audio(clip_folder, recipe=None, samples=None):
+    """The clips of `recipe` (default LONG_FORM) each followed by its gap of silence, cut at `samples`."""
     parts = []
-    for clip, gap in LONG_FORM:
+    for clip, gap in recipe or LONG_FORM:
         parts += [read_wav(os.path.join(clip_folder, clip)), np.zeros(int(gap * 16000), dtype=np.float32)]
-    return np.concatenate(parts)
+    audio = np.concatenate(parts)
+    return audio if samples is None else audio[:samples]
 
 
-def transcribe_reference(outdir, name):
+def long_form_2min_recipe(clip_folder):
+    """LONG_FORM_2MIN_CYCLE repeated until it passes 120 s."""
+    recipe, total = [], 0
+    while total < LONG_FORM_2MIN_SAMPLES:
+        for clip, gap in LONG_FORM_2MIN_CYCLE:
+            recipe.append((clip, gap))
+            total += read_wav(os.path.join(clip_folder, clip)).size + int(gap * 16000)
+    return recipe
+
+
+def write_wav(path, audio):
+    """16-bit mono 16 kHz (the clips are 16-bit, so the joined file round-trips exactly)."""
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.round(audio * 32768).astype("<i2").tobytes())
+
+
+def transcribe_reference(outdir, name, two_minutes=False):
     """openai-whisper's transcribe() at temperature 0 (sampling at higher temperatures cannot be reproduced
-    outside torch) on the long-form audio, with the weights of OUTDIR/NAME.safetensors."""
+    outside torch) on the long-form audio, with the weights of OUTDIR/NAME.safetensors. `two_minutes`: the
+    2-minute file instead (NAME.transcribe2min.json)."""
     from safetensors.torch import load_file
     from safetensors import safe_open
     with safe_open(os.path.join(outdir, name + ".safetensors"), "np") as f:
@@ -180,7 +210,11 @@ def transcribe_reference(outdir, name):
     ow = whisper.model.Whisper(dims)
     ow.load_state_dict({k: sd[openai_to_hf(k)] for k in ow.state_dict()})
     ow.eval()
-    audio = long_form_audio(os.path.join(outdir, "clips"))
+    clips = os.path.join(outdir, "clips")
+    recipe, samples = LONG_FORM, None
+    if two_minutes:
+        recipe, samples = long_form_2min_recipe(clips), LONG_FORM_2MIN_SAMPLES
+    audio = long_form_audio(clips, recipe, samples)
     out = {}
     for set_name, kw in {"greedy": {}, "beam5": {"beam_size": 5}}.items():
         r = whisper.transcribe(ow, audio, temperature=0.0, language="en", fp16=False, verbose=None, **kw)
@@ -188,8 +222,8 @@ def transcribe_reference(outdir, name):
                          "segments": [{k: s[k] for k in ("id", "seek", "start", "end", "text", "tokens", "avg_logprob",
                                                            "no_speech_prob", "compression_ratio", "temperature")}
                                       for s in r["segments"]]}
-    with open(os.path.join(outdir, name + ".transcribe.json"), "w") as f:
-        json.dump({"clips": LONG_FORM, "samples": int(audio.size), "results": out}, f, indent=1)
+    with open(os.path.join(outdir, name + (".transcribe2min.json" if two_minutes else ".transcribe.json")), "w") as f:
+        json.dump({"clips": recipe, "samples": int(audio.size), "results": out}, f, indent=1)
     print({k: len(v["segments"]) for k, v in out.items()})
 
 
@@ -205,10 +239,12 @@ def main():
     p.add_argument("--no-beam", action="store_true", help="skip the beam-search references (slow for large sizes)")
     p.add_argument("--transcribe-only", action="store_true",
                    help="only NAME.transcribe.json (transcribe() on the clips with silences) from an existing OUTDIR")
+    p.add_argument("--transcribe-2min", action="store_true",
+                   help="only NAME.transcribe2min.json (transcribe() on the 2-minute file) from an existing OUTDIR")
     p.add_argument("--no-transcribe", action="store_true", help="skip the transcribe() reference")
     args = p.parse_args()
-    if args.transcribe_only:
-        transcribe_reference(args.outdir, f"whisper_{args.size}")
+    if args.transcribe_only or args.transcribe_2min:
+        transcribe_reference(args.outdir, f"whisper_{args.size}", two_minutes=args.transcribe_2min)
         return
     torch.manual_seed(args.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -473,6 +473,366 @@ extension ModelRegistry {
    ],
    "convert": ".",
    "note": "revision pinned by a commit id taken from public code that pins it (not checked from a networked machine); Hugging Face serves no digest we know offline, so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-tiny",
+   "task": "speech recognition (OpenAI Whisper tiny, multilingual: 99 languages, transcribe or translate)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-tiny",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-tiny/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-tiny.en",
+   "task": "speech recognition (OpenAI Whisper tiny, English-only)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-tiny.en",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-tiny.en/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-base",
+   "task": "speech recognition (OpenAI Whisper base, multilingual: 99 languages, transcribe or translate)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-base",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-base/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-base/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-base/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-base/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-base/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-base/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-base.en",
+   "task": "speech recognition (OpenAI Whisper base, English-only)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-base.en",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-base.en/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-small",
+   "task": "speech recognition (OpenAI Whisper small, multilingual: 99 languages, transcribe or translate)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-small",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-small/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-small/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-small/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-small/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-small/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-small/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-small.en",
+   "task": "speech recognition (OpenAI Whisper small, English-only)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-small.en",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-small.en/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-medium",
+   "task": "speech recognition (OpenAI Whisper medium, multilingual: 99 languages, transcribe or translate)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-medium",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-medium/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-medium/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-medium/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-medium/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-medium/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-medium/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
+  },
+  {
+   "name": "whisper-medium.en",
+   "task": "speech recognition (OpenAI Whisper medium, English-only)",
+   "arch": "whisper",
+   "licence": "MIT",
+   "repository": "https://huggingface.co/openai/whisper-medium.en",
+   "revision": "main",
+   "files": [
+    {
+     "path": "config.json",
+     "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/config.json",
+     "digest": null
+    },
+    {
+     "path": "tokenizer.json",
+     "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/tokenizer.json",
+     "digest": null
+    },
+    {
+     "path": "generation_config.json",
+     "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/generation_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "preprocessor_config.json",
+     "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/preprocessor_config.json",
+     "digest": null,
+     "optional": true
+    },
+    {
+     "path": "model.safetensors",
+     "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/model.safetensors",
+     "digest": null,
+     "alternatives": [
+      {
+       "path": "pytorch_model.bin",
+       "url": "https://huggingface.co/openai/whisper-medium.en/resolve/main/pytorch_model.bin"
+      }
+     ]
+    }
+   ],
+   "convert": ".",
+   "note": "no commit id known offline: the revision is `main` (not a pin), so `affect pull` records the sha256 it saw"
   }
  ]
 }

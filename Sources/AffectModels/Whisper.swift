@@ -275,6 +275,14 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
     /// cache has seen, and returns the logits `[rows, n, V]` (`allPositions`) or of the last token only `[rows, 1, V]`.
     /// - Throws: when a token is outside the vocabulary or the sequence would pass the model's positions.
     public func decode(_ tokens: [Int], cache: inout DecoderCache, allPositions: Bool = false) throws -> Tensor {
+        let n = cache.rows > 0 ? tokens.count / cache.rows : 0
+        return try decode(tokens, cache: &cache, logitsAt: allPositions ? Array(0..<n) : [max(n - 1, 0)])
+    }
+
+    /// As ``decode(_:cache:allPositions:)``, with the logits `[rows, positions.count, V]` of the new tokens at
+    /// `positions` only (0-based among the new tokens): a prompt of hundreds of tokens needs the vocabulary
+    /// projection at two of them, not at all.
+    public func decode(_ tokens: [Int], cache: inout DecoderCache, logitsAt positions: [Int]) throws -> Tensor {
         let rows = cache.rows, d = config.width
         guard rows > 0, tokens.count % rows == 0, tokens.count > 0 else {
             throw AffectError.badInput("Whisper decoder: \(tokens.count) tokens do not split into \(rows) rows.")
@@ -285,6 +293,9 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
         }
         if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabularySize }) {
             throw AffectError.badInput("Whisper decoder: token id \(bad) is outside the vocabulary of \(config.vocabularySize).")
+        }
+        guard !positions.isEmpty, positions.allSatisfy({ (0..<n).contains($0) }) else {
+            throw AffectError.badInput("Whisper decoder: logits asked at \(positions) of \(n) new tokens.")
         }
         var x = Tensor(uninitialized: [rows, n, d])
         for r in 0..<rows {
@@ -324,10 +335,12 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
             x = layer.fc2(layer.fc1(layer.ffnNorm(x)), adding: x)
         }
         cache.length = offset + n
-        if allPositions || n == 1 { return output(decoderNorm(x)) }
-        let last = Tensor(uninitialized: [rows, 1, d])
-        for r in 0..<rows { (last.data + r * d).update(from: x.data + (r * n + n - 1) * d, count: d) }
-        return output(decoderNorm(last))
+        if positions == Array(0..<n) { return output(decoderNorm(x)) }
+        let picked = Tensor(uninitialized: [rows, positions.count, d])
+        for r in 0..<rows {
+            for (i, j) in positions.enumerated() { (picked.data + (r * positions.count + i) * d).update(from: x.data + (r * n + j) * d, count: d) }
+        }
+        return output(decoderNorm(picked))
     }
 
     /// Multi-head attention of `queries` new tokens per row against `keyCount` keys (queries `ldq` floats apart,

@@ -173,13 +173,13 @@ public struct WhisperDecoder: Sendable {
         for step in 0..<sampleLength {
             let out: Tensor
             if step == 0 {
-                let all = try model.decode(rows.flatMap { $0 }, cache: &cache, allPositions: true)
+                // Logits at the <|startoftranscript|> position (no_speech_prob) and the last one only.
                 let n = initial.count
+                let picked = try model.decode(rows.flatMap { $0 }, cache: &cache, logitsAt: [sotIndex, n - 1])
                 // no_speech_prob: softmax at the <|startoftranscript|> position, before any filter.
-                let p = all.data + sotIndex * vocab
-                noSpeech = softmaxProbability(p, vocab, t.noSpeech)
+                noSpeech = softmaxProbability(picked.data, vocab, t.noSpeech)
                 out = Tensor(uninitialized: [group, 1, vocab])
-                for r in 0..<group { (out.data + r * vocab).update(from: all.data + (r * n + n - 1) * vocab, count: vocab) }
+                for r in 0..<group { (out.data + r * vocab).update(from: picked.data + (r * 2 + 1) * vocab, count: vocab) }
             } else {
                 out = try model.decode(rows.map { $0.last! }, cache: &cache)
             }

@@ -65,6 +65,10 @@ struct Transcribe: ParsableCommand {
     var beam: Int?
     @Option(help: "Whisper: beam-search patience, above 0 and at most 64 (with --beam).")
     var patience: Double?
+    @Flag(help: "Whisper: decode at temperature 0 only (no fallback to 0.2 … 1.0), as whisper.cpp's --no-fallback.")
+    var noFallback = false
+    @Flag(help: "Whisper: no timestamp tokens (one segment per 30 s window), as whisper.cpp's --no-timestamps.")
+    var noTimestamps = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -77,7 +81,9 @@ struct Transcribe: ParsableCommand {
         }
         let path = try resolveWeights(audio.model)
         if try WeightFile(path: path).arch == "whisper" { return try runWhisper(path) }
-        guard language == nil, beam == nil else { throw AffectError.badUsage("--language and --beam are Whisper options; \(audio.model) is a CTC model.") }
+        guard language == nil, beam == nil, !noFallback, !noTimestamps else {
+            throw AffectError.badUsage("--language, --beam, --no-fallback and --no-timestamps are Whisper options; \(audio.model) is a CTC model.")
+        }
         guard format == "text" || format == "json" else { throw AffectError.badUsage("--format srt and vtt need a Whisper model.") }
         let (model, long) = try audio.load()
         guard let ctc = model.ctc else {
@@ -117,6 +123,8 @@ struct Transcribe: ParsableCommand {
         }
         whisper.options.decoding.beamSize = beam
         whisper.options.decoding.patience = patience
+        if noFallback { whisper.options.temperatures = [0] }
+        whisper.options.decoding.withoutTimestamps = noTimestamps
         let r = try whisper.run(audioOf: file)
         func stamp(_ x: Double, _ sep: String) -> String {
             let ms = Int((max(0, x) * 1000).rounded())
