@@ -101,10 +101,10 @@ func exchange(_ ws: TestWebSocket, _ messages: [[UInt8]]) throws -> [[String: An
             #expect(text.trimmingCharacters(in: .whitespaces) == transcribe.json["text"] as? String)
             #expect(NSDictionary(dictionary: again[0]).isEqual(to: answer), "Float32 and Int16 chunks of the same samples")
 
-            // Bad chunks are answered with an error and leave the audio clock where it was; the picture between
+            // Bad chunks (sent after chunks 0 and 1) are answered with an error and leave the audio clock where it was; the picture between
             // is answered as a frame; every 20 ms frame of the stream is answered exactly once, in order.
             let errors = replies.filter { $0["error"] != nil }
-            #expect(errors.count == 5 && errors.allSatisfy { $0["status"] as? Int == 400 && $0["chunk"] as? Int == 1 }, "\(errors)")
+            #expect(errors.count == 5 && errors.allSatisfy { $0["status"] as? Int == 400 && $0["chunk"] as? Int == 2 }, "\(errors)")
             for e in errors { #expect(!(e["error"] as? String ?? "").isEmpty) }
             let pictures = replies.filter { $0["frame"] != nil }
             #expect(pictures.count == 1 && (pictures.first?["faces"] as? [Any])?.count == 1)
