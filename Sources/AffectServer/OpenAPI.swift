@@ -80,10 +80,20 @@ enum OpenAPI {
                     .merging(errors(["400", "401", "404", "409"])) { a, _ in a },
             ]],
             "/v1/stream": ["get": [
-                "summary": "WebSocket: send each video frame as a binary JPEG or PNG message; each is answered with a text message holding that frame's faces (as /v1/faces, plus a track id that persists across the stream), or an error for that frame.",
+                "summary": "WebSocket: pictures and 16 kHz audio in, one answer per message, in order.",
+                "description": """
+                    Every binary message is answered, in order, with one text message (JSON).
+                    A picture (JPEG or PNG) is answered with that frame's faces (as /v1/faces, plus a track id that persists across the stream) and `frame`, its index among the stream's pictures (schema StreamFrame).
+                    A PCM chunk is a binary message that starts with the four ASCII bytes `S16L` (mono signed 16-bit little-endian samples follow) or `F32L` (mono 32-bit float little-endian samples in [-1, 1] follow), at 16 kHz (the audio model's `sample_rate`), 1 sample to 30 s per chunk.
+                    It is answered with the audio model's result for the 20 ms frames that chunk completes: their mean last hidden state (`embedding`) and, for CTC models, the characters they add (`text`; the stream's transcript is the concatenation) (schema StreamAudio).
+                    Each chunk is run with the 2 s of audio before it as context; only that context is kept between chunks.
+                    A bad message is answered with `error` and `status` (and `frame` or `chunk`); the stream goes on, and a refused chunk does not advance the audio clock.
+                    Browsers, which cannot set headers on a WebSocket, send the token as the subprotocol `affect.token.<hex of the token's bytes>` beside `affect`; the server answers with `affect`.
+                    """,
                 "parameters": [query("min_face", "number", "As /v1/faces."), query("model", "string", "As /v1/faces."),
-                               query("features", "boolean", "As /v1/faces.")],
-                "responses": ["101": ["description": "Switching to the WebSocket protocol."]].merging(errors(["401", "429"])) { a, _ in a },
+                               query("features", "boolean", "As /v1/faces."),
+                               query("audio_model", "string", "A loaded wav2vec2 / hubert model for PCM chunks (default: the first that transcribes, else the first).")],
+                "responses": ["101": ["description": "Switching to the WebSocket protocol."]].merging(errors(["400", "401", "426", "429"])) { a, _ in a },
             ]],
         ]
         paths["/v1/transcribe"] = ["post": [
@@ -127,6 +137,23 @@ enum OpenAPI {
                     "Faces": ["type": "object", "properties": [
                         "width": ["type": "integer"], "height": ["type": "integer"], "model": ["type": "string"],
                         "faces": ["type": "array", "items": ["$ref": "#/components/schemas/Face"]],
+                    ]],
+                    "StreamFrame": ["type": "object", "description": "/v1/stream's answer to a picture.", "properties": [
+                        "frame": ["type": "integer", "description": "Index among the stream's pictures."],
+                        "width": ["type": "integer"], "height": ["type": "integer"], "model": ["type": "string"],
+                        "faces": ["type": "array", "items": ["$ref": "#/components/schemas/Face"]],
+                        "error": ["type": "string"], "status": ["type": "integer"], "retry_after": ["type": "integer"],
+                    ]],
+                    "StreamAudio": ["type": "object", "description": "/v1/stream's answer to a PCM chunk.", "properties": [
+                        "chunk": ["type": "integer", "description": "Index among the stream's accepted chunks."],
+                        "model": ["type": "string"], "sample_rate": ["type": "integer"],
+                        "start": ["type": "number", "description": "Seconds of stream audio before this chunk."],
+                        "end": ["type": "number", "description": "Seconds of stream audio including this chunk."],
+                        "first_frame": ["type": "integer", "description": "Stream index of the first 20 ms frame answered."],
+                        "frames": ["type": "integer", "description": "Frames this chunk completes (0 when it completes none)."],
+                        "embedding": ["type": "array", "items": ["type": "number"], "description": "Mean last hidden state of those frames."],
+                        "text": ["type": "string", "description": "CTC models: the characters those frames add (the word delimiter as a space)."],
+                        "error": ["type": "string"], "status": ["type": "integer"], "retry_after": ["type": "integer"],
                     ]],
                     "Job": ["type": "object", "properties": [
                         "id": ["type": "string"], "state": ["type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]],

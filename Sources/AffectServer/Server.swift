@@ -56,11 +56,17 @@ public final class AffectServer: @unchecked Sendable {
                                   // Upgrade only a request the HTTP route would accept; every other goes to the
                                   // router, whose GET /v1/stream answers why (401, 400, 429 or 426) as JSON.
                                   let uri = URI(head.path ?? "/")
+                                  // Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol.
+                                  let offered = subprotocols(head.headerFields[.secWebSocketProtocol])
                                   guard uri.path == "/v1/stream",
-                                        configuration.token.map({ tokenMatches(head.headerFields[.authorization], $0) }) ?? true,
-                                        let params = try? FaceRequest(query: query(uri)),
+                                        configuration.token.map({ tokenMatches(head.headerFields[.authorization], $0) || subprotocolTokenMatches(offered, $0) }) ?? true,
+                                        let params = try? StreamRequest(query: query(uri), models: models),
                                         streamLock.withLock({ openStreams }) < configuration.maxStreamConnections else { return .dontUpgrade }
-                                  return .upgrade([:]) { inbound, outbound, _ in try await self.stream(inbound, outbound, params: params) }
+                                  // A client that offered subprotocols must get one of them back, or it fails the connection.
+                                  var headers = HTTPFields()
+                                  if offered.contains(streamSubprotocol) { headers[.secWebSocketProtocol] = streamSubprotocol }
+                                  else if !offered.isEmpty { return .dontUpgrade }
+                                  return .upgrade(headers) { inbound, outbound, _ in try await self.stream(inbound, outbound, params: params) }
                               },
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "affect"),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
@@ -131,7 +137,7 @@ public final class AffectServer: @unchecked Sendable {
         }
         router.get("/v1/jobs/:id/result") { [self] request, context -> Response in try result(request, try job(context)) }
         router.get("/v1/stream") { [self] request, _ -> Response in
-            _ = try FaceRequest(query: query(request.uri))
+            _ = try StreamRequest(query: query(request.uri), models: models)
             if streamLock.withLock({ openStreams }) >= configuration.maxStreamConnections {
                 throw ServerError(.tooManyRequests, "too many streams are open (\(configuration.maxStreamConnections)); retry later.", retryAfter: 5)
             }
@@ -202,9 +208,11 @@ public final class AffectServer: @unchecked Sendable {
 
     // MARK: WebSocket
 
-    /// One stream: every binary message is a picture (JPEG or PNG); each is answered, in order, with a text
-    /// message holding its faces and their track ids (a ``FaceTracker`` that lives as long as the connection).
-    func stream(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, params: FaceRequest) async throws {
+    /// One stream. Every binary message is a picture (JPEG or PNG) or a PCM chunk (``AudioStream``: it starts
+    /// with `S16L` or `F32L`); each is answered, in order, with a text message: a picture with its faces and
+    /// their track ids (a ``FaceTracker`` that lives as long as the connection), a chunk with the audio model's
+    /// result for the frames it completes. A bad message is answered with its error and the stream goes on.
+    func stream(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, params: StreamRequest) async throws {
         let admitted = streamLock.withLock { () -> Bool in
             guard openStreams < configuration.maxStreamConnections else { return false }
             openStreams += 1
@@ -221,11 +229,17 @@ public final class AffectServer: @unchecked Sendable {
         var tracker = FaceTracker(maxGap: 25)
         var index = 0
         let models = self.models
+        let audio = params.audio.map { AudioStream(name: $0.0, speech: $0.1) }
         for try await message in inbound.messages(maxSize: configuration.maxImageBytes) {
+            if case .binary(let buffer) = message, buffer.withUnsafeReadableBytes({ AudioStream.isPCM($0) }) {
+                let reply = await pcm(buffer, audio)
+                try await outbound.write(.text(String(decoding: JSON.data(reply), as: UTF8.self)))
+                continue
+            }
             var reply: [String: Any] = ["frame": index]
             do {
                 guard case .binary(let buffer) = message else {
-                    throw ServerError(.badRequest, "send each frame as a binary message holding a JPEG or PNG picture.")
+                    throw ServerError(.badRequest, "send each frame as a binary message holding a JPEG or PNG picture (or a PCM chunk starting with S16L or F32L).")
                 }
                 let path = folder + "/frame"
                 try buffer.withUnsafeReadableBytes { raw in
@@ -234,22 +248,88 @@ public final class AffectServer: @unchecked Sendable {
                     }
                 }
                 let name = "frame \(index)"
-                let result = try await queue.run { try FaceResult.run(path: path, name: name, request: params, models: models) }
+                let face = params.face
+                let result = try await queue.run { try FaceResult.run(path: path, name: name, request: face, models: models) }
                 let ids = tracker.update(frame: index, detections: result.faces)
                 reply["width"] = result.width
                 reply["height"] = result.height
                 reply["model"] = result.model
                 reply["faces"] = result.faces.indices.map { result.face($0, track: ids[$0]) }
             } catch {
-                let e = ServerError.from(error)
-                reply["error"] = e.message
-                reply["status"] = Int(e.status.code)
-                if let r = e.retryAfter { reply["retry_after"] = r }
+                Self.addError(error, to: &reply)
             }
             index += 1
             try await outbound.write(.text(String(decoding: JSON.data(reply), as: UTF8.self)))
         }
     }
+
+    /// One PCM chunk's answer: the audio model's result, or the error (the stream's audio clock does not move).
+    func pcm(_ buffer: ByteBuffer, _ audio: AudioStream?) async -> [String: Any] {
+        guard let audio else {
+            return ["chunk": 0, "error": models.speech.isEmpty
+                        ? "no audio model is loaded, so PCM chunks cannot be analysed (start the server with --models and a wav2vec2 or hubert model)."
+                        : "this stream has no audio model.", "status": 400]
+        }
+        var reply: [String: Any] = ["chunk": audio.chunks]
+        do {
+            let samples = try buffer.withUnsafeReadableBytes { try AudioStream.samples($0, sampleRate: audio.sampleRate) }
+            return try await queue.run { try audio.append(samples) }
+        } catch {
+            Self.addError(error, to: &reply)
+            return reply
+        }
+    }
+
+    static func addError(_ error: Error, to reply: inout [String: Any]) {
+        let e = ServerError.from(error)
+        reply["error"] = e.message
+        reply["status"] = Int(e.status.code)
+        if let r = e.retryAfter { reply["retry_after"] = r }
+    }
+}
+
+/// What a `/v1/stream` URL asks for: `/v1/faces`'s `min_face`, `model` and `features` for pictures, and
+/// `audio_model` (a loaded wav2vec2 / HuBERT model; default the first loaded that transcribes, else the
+/// first) for PCM chunks.
+struct StreamRequest {
+    var face: FaceRequest
+    /// The audio model's name and model; nil when none is loaded.
+    var audio: (String, SpeechModel)?
+
+    init(query: [String: [String]], models: ModelSet) throws {
+        var q = query
+        let audioName = try single(q, "audio_model")
+        q["audio_model"] = nil
+        face = try FaceRequest(query: q)
+        _ = try models.faceModel(face.model)
+        if let audioName {
+            guard let m = models.speech[audioName] else {
+                throw ServerError(.badRequest, "no audio model named `\(audioName)` is loaded (loaded: \(models.speech.keys.sorted().joined(separator: ", "))).")
+            }
+            audio = (audioName, m)
+        } else {
+            let names = models.speech.keys.sorted()
+            if let n = names.first(where: { models.speech[$0]?.model.ctc != nil }) ?? names.first { audio = (n, models.speech[n]!) }
+        }
+    }
+}
+
+/// The subprotocol `/v1/stream` answers with; a browser offers it with `affect.token.<hex of the token>`.
+let streamSubprotocol = "affect"
+
+/// The protocols a `Sec-WebSocket-Protocol` header offers.
+func subprotocols(_ header: String?) -> [String] {
+    (header ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+/// Whether one offered subprotocol is `affect.token.<hex>` of the token (compared in constant time).
+func subprotocolTokenMatches(_ offered: [String], _ token: String) -> Bool {
+    let expected = "affect.token." + token.utf8.map { String(format: "%02x", $0) }.joined()
+    var found = false
+    for p in offered where p.hasPrefix("affect.token.") {
+        found = tokenMatches("Bearer " + p.lowercased(), expected) || found
+    }
+    return found
 }
 
 /// The query as name → values (a name may repeat).

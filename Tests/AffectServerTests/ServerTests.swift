@@ -20,12 +20,12 @@ final class PortBox: @unchecked Sendable {
 }
 
 /// Starts a server in-process on an ephemeral loopback port, runs `body` with it, then stops it.
-func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in },
+func withServer(_ configure: (inout ServerConfiguration) -> Void = { _ in }, models: ModelSet = sharedModels,
                 _ body: (AffectServer, Int) async throws -> Void) async throws {
     var config = ServerConfiguration()
     config.port = 0
     configure(&config)
-    let server = try AffectServer(configuration: config, models: sharedModels)
+    let server = try AffectServer(configuration: config, models: models)
     let box = PortBox()
     let app = server.application { port in box.port = port; box.semaphore.signal() }
     let task = Task { try await app.run() }

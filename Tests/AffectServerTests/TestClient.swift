@@ -150,6 +150,8 @@ func offThread<T>(_ body: @escaping () throws -> T) async throws -> T {
 final class TestWebSocket {
     let socket: TestSocket
     let status: Int
+    /// The upgrade answer's headers (names lower-cased).
+    let headers: [String: String]
 
     init(port: Int, path: String, headers: [String: String] = [:]) throws {
         socket = try TestSocket(port: port)
@@ -158,7 +160,7 @@ final class TestWebSocket {
         head += "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         try socket.send(Array((head + "\r\n").utf8))
-        status = try socket.readHead().0
+        (status, self.headers) = try socket.readHead()
     }
 
     func send(binary payload: [UInt8], opcode: UInt8 = 0x2) throws {

@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+import AffectMedia
+import AffectServer
+
+/// The page at `/` in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, which
+/// scripts/install-deps.sh installs) driven over WebDriver. Skipped, and reported as skipped, where either
+/// is missing.
+@Suite(.serialized, .enabled(if: WebDriver.installed != nil, "chromium and chromedriver are not installed (scripts/install-deps.sh installs them)"))
+struct WebPageBrowserTests {
+    static let token = "browser-test-token"
+    static let auth = ["Authorization": "Bearer \(token)"]
+
+    /// Opens the page on a token-guarded server, types the token, runs `body` with the browser, then closes it.
+    func withPage(_ body: @escaping (WebDriver, Int) throws -> Void) async throws {
+        try await withServer({ $0.token = Self.token }) { _, port in
+            try await offThread {
+                let browser = try WebDriver.start()
+                defer { browser.quit() }
+                try browser.open("http://127.0.0.1:\(port)/")
+                try browser.type("#token", Self.token)
+                try body(browser, port)
+            }
+        }
+    }
+
+    @Test func uploadedClipIsDrawnAndMatchesTheAPI() async throws {
+        try await withPage { browser, port in
+            // Choose the demo clip in the file input, as a person would.
+            try browser.type("#file", "\(media)/talking.mp4")
+            let status = try browser.waitFor("the analysis", seconds: 120, """
+                const s = document.getElementById("status").textContent;
+                return s.startsWith("done") || s.startsWith("error") ? s : null;
+                """) as? String
+            #expect(status == "done: 1 track")
+            let id = try #require(try browser.run("return job && job.id") as? String)
+
+            // What the page holds and offers for download is the API's result, byte for byte.
+            let apiJSON = try request(port, "GET", "/v1/jobs/\(id)/result?format=json", headers: Self.auth)
+            let apiCSV = try request(port, "GET", "/v1/jobs/\(id)/result?format=csv", headers: Self.auth)
+            #expect(apiJSON.status == 200 && apiCSV.status == 200)
+            let api = try #require(try JSONSerialization.jsonObject(with: apiJSON.body) as? [String: Any])
+            // The page's `result` is the API's document (compared as JSON in the page: same numbers, same keys).
+            let same = try browser.run("return JSON.stringify(result) === JSON.stringify(JSON.parse(arguments[0]))", [apiJSON.text]) as? Bool
+            #expect(same == true, "the page's result differs from the API's")
+            for (link, expected) in [("csv", apiCSV.text), ("json", apiJSON.text)] {
+                let downloaded = try browser.runAsync("""
+                    const done = arguments[arguments.length - 1], a = document.getElementById(arguments[0]);
+                    if (getComputedStyle(a).display === "none") done("hidden");
+                    else fetch(a.href).then(r => r.text()).then(done, e => done("error: " + e));
+                    """, [link]) as? String
+                #expect(downloaded == expected, "the \(link) link")
+            }
+
+            // The clip plays in the page: seek to analysed frames and check what is drawn there.
+            let tracks = try #require(api["tracks"] as? [[String: Any]])
+            let labels = try #require((api["expression_model"] as? [String: Any])?["labels"] as? [String])
+            let rows = try #require(tracks.first?["rows"] as? [[String: Any]])
+            #expect(rows.count == 100)
+            let duration = try #require((api["video"] as? [String: Any])?["duration"] as? Double)
+            for k in [12, 55, 91] {
+                let row = rows[k]
+                let box = try #require(row["box"] as? [Double], "frame \(k) has a face")
+                let time = try #require(row["time"] as? Double), next = try #require(rows[k + 1]["time"] as? Double)
+                let seen = try #require(try browser.runAsync("""
+                    const done = arguments[arguments.length - 1];
+                    video.addEventListener("seeked", () => {
+                      draw();
+                      const g = overlay.getContext("2d"), sx = overlay.width / video.videoWidth, sy = overlay.height / video.videoHeight;
+                      const px = (x, y) => Array.from(g.getImageData(Math.round(x), Math.round(y), 1, 1).data);
+                      const b = drawn.length ? drawn[0].box : [0, 0, 0, 0];
+                      const cells = Array.from(document.querySelectorAll("#readout tr")).map(tr => Array.from(tr.cells, c => c.textContent));
+                      // The timeline: each class's curve at this frame's x, the playhead column.
+                      const t = timeline.getContext("2d"), left = 60, width = timeline.width - left - 10, lane = 110;
+                      const x = left + width * arguments[1] / result.video.duration;
+                      const column = y0 => Array.from(t.getImageData(Math.round(x) - 1, y0, 3, lane - 8).data);
+                      done({ drawn, cells, time: video.currentTime, videoWidth: video.videoWidth, videoHeight: video.videoHeight,
+                             edge: px(b[0] * sx, (b[1] + b[3]) / 2 * sy), centre: px((b[0] + b[2]) / 2 * sx, (b[1] + b[3]) / 2 * sy),
+                             timelineHeight: timeline.height, column: column(4), playhead: x });
+                    }, { once: true });
+                    video.currentTime = arguments[0];
+                    """, [(time + next) / 2, time]) as? [String: Any])
+                #expect(seen["videoWidth"] as? Int == 384 && seen["videoHeight"] as? Int == 384, "Chromium decodes the clip")
+
+                // One box, where the API says, labelled with the API's expression and probability.
+                let drawn = seen["drawn"] as? [[String: Any]] ?? []
+                #expect(drawn.count == 1, "frame \(k): \(drawn)")
+                let probabilities = try #require(row["probabilities"] as? [Double])
+                let expression = try #require(row["expression"] as? String)
+                #expect(drawn.first?["box"] as? [Double] == box)
+                #expect(drawn.first?["text"] as? String == "track 0: \(expression) \(String(format: "%.2f", probabilities.max() ?? -1))")
+                // The box is on the canvas: its edge in the track's colour, its inside clear.
+                let edge = seen["edge"] as? [Int] ?? [], centre = seen["centre"] as? [Int] ?? []
+                #expect(edge == [0xE6, 0x19, 0x4B, 255], "frame \(k): box edge pixel \(edge)")
+                #expect(centre.count == 4 && centre[3] == 0, "frame \(k): box centre pixel \(centre)")
+
+                // The readout table shows this frame's numbers.
+                let cells = seen["cells"] as? [[String]] ?? []
+                #expect(cells.first == ["track", "frame", "time"] + labels)
+                let shown = cells.count == 2 ? cells[1] : []
+                #expect(shown.count == 3 + labels.count, "frame \(k): \(cells)")
+                if shown.count == 3 + labels.count {
+                    #expect(shown[0] == "0" && shown[1] == String(row["frame"] as? Int ?? -1))
+                    #expect(abs((Double(shown[2]) ?? -1) - time) <= 0.0005)
+                    for (j, p) in probabilities.enumerated() { #expect(abs((Double(shown[3 + j]) ?? -1) - p) <= 0.0005 + 1e-9, "\(labels[j])") }
+                }
+
+                // The timeline: one lane plus the legend; the top class's curve passes through this frame's
+                // probability; the playhead is drawn at the current time.
+                #expect(seen["timelineHeight"] as? Int == 110 + 22)
+                let column = seen["column"] as? [Int] ?? []
+                let top = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
+                let colours = [[0xE6, 0x19, 0x4B], [0x3C, 0xB4, 0x4B], [0x43, 0x63, 0xD8], [0xF5, 0x82, 0x31], [0x91, 0x1E, 0xB4], [0x42, 0xD4, 0xF4], [0xF0, 0x32, 0xE6]]
+                let lane = 110 - 8, y = Int((Double(lane) * (1 - probabilities[top])).rounded())
+                var found = false
+                for r in max(0, y - 3)...min(lane - 1, y + 3) {
+                    for c in 0..<3 {
+                        let p = Array(column[((r * 3 + c) * 4)..<((r * 3 + c) * 4 + 4)])
+                        if p[3] > 0, zip(p, colours[top % colours.count]).allSatisfy({ abs($0 - $1) <= 60 }) { found = true }
+                    }
+                }
+                #expect(found, "frame \(k): no \(labels[top]) curve near y \(y) at x \(seen["playhead"] ?? 0)")
+                #expect(column.count == 3 * lane * 4)
+                #expect(abs((seen["time"] as? Double ?? -1) - (time + next) / 2) < 1e-3 && duration > time)
+            }
+
+            // A picture of the page after the analysis (README; $AFFECT_BROWSER_SCREENSHOT keeps it).
+            let png = try browser.screenshot()
+            let path = ProcessInfo.processInfo.environment["AFFECT_BROWSER_SCREENSHOT"]
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("affect-browser-\(getpid()).png").path
+            try png.write(to: URL(fileURLWithPath: path))
+            let picture = try ImageDecoder.decode(path: path)
+            #expect(picture.width == 1280 && picture.height > 500)
+        }
+    }
+
+    @Test func webcamFramesGoOverTheStream() async throws {
+        try await withPage { browser, port in
+            try browser.click("#cam")
+            // Chromium's fake camera: a 640×480 test pattern without a face, frames sent one at a time.
+            let state = try #require(try browser.waitFor("three stream answers", seconds: 60, """
+                if (live && live.answered >= 3) return { answered: live.answered, sent: live.sent, error: live.error, reply: live.reply };
+                const s = document.getElementById("status").textContent;
+                return s.startsWith("webcam:") || s.startsWith("the stream failed") ? { failed: s } : null;
+                """) as? [String: Any])
+            #expect(state["failed"] == nil, "\(state)")
+            #expect(state["error"] is NSNull, "\(state)")
+            #expect((state["sent"] as? Int ?? 0) >= 3)
+            let reply = state["reply"] as? [String: Any] ?? [:]
+            #expect(reply["width"] as? Int == 640 && reply["height"] as? Int == 480, "\(reply)")
+            #expect((reply["faces"] as? [Any])?.count == 0)
+            #expect((reply["frame"] as? Int ?? -1) >= 2)
+            let health = try request(port, "GET", "/healthz")
+            #expect(health.json["streams"] as? Int == 1)
+            // Stopping the webcam closes the stream on the server too.
+            try browser.click("#cam")
+            var streams = -1
+            for _ in 0..<100 {
+                streams = try request(port, "GET", "/healthz").json["streams"] as? Int ?? -1
+                if streams == 0 { break }
+                usleep(100_000)
+            }
+            #expect(streams == 0)
+            #expect(try browser.run(#"return document.getElementById("status").textContent"#) as? String == "webcam stopped")
+        }
+    }
+}
