@@ -168,7 +168,7 @@ func macroF1(_ truth: [Int], _ predicted: [Int]) -> Double {
             var w = SafeTensorsWriter()
             w.add("features", shape: [rows, 6], floats: x)
             try w.write(to: "\(dir)/\(name).safetensors")
-            try (y.map(String.init).joined(separator: "\n") + "\n").write(toFile: "\(dir)/\(name).txt", atomically: true, encoding: .utf8)
+            try ("Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n" + y.map(String.init).joined(separator: "\n") + "\n").write(toFile: "\(dir)/\(name).txt", atomically: true, encoding: .utf8)
             return y
         }
         _ = try set("train", rows: 600)
