@@ -175,7 +175,7 @@ func macroF1(_ truth: [Int], _ predicted: [Int]) -> Double {
         let valY = try set("val", rows: 200)
         let res = try runAffect(["fit", "--task", "expr", "--features", "\(dir)/train.safetensors", "--labels", "\(dir)/train.txt",
                                  "--val-features", "\(dir)/val.safetensors", "--val-labels", "\(dir)/val.txt", "--hidden", "16",
-                                 "--epochs", "20", "--class-weights", "none", "-o", "\(dir)/h.safetensors", "--log", "\(dir)/log.json"])
+                                 "--epochs", "20", "--batch-size", "32", "--lr", "0.01", "--class-weights", "none", "-o", "\(dir)/h.safetensors", "--log", "\(dir)/log.json"])
         #expect(res.status == 0, "\(res.stderr)")
         #expect(res.stderr.contains("epoch 1/20"), "per-epoch lines on standard error")
         let log = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/log.json"))) as? [String: Any])
