@@ -382,27 +382,13 @@ public final class Analyzer {
 
     /// Everything after decoding: other modalities, then each reported track.
     public func analyze(scan: VideoScan) throws -> VideoAnalysis {
-        let duration = scan.duration
-        var timed: TimedTranscript?
-        if let t = transcript {
-            timed = try t.timed(duration: duration)
-            try timed!.validate(duration: duration)
-        } else if let s = speech {
-            timed = try s.transcribe(audioOf: scan.path)
-        }
-        var aligned: [Modality: FeatureMatrix] = [:]
-        var textRows: FeatureMatrix?
+        // Audio and text on the frame times: one shared function with `affect extract` (FeatureExtraction.swift).
         let needed = Set(heads.flatMap(\.modalities)).union(gate != nil ? [.text] : [])
-        if needed.contains(.audio), let a = audio {
-            let feats = try a.embed(audioOf: scan.path)
-            guard feats.rows > 0 else { throw AffectError.badInput("\(scan.path): the audio model produced no frames (is the sound track empty?).") }
-            aligned[.audio] = try Alignment.audio(feats, rate: a.frameRate, to: scan.times)
-        }
-        if needed.contains(.text), let te = text, let tr = timed {
-            let emb = try te.embed(tr.segments.map(\.text))
-            textRows = emb
-            aligned[.text] = try tr.align(emb, to: scan.times)
-        }
+        let modal = try ModalityExtractor(audio: audio, text: text, transcript: transcript, speech: speech)
+            .features(mediaPath: scan.path, times: scan.times, duration: scan.duration, needed: needed)
+        let timed = modal.transcript, textRows = modal.textSegments
+        var aligned: [Modality: FeatureMatrix] = [:]
+        for m in [Modality.audio, .text] { if let f = modal[m] { aligned[m] = f } }
         let chosen: [TrackObservations]
         switch options.tracks {
         case .largest: chosen = scan.mainTrack.map { [$0] } ?? []

@@ -83,3 +83,60 @@ public struct AUThresholds: Sendable, Equatable {
         self.values = values
     }
 }
+
+/// Post-processing values `affect fit` tuned on validation for a head, stored in its file's metadata
+/// (`affect.training` → `tuned`): the confidence filter threshold t (EXPR), the smoothing window delta (a
+/// window mean over frames i−delta … i+delta), the late-fusion weight w of this head when blended with the
+/// head named `blendWith`, and per-AU thresholds. `affect analyze` uses them when its options do not say
+/// otherwise.
+public struct HeadDefaults: Sendable, Equatable {
+    public var threshold: Float?
+    public var smoothingDelta: Int?
+    public var blendWeight: Float?
+    /// File name (last path component) of the head `blendWeight` was tuned with.
+    public var blendWith: String?
+    public var auThresholds: [Float]?
+
+    public init(threshold: Float? = nil, smoothingDelta: Int? = nil, blendWeight: Float? = nil, blendWith: String? = nil,
+                auThresholds: [Float]? = nil) {
+        self.threshold = threshold; self.smoothingDelta = smoothingDelta; self.blendWeight = blendWeight
+        self.blendWith = blendWith; self.auThresholds = auThresholds
+    }
+
+    public var isEmpty: Bool { self == HeadDefaults() }
+
+    /// The tuned values of the head file at `path` (none when it has no `affect.training` metadata or no
+    /// `tuned` entry). Metadata is untrusted: a value of the wrong type or outside its range is an error
+    /// naming the file.
+    public init(headFile path: String) throws {
+        self.init()
+        let file = try SafeTensorsFile(path: path)
+        guard let training = try file.jsonMetadata("affect.training") else { return }
+        guard let obj = training as? [String: Any] else { throw AffectError.badInput("\(path): metadata `affect.training` is not a JSON object.") }
+        guard let raw = obj["tuned"] else { return }
+        guard let tuned = raw as? [String: Any] else { throw AffectError.badInput("\(path): `affect.training` entry `tuned` is not a JSON object.") }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws -> Double? {
+            guard let v = tuned[key], !(v is NSNull) else { return nil }
+            guard let d = (v as? NSNumber)?.doubleValue, range.contains(d) else {
+                throw AffectError.badInput("\(path): tuned value `\(key)` must be a number between \(range.lowerBound) and \(range.upperBound), got \(v).")
+            }
+            return d
+        }
+        threshold = try number("t", 0...1).map { Float($0) }
+        if let d = try number("delta", 0...Double(TemporalSmoother.maxRadius)) {
+            guard d == d.rounded() else { throw AffectError.badInput("\(path): tuned value `delta` must be a whole number of frames, got \(d).") }
+            smoothingDelta = Int(d)
+        }
+        blendWeight = try number("w", 0...1).map { Float($0) }
+        if let b = tuned["blend_with"], !(b is NSNull) {
+            guard let s = b as? String else { throw AffectError.badInput("\(path): tuned value `blend_with` must be a file name.") }
+            blendWith = s
+        }
+        if let a = tuned["au_thresholds"], !(a is NSNull) {
+            guard let v = a as? [NSNumber], v.count == 12, v.allSatisfy({ (0...1).contains($0.doubleValue) }) else {
+                throw AffectError.badInput("\(path): tuned value `au_thresholds` must be 12 numbers in [0, 1].")
+            }
+            auThresholds = v.map { $0.floatValue }
+        }
+    }
+}

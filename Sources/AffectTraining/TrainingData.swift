@@ -96,7 +96,8 @@ public enum TrainingData {
     /// (`.csv` for EMI) for `videos`. Per-frame tasks use one row per labelled frame (frames beyond the
     /// shorter of the two files are left out; with the face modality, frames without the face too); EMI
     /// uses STAT pooling (mean, std, min, max) of each video's frames with a face, the gate the mean of
-    /// its `text` features with label 1 when any of its AH frames is 1.
+    /// its `text.segments` (the segment embeddings the analyzer's gate averages; the mean of the per-frame
+    /// `text` rows in files without them) with label 1 when any of its AH frames is 1.
     public static func folder(extracts: [String: String], annotations: String, videos: [String], modalities: [String],
                               task: TrainingTask, listName: String) throws -> LabelledRows {
         var parts: [TrainingFeatures.Part] = [], labelFiles: [LabelFile] = [], partRows: [[Int32]] = []
@@ -121,9 +122,19 @@ public enum TrainingData {
             let labels = try LabelFile(path: labelPath, task: labelTask, maxRows: task == .emi ? 1 : max(frames, 1) + 10_000)
             if task == .emi || task == .gate {
                 // One pooled row per video.
-                let kept = (0..<frames).filter { present[$0] }
-                guard !kept.isEmpty else { throw AffectError.badInput("\(path): no frame has the face, nothing to pool.") }
-                let pooled = pool(mats, rows: kept, stat: task == .emi)
+                let pooled: Tensor
+                if task == .gate, file.contains("text.segments") {
+                    // What the video gate reads at analysis time: the mean of the transcript segments' embeddings.
+                    let segments = try matrix(file, "text.segments")
+                    guard segments.shape[0] > 0, segments.shape[1] == mats[0].shape[1] else {
+                        throw AffectError.badInput("\(path): `text.segments` is \(segments.shape) for `text` \(mats[0].shape).")
+                    }
+                    pooled = pool([segments], rows: Array(0..<segments.shape[0]), stat: false)
+                } else {
+                    let kept = (0..<frames).filter { present[$0] }
+                    guard !kept.isEmpty else { throw AffectError.badInput("\(path): no frame has the face, nothing to pool.") }
+                    pooled = pool(mats, rows: kept, stat: task == .emi)
+                }
                 parts.append(try .init(name: path, tensors: [pooled]))
                 var value = labels.values, flag = labels.labelled[0]
                 if task == .gate {

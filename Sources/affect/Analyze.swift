@@ -17,6 +17,10 @@ struct Analyze: ParsableCommand {
         mean pooled features) take `[MODALITIES:]FILE`, e.g. `va.safetensors` (face features) or \
         `face+audio:va.safetensors` (early fusion: concatenated features). Several heads of one task are \
         blended with --w (late fusion). A head whose input width does not match its features is an error.
+        Heads made by `affect fit` carry the values it tuned on validation (--t for an EXPR head, --delta, \
+        --au-thresholds for an AU head, --w when two heads of a task are given and one was tuned with \
+        --blend-with the other); they are used unless the option is given (an explicit --t, --delta, --sigma, \
+        --median, --w or --au-thresholds wins), and a note on standard error names each value adopted.
         Outputs are checked before the analysis (writable, not an input, not given twice) and written only \
         when the whole analysis succeeded, all or none, each atomically (temporary file, then rename). Without \
         -o, only the summary is printed.
@@ -175,29 +179,46 @@ struct Analyze: ParsableCommand {
             for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
         }
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
-        if transcript != nil && asr != nil { throw AffectError.badUsage("give either --transcript or --asr, not both.") }
+        let modal = try ModalityModels.load(audioModel: audioModel, audioLayer: audioLayer, textModel: textModel, textPooling: textPooling,
+                                            asr: asr, hasTranscript: transcript != nil, transcriptOption: "--transcript")
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
-        if let a = asr { analyzer.speech = try speechRecognizer(weights: resolveWeights(a)) }
-        if let m = textModel {
-            guard let p = TextTransformer.Pooling(rawValue: textPooling), p != .token else {
-                throw AffectError.badUsage("--text-pooling must be sentence, mean or cls, got `\(textPooling)`.")
-            }
-            guard transcript != nil || asr != nil else { throw AffectError.badUsage("--text-model needs a --transcript or --asr.") }
-            analyzer.text = try SentenceEmbedder(weights: resolveWeights(m), pooling: p)
-        }
-        if let m = audioModel {
-            var embedder = try SpeechEmbedder(weights: resolveWeights(m))
-            let layers = embedder.speech.model.config.layers
-            if let l = audioLayer, l > layers {
-                throw AffectError.badUsage("--audio-layer must be between 0 and \(layers) for \(m), got \(l).")
-            }
-            embedder.layer = audioLayer
-            analyzer.audio = embedder
-        } else if audioLayer != nil {
-            throw AffectError.badUsage("--audio-layer applies to --audio-model.")
-        }
+        analyzer.speech = modal.speech; analyzer.text = modal.text; analyzer.audio = modal.audio
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
+        for note in try adoptTunedValues(analyzer) { printErr(note) }
         return analyzer
+    }
+
+    /// Values `affect fit` tuned on validation and stored in the heads (t, smoothing window, w, AU
+    /// thresholds) for the options this run does not give; returns a note per value adopted.
+    func adoptTunedValues(_ analyzer: Analyzer) throws -> [String] {
+        let tuned = try analyzer.heads.map { ($0, try HeadDefaults(headFile: $0.head.path)) }.filter { !$0.1.isEmpty }
+        var notes: [String] = []
+        func note(_ spec: HeadSpec, _ what: String) { notes.append("\(URL(fileURLWithPath: spec.head.path).lastPathComponent): tuned \(what) (affect fit; an explicit option overrides it)") }
+        if threshold == nil, let hit = tuned.first(where: { $0.0.task == .expr && $0.1.threshold != nil }), let t = hit.1.threshold {
+            analyzer.options.threshold = t; note(hit.0, "--t \(number(Double(t)))")
+        }
+        if delta == nil && sigma == nil && !median, let hit = tuned.first(where: { $0.1.smoothingDelta != nil }), let d = hit.1.smoothingDelta {
+            analyzer.options.smoother = .mean(delta: d); note(hit.0, "--delta \(d)")
+        }
+        if auThresholds == nil, let hit = tuned.first(where: { $0.0.task == .au && $0.1.auThresholds != nil }), let a = hit.1.auThresholds {
+            analyzer.options.auThresholds = try AUThresholds(a); note(hit.0, "--au-thresholds")
+        }
+        // w: one task blending exactly two heads, one of them tuned with the other.
+        let blended = AnalysisTask.allCases.filter { t in analyzer.heads.filter { $0.task == t }.count > 1 }
+        if weights == nil, blended.count == 1 {
+            let pair = analyzer.heads.filter { $0.task == blended[0] }
+            let name = { (s: HeadSpec) in URL(fileURLWithPath: s.head.path).lastPathComponent }
+            if pair.count == 2 {
+                for (k, spec) in pair.enumerated() {
+                    guard let d = tuned.first(where: { $0.0.head.path == spec.head.path })?.1, let w = d.blendWeight,
+                          d.blendWith == name(pair[1 - k]) else { continue }
+                    analyzer.options.weights = [k == 0 ? w : 1 - w]
+                    note(spec, "--w \(number(Double(k == 0 ? w : 1 - w)))")
+                    break
+                }
+            }
+        }
+        return notes
     }
 
     func numbers(_ s: String, _ option: String, in range: ClosedRange<Float>) throws -> [Float] {

@@ -25,6 +25,12 @@ struct Fit: ParsableCommand {
         `face+audio:HEAD`), with the settings, the validation metric and tuned values in its metadata \
         `affect.training`; per-epoch loss and metric on standard error; --log writes them as JSON. Outputs \
         are written atomically once training succeeded.
+        Tuning (frame tasks expr, va, au, ah, from --extract-dir with --val-list): the fitted head runs on \
+        every frame of each validation video as `affect analyze` runs it (filled over frames without the \
+        face), then the blend weight w with the --blend-with head (0, 0.05 ... 1), the smoothing window delta \
+        (window mean, 0 to 50 frames) and, for EXPR, the confidence threshold t (off, 0.40 ... 0.95, on the \
+        extract files' face-model probabilities) are chosen in turn on the validation metric, and stored in \
+        the head's metadata (`tuned`); `affect analyze` uses them unless its options say otherwise.
         """)
 
     @Option(help: "Task: expr, va, au, ah, emi or gate.") var task: String
@@ -47,6 +53,7 @@ struct Fit: ParsableCommand {
     @Option(help: "Seed of the initial weights, shuffles and dropout masks (0 to 2^63-1).") var seed: Int = 0
     @Option(help: "Epochs without a better validation metric before stopping, 1 to 100000.") var patience: Int = 5
     @Option(help: "EXPR class weights: balanced (N / (8 * count)), none, or 8 comma-separated values.") var classWeights: String = "balanced"
+    @Option(help: "A head ([MODALITIES:]FILE, as analyze takes it) to blend with: tunes this head's late-fusion weight w on validation (needs --extract-dir and --val-list).") var blendWith: String?
     @Option(help: "Write the training log (settings, per-epoch loss and metric) as JSON.") var log: String?
     @OptionGroup var compute: ComputeOptions
 
@@ -73,8 +80,19 @@ struct Fit: ParsableCommand {
         guard output.lowercased().hasSuffix(".safetensors") else { throw AffectError.badUsage("-o \(output): the head file must end in .safetensors.") }
         if let log, !log.lowercased().hasSuffix(".json") { throw AffectError.badUsage("--log \(log): the log must end in .json.") }
         try checkOutputs([("-o", output)] + (log.map { [("--log", $0)] } ?? []),
-                         inputs: [features, labels, valFeatures, valLabels, trainList, valList])
+                         inputs: [features, labels, valFeatures, valLabels, trainList, valList, blendWith, blendWith.flatMap { $0.split(separator: ":").last.map(String.init) }])
 
+        let analysisTask = AnalysisTask(rawValue: task.rawValue)
+        let tunes = extractDir != nil && valList != nil && [.expr, .va, .au, .ah].contains(task)
+        var other: HeadSpec?
+        if let b = blendWith {
+            guard tunes, let analysisTask else {
+                throw AffectError.badUsage("--blend-with tunes w on validation videos: it needs --task expr, va, au or ah with --extract-dir and --val-list.")
+            }
+            other = try HeadSpec(task: analysisTask, argument: b)
+            let ok = other!.head.outputWidth == task.outputs || (task == .ah && other!.head.outputWidth == 2)
+            guard ok else { throw AffectError.badInput("\(other!.head.path): gives \(other!.head.outputWidth) outputs; a \(task.rawValue.uppercased()) head gives \(task.outputs).") }
+        }
         let (train, validation, sources) = try loadSets(task, modalities: mods)
         if task == .expr {
             switch classWeights.lowercased() {
@@ -112,6 +130,14 @@ struct Fit: ParsableCommand {
         if let validation { training["validation_rows"] = validation.count }
         if let m = result.bestMetric { training["metric"] = task.metricName; training["metric_value"] = m }
         if let t = result.thresholds { training["au_thresholds"] = t.map(Double.init) }
+        var tunedLine: String?
+        if tunes, let extractDir, let annotations, let valList {
+            let tuning = FitTuning(task: task, modalities: mods, model: result.model, other: other)
+            let (json, line) = try tuning.run(extracts: try TrainingData.extractFiles(in: extractDir), annotations: annotations,
+                                              videos: try TrainingData.videoList(valList), listName: valList)
+            training["tuned"] = json
+            tunedLine = line
+        }
         let head = try HeadExport.writer(result.model, task: task, labels: AnalysisTask(rawValue: task.rawValue)?.outputNames ?? [],
                                          training: training).serialized()
         var files: [(path: String, data: Data)] = [(output, head)]
@@ -127,6 +153,7 @@ struct Fit: ParsableCommand {
         try AtomicFile.writeAll(files)
         let metric = result.bestMetric.map { ", validation \(task.metricName) \(String(format: "%.4f", $0))" } ?? ""
         print("wrote \(output): epoch \(result.bestEpoch) of \(result.records.count)\(metric)")
+        if let tunedLine { print(tunedLine) }
         if let log { print("wrote \(log)") }
     }
 
