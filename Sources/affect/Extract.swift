@@ -100,7 +100,7 @@ struct Extract: ParsableCommand {
         if modal.audio != nil { needed.insert(.audio) }
         if modal.text != nil { needed.insert(.text) }
         let required = ["features"] + needed.map(\.rawValue).sorted()
-        var settings: [String: Any] = ["model": URL(fileURLWithPath: facePath).lastPathComponent, "labels": analyzer.faceModel.labels,
+        var settings: [String: Any] = ["model": URL(fileURLWithPath: facePath).lastPathComponent, "labels": analyzer.faceModel.expressionLabels,
                                        "every": options.every, "fps": options.fps ?? 0, "min_face": Double(options.minFaceSize)]
         if let m = audioModel { settings["audio_model"] = URL(fileURLWithPath: m).lastPathComponent; settings["audio_layer"] = audioLayer ?? -1 }
         if let m = textModel { settings["text_model"] = URL(fileURLWithPath: m).lastPathComponent; settings["text_pooling"] = textPooling }
