@@ -67,7 +67,8 @@ struct WebPageBrowserTests {
                     video.addEventListener("seeked", () => {
                       draw();
                       const g = overlay.getContext("2d"), sx = overlay.width / video.videoWidth, sy = overlay.height / video.videoHeight;
-                      const px = (x, y) => Array.from(g.getImageData(Math.round(x), Math.round(y), 1, 1).data);
+                      // Math.floor: a 2-px line centred at x always covers the whole pixel [floor(x), floor(x) + 1] (no anti-aliased edge).
+                      const px = (x, y) => Array.from(g.getImageData(Math.floor(x), Math.floor(y), 1, 1).data);
                       const b = drawn.length ? drawn[0].box : [0, 0, 0, 0];
                       const cells = Array.from(document.querySelectorAll("#readout tr")).map(tr => Array.from(tr.cells, c => c.textContent));
                       // The timeline: each class's curve at this frame's x, the playhead column.
