@@ -60,6 +60,7 @@ public enum ModelLoader {
         case "mtcnn": return try MTCNN(weights: w)
         case "layer": return try SingleLayer(weights: w)
         case "head": return try MLPHead(weights: w)
+        case "engagement": return try EngagementModel(weights: w)
         case "roberta", "bert": return try TextTransformer(weights: w)
         case "wav2vec2", "hubert": return try Wav2Vec2(weights: w)
         case "whisper": return try Whisper(weights: w)

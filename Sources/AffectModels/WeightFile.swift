@@ -15,7 +15,7 @@ public struct WeightFile: @unchecked Sendable {
     public let preprocess: [String: Any]
 
     public static let knownArchitectures = ["efficientnet", "mobilevit", "mobilefacenet", "mini_xception", "mtcnn",
-                                            "wav2vec2", "hubert", "whisper", "roberta", "bert", "head", "layer"]
+                                            "wav2vec2", "hubert", "whisper", "roberta", "bert", "head", "layer", "engagement"]
 
     public init(path: String) throws {
         try self.init(file: SafeTensorsFile(path: path))
