@@ -18,6 +18,13 @@ Writes, with tf_keras (Keras 2's HDF5 layout, as `fer`'s Keras 2.0.5 file and Em
   clip): `engagement_b0.h5` (feature width 1280, hidden 16, random weights), its conversion, and
   `engagement_b0.ref.safetensors`: `input.features` (the first 24 frames) and `output.scores`, Keras's
   predictions on EmotiEffLib's windows (`classify_engagement` with `sliding_window_width` 8).
+
+With `--full DIR --features F` it writes, instead, the full-size check (not committed: 5 MB): EmotiEffLib's
+architecture at its own sizes (2560 → 1, 2560 → 512, 512 → 2; random weights) as `DIR/engagement_full.h5` and
+`DIR/engagement_full.ref.safetensors` (every frame of F, Keras's scores on EmotiEffLib's windows of 128), for
+
+    affect convert DIR/engagement_full.h5 -o DIR/engagement_full.safetensors
+    affect verify DIR/engagement_full.safetensors DIR/engagement_full.ref.safetensors --tolerance 1e-5
 """
 import argparse
 import os
@@ -153,11 +160,24 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "Tests/Fixtures/keras"))
     p.add_argument("--features", help="an `affect extract` file of EfficientNet-B0 features of a real clip")
     p.add_argument("--malformed-only", action="store_true", help="only remake the malformed files from engagement.h5")
+    p.add_argument("--full", metavar="DIR", help="write the full-size engagement check into DIR (needs --features)")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     o = lambda n: os.path.join(a.out, n)  # noqa: E731
     if a.malformed_only:
         return malformed(o)
+    if a.full:
+        from safetensors.numpy import load_file
+        feats = load_file(a.features)["features"].astype(np.float32)
+        os.makedirs(a.full, exist_ok=True)
+        model = single_attention_model(2560, samples=128, hidden=512)
+        randomise(model, 4, scale=0.03)
+        model.save_weights(os.path.join(a.full, "engagement_full.h5"))
+        scores = model.predict(engagement_windows(feats, 128), verbose=0)
+        save_reference(os.path.join(a.full, "engagement_full.ref.safetensors"), {"features": feats}, {"scores": scores},
+                       "tf_keras", keras.__version__, "EmotiEffLib _single_attention_model (random weights, full size)")
+        print(f"wrote {a.full}: {feats.shape[0]} frames, {scores.shape[0]} windows")
+        return
 
     keras.utils.set_random_seed(0)
     mx = mini_xception()

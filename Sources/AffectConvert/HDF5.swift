@@ -79,7 +79,10 @@ public enum HDF5Reader {
         lock.lock()
         defer { lock.unlock() }
         chdf5_silence()
-        guard FileManager.default.isReadableFile(atPath: path) else { throw .badInput("\(path): cannot read the file.") }
+        guard FileManager.default.isReadableFile(atPath: path),
+              let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
+            throw .badInput("\(path): cannot read the file.")
+        }
         guard H5Fis_hdf5(path) > 0 else { throw .badInput("\(path): not an HDF5 file (no HDF5 signature).") }
         let file = H5Fopen(path, chdf5_acc_rdonly(), chdf5_default())
         guard file >= 0 else { throw .badInput("\(path): cannot open the HDF5 file (damaged or truncated).") }
@@ -87,12 +90,15 @@ public enum HDF5Reader {
         let root = H5Gopen2(file, "/", chdf5_default())
         guard root >= 0 else { throw .badInput("\(path): cannot open the HDF5 file's root group (damaged or truncated).") }
         defer { H5Gclose(root) }
-        var walk = Walk(file: path, readData: readData)
+        var walk = Walk(file: path, fileSize: size, readData: readData)
         return try walk.group(root, path: "", depth: 0)
     }
 
     private struct Walk {
         let file: String
+        /// Bytes of the file: raw data cannot be larger (libhdf5 reads past the end of a file as zeros, so a
+        /// dataset's declared storage alone does not bound it), compressed data at most ~1100 times larger.
+        let fileSize: Int
         let readData: (String) -> Bool
         var objects = 0
         var totalBytes = 0
@@ -216,12 +222,13 @@ public enum HDF5Reader {
             let filters = H5Pget_nfilters(dcpl)
             guard filters >= 0 else { throw fail(path, "has unreadable filters") }
             if bytes > 0 {
-                let stored = Int(clamping: H5Dget_storage_size(id))
+                let stored = min(Int(clamping: H5Dget_storage_size(id)), fileSize)
                 guard stored > 0 else { throw fail(path, "has no data stored") }
                 // deflate's best ratio is about 1032:1; unfiltered data must be stored whole.
-                let (bound, overflow) = stored.multipliedReportingOverflow(by: filters > 0 ? 1100 : 1)
-                guard overflow || bound >= bytes else {
-                    throw fail(path, "declares \(bytes) bytes of data but stores \(stored)")
+                let ratio = filters > 0 ? 1100 : 1
+                guard stored.multipliedReportingOverflow(by: ratio).partialValue >= bytes,
+                      totalBytes + bytes <= fileSize.multipliedReportingOverflow(by: 1100).partialValue else {
+                    throw fail(path, "declares \(bytes) bytes of data but the file stores \(stored)")
                 }
             }
             var data = Data(count: bytes)
