@@ -69,6 +69,8 @@ enum KerasConverter {
     /// A string-array attribute as Keras's `load_attributes_from_hdf5_group` reads it: `NAME`, or `NAME0`, `NAME1`, …
     /// when Keras split a long one to fit HDF5's 64 KB object header.
     static func stringList(_ group: HDF5Group, _ name: String, _ source: String) throws(AffectError) -> [String]? {
+        // h5py writes an empty list (a layer without weights) as an empty float64 array.
+        if case .numbers(let v, _)? = group.attributes[name], v.isEmpty { return [] }
         if let a = group.attributes[name] {
             guard let s = a.strings else { throw .badInput("\(source): attribute `\(name)` is not a list of strings.") }
             return s

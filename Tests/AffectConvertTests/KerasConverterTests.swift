@@ -33,13 +33,15 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
         #expect(f.attributes["model_config"]?.string?.contains("SeparableConv2D") == true)
         let mw = try #require(f.group("model_weights"))
         let names = try #require(try KerasConverter.stringList(mw, "layer_names", "mini_xception.h5"))
-        #expect(names.first == "input_1" || names.first?.hasPrefix("input") == true)
+        let firstName = names.first ?? ""
+        #expect(firstName.hasPrefix("input"))
         let conv = try #require(mw.group("conv2d"))
         #expect(try KerasConverter.stringList(conv, "weight_names", "x") == ["conv2d/kernel:0"])
         let kernel = try #require(conv.group("conv2d")?.dataset("kernel:0"))
         #expect(kernel.shape == [3, 3, 1, 4])
         #expect(kernel.typeName == "float32")
-        #expect(kernel.tensor?.data.count == 3 * 3 * 1 * 4 * 4)
+        let bytes: Int = kernel.tensor?.data.count ?? 0
+        #expect(bytes == 144)
     }
 
     @Test(arguments: [
