@@ -50,6 +50,10 @@ let targets: [Target] = [
     // libjpeg-turbo8-dev on Ubuntu).
     .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
                    providers: [.apt(["libjpeg-dev"])]),
+    // libhdf5 for Keras `.h5` sources (Debian's serial build: `hdf5` pkg-config file, headers in
+    // /usr/include/hdf5/serial). Only AffectConvert links it.
+    .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                   providers: [.apt(["libhdf5-dev"])]),
 
     // Layers, lowest first: kernels < models < media < pipeline < CLI.
     .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
@@ -63,7 +67,7 @@ let targets: [Target] = [
     // Checkpoint converters (beside the layers: they read source formats, never run a model).
     // Built for testing in release too: its tests reach the parsers' internals (the protobuf reader, the
     // unpickler), and the converters are not on any hot path.
-    .target(name: "AffectConvert", dependencies: ["AffectKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+    .target(name: "AffectConvert", dependencies: ["AffectKernels", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: [.unsafeFlags(["-enable-testing"])]),
     // `affect serve` as a library: routes, job store, bounded compute queue (above the pipeline).
     .target(name: "AffectServer", dependencies: [

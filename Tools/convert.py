@@ -21,7 +21,7 @@ FAMILIES = ["vision", "keras", "mtcnn", "hf_audio", "text", "head"]
 
 ARCH_FAMILY = {
     "efficientnet": "vision", "mobilevit": "vision", "mobilefacenet": "vision",
-    "mini_xception": "keras", "mtcnn": "mtcnn", "wav2vec2": "hf_audio", "hubert": "hf_audio",
+    "mini_xception": "keras", "engagement": "keras", "mtcnn": "mtcnn", "wav2vec2": "hf_audio", "hubert": "hf_audio",
     "roberta": "text", "bert": "text", "head": "head",
 }
 

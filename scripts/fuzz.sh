@@ -43,7 +43,10 @@ case "$target" in
                { printf '\3'; cat $c/wav2vec2_base/config.json; } > "$corpus/hf-config"
                { printf '\4'; cat $c/wav2vec2_base/model.safetensors; } > "$corpus/hf-safetensors"
                { printf '\5'; cat $c/roberta_bpe/vocab.json; printf '\0'; cat $c/roberta_bpe/merges.txt; } > "$corpus/bpe"
-               { printf '\6'; cat $c/bert_sentence/tokenizer.json; } > "$corpus/json" ;;
+               { printf '\6'; cat $c/bert_sentence/tokenizer.json; } > "$corpus/json"
+               for k in engagement engagement_model mini_xception; do
+                   { printf '\7'; cat Tests/Fixtures/keras/$k.h5; } > "$corpus/keras-$k"
+               done ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}

@@ -24,13 +24,13 @@ public struct ConvertOptions: Sendable {
 /// the same tensor names, values and `affect.*` metadata.
 public enum Converter {
     /// Architectures Tools/convert.py knows, with whether this converter handles them.
-    public static let architectures = ["bert", "efficientnet", "head", "hubert", "mini_xception", "mobilefacenet",
+    public static let architectures = ["bert", "efficientnet", "engagement", "head", "hubert", "mini_xception", "mobilefacenet",
                                        "mobilevit", "mtcnn", "roberta", "wav2vec2", "whisper"]
-    static let unsupported: Set<String> = ["mini_xception", "head"]
+    static let unsupported: Set<String> = ["head"]
 
     /// The architecture of a source, asking each family in Tools/convert.py's order; nil when none recognises it.
     public static func detect(_ source: String) -> String? {
-        if let a = VisionConverter.detect(source) ?? WhisperConverter.detect(source) { return a }
+        if let a = VisionConverter.detect(source) ?? KerasConverter.detect(source) ?? WhisperConverter.detect(source) { return a }
         if isDirectory(source), ["pnet", "rnet", "onet"].allSatisfy({ HFFolder.exists(HFFolder.path(source, "\($0).pt")) }) {
             return "mtcnn"
         }
@@ -58,6 +58,7 @@ public enum Converter {
         case "roberta", "bert": return try TextConverter.convert(source, arch: arch, labels: options.labels, tokenizerFile: options.tokenizer)
         case "mtcnn": return try VisionConverter.convertMTCNN(source)
         case "whisper": return try WhisperConverter.convert(source, tokenizerFile: options.tokenizer)
+        case "mini_xception", "engagement": return try KerasConverter.convert(source, arch: arch, options: options)
         default: return try VisionConverter.convert(source, arch: arch, options: options)
         }
     }

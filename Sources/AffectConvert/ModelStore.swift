@@ -57,13 +57,13 @@ public struct ModelStore: Sendable {
     // MARK: names and sources
 
     /// A weight-file argument as a `.safetensors` path: a registry name is pulled (unless offline) and
-    /// converted; an existing source (folder, `.pt`/`.pth`/`.bin`/`.onnx`) is converted once into the
+    /// converted; an existing source (folder, `.pt`/`.pth`/`.bin`/`.onnx`/`.h5`/`.hdf5`) is converted once into the
     /// cache; anything else is returned unchanged for the loader to open (or report).
     public func resolve(_ argument: String) throws(AffectError) -> String {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: argument, isDirectory: &isDir) {
             let ext = (argument as NSString).pathExtension.lowercased()
-            if isDir.boolValue || ["pt", "pth", "bin", "onnx"].contains(ext) { return try converted(source: argument) }
+            if isDir.boolValue || ["pt", "pth", "bin", "onnx", "h5", "hdf5"].contains(ext) { return try converted(source: argument) }
             return argument
         }
         if registry[argument] != nil { return try load(argument) }

@@ -237,7 +237,7 @@ extension ModelRegistry {
   {
    "name": "engagement_single_attention",
    "task": "engagement classification (attention over a clip's face features)",
-   "arch": "head",
+   "arch": "engagement",
    "licence": "Apache-2.0",
    "repository": "https://github.com/sb-ai-lab/EmotiEffLib",
    "revision": "f1df0e8548c666d268826e50b7de107fd5553e9d",
@@ -248,8 +248,8 @@ extension ModelRegistry {
      "digest": "git-blob-sha1:25921a298a0ea8cd6761960ef7233aae071d7ec8"
     }
    ],
-   "convert": null,
-   "note": "a Keras .h5: affect convert does not read HDF5 yet; convert it with Tools/convert.py"
+   "convert": "engagement_single_attention.h5",
+   "note": "reads EfficientNet-B0 features (1280 per frame, e.g. enet_b0_8_best_vgaf): affect analyze --engagement-model"
   },
   {
    "name": "wav2vec2-base-960h",

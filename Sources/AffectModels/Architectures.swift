@@ -47,6 +47,7 @@ public enum Architectures {
         Architecture(name: "whisper", role: .speech, summary: "Whisper speech recognition (openai-whisper, transformers)") { try Whisper(weights: $0) },
         Architecture(name: "roberta", role: .text, summary: "RoBERTa, with or without a classification head (transformers)") { try TextTransformer(weights: $0) },
         Architecture(name: "bert", role: .text, summary: "BERT, e.g. all-MiniLM-L6-v2 with sentence-transformers pooling") { try TextTransformer(weights: $0) },
+        Architecture(name: "engagement", role: .head, summary: "EmotiEffLib's engagement attention head on 128-frame windows (Keras)") { try EngagementModel(weights: $0) },
         Architecture(name: "head", role: .head, summary: "MLP head or logistic regression of the fusion layer") { try MLPHead(weights: $0) },
         Architecture(name: "layer", role: .layer, summary: "one conv2d / linear layer or the sgemm ceiling") { try SingleLayer(weights: $0) },
     ]

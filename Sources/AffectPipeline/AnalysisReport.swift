@@ -5,6 +5,8 @@ import AffectKernels
 /// plus video-level results and a summary), an SVG plot and a readable summary.
 public struct AnalysisReport {
     public let analysis: VideoAnalysis
+    /// Engagement per track (`--engagement-model`), added as columns, per-track summaries and a summary line.
+    public var engagement: EngagementAnalysis?
 
     /// ABAW index of each predicted class (identity with an EXPR head; the model's labels mapped by name
     /// without one), so the CSV's `expr` column can be scored with `affect evaluate`.
@@ -39,6 +41,7 @@ public struct AnalysisReport {
         if t?.valenceArousal != nil { h += ["valence", "arousal"] }
         if t?.actionUnits != nil { h += EvaluationTask.auNames }
         if t?.ambivalence != nil { h.append("ah") }
+        h += engagementHeader()
         return h.joined(separator: ",")
     }
 
@@ -79,6 +82,7 @@ public struct AnalysisReport {
         if let v = t.valenceArousal { cells += v.row(r).map { fmt($0, 6) } }
         if let a = t.actionUnits { cells += a.row(r).map { fmt($0, 6) } }
         if let h = t.ambivalence { cells.append(fmt(h[r], 6)) }
+        cells += engagementCells(t, row: r)
         return cells.joined(separator: ",")
     }
 
@@ -115,6 +119,7 @@ public struct AnalysisReport {
         if let h = t.ambivalence { s["ah_share"] = Double(h.filter { Double($0) >= EvaluationTask.presenceThreshold }.count) / n }
         if let g = t.gateProbability { s["ah_gate_probability"] = Double(g) }
         if let m = t.mimicry { s["emi"] = Dictionary(uniqueKeysWithValues: zip(EvaluationTask.emiNames, m.map(Double.init))) }
+        if let e = engagementSummary(t) { s["engagement"] = e }
         return s
     }
 
@@ -152,6 +157,7 @@ public struct AnalysisReport {
                 if let v = t.valenceArousal { row["valence"] = Double(v[r, 0]); row["arousal"] = Double(v[r, 1]) }
                 if let a = t.actionUnits { row["au"] = a.row(r).map(Double.init) }
                 if let h = t.ambivalence { row["ah"] = Double(h[r]) }
+                if let e = engagementRow(t, row: r) { row["engagement"] = e }
                 return row
             }
             return track
@@ -199,6 +205,7 @@ public struct AnalysisReport {
             if let m = t.mimicry {
                 lines.append("  EMI: " + zip(EvaluationTask.emiNames, m).map { "\($0) \(fmt($1, 3))" }.joined(separator: ", "))
             }
+            if let line = engagementLine(t) { lines.append(line) }
         }
         if shown.count < analysis.tracks.count {
             lines.append("... and \(analysis.tracks.count - shown.count) shorter tracks (every track is in the CSV and JSON outputs)")

@@ -55,6 +55,9 @@ struct Analyze: ParsableCommand {
     @Option(help: "AH head ([MODALITIES:]FILE), ambivalence/hesitancy. Repeatable.") var ahHead: [String] = []
     @Option(help: "EMI head ([MODALITIES:]FILE), 6 intensities per video on pooled features. Repeatable.") var emiHead: [String] = []
     @Option(help: "Video gate for AH: a head on the mean text features; AH is zeroed when its probability is below 0.5.") var ahGate: String?
+    // Engagement (Sources/affect/AnalyzeEngagement.swift).
+    @Option(help: "EmotiEffLib's engagement model (engagement_single_attention: a name, its .h5 or a converted file) on the face model's features (EfficientNet-B0's 1280): per-frame engagement columns from the window of 128 frames around each frame (the whole track when shorter) and a per-track summary.")
+    var engagementModel: String?
 
     @Option(name: .customLong("w"), help: "Late-fusion weights in [0, 1], comma-separated (one value w with two heads: w and 1 - w).") var weights: String?
     @Option(name: .customLong("t"), help: "Confidence filter threshold in [0, 1]: where the smoothed expression-model probability of its best class exceeds t, that class wins over the EXPR head.") var threshold: Float?
@@ -77,15 +80,17 @@ struct Analyze: ParsableCommand {
     func run() throws {
         try compute.apply()
         let source = MediaSource(video)
-        if live || source.isLive { return try runLive(source) }
+        if live || source.isLive { try refuseEngagementLive(source); return try runLive(source) }
         let options = try checkOptions()
         let outputs = try checkOutputFiles()
         let analyzer = try makeAnalyzer(options)
         try validateWithOptionNames(analyzer)
+        let engagement = try loadEngagementModel(faceModel: analyzer.faceModel)
         let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "analyze")
         let analysis = try analyzer.analyze(path: video) { done, total in bar.update(done, total) }
         bar.finish()
-        let report = AnalysisReport(analysis)
+        var report = AnalysisReport(analysis)
+        report.engagement = try engagement.map { try EngagementAnalysis(analysis, model: $0) }
         // Render everything first: a failure leaves no output at all.
         var files: [(String, Data)] = []
         for o in outputs {
@@ -121,7 +126,7 @@ struct Analyze: ParsableCommand {
             [a] + (a.firstIndex(of: ":").map { [String(a[a.index(after: $0)...])] } ?? [])
         }
         try checkOutputs(output.map { ("-o", $0) } + (plot.map { [("--plot", $0)] } ?? []) + (render.map { [("--render", $0)] } ?? []),
-                         inputs: [video, faceModel, expressionModel, detector, transcript, textModel, audioModel, asr, ahGate] + heads)
+                         inputs: [video, faceModel, expressionModel, detector, transcript, textModel, audioModel, asr, ahGate, engagementModel] + heads)
         return output
     }
 

