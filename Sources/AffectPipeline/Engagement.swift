@@ -33,7 +33,7 @@ public struct EngagementAnalysis: Sendable {
     public let tracks: [Int: TrackEngagement]
 
     /// Throws unless `model` reads features of the face model's width (checked before any decoding).
-    public static func validate(_ model: EngagementModel, faceModel: any FaceExpressionModel) throws {
+    public static func validate(_ model: EngagementModel, faceModel: any FaceModel) throws {
         guard model.featureWidth == faceModel.featureWidth else {
             throw AffectError.badInput("\(model.path): the engagement model reads \(model.featureWidth) features per frame, but the face model \(faceModel.path) gives \(faceModel.featureWidth); EmotiEffLib's engagement model reads EfficientNet-B0's 1280 (e.g. enet_b0_8_best_vgaf).")
         }

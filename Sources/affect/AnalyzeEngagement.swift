@@ -7,7 +7,7 @@ import AffectPipeline
 /// `affect analyze --engagement-model`: loading and checks (the columns are AffectPipeline's EngagementAnalysis).
 extension Analyze {
     /// The engagement model, checked against the face model's feature width before any decoding.
-    func loadEngagementModel(faceModel: any FaceExpressionModel) throws -> EngagementModel? {
+    func loadEngagementModel(faceModel: any FaceModel) throws -> EngagementModel? {
         guard let e = engagementModel else { return nil }
         let w = try WeightFile(path: resolveWeights(e))
         guard w.arch == "engagement" else {
