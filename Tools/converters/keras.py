@@ -127,20 +127,23 @@ def wiring(cfg):
             "input_size": cfg["config"]["layers"][0]["config"]["batch_input_shape"][1]}
 
 
+def _read_layer(group, layer, tensors):
+    """Every dataset under `group` (a Keras layer's weights, nested by its own name) as `layer/weight`."""
+    for k, v in group.items():
+        if isinstance(v, h5py.Dataset):
+            tensors[f"{layer}/{k.split(':')[0]}"] = v[()]
+        else:
+            _read_layer(v, layer, tensors)
+
+
 def _convert_engagement(source, output, args):
     tensors = {}
     with h5py.File(source, "r") as f:
         dense = _engagement_layers(f)
         root = f["model_weights"] if "model_weights" in f else f
 
-        def walk(g, layer):
-            for k, v in g.items():
-                if isinstance(v, h5py.Dataset):
-                    tensors[f"{layer}/{k.split(':')[0]}"] = v[()]
-                else:
-                    walk(v, layer)
         for name, _, _ in dense:
-            walk(root[name], name)
+            _read_layer(root[name], name, tensors)
     (a, ai, _), (h, _, hw), (o, _, classes) = dense
     # EmotiEffLib's classify_engagement: windows of 128 frames (its sliding_window_width default); each frame's
     # features are [std over the window | the frame's features], so the attention layer reads 2D values.
@@ -159,14 +162,8 @@ def convert(source, output, arch, args):
         cfg = _config(f)
         mw = f["model_weights"] if "model_weights" in f else f
 
-        def walk(g, layer):
-            for k, v in g.items():
-                if isinstance(v, h5py.Dataset):
-                    tensors[f"{layer}/{k.split(':')[0]}"] = v[()]
-                else:
-                    walk(v, layer)
         for layer in mw:
-            walk(mw[layer], layer)
+            _read_layer(mw[layer], layer, tensors)
     config = wiring(cfg)
     config["model"] = "mini_xception"
     labels = args.labels.split(",") if getattr(args, "labels", None) else FER_LABELS
