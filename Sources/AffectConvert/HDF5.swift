@@ -56,7 +56,8 @@ public struct HDF5Group: Sendable {
 /// The file is untrusted: every rank, dimension, element type and size is checked before anything is allocated,
 /// links other than hard links (soft and external links), datasets whose data lives in other files (external
 /// storage, virtual datasets) and non-float data are never followed or read, the walk is bounded in depth and
-/// object count, and libhdf5's own error printing is turned off. Any failure is one sentence naming the file.
+/// object count, and libhdf5's own error printing is turned off. libhdf5 itself crashes and loops on some damaged
+/// files, so it runs in a child process (``HDF5Isolation``). Any failure is one sentence naming the file.
 public enum HDF5Reader {
     /// At most this many objects (groups, datasets, attributes) in a file.
     public static let maxObjects = 200_000
@@ -70,28 +71,33 @@ public enum HDF5Reader {
     /// Largest rank of a dataset or attribute.
     public static let maxRank = 16
 
-    /// libhdf5's error-printing switch is process-wide; one reader at a time keeps the walk simple.
+    /// One read at a time (a child process each; libhdf5's error-printing switch is process-wide).
     private static let lock = NSLock()
 
     /// The root group of `path`. `readData(path)` says whether a dataset's values are read (e.g. a Keras file's
-    /// optimizer state is skipped); its shape and type are recorded either way.
-    public static func read(_ path: String, readData: @escaping (String) -> Bool = { _ in true }) throws(AffectError) -> HDF5Group {
+    /// optimizer state is skipped); its shape and type are recorded either way. libhdf5 runs in a child process
+    /// (``HDF5Isolation``): its crash or hang on a damaged file is an error here, limited to `timeLimit` seconds
+    /// (by default 10 s plus 1 s per 20 MB of file).
+    public static func read(_ path: String, timeLimit: Double? = nil,
+                            readData: @escaping (String) -> Bool = { _ in true }) throws(AffectError) -> HDF5Group {
         lock.lock()
         defer { lock.unlock() }
-        chdf5_silence()
         guard FileManager.default.isReadableFile(atPath: path),
               let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
             throw .badInput("\(path): cannot read the file.")
         }
-        guard H5Fis_hdf5(path) > 0 else { throw .badInput("\(path): not an HDF5 file (no HDF5 signature).") }
-        let file = H5Fopen(path, chdf5_acc_rdonly(), chdf5_default())
-        guard file >= 0 else { throw .badInput("\(path): cannot open the HDF5 file (damaged or truncated).") }
-        defer { H5Fclose(file) }
-        let root = H5Gopen2(file, "/", chdf5_default())
-        guard root >= 0 else { throw .badInput("\(path): cannot open the HDF5 file's root group (damaged or truncated).") }
-        defer { H5Gclose(root) }
-        var walk = Walk(file: path, fileSize: size, readData: readData)
-        return try walk.group(root, path: "", depth: 0)
+        return try HDF5Isolation.run(path, fileSize: size, timeLimit: timeLimit) { () throws(AffectError) -> HDF5Group in
+            chdf5_silence()
+            guard H5Fis_hdf5(path) > 0 else { throw .badInput("\(path): not an HDF5 file (no HDF5 signature).") }
+            let file = H5Fopen(path, chdf5_acc_rdonly(), chdf5_default())
+            guard file >= 0 else { throw .badInput("\(path): cannot open the HDF5 file (damaged or truncated).") }
+            defer { H5Fclose(file) }
+            let root = H5Gopen2(file, "/", chdf5_default())
+            guard root >= 0 else { throw .badInput("\(path): cannot open the HDF5 file's root group (damaged or truncated).") }
+            defer { H5Gclose(root) }
+            var walk = Walk(file: path, fileSize: size, readData: readData)
+            return try walk.group(root, path: "", depth: 0)
+        }
     }
 
     private struct Walk {

@@ -71,6 +71,36 @@ let tinyText = "\(fixtures)/text/tiny_roberta_go.safetensors"
         #expect(again.stdout.contains("extracted 0, already done 2, failed 0"), "\(again.stdout)")
     }
 
+    /// `--asr`: the transcript comes from the speech model (here a tiny CTC model: gibberish words, but words with
+    /// times); its segments are embedded exactly as `analyze --asr` embeds them for its heads.
+    @Test func extractWithSpeechRecognitionGivesAnalyzeText() throws {
+        let input = try freshFolder("extract-asr-in"), dir = try freshFolder("extract-asr-heads")
+        let out = tempPath("extract-asr-out")
+        try? FileManager.default.removeItem(atPath: out)
+        try FileManager.default.createSymbolicLink(atPath: "\(input)/clip.mp4", withDestinationPath: talkingClip)
+        let r = try runAffect(["extract", input, "-o", out, "--every", "5", "--text-model", tinyText, "--asr", tinyAudio])
+        #expect(r.status == 0, "\(r.stderr)")
+        let st = try SafeTensorsFile(path: "\(out)/clip.mp4.safetensors")
+        let n = try #require(st.info("times")).shape[0]
+        let segments = try #require(st.info("text.segment_times")).shape[0]
+        #expect(segments >= 1 && st.info("text")?.shape == [n, 8], "\(st.names)")
+        let text = try st.tensor("text").array
+        #expect(text.contains { $0 != 0 }, "no text features")
+
+        try writeLinearHead("\(dir)/expr_text.safetensors", weight: oneHot(Array(0..<8), width: 8))
+        let a = try runAffect(["analyze", "\(input)/clip.mp4", "--every", "5", "--text-model", tinyText, "--asr", tinyAudio,
+                               "--expr-head", "text:\(dir)/expr_text.safetensors", "-o", "\(dir)/a.json"])
+        #expect(a.status == 0, "\(a.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/a.json"))) as! [String: Any]
+        #expect((json["transcript"] as? [[String: Any]])?.count == segments)
+        let rows = try #require((json["tracks"] as? [[String: Any]])?.first?["rows"] as? [[String: Any]])
+        #expect(rows.count == n)
+        for (i, row) in rows.enumerated() {
+            let expr = (row["expr"] as! [Double]).map(Float.init)
+            #expect(expr == Array(text[(i * 8)..<(i * 8 + 8)]), "text, frame \(i)")
+        }
+    }
+
     /// Options are checked before the output folder exists; each error is one sentence.
     @Test func badModalityOptionsCreateNothing() throws {
         let input = try freshFolder("extract-bad-in"), transcripts = try freshFolder("extract-bad-tr")
