@@ -70,7 +70,7 @@ enum AudioConverter {
     static func convert(_ source: String, arch: String?) throws(AffectError) -> ConvertedModel {
         guard let cfg = try HFFolder.object(source, "config.json") else { throw .badInput("\(source): config.json is missing.") }
         guard let arch = arch ?? cfg["model_type"]?.stringValue.flatMap({ modelTypes.contains($0) ? $0 : nil }) else {
-            throw .badInput("\(source): config.json's model_type is not wav2vec2 or hubert; pass --arch.")
+            throw .badInput("\(source): config.json's model_type is not wav2vec2 or hubert; name the architecture explicitly.")
         }
         let (sd, files) = try readHFWeights(source, sharded: true)
         try checkWeightNorm(sd, source)

@@ -47,7 +47,7 @@ public enum Converter {
             }
             arch = a
         } else {
-            guard let a = detect(source) else { throw .badInput("\(source): cannot tell which architecture this is; pass --arch.") }
+            guard let a = detect(source) else { throw .badInput("\(source): cannot tell which architecture this is; name the architecture explicitly.") }
             arch = a
         }
         if unsupported.contains(arch) {

@@ -232,7 +232,7 @@ public struct ModelStore: Sendable {
         if FileManager.default.fileExists(atPath: dst) { return try SHA256.file(dst) }
         let url = fetchURL(file.url)
         if offline {
-            throw .badInput("\(model.name): not downloaded and offline; fetch \(url) and put it at \(dst), or drop --offline.")
+            throw .badInput("\(model.name): not downloaded and downloads are off; fetch \(url) and put it at \(dst), or allow downloads.")
         }
         guard let u = URL(string: url) else { throw .badInput("\(url): not a valid URL.") }
         let parent = (dst as NSString).deletingLastPathComponent

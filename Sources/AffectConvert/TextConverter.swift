@@ -166,7 +166,7 @@ enum TokenizerSynthesis {
                                    ("vocab", vocab.json)])),
             ])
         }
-        throw .badInput("\(source): no tokenizer.json, vocab.json + merges.txt or vocab.txt; pass --tokenizer.")
+        throw .badInput("\(source): no tokenizer.json, vocab.json + merges.txt or vocab.txt; give a tokenizer file explicitly.")
     }
 
     /// token -> id with the file's order kept (a later duplicate takes the id, as a Python dict does).

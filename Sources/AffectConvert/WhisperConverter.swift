@@ -56,7 +56,7 @@ enum WhisperConverter {
         } else if HFFolder.exists(HFFolder.path(source, "vocab.json")) {
             tokenizer = try tokenizerJSON(HFFolder.path(source, "vocab.json"), added: try HFFolder.object(source, "added_tokens.json"))
         } else {
-            throw .badInput("\(source): no tokenizer.json or vocab.json; pass --tokenizer.")
+            throw .badInput("\(source): no tokenizer.json or vocab.json; give a tokenizer file explicitly.")
         }
         var digests: [String] = []
         for f in files { digests.append("\(basename(f)) sha256=\(try SHA256.file(f))") }
@@ -66,7 +66,7 @@ enum WhisperConverter {
 
     static func convertOpenAI(_ source: String, tokenizerFile: String?) throws(AffectError) -> ConvertedModel {
         guard let tokenizerFile else {
-            throw .badUsage("\(source): openai-whisper checkpoints carry no tokenizer; pass --tokenizer with openai-whisper's assets/multilingual.tiktoken (or gpt2.tiktoken for .en models) or a tokenizer.json.")
+            throw .badUsage("\(source): openai-whisper checkpoints carry no tokenizer; give one explicitly: openai-whisper's assets/multilingual.tiktoken (or gpt2.tiktoken for .en models) or a tokenizer.json.")
         }
         guard case .dict(let root) = try TorchCheckpoint.load(source), case .dict(let dims)? = root.get("dims") else {
             throw .badInput("\(source): not an openai-whisper checkpoint (no `dims`).")
