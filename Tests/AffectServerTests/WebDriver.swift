@@ -60,6 +60,9 @@ final class WebDriver {
         }
     }
 
+    /// chromedriver's process id (also its process group's).
+    var driverPID: pid_t { driver.pid }
+
     private init(port: Int, session: String, driver: ChildProcess, watchdog: DispatchWorkItem, limit: Double, expired: ExpiryFlag) {
         self.port = port; self.session = session; self.driver = driver; self.watchdog = watchdog; self.limit = limit
         self.expired = expired

@@ -157,6 +157,31 @@ struct WebPageBrowserTests {
         }
     }
 
+    /// The guard: a browser that stops answering is killed at the session's limit and the test fails with that
+    /// sentence, instead of holding the suite.
+    @Test func stuckBrowserIsKilledAtTheLimit() async throws {
+        try #require(WebDriver.installed != nil, "the browser tests need Debian's chromium and chromium-driver")
+        let limit = 10.0
+        let (message, pid) = try await offThread { () -> (String, pid_t?) in
+            let browser: WebDriver
+            // On a loaded machine the session may not even open within the limit: that is the guard too.
+            do { browser = try WebDriver.start(limit: limit) } catch { return ("\(error)", nil) }
+            defer { browser.quit() }
+            do {
+                // A script that never calls back: the driver would wait for its 60 s script timeout.
+                _ = try browser.runAsync("/* never calls back */")
+                return ("the script returned", browser.driverPID)
+            } catch {
+                return ("\(error)", browser.driverPID)
+            }
+        }
+        #expect(message.contains("passed its \(limit) s limit") || message.contains("did not open a session within \(limit) s"), "\(message)")
+        if let pid {
+            // quit() reaped chromedriver: its process id is gone.
+            #expect(kill(pid, 0) == -1 && errno == ESRCH)
+        }
+    }
+
     @Test func webcamFramesAndMicrophoneGoOverTheStream() async throws {
         // With an audio model loaded, the page sends the microphone too.
         try await withPage(models: audioModels) { browser, port in
