@@ -2,7 +2,7 @@
 # Installs the system libraries Affect builds against, if any is missing (idempotent; needs root or sudo).
 set -euo pipefail
 packages=(libopenblas-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavdevice-dev
-          libsndfile1-dev libjpeg-dev libhdf5-dev pkg-config ffmpeg espeak-ng)
+          libsndfile1-dev libjpeg-dev libhdf5-dev pkg-config ffmpeg espeak-ng chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

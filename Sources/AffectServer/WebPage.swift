@@ -1,7 +1,8 @@
 /// The page served at `/`: choose a video (analysed by a `/v1/analyze` job) or the webcam (frames over
 /// `/v1/stream`); it plays with face boxes, track ids and the top expression drawn over it, beside per-track
 /// timelines of the expression probabilities and valence/arousal that follow the playhead and a table of the
-/// current frame's numbers, with CSV/JSON downloads. Embedded in the binary, no external resources: it works
+/// current frame's numbers, with CSV/JSON downloads; with the webcam, the microphone's audio goes over the same
+/// stream as 16 kHz PCM chunks when the server has an audio model. Embedded in the binary, no external resources: it works
 /// offline. Tests/AffectServerTests/WebPageBrowserTests.swift drives it in headless Chromium.
 enum WebPage {
     static let html = #"""
@@ -16,6 +17,7 @@ body { font: 14px system-ui, sans-serif; margin: 16px; color: #222; }
 #overlay { position: absolute; left: 0; top: 0; pointer-events: none; }
 #timeline { display: block; margin-top: 10px; border: 1px solid #ccc; }
 #status { color: #555; }
+#transcript { margin-top: 8px; color: #333; max-width: 900px; }
 #readout { border-collapse: collapse; margin-top: 10px; font-variant-numeric: tabular-nums; }
 #readout td, #readout th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
 #readout th:first-child, #readout td:first-child { text-align: left; }
@@ -35,20 +37,24 @@ a.dl { display: none; }
 <table id="readout"></table>
 <canvas id="timeline" width="900" height="0"></canvas>
 <div id="more"></div>
+<div id="transcript"></div>
 <script>
 "use strict";
 const $ = id => document.getElementById(id);
 const video = $("video"), overlay = $("overlay"), timeline = $("timeline"), status = $("status");
 const colours = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#808000", "#000075"];
-const lanePixels = 110, legendPixels = 22, maxLanes = 8;
+const lanePixels = 110, axisPixels = 16, legendPixels = 22, maxLanes = 8;
 // The analysis shown: its job, its JSON result, and its rows by frame (sorted by time, for the playhead).
 let job = null, result = null, frames = [];
-// The webcam: {ws, stream, reply (the last answer), sent, answered, error}.
+// The webcam: {ws, stream, reply (the last answer), sent, answered, error, audio}; `audio` (the microphone, when
+// the server has an audio model): {ctx, sent, samples: [cumulative samples per chunk sent], answered, reply, error, text}.
 let live = null;
 // Bumped by every new video or webcam start, so an older job's late answers are ignored.
 let generation = 0;
 // What the overlay shows now: [{track, box, text, colour}] in the video's pixels (the browser test reads it).
 let drawn = [];
+// The timeline's time axis: [{time, x, label}] (the browser test reads it).
+let ticks = [];
 
 function headers() {
   const t = $("token").value.trim();
@@ -210,21 +216,26 @@ function drawReadout() {
 // Per-track small multiples: expression probabilities (and valence/arousal) over time, with the playhead.
 function drawTimeline() {
   const tracks = result && !live ? result.tracks.slice(0, maxLanes) : [];
-  const height = tracks.length ? tracks.length * lanePixels + legendPixels : 0;
+  const height = tracks.length ? tracks.length * lanePixels + axisPixels + legendPixels : 0;
   if (timeline.height !== height) timeline.height = height;
   const rest = result && !live ? result.tracks.length - tracks.length : 0;
   $("more").textContent = rest > 0 ? "+" + rest + " more track" + (rest === 1 ? "" : "s") + " in the CSV/JSON (the timeline draws the first " + maxLanes + ")." : "";
   const g = timeline.getContext("2d");
   g.clearRect(0, 0, timeline.width, timeline.height);
+  ticks = [];
   if (!tracks.length) return;
   const labels = result.expression_model.labels;
   const duration = result.video.duration || 1, left = 60, width = timeline.width - left - 10;
   const xAt = t => left + width * Math.min(Math.max(t / duration, 0), 1);
+  ticks = timeTicks(duration, width).map(t => ({ time: t.time, x: xAt(t.time), label: t.label }));
   g.font = "11px sans-serif";
   tracks.forEach((t, ti) => {
     const top = ti * lanePixels + 4, h = lanePixels - 8;
     g.fillStyle = colour(trackId(t, ti)); g.fillText("track " + trackId(t, ti), 4, top + 12);
     g.strokeStyle = "#ddd"; g.strokeRect(left, top, width, h);
+    // Faint ticks along the lane's bottom edge, under the curves.
+    g.fillStyle = "#bbb";
+    for (const k of ticks) g.fillRect(Math.round(k.x), top + h - 4, 1, 4);
     labels.forEach((name, k) => {
       g.strokeStyle = colours[k % colours.length]; g.beginPath();
       t.rows.forEach((r, i) => {
@@ -241,13 +252,38 @@ function drawTimeline() {
       }
     }
   });
-  // The legend under the lanes.
+  // The time axis under the lanes: a mark and the time in seconds (m:ss past a minute) at each tick.
+  const axisTop = tracks.length * lanePixels;
+  g.fillStyle = "#555"; g.textAlign = "center";
+  for (const k of ticks) {
+    g.fillRect(Math.round(k.x), axisTop, 1, 4);
+    // Centred under its mark, but kept inside the canvas (the last tick sits at the right edge).
+    const half = g.measureText(k.label).width / 2;
+    g.fillText(k.label, Math.min(k.x, timeline.width - half - 1), axisTop + 14);
+  }
+  g.textAlign = "start";
+  // The legend under the axis.
   let x = left;
   const legend = labels.map((name, k) => [name, colours[k % colours.length]]);
   if (tracks.some(t => t.rows.length && t.rows[0].valence !== undefined)) legend.push(["valence - -", "#000"], ["arousal ···", "#000"]);
   for (const [name, c] of legend) { g.fillStyle = c; g.fillText(name, x, timeline.height - 7); x += g.measureText(name).width + 14; }
   const px = xAt(video.currentTime);
-  g.strokeStyle = "#000"; g.beginPath(); g.moveTo(px, 0); g.lineTo(px, timeline.height - legendPixels); g.stroke();
+  g.strokeStyle = "#000"; g.beginPath(); g.moveTo(px, 0); g.lineTo(px, axisTop); g.stroke();
+}
+
+// Tick times for a `duration`-second axis `width` pixels wide: the smallest round step that leaves at least
+// 60 pixels between labels, from 0 to the end.
+function timeTicks(duration, width) {
+  const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 18000, 36000];
+  const most = Math.max(1, Math.floor(width / 60));
+  const step = steps.find(s => duration / s <= most) || duration / most;
+  const out = [];
+  for (let i = 0; i * step <= duration + 1e-9; i++) out.push({ time: i * step, label: timeLabel(i * step, step) });
+  return out;
+}
+function timeLabel(t, step) {
+  if (step >= 60) { const m = Math.floor(t / 60), s = Math.round(t - 60 * m); return m + ":" + String(s).padStart(2, "0"); }
+  return (step < 1 ? t.toFixed(1) : t.toFixed(0)) + " s";
 }
 
 // The webcam: frames as JPEG over the WebSocket, one in flight at a time, each answered with its faces and
@@ -257,15 +293,27 @@ $("cam").onclick = async () => {
   if (live) { stopLive(); status.textContent = "webcam stopped"; draw(); return; }
   const mine = ++generation;
   job = null; result = null; frames = []; setDownloads(null, null);
+  $("transcript").textContent = "";
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+    // The microphone too when the server has an audio model (its chunks would only be refused otherwise); a
+    // refused microphone still leaves the camera.
+    let audioModel = null;
+    try { audioModel = ((await (await call("/v1/models")).json()).models.find(m => m.kind === "audio") || {}).name || null; } catch (e) {}
+    const video640 = { width: 640, height: 480 };
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(audioModel ? { video: video640, audio: { channelCount: 1 } } : { video: video640 });
+    } catch (e) {
+      if (!audioModel) throw e;
+      stream = await navigator.mediaDevices.getUserMedia({ video: video640 });
+    }
     if (mine !== generation) { stream.getTracks().forEach(t => t.stop()); return; }
     setSource(null);
     video.srcObject = stream; await video.play();
     const t = $("token").value.trim();
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/stream",
                              t ? ["affect", "affect.token." + hex(t)] : ["affect"]);
-    const state = { ws, stream, reply: null, sent: 0, answered: 0, error: null };
+    const state = { ws, stream, reply: null, sent: 0, answered: 0, error: null, audio: null };
     live = state;
     $("cam").textContent = "Stop webcam";
     const grab = document.createElement("canvas");
@@ -275,10 +323,12 @@ $("cam").onclick = async () => {
       grab.getContext("2d").drawImage(video, 0, 0);
       grab.toBlob(b => { if (b && live === state && ws.readyState === WebSocket.OPEN) { ws.send(b); state.sent++; } }, "image/jpeg", 0.85);
     };
-    ws.onopen = () => { status.textContent = "streaming"; send(); };
+    ws.onopen = () => { status.textContent = "streaming"; send(); startAudio(state); };
     ws.onmessage = m => {
       if (live !== state) return;
       const r = JSON.parse(m.data);
+      // A PCM chunk's answer: the audio model's result for the 20 ms frames the chunk completed.
+      if (r.chunk !== undefined) { audioAnswer(state, r); return; }
       state.answered++;
       if (r.error) { state.error = r.error; status.textContent = "frame " + r.frame + ": " + r.error; }
       else { state.reply = r; status.textContent = "streaming: frame " + r.frame + ", " + r.faces.length + " face" + (r.faces.length === 1 ? "" : "s"); }
@@ -292,10 +342,45 @@ $("cam").onclick = async () => {
     if (mine === generation) status.textContent = "webcam: " + e.message;
   }
 };
+// The microphone as 16 kHz mono 16-bit PCM, one `S16L` chunk a second over the stream (the AudioContext
+// resamples whatever the device gives to 16 kHz).
+function startAudio(state) {
+  const tracks = state.stream.getAudioTracks();
+  if (!tracks.length || live !== state) return;
+  const ctx = new AudioContext({ sampleRate: 16000 });
+  const source = ctx.createMediaStreamSource(new MediaStream(tracks));
+  // A ScriptProcessor needs no separate module file (the page stays one embedded document); 4096 samples = 256 ms.
+  const node = ctx.createScriptProcessor(4096, 1, 1);
+  const audio = { ctx, sent: 0, samples: [], answered: 0, reply: null, error: null, text: "" };
+  state.audio = audio;
+  let pending = [], count = 0, total = 0;
+  node.onaudioprocess = e => {
+    if (live !== state || state.ws.readyState !== WebSocket.OPEN) return;
+    const x = e.inputBuffer.getChannelData(0), s = new Int16Array(x.length);
+    for (let i = 0; i < x.length; i++) s[i] = Math.max(-32768, Math.min(32767, Math.round(x[i] * 32768)));
+    pending.push(s); count += s.length;
+    if (count < ctx.sampleRate) return;
+    state.ws.send(new Blob([new TextEncoder().encode("S16L"), ...pending]));
+    total += count; audio.samples.push(total); audio.sent++;
+    pending = []; count = 0;
+  };
+  source.connect(node);
+  // Connected to the output so that it runs; it writes nothing there, so it plays silence.
+  node.connect(ctx.destination);
+}
+function audioAnswer(state, r) {
+  const a = state.audio;
+  if (!a) return;
+  a.answered++;
+  if (r.error) { a.error = r.error; status.textContent = "audio chunk " + r.chunk + ": " + r.error; return; }
+  a.reply = r;
+  if (r.text) { a.text += r.text; $("transcript").textContent = "heard: " + a.text; }
+}
 function stopLive() {
   if (!live) return;
   const l = live;
   live = null;
+  if (l.audio) l.audio.ctx.close();
   l.ws.close();
   l.stream.getTracks().forEach(t => t.stop());
   video.srcObject = null;

@@ -4,19 +4,18 @@ import AffectMedia
 import AffectServer
 
 /// The page at `/` in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, which
-/// scripts/install-deps.sh installs) driven over WebDriver. Skipped, and reported as skipped, where either
-/// is missing.
-// Opt-in (AFFECT_BROWSER_TESTS=1) until it is green in the full suite: run together with every other suite on
-// this 2-core machine it once stalled past 10 minutes; alone it runs in about a minute.
-@Suite(.serialized, .enabled(if: WebDriver.installed != nil && ProcessInfo.processInfo.environment["AFFECT_BROWSER_TESTS"] == "1",
-                             "the browser test runs with AFFECT_BROWSER_TESTS=1 and Debian's chromium + chromium-driver installed"))
+/// scripts/install-deps.sh installs) driven over WebDriver. Part of the suite: where either is missing the
+/// tests fail and say what to install; `AFFECT_BROWSER_TESTS=0` skips them (reported as skipped).
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["AFFECT_BROWSER_TESTS"] != "0",
+                             "AFFECT_BROWSER_TESTS=0 skips the browser tests"))
 struct WebPageBrowserTests {
     static let token = "browser-test-token"
     static let auth = ["Authorization": "Bearer \(token)"]
 
     /// Opens the page on a token-guarded server, types the token, runs `body` with the browser, then closes it.
-    func withPage(_ body: @escaping (WebDriver, Int) throws -> Void) async throws {
-        try await withServer({ $0.token = Self.token }) { _, port in
+    func withPage(models: ModelSet = sharedModels, _ body: @escaping (WebDriver, Int) throws -> Void) async throws {
+        try #require(WebDriver.installed != nil, "the browser tests need Debian's chromium and chromium-driver (scripts/install-deps.sh installs them; AFFECT_BROWSER_TESTS=0 skips these tests)")
+        try await withServer({ $0.token = Self.token }, models: models) { _, port in
             try await offThread {
                 let browser = try WebDriver.start()
                 defer { browser.quit() }
@@ -78,9 +77,12 @@ struct WebPageBrowserTests {
                       const t = timeline.getContext("2d"), left = 60, width = timeline.width - left - 10, lane = 110;
                       const x = left + width * arguments[1] / result.video.duration;
                       const column = y0 => Array.from(t.getImageData(Math.round(x) - 1, y0, 3, lane - 8).data);
+                      // The time axis under the lanes: the pixel of each tick's mark.
+                      const axisTop = timeline.height - 22 - 16;
+                      const marks = ticks.map(k => Array.from(t.getImageData(Math.round(k.x), axisTop + 1, 1, 1).data));
                       done({ drawn, cells, time: video.currentTime, videoWidth: video.videoWidth, videoHeight: video.videoHeight,
                              edge: px(b[0] * sx, (b[1] + b[3]) / 2 * sy), centre: px((b[0] + b[2]) / 2 * sx, (b[1] + b[3]) / 2 * sy),
-                             timelineHeight: timeline.height, column: column(4), playhead: x });
+                             timelineHeight: timeline.height, column: column(4), playhead: x, ticks, marks });
                     }, { once: true });
                     video.currentTime = arguments[0];
                     """, [(time + next) / 2, time]) as? [String: Any])
@@ -111,7 +113,24 @@ struct WebPageBrowserTests {
 
                 // The timeline: one lane plus the legend; the top class's curve passes through this frame's
                 // probability; the playhead is drawn at the current time.
-                #expect(seen["timelineHeight"] as? Int == 110 + 22)
+                #expect(seen["timelineHeight"] as? Int == 110 + 16 + 22)
+                // The time axis: ticks from 0 s at one round step, covering the clip, each labelled with its time
+                // in seconds at its x and marked on the canvas.
+                let ticks = seen["ticks"] as? [[String: Any]] ?? [], marks = seen["marks"] as? [[Int]] ?? []
+                let times = ticks.map { $0["time"] as? Double ?? -1 }
+                #expect((3...14).contains(ticks.count), "\(ticks)")
+                if ticks.count >= 2 {
+                    let step = times[1] - times[0]
+                    #expect(times[0] == 0 && [0.1, 0.2, 0.5, 1, 2, 5, 10].contains { abs($0 - step) < 1e-9 }, "\(times)")
+                    for (i, t) in times.enumerated() { #expect(abs(t - Double(i) * step) < 1e-9) }
+                    #expect(times.last! <= duration + 1e-9 && times.last! + step > duration, "\(times) for \(duration) s")
+                }
+                for (k, tick) in ticks.enumerated() {
+                    let t = times[k], label = tick["label"] as? String ?? ""
+                    #expect(label.hasSuffix(" s") && abs((Double(label.dropLast(2)) ?? -1) - t) < 1e-9, "tick \(t): \(label)")
+                    #expect(abs((tick["x"] as? Double ?? -1) - (60 + 830 * t / duration)) < 1e-6)
+                    #expect(k < marks.count && marks[k] == [0x55, 0x55, 0x55, 255], "tick \(t): mark pixel \(k < marks.count ? marks[k] : [])")
+                }
                 let column = seen["column"] as? [Int] ?? []
                 let top = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
                 let colours = [[0xE6, 0x19, 0x4B], [0x3C, 0xB4, 0x4B], [0x43, 0x63, 0xD8], [0xF5, 0x82, 0x31], [0x91, 0x1E, 0xB4], [0x42, 0xD4, 0xF4], [0xF0, 0x32, 0xE6]]
@@ -138,12 +157,42 @@ struct WebPageBrowserTests {
         }
     }
 
-    @Test func webcamFramesGoOverTheStream() async throws {
-        try await withPage { browser, port in
+    /// The guard: a browser that stops answering is killed at the session's limit and the test fails with that
+    /// sentence, instead of holding the suite.
+    @Test func stuckBrowserIsKilledAtTheLimit() async throws {
+        try #require(WebDriver.installed != nil, "the browser tests need Debian's chromium and chromium-driver")
+        let limit = 10.0
+        let (message, pid) = try await offThread { () -> (String, pid_t?) in
+            let browser: WebDriver
+            // On a loaded machine the session may not even open within the limit: that is the guard too.
+            do { browser = try WebDriver.start(limit: limit) } catch { return ("\(error)", nil) }
+            defer { browser.quit() }
+            do {
+                // A script that never calls back: the driver would wait for its 60 s script timeout.
+                _ = try browser.runAsync("/* never calls back */")
+                return ("the script returned", browser.driverPID)
+            } catch {
+                return ("\(error)", browser.driverPID)
+            }
+        }
+        #expect(message.contains("passed its \(limit) s limit") || message.contains("did not open a session within \(limit) s"), "\(message)")
+        if let pid {
+            // quit() reaped chromedriver: its process id is gone.
+            #expect(kill(pid, 0) == -1 && errno == ESRCH)
+        }
+    }
+
+    @Test func webcamFramesAndMicrophoneGoOverTheStream() async throws {
+        // With an audio model loaded, the page sends the microphone too.
+        try await withPage(models: audioModels) { browser, port in
             try browser.click("#cam")
-            // Chromium's fake camera: a 640×480 test pattern without a face, frames sent one at a time.
-            let state = try #require(try browser.waitFor("three stream answers", seconds: 60, """
-                if (live && live.answered >= 3) return { answered: live.answered, sent: live.sent, error: live.error, reply: live.reply };
+            // Chromium's fake camera: a 640×480 test pattern without a face, frames sent one at a time; its fake
+            // microphone: a beep, sent as one-second 16 kHz PCM chunks.
+            let state = try #require(try browser.waitFor("three frame and two audio answers", seconds: 60, """
+                if (live && live.answered >= 3 && live.audio && live.audio.answered >= 2)
+                  return { answered: live.answered, sent: live.sent, error: live.error, reply: live.reply,
+                           audio: { rate: live.audio.ctx.sampleRate, sent: live.audio.sent, samples: live.audio.samples,
+                                    answered: live.audio.answered, error: live.audio.error, reply: live.audio.reply } };
                 const s = document.getElementById("status").textContent;
                 return s.startsWith("webcam:") || s.startsWith("the stream failed") ? { failed: s } : null;
                 """) as? [String: Any])
@@ -154,6 +203,22 @@ struct WebPageBrowserTests {
             #expect(reply["width"] as? Int == 640 && reply["height"] as? Int == 480, "\(reply)")
             #expect((reply["faces"] as? [Any])?.count == 0)
             #expect((reply["frame"] as? Int ?? -1) >= 2)
+            // The audio: chunks of at least a second at 16 kHz, each answered in order by the audio model, the last
+            // answer ending at the samples sent up to its chunk.
+            let audio = state["audio"] as? [String: Any] ?? [:]
+            #expect(audio["error"] is NSNull, "\(audio)")
+            #expect(audio["rate"] as? Int == 16000)
+            let samples = audio["samples"] as? [Int] ?? []
+            let answered = audio["answered"] as? Int ?? 0
+            #expect(samples.count >= answered && (samples.first ?? 0) >= 16000, "\(samples)")
+            let heard = audio["reply"] as? [String: Any] ?? [:]
+            #expect(heard["model"] as? String == "wav2vec2_tiny" && heard["sample_rate"] as? Int == 16000, "\(heard)")
+            #expect(heard["chunk"] as? Int == answered - 1)
+            if answered >= 1, samples.count >= answered {
+                #expect(abs((heard["end"] as? Double ?? -1) - Double(samples[answered - 1]) / 16000) < 1e-9, "\(heard)")
+                #expect(abs((heard["start"] as? Double ?? -1) - Double(answered >= 2 ? samples[answered - 2] : 0) / 16000) < 1e-9)
+            }
+            #expect((heard["frames"] as? Int ?? 0) >= 49 && (heard["embedding"] as? [Any])?.isEmpty == false, "\(heard)")
             let health = try request(port, "GET", "/healthz")
             #expect(health.json["streams"] as? Int == 1)
             // Stopping the webcam closes the stream on the server too.
