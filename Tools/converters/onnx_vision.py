@@ -316,8 +316,9 @@ def mobilevit(g):
             p = f"stages.{s}.{b}"
             put(f"{p}.conv_kxk", c, f"Conv {i} (MobileViT local conv)", 1)
             w1 = nxt["w"]
-            if w1.ndim != 4 or w1.shape[2:] != (1, 1) or nxt["strides"] != [1, 1] or nxt["group"] != 1:
-                raise g.error(fam, f"Conv {i + 1} (MobileViT conv_1x1) is not a plain 1x1 convolution")
+            _check_conv(g, fam, nxt, f"Conv {i + 1} (MobileViT conv_1x1)", 1)
+            if w1.shape[2:] != (1, 1):
+                raise g.error(fam, f"Conv {i + 1} (MobileViT conv_1x1) is not a 1x1 convolution")
             if w1.shape[1] != c["w"].shape[0]:
                 raise g.error(fam, f"Conv {i + 1} (MobileViT conv_1x1) takes {w1.shape[1]} channels, not {c['w'].shape[0]}")
             sd[f"{p}.conv_1x1.weight"] = w1
