@@ -134,6 +134,8 @@ struct OnnxWalk {
     func checkConv(_ c: OnnxConv, _ family: String, _ what: String, stride: Int64, valid: Bool = false) throws(AffectError) {
         let s = c.weight.shape
         guard s.count == 4, s[2] == s[3] else { throw error(family, "\(what) has weight shape \(s), not a square kernel") }
+        // An empty weight would let a huge output-channel count through to the identity BatchNorm's allocation.
+        guard s.allSatisfy({ $0 > 0 }) else { throw error(family, "\(what) has an empty weight of shape \(s)") }
         let k = s[2]
         if !valid, k % 2 != 1 { throw error(family, "\(what) has a \(k)x\(k) kernel, not an odd one") }
         let pad = valid ? 0 : Int64((k - 1) / 2)

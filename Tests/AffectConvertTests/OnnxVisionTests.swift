@@ -72,12 +72,41 @@ struct OnnxWriter {
 
     /// The fixture's graph with `change` applied to its nodes, written into `scratch`; returns the new file's path.
     func edited(_ name: String, _ scratch: Scratch, _ change: (inout [OnnxNode]) throws -> Void) throws -> String {
-        let g = try OnnxGraph(path: fixture(name))
-        var nodes = g.nodes
-        try change(&nodes)
+        try editedGraph(name, scratch) { try change(&$0.nodes) }
+    }
+
+    /// The fixture's graph with `change` applied to its nodes and initializers.
+    func editedGraph(_ name: String, _ scratch: Scratch, _ change: (inout OnnxGraph) throws -> Void) throws -> String {
+        var g = try OnnxGraph(path: fixture(name))
+        try change(&g)
         let path = scratch.file("edited-" + name)
-        try OnnxWriter.write(g, nodes: nodes, to: path)
+        try OnnxWriter.write(g, nodes: g.nodes, to: path)
         return path
+    }
+
+    /// Initializer `name` replaced by an empty one claiming `dims` (no data: 0 values for a shape with a 0).
+    func empty(_ g: inout OnnxGraph, _ name: String, _ dims: [Int64]) throws {
+        let i = try #require(g.initializers.firstIndex { $0.name == name })
+        var t = OnnxTensor()
+        (t.name, t.dims, t.dataType) = (name, dims, 1)
+        g.initializers[i] = t
+    }
+
+    /// Empty weights claiming 2^39 rows: refused at once, without allocating or looping over the claimed size.
+    @Test func emptyWeightsClaimingHugeShapesAreRefused() throws {
+        let scratch = Scratch()
+        let conv = try editedGraph("mobilefacenet.onnx", scratch) { g in
+            let gdc = try #require(g.nodes.last { $0.opType == "Conv" })
+            try empty(&g, gdc.inputs[1], [1 << 39, 0, 7, 7])
+        }
+        expectRefused(conv, ["the GDC Conv has an empty weight"])
+        let scratch2 = Scratch()
+        let matmul = try editedGraph("mobilevit.onnx", scratch2) { g in
+            let names = Set(g.initializers.map(\.name))
+            let qkv = try #require(g.nodes.first { $0.opType == "MatMul" && names.contains($0.inputs[1]) })
+            try empty(&g, qkv.inputs[1], [1 << 39, 0])
+        }
+        expectRefused(matmul, ["the qkv MatMul of layer 0"])
     }
 
     func indices(_ nodes: [OnnxNode], _ op: String) -> [Int] { nodes.indices.filter { nodes[$0].opType == op } }

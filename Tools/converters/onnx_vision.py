@@ -119,6 +119,8 @@ def _check_conv(g, family, c, what, stride, valid=False):
     w = c["w"]
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
         raise g.error(family, f"{what} has weight shape {list(w.shape)}, not a square kernel")
+    if min(w.shape) <= 0:
+        raise g.error(family, f"{what} has an empty weight of shape {list(w.shape)}")
     k = w.shape[2]
     pad = 0 if valid else (k - 1) // 2
     if not valid and k % 2 != 1:
