@@ -13,8 +13,11 @@ with Tools/convert.py into SRC.safetensors beside it; the Swift tests convert th
 Weights are random (seeded); only names, shapes, values and metadata matter here, not what the models compute,
 except for EmotiEffLib's other backbones (`mobilefacenet`, `mobilevit`, `efficientnet_b2`: .pt, state dict and
 EmotiEffLib's ONNX export), which also get `NAME.ref.safetensors`, what the framework computes, since their
-ONNX exports (BatchNorm folded) are checked by running the converted model. convert.py reads no MobileFaceNet or
-MobileViT ONNX export, so only their .pt and state dict have a convert.py output.
+ONNX exports (BatchNorm folded) are checked by running the converted model; the ONNX conversions of MobileFaceNet
+and MobileViT are also proven here against those references (`check_onnx_conversions`).
+
+    Tools/make_convert_fixtures.py --check-onnx [OUTDIR]   (only convert the committed MobileFaceNet / MobileViT ONNX
+                                                           exports and check them against the references)
 """
 import json
 import os
@@ -224,15 +227,29 @@ def tiny_mobilefacenet():
     return m
 
 
+def tiny_mobilevit():
+    """timm's MobileViT-v1 blocks at narrow widths (xxs layout, fewer channels and layers), 10 outputs."""
+    from timm.models.byobnet import ByobNet, ByoModelCfg
+    from timm.models.mobilevit import _inverted_residual_block, _mobilevit_block
+    cfg = ByoModelCfg(blocks=(_inverted_residual_block(d=1, c=8, s=1, br=2.0),
+                              _inverted_residual_block(d=2, c=12, s=2, br=2.0),
+                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=2, patch_size=2, br=2.0),
+                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=1, patch_size=2, br=2.0)),
+                      stem_chs=8, stem_type="3x3", stem_pool="", downsample="", act_layer="silu", num_features=32)
+    mvit = ByobNet(cfg, num_classes=10)
+    for mod in mvit.modules():
+        if hasattr(mod, "fused_attn"):
+            mod.fused_attn = False  # opset 11 has no fused attention: the exporter of EmotiEffLib's time wrote MatMuls
+    return mvit
+
+
 def vision_fixtures(outdir):
     """EmotiEffLib's other backbones, small: MobileFaceNet (`mbf_va_mtl`), MobileViT (`mobilevit_va_mtl`) and
     EfficientNet-B2 (`enet_b2_8`), each as .pt, state dict and ONNX, with a framework reference."""
     import types
 
     import timm
-    from timm.models.byobnet import ByobNet, ByoModelCfg
     from timm.models.efficientnet import _gen_efficientnet
-    from timm.models.mobilevit import _inverted_residual_block, _mobilevit_block
     from affect_tools.random_weights import make_trained_looking
     from references.common import image_batch
     from references.vision import timm_run
@@ -254,16 +271,7 @@ def vision_fixtures(outdir):
 
     # MobileViT: timm's MobileViT-v1 blocks at narrow widths (xxs layout, fewer channels and layers).
     torch.manual_seed(22)
-    cfg = ByoModelCfg(blocks=(_inverted_residual_block(d=1, c=8, s=1, br=2.0),
-                              _inverted_residual_block(d=2, c=12, s=2, br=2.0),
-                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=2, patch_size=2, br=2.0),
-                              _mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=1, patch_size=2, br=2.0)),
-                      stem_chs=8, stem_type="3x3", stem_pool="", downsample="", act_layer="silu", num_features=32)
-    mvit = ByobNet(cfg, num_classes=10)
-    for mod in mvit.modules():
-        if hasattr(mod, "fused_attn"):
-            mod.fused_attn = False  # opset 11 has no fused attention: the exporter of EmotiEffLib's time wrote MatMuls
-    mvit = make_trained_looking(mvit, seed=22, calibration_input=image_batch(4, 64, 22))
+    mvit = make_trained_looking(tiny_mobilevit(), seed=22, calibration_input=image_batch(4, 64, 22))
     facial_fixture(outdir, "mobilevit", mvit, 64, timm_run, "timm MobileViT (narrow mobilevit_xxs layout)", 22)
 
     # EfficientNet-B2 (tf_ variant: "same" padding, BN eps 1e-3), narrow and shallow, 8 expression classes.
@@ -288,15 +296,51 @@ def legacy_pnet(outdir):
     save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, os.path.join(outdir, "pnet_state_dict.safetensors"))
 
 
-def convert_vision(outdir):
-    for name in ("mobilefacenet.pt", "mobilefacenet.state_dict.pt", "mobilevit.pt", "mobilevit.state_dict.pt",
-                 "efficientnet_b2.pt", "efficientnet_b2.state_dict.pt", "efficientnet_b2.onnx"):
+ONNX_VISION = ("mobilefacenet.onnx", "mobilevit.onnx")
+
+
+def convert_vision(outdir, names=("mobilefacenet.pt", "mobilefacenet.state_dict.pt", "mobilevit.pt", "mobilevit.state_dict.pt",
+                                  "efficientnet_b2.pt", "efficientnet_b2.state_dict.pt", "efficientnet_b2.onnx") + ONNX_VISION):
+    for name in names:
         convert(os.path.join(outdir, name), os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
+    check_onnx_conversions(outdir)
+
+
+def check_onnx_conversions(outdir):
+    """Proves the ONNX conversions of MobileFaceNet and MobileViT (names recovered from the graph, folded
+    BatchNorms written as identity ones carrying the folded bias): the converted tensors, loaded into the pickled
+    module rebuilt, compute `NAME.ref.safetensors` within 1e-4 (max abs error / max abs reference)."""
+    from safetensors.torch import load_file
+    from emotiefflib.backbones.mobilefacenet import MobileFaceNet
+    from references.vision import timm_run
+
+    def mbf_run(model, x):
+        feats = MobileFaceNet.forward(model, x)
+        return feats, model.fc(feats)
+
+    for name, make, run in (("mobilefacenet", tiny_mobilefacenet, mbf_run), ("mobilevit", tiny_mobilevit, timm_run)):
+        model = make().eval()
+        sd = load_file(os.path.join(outdir, f"{name}_onnx.safetensors"))
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        if unexpected or any(not m.endswith("num_batches_tracked") for m in missing):
+            raise SystemExit(f"{name}_onnx.safetensors: unexpected {unexpected}, missing {missing}")
+        ref = load_file(os.path.join(outdir, f"{name}.ref.safetensors"))
+        with torch.no_grad():
+            got = dict(zip(("features", "logits"), run(model, ref["input.pixels"])))
+        for k, v in got.items():
+            want = ref[f"output.{k}"]
+            rel = float((v - want).abs().max() / want.abs().max())
+            print(f"{name}.onnx converted: {k} max rel {rel:.2e}")
+            if not rel <= 1e-4:
+                raise SystemExit(f"{name}_onnx.safetensors computes {k} with relative error {rel}")
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--vision"]
+    args = [a for a in sys.argv[1:] if a not in ("--vision", "--check-onnx")]
     outdir = args[0] if args else os.path.join(os.path.dirname(TOOLS), "Tests", "Fixtures", "convert")
+    if "--check-onnx" in sys.argv:
+        convert_vision(outdir, ONNX_VISION)
+        return
     if "--vision" in sys.argv:
         # Only the MobileFaceNet / MobileViT / EfficientNet-B2 sources, references and conversions.
         vision_fixtures(outdir)

@@ -36,6 +36,8 @@ case "$target" in
              for f in Tests/Fixtures/faces/*.jpg; do [ -e "$f" ] && { printf '\0'; cat "$f"; } > "$corpus/$(basename "$f")"; done ;;
   FuzzConvert) c=Tests/Fixtures/convert
                { printf '\0'; cat $c/efficientnet.onnx; } > "$corpus/onnx"
+               { printf '\0'; cat $c/mobilefacenet.onnx; } > "$corpus/onnx-mobilefacenet"
+               { printf '\0'; cat $c/mobilevit.onnx; } > "$corpus/onnx-mobilevit"
                { printf '\1'; cat $c/efficientnet.pt; } > "$corpus/torch-zip"
                { printf '\2'; cat $c/pnet.pt; } > "$corpus/pnet-legacy"
                { printf '\1'; cat $c/efficientnet.state_dict.pt; } > "$corpus/state-dict"

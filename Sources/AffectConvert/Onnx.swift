@@ -186,6 +186,7 @@ enum OnnxAttribute {
     case int(Int64)
     case ints([Int64])
     case float(Float)
+    case string(String)
     case tensor(OnnxTensor)
     case other
 }
@@ -214,6 +215,9 @@ struct OnnxNode {
                     case 1: name = try a.string(w)
                     case 2 where w == 5: value = .float(Float(bitPattern: try a.fixed32()))
                     case 3 where w == 0: value = .int(Int64(bitPattern: try a.varint()))
+                    case 4 where w == 2:
+                        let r = try a.lengthDelimited()
+                        value = .string(String(decoding: a.buf[r], as: UTF8.self))
                     case 5 where w == 2:
                         var t = a.sub(try a.lengthDelimited())
                         value = .tensor(try OnnxTensor.parse(&t))
@@ -237,6 +241,14 @@ struct OnnxNode {
     func ints(_ name: String) -> [Int64]? {
         if case .ints(let v)? = attributes[name] { return v }
         return nil
+    }
+    func float(_ name: String, default d: Float) -> Float {
+        if case .float(let v)? = attributes[name] { return v }
+        return d
+    }
+    func string(_ name: String, default d: String) -> String {
+        if case .string(let v)? = attributes[name] { return v }
+        return d
     }
 }
 
@@ -270,118 +282,5 @@ struct OnnxGraph {
             default: try g.skip(wire)
             }
         }
-    }
-}
-
-/// Recovers timm tensor names from an ONNX export of an EmotiEffLib EfficientNet by the graph's structure,
-/// as Tools/converters/onnx_vision.py does (BatchNorm folded into biased convolutions, initializers renamed,
-/// Identity nodes aliasing de-duplicated initializers).
-enum OnnxVision {
-    static func stateDict(_ path: String) throws(AffectError) -> StateDict {
-        let g = try OnnxGraph(path: path)
-        func notEfficientNet(_ why: String) -> AffectError {
-            .badInput("\(path): not an EfficientNet export (\(why)).")
-        }
-        var inits: [String: OnnxTensor] = [:]
-        for t in g.initializers { inits[t.name] = t }
-        // MobileFaceNet and MobileViT exports also open with a 3-channel Conv; mapping them onto EfficientNet names
-        // would write a file that fails later with a misleading shape error, so they are refused here.
-        if g.nodes.contains(where: { $0.opType == "PRelu" }) {
-            throw notEfficientNet("it has PRelu activations, as a MobileFaceNet export has; `affect convert` reads EfficientNet ONNX exports only, convert the .pt instead")
-        }
-        if g.nodes.filter({ $0.opType == "MatMul" && $0.inputs.count >= 2 && inits[$0.inputs[1]] != nil }).count > 1 {
-            throw notEfficientNet("it has several MatMul layers, as a MobileViT transformer has; `affect convert` reads EfficientNet ONNX exports only, convert the .pt instead")
-        }
-        for n in g.nodes where n.opType == "Identity" {
-            if let i = n.inputs.first, let t = inits[i], let o = n.outputs.first { inits[o] = t }
-        }
-        for n in g.nodes where n.opType == "Constant" {
-            if case .tensor(let t)? = n.attributes["value"], let o = n.outputs.first { inits[o] = t }
-        }
-        var decoded: [String: SourceTensor] = [:]
-        func tensor(_ name: String) throws(AffectError) -> SourceTensor {
-            if let t = decoded[name] { return t }
-            guard let p = inits[name] else { throw notEfficientNet("`\(name)` is not an initializer") }
-            let t = try p.decode(g.buffer, origin: path)
-            decoded[name] = t
-            return t
-        }
-        var producer: [String: Int] = [:]
-        for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o] = i } }
-        func fromGlobalPool(_ name: String, _ depth: Int) -> Bool {
-            guard let i = producer[name], depth <= 3 else { return false }
-            let n = g.nodes[i]
-            if n.opType == "ReduceMean" || n.opType == "GlobalAveragePool" { return true }
-            return n.inputs.contains { producer[$0] != nil && fromGlobalPool($0, depth + 1) }
-        }
-
-        struct Conv { var w: SourceTensor; var b: SourceTensor?; var group: Int64; var stride: Int64; var se: Bool }
-        var convs: [Conv] = []
-        for n in g.nodes where n.opType == "Conv" {
-            guard n.inputs.count >= 2 else { throw notEfficientNet("a Conv without weights") }
-            let w = try tensor(n.inputs[1])
-            let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? try tensor(n.inputs[2]) : nil
-            convs.append(Conv(w: w, b: b, group: n.int("group", default: 1), stride: n.ints("strides")?.first ?? 1,
-                              se: fromGlobalPool(n.inputs[0], 0)))
-        }
-        guard let first = convs.first, first.w.shape.count >= 2, first.w.shape[1] == 3 else {
-            throw notEfficientNet("first Conv does not take 3 channels")
-        }
-        var sd = StateDict()
-        func put(_ name: String, _ c: Conv) {
-            sd[name + ".weight"] = c.w
-            if let b = c.b { sd[name + ".bias"] = b }
-        }
-        func conv(_ i: Int) throws(AffectError) -> Conv {
-            guard i < convs.count else { throw notEfficientNet("the convolutions end inside a block") }
-            return convs[i]
-        }
-        func outChannels(_ c: Conv) throws(AffectError) -> Int {
-            guard let o = c.w.shape.first else { throw notEfficientNet("a Conv weight without dimensions") }
-            return o
-        }
-        put("conv_stem", first)
-        var (i, stage, idx, channels) = (1, -1, 0, try outChannels(first))
-        while i < convs.count - 1 {
-            var block: [(String, Conv)] = []
-            let c = convs[i]
-            let out: Int, stride: Int64
-            if c.group > 1 {  // depthwise-separable
-                block.append(("conv_dw", c)); i += 1
-                if try conv(i).se { block += [("se.conv_reduce", try conv(i)), ("se.conv_expand", try conv(i + 1))]; i += 2 }
-                let pw = try conv(i); i += 1
-                block.append(("conv_pw", pw))
-                (out, stride) = (try outChannels(pw), c.stride)
-            } else {  // inverted residual
-                let dw = try conv(i + 1)
-                block += [("conv_pw", c), ("conv_dw", dw)]; i += 2
-                if try conv(i).se { block += [("se.conv_reduce", try conv(i)), ("se.conv_expand", try conv(i + 1))]; i += 2 }
-                let pwl = try conv(i); i += 1
-                block.append(("conv_pwl", pwl))
-                (out, stride) = (try outChannels(pwl), dw.stride)
-            }
-            if stride != 1 || out != channels || stage < 0 { (stage, idx) = (stage + 1, 0) }
-            for (k, v) in block { put("blocks.\(stage).\(idx).\(k)", v) }
-            idx += 1
-            channels = out
-        }
-        put("conv_head", convs[convs.count - 1])
-
-        for n in g.nodes {
-            if n.opType == "Gemm" {
-                guard n.inputs.count >= 2 else { throw notEfficientNet("a Gemm without weights") }
-                let w = try tensor(n.inputs[1])
-                sd["classifier.weight"] = n.int("transB", default: 0) != 0 ? w : w.transposed2D()
-                if n.inputs.count > 2 { sd["classifier.bias"] = try tensor(n.inputs[2]) }
-            } else if n.opType == "MatMul", n.inputs.count >= 2, inits[n.inputs[1]] != nil, !sd.contains("classifier.weight") {
-                sd["classifier.weight"] = try tensor(n.inputs[1]).transposed2D()
-                guard let o = n.outputs.first else { continue }
-                for a in g.nodes where a.opType == "Add" && a.inputs.contains(o) {
-                    guard let other = a.inputs.first(where: { $0 != o }) else { throw notEfficientNet("an Add of the MatMul with itself") }
-                    if inits[other] != nil { sd["classifier.bias"] = try tensor(other) }
-                }
-            }
-        }
-        return sd
     }
 }

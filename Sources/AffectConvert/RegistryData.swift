@@ -214,8 +214,7 @@ extension ModelRegistry {
      "digest": "git-blob-sha1:194db927ec135679e5cd0a267c5605e2e9d68e7e"
     }
    ],
-   "convert": null,
-   "note": "affect convert reads EfficientNet ONNX exports only; `mbf_va_mtl` converts from its .pt"
+   "convert": "mbf_va_mtl.onnx"
   },
   {
    "name": "mobilevit_va_mtl_onnx",
@@ -231,8 +230,7 @@ extension ModelRegistry {
      "digest": "git-blob-sha1:bed5781a1af9924536638ac3786603e124ee900e"
     }
    ],
-   "convert": null,
-   "note": "affect convert reads EfficientNet ONNX exports only; `mobilevit_va_mtl` converts from its .pt"
+   "convert": "mobilevit_va_mtl.onnx"
   },
   {
    "name": "engagement_single_attention",

@@ -45,6 +45,8 @@ public struct SourceTensor: @unchecked Sendable {
     func transposed2D() -> SourceTensor {
         guard shape.count == 2 else { return self }
         let (r, c, e) = (shape[0], shape[1], dtype.byteSize)
+        // An empty [r, 0] matrix of a hostile file could still claim 2^40 rows: nothing to move, no loop over them.
+        if r == 0 || c == 0 { return SourceTensor(dtype: dtype, shape: [c, r], data: data) }
         var out = Data(count: data.count)
         out.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) in
             data.withUnsafeBytes { (src: UnsafeRawBufferPointer) in

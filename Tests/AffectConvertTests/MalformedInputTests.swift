@@ -62,6 +62,15 @@ import AffectKernels
         }
     }
 
+    /// MobileFaceNet's and MobileViT's exports walk more of the graph (PRelu slopes, residual Adds, LayerNorm
+    /// patterns, MatMul biases): damaged, they too end in one sentence naming the file.
+    @Test(arguments: ["mobilefacenet.onnx", "mobilevit.onnx"])
+    func damagedMobileONNX(_ name: String) throws {
+        try damaged(name, ext: "onnx", truncations: 30, garbles: 80, mustFailBelow: 0.95) {
+            _ = try Converter.convert($0)
+        }
+    }
+
     @Test func damagedZipCheckpoint() throws {
         try damaged("efficientnet.pt", ext: "pt", truncations: 24, garbles: 40, mustFailBelow: 1) {
             _ = try Converter.convert($0, options: ConvertOptions(arch: "efficientnet"))

@@ -45,6 +45,9 @@ import AffectKernels
         }
         #expect(r["enet_b0_8_best_vgaf"]?.files.first?.digest == Digest("git-blob-sha1:7219cfb037209b253ea8b81cf969e60a00e9181c"))
         #expect(r["enet_b0_8_best_vgaf_onnx"]?.files.first?.digest == Digest("git-blob-sha1:49772db4e87ee6df57087fba131832a959e5c64d"))
+        // Every EmotiEffLib ONNX export converts in Swift.
+        #expect(r["mbf_va_mtl_onnx"]?.convert == "mbf_va_mtl.onnx")
+        #expect(r["mobilevit_va_mtl_onnx"]?.convert == "mobilevit_va_mtl.onnx")
         for name in ["wav2vec2-base-960h", "hubert-large-ls960-ft", "roberta-base-go_emotions", "all-MiniLM-L6-v2"] {
             let m = try #require(r[name], "\(name) missing")
             #expect(m.convert == ".")
