@@ -53,9 +53,10 @@ public struct OutputComparison: Sendable {
     /// output, and for logits (`logits`, `*.logits`) also top-1 agreement on ≥ ``int8MinTopOne`` of the rows.
     public var passesInt8Bound: Bool {
         guard shapesMatch, cosine >= Self.int8MinCosine else { return false }
-        let isLogits = name == "logits" || name.hasSuffix(".logits") || name.hasSuffix("_logits")
         return !isLogits || topOneAgreement >= Self.int8MinTopOne
     }
+    /// Whether the output holds class scores (`logits`, `*.logits`, `*_logits`), so top-1 agreement means something.
+    public var isLogits: Bool { name == "logits" || name.hasSuffix(".logits") || name.hasSuffix("_logits") }
     public static let int8MinCosine = 0.999
     public static let int8MinTopOne = 0.99
 

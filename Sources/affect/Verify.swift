@@ -37,7 +37,7 @@ struct Verify: ParsableCommand {
             let shape = c.shapesMatch ? formatShape(c.shape) : "\(formatShape(c.shape)) vs ref \(formatShape(c.referenceShape))"
             print(pad(c.name, 28) + pad(shape, 18) + lpad(String(format: "%.3e", c.maxAbsError), 12)
                   + lpad(String(format: "%.3e", c.relativeError), 12) + lpad(String(format: "%.7f", c.cosine), 12)
-                  + (int8 ? lpad(String(format: "%.1f%%", 100 * c.topOneAgreement), 9) : "")
+                  + (int8 ? lpad(c.isLogits ? String(format: "%.1f%%", 100 * c.topOneAgreement) : "—", 9) : "")
                   + "  " + (pass ? "ok" : "FAIL"))
         }
         for m in missing { print("\(m): the model does not produce this output  FAIL"); ok = false }
