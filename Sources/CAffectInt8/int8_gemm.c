@@ -94,7 +94,13 @@ void affect_int8_pack(const int8_t *w, int n, int k, int8_t *packed, int32_t *co
     }
 }
 
-void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales) {
+int affect_int8_prefers_offset(int kind) { return kind == AFFECT_INT8_VNNI; }
+
+// The loop body is compiled twice: for AVX2 (rintf becomes vroundps, 8 lanes) and for the baseline target
+// (SSE2 has no rounding instruction: a libm call per value). Both round half to even, so they give equal bytes.
+static inline __attribute__((always_inline))
+void quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
+    const uint8_t flip = offset ? 0x80 : 0;
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         int8_t *qr = q + (size_t)i * ldq;
@@ -105,11 +111,27 @@ void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t 
             float v = rintf(row[kk] * inv);
             v = v > 127.0f ? 127.0f : v;
             v = v < -127.0f ? -127.0f : v;
-            qr[kk] = v == v ? (int8_t)v : 0;
+            v = v == v ? v : 0.0f;
+            qr[kk] = (int8_t)((uint8_t)(int8_t)(int)v ^ flip);
         }
-        if (ldq > (size_t)k) memset(qr + k, 0, ldq - (size_t)k);
+        if (ldq > (size_t)k) memset(qr + k, flip, ldq - (size_t)k);
         scales[i] = mx > 0 && isfinite(mx) ? mx / 127.0f : 0.0f;
     }
+}
+
+#if AFFECT_X86
+__attribute__((target("avx2,fma")))
+static void quantize_rows_avx2(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
+    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
+}
+#endif
+
+void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales,
+                               int offset) {
+#if AFFECT_X86
+    if (affect_int8_supported(AFFECT_INT8_AVX2)) { quantize_rows_avx2(x, ldx, m, k, q, ldq, scales, offset); return; }
+#endif
+    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
 }
 
 // MARK: - Epilogue
@@ -135,8 +157,8 @@ static inline void store_scalar(const Epilogue *e, const int32_t *sums, int coun
 
 // MARK: - Portable
 
-static void gemm_portable(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, const int8_t *packed,
-                          const Epilogue *e) {
+static void gemm_portable(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, uint8_t flip,
+                          const int8_t *packed, const Epilogue *e) {
     for (int j0 = n0; j0 < n1; j0 += 16) {
         const int8_t *bp = packed + (size_t)(j0 / 16) * 16 * kp;
         const int cols = min_int(16, n1 - j0);
@@ -146,7 +168,8 @@ static void gemm_portable(int m, int n0, int n1, int kp, const int8_t *a, size_t
             for (int g = 0; g < kp / 4; g++) {
                 const int8_t *bg = bp + (size_t)g * 64;
                 for (int c = 0; c < 16; c++)
-                    for (int t = 0; t < 4; t++) acc[c] += (int32_t)ar[g * 4 + t] * (int32_t)bg[c * 4 + t];
+                    for (int t = 0; t < 4; t++)
+                        acc[c] += (int32_t)(int8_t)((uint8_t)ar[g * 4 + t] ^ flip) * (int32_t)bg[c * 4 + t];
             }
             store_scalar(e, acc, cols, i, j0);
         }
@@ -178,8 +201,8 @@ void avx2_store(const Epilogue *e, __m256i s, int i, int j, int cols) {
 }
 
 AVX2_FN static inline __attribute__((always_inline))
-void avx2_tile(const int R, int kp, const int8_t *a, size_t lda, const int8_t *b, int i0, int j0, int jend,
-               const Epilogue *e) {
+void avx2_tile(const int R, int kp, const int8_t *a, size_t lda, int32_t flip, const int8_t *b, int i0, int j0,
+               int jend, const Epilogue *e) {
     __m256i acc[4][2];
     for (int r = 0; r < R; r++) { acc[r][0] = _mm256_setzero_si256(); acc[r][1] = _mm256_setzero_si256(); }
     const __m256i ones = _mm256_set1_epi16(1);
@@ -187,7 +210,7 @@ void avx2_tile(const int R, int kp, const int8_t *a, size_t lda, const int8_t *b
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)g * 64));
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + (size_t)g * 64 + 32));
         for (int r = 0; r < R; r++) {
-            const __m256i va = _mm256_set1_epi32(load_group(a + (size_t)r * lda + g * 4));
+            const __m256i va = _mm256_set1_epi32(load_group(a + (size_t)r * lda + g * 4) ^ flip);
             const __m256i aa = _mm256_abs_epi8(va);
             acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b0, va)), ones));
             acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b1, va)), ones));
@@ -200,17 +223,17 @@ void avx2_tile(const int R, int kp, const int8_t *a, size_t lda, const int8_t *b
     }
 }
 
-AVX2_FN static void gemm_avx2(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, const int8_t *packed,
-                              const Epilogue *e) {
+AVX2_FN static void gemm_avx2(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, int32_t flip,
+                              const int8_t *packed, const Epilogue *e) {
     for (int j0 = n0; j0 < n1; j0 += 16) {
         const int8_t *b = packed + (size_t)(j0 / 16) * 16 * kp;
         const int jend = min_int(j0 + 16, n1);
         int i = 0;
-        for (; i + 4 <= m; i += 4) avx2_tile(4, kp, a + (size_t)i * lda, lda, b, i, j0, jend, e);
+        for (; i + 4 <= m; i += 4) avx2_tile(4, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e);
         switch (m - i) {
-        case 3: avx2_tile(3, kp, a + (size_t)i * lda, lda, b, i, j0, jend, e); break;
-        case 2: avx2_tile(2, kp, a + (size_t)i * lda, lda, b, i, j0, jend, e); break;
-        case 1: avx2_tile(1, kp, a + (size_t)i * lda, lda, b, i, j0, jend, e); break;
+        case 3: avx2_tile(3, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
+        case 2: avx2_tile(2, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
+        case 1: avx2_tile(1, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
         default: break;
         }
     }
@@ -222,16 +245,17 @@ AVX2_FN static void gemm_avx2(int m, int n0, int n1, int kp, const int8_t *a, si
 #define VNNI_FN __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 VNNI_FN static inline __attribute__((always_inline))
-void vnni_tile(const int R, const int P, int kp, const int8_t *a, size_t lda, const int8_t *b, size_t pstride,
-               const int32_t *colsum, int i0, int j0, int jend, const Epilogue *e) {
+void vnni_tile(const int R, const int P, const int offset, int kp, const int8_t *a, size_t lda, const int8_t *b,
+               size_t pstride, const int32_t *colsum, int i0, int j0, int jend, const Epilogue *e) {
     __m512i acc[6][4];
     for (int r = 0; r < R; r++) for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_si512();
     for (int g = 0; g < kp / 4; g++) {
         __m512i bv[4];
         for (int p = 0; p < P; p++) bv[p] = _mm512_loadu_si512((const void *)(b + p * pstride + (size_t)g * 64));
         for (int r = 0; r < R; r++) {
-            // Flipping the sign bit maps a ∈ [-128, 127] to a + 128 ∈ [0, 255].
-            const __m512i va = _mm512_set1_epi32(load_group(a + (size_t)r * lda + g * 4) ^ (int32_t)0x80808080u);
+            // a + 128 ∈ [1, 255]: stored so by the quantiser (a broadcast straight from memory), or flipped here.
+            const int32_t group = load_group(a + (size_t)r * lda + g * 4);
+            const __m512i va = _mm512_set1_epi32(offset ? group : group ^ (int32_t)0x80808080u);
             for (int p = 0; p < P; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], va, bv[p]);
         }
     }
@@ -260,11 +284,14 @@ void vnni_tile(const int R, const int P, int kp, const int8_t *a, size_t lda, co
     }
 }
 
-#define VNNI_CASE(R, P) case (R) * 8 + (P): vnni_tile(R, P, kp, ar, lda, b, pstride, colsum, i, j0, jend, e); break;
+#define VNNI_CASE(R, P) case (R) * 8 + (P): \
+    if (a_offset) vnni_tile(R, P, 1, kp, ar, lda, b, pstride, colsum, i, j0, jend, e); \
+    else vnni_tile(R, P, 0, kp, ar, lda, b, pstride, colsum, i, j0, jend, e); \
+    break;
 #define VNNI_ROW(R) VNNI_CASE(R, 1) VNNI_CASE(R, 2) VNNI_CASE(R, 3) VNNI_CASE(R, 4)
 
-VNNI_FN static void gemm_vnni(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, const int8_t *packed,
-                              const int32_t *colsum, const Epilogue *e) {
+VNNI_FN static void gemm_vnni(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, int a_offset,
+                              const int8_t *packed, const int32_t *colsum, const Epilogue *e) {
     const size_t pstride = (size_t)16 * kp;
     // 6 rows × 4 panels (64 channels): 24 accumulators, 4 weight vectors and the broadcast in 32 registers.
     for (int j0 = n0; j0 < n1; j0 += 64) {
@@ -284,7 +311,7 @@ VNNI_FN static void gemm_vnni(int m, int n0, int n1, int kp, const int8_t *a, si
 #endif
 #endif
 
-void affect_int8_gemm(int m, int n, int n0, int n1, int k, const int8_t *a, size_t lda,
+void affect_int8_gemm(int kind, int a_offset, int m, int n, int n0, int n1, int k, const int8_t *a, size_t lda,
                       const int8_t *packed, const int32_t *colsum,
                       int32_t *c32, size_t ldc,
                       const float *rowScale, const float *colScale, const float *bias,
@@ -292,13 +319,15 @@ void affect_int8_gemm(int m, int n, int n0, int n1, int k, const int8_t *a, size
     if (m <= 0 || n1 <= n0 || n0 % 16 != 0 || n1 > n) return;
     const int kp = round_up(k, 4);
     const Epilogue e = { c32, ldc, rowScale, colScale, bias, residual, ldr, out, ldo };
-    switch (affect_int8_kernel()) {
+    if (kind == AFFECT_INT8_AUTO) kind = affect_int8_kernel();
+    if (!affect_int8_supported(kind)) kind = AFFECT_INT8_PORTABLE;
+    switch (kind) {
 #if AFFECT_X86
 #if !defined(AFFECT_INT8_NO_VNNI)
-    case AFFECT_INT8_VNNI: gemm_vnni(m, n0, n1, kp, a, lda, packed, colsum, &e); return;
+    case AFFECT_INT8_VNNI: gemm_vnni(m, n0, n1, kp, a, lda, a_offset, packed, colsum, &e); return;
 #endif
-    case AFFECT_INT8_AVX2: gemm_avx2(m, n0, n1, kp, a, lda, packed, &e); return;
+    case AFFECT_INT8_AVX2: gemm_avx2(m, n0, n1, kp, a, lda, a_offset ? (int32_t)0x80808080u : 0, packed, &e); return;
 #endif
-    default: gemm_portable(m, n0, n1, kp, a, lda, packed, &e); return;
+    default: gemm_portable(m, n0, n1, kp, a, lda, a_offset ? 0x80 : 0, packed, &e); return;
     }
 }

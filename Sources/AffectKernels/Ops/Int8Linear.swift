@@ -56,7 +56,7 @@ public final class Int8Weights: @unchecked Sendable {
         defer { q.deallocate() }
         var s = [Float](repeating: 0, count: n)
         s.withUnsafeMutableBufferPointer { sp in
-            affect_int8_quantize_rows(weight, k, Int32(n), Int32(k), q, k, sp.baseAddress!)
+            affect_int8_quantize_rows(weight, k, Int32(n), Int32(k), q, k, sp.baseAddress!, 0)
         }
         scales = s
         packed = UnsafeMutableRawPointer.allocate(byteCount: affect_int8_packed_size(Int32(n), Int32(k)), alignment: 64)
@@ -88,7 +88,7 @@ public func quantizeRows(_ x: [Float], rows: Int, cols: Int) -> (values: [Int8],
     precondition(x.count == rows * cols, "quantizeRows: \(x.count) values for \(rows)×\(cols)")
     var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
     x.withUnsafeBufferPointer { xp in q.withUnsafeMutableBufferPointer { qp in s.withUnsafeMutableBufferPointer { sp in
-        affect_int8_quantize_rows(xp.baseAddress!, cols, Int32(rows), Int32(cols), qp.baseAddress!, cols, sp.baseAddress!)
+        affect_int8_quantize_rows(xp.baseAddress!, cols, Int32(rows), Int32(cols), qp.baseAddress!, cols, sp.baseAddress!, 0)
     } } }
     return (q, s)
 }
@@ -121,7 +121,7 @@ public func int8GEMM(m: Int, a: [Int8], weights w: Int8Weights) -> [Int32] {
     padded.withUnsafeBufferPointer { ap in c.withUnsafeMutableBufferPointer { cp in
         let a = ap.baseAddress!, out = cp.baseAddress!
         int8Blocks(m: m, n: w.n, k: w.k) { r0, r1, c0, c1 in
-            affect_int8_gemm(Int32(r1 - r0), Int32(w.n), Int32(c0), Int32(c1), Int32(w.k), a + r0 * ld, ld,
+            affect_int8_gemm(-1, 0, Int32(r1 - r0), Int32(w.n), Int32(c0), Int32(c1), Int32(w.k), a + r0 * ld, ld,
                              w.packed.assumingMemoryBound(to: Int8.self), w.columnSums, out + r0 * w.n, w.n,
                              nil, nil, nil, nil, 0, nil, 0)
         }
@@ -129,11 +129,11 @@ public func int8GEMM(m: Int, a: [Int8], weights w: Int8Weights) -> [Int32] {
     return c
 }
 
-/// `out = dequant(quant(x) · qᵀ) + bias + residual` for `m` rows of `k` floats: the inputs are quantised per row,
-/// multiplied in int8 with int32 sums, and each sum is scaled by its row's and its channel's scale.
-/// `out` (`m × n`) may be `residual`.
+/// `out = act(dequant(quant(x) · qᵀ) + bias + residual)` for `m` rows of `k` floats: the inputs are quantised per
+/// row, multiplied in int8 with int32 sums, and each sum is scaled by its row's and its channel's scale.
+/// `out` (`m × n`) may be `residual`. The activation runs on each output block while it is in cache.
 public func int8Linear(m: Int, x: UnsafePointer<Float>, weights w: Int8Weights, bias: UnsafePointer<Float>?,
-                       residual: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+                       residual: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, activation: Activation = .none) {
     guard m > 0 else { return }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
     defer { if started != 0 { MatrixProfile.record("int8 GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
@@ -141,15 +141,24 @@ public func int8Linear(m: Int, x: UnsafePointer<Float>, weights w: Int8Weights, 
     let q = UnsafeMutableRawPointer.allocate(byteCount: m * ld, alignment: 64).bindMemory(to: Int8.self, capacity: m * ld)
     let rowScales = UnsafeMutablePointer<Float>.allocate(capacity: m)
     defer { q.deallocate(); rowScales.deallocate() }
+    // One kernel for the whole product: the quantiser stores the +128 offset for the VNNI kernel.
+    let kernel = affect_int8_kernel(), offset = affect_int8_prefers_offset(kernel)
     parallelFor(m, minChunk: max(1, 16384 / w.k)) { r0, r1 in
-        affect_int8_quantize_rows(x + r0 * w.k, w.k, Int32(r1 - r0), Int32(w.k), q + r0 * ld, ld, rowScales + r0)
+        affect_int8_quantize_rows(x + r0 * w.k, w.k, Int32(r1 - r0), Int32(w.k), q + r0 * ld, ld, rowScales + r0, offset)
     }
+    // PReLU slopes are indexed by channel from 0: they take a pass of their own.
+    let blockActivation: Activation
+    if case .prelu = activation { blockActivation = .none } else { blockActivation = activation }
     w.scales.withUnsafeBufferPointer { sp in
         let colScales = sp.baseAddress!
         int8Blocks(m: m, n: w.n, k: w.k) { r0, r1, c0, c1 in
-            affect_int8_gemm(Int32(r1 - r0), Int32(w.n), Int32(c0), Int32(c1), Int32(w.k), q + r0 * ld, ld,
+            affect_int8_gemm(kernel, offset, Int32(r1 - r0), Int32(w.n), Int32(c0), Int32(c1), Int32(w.k), q + r0 * ld, ld,
                              w.packed.assumingMemoryBound(to: Int8.self), w.columnSums, nil, 0,
                              rowScales + r0, colScales, bias, residual.map { $0 + r0 * w.n }, w.n, out + r0 * w.n, w.n)
+            if blockActivation != .none {
+                for r in r0..<r1 { applyActivation(blockActivation, out + r * w.n + c0, count: c1 - c0, channels: c1 - c0) }
+            }
         }
     }
+    if case .prelu = activation { biasActivation(out, rows: m, cols: w.n, bias: nil, act: activation) }
 }

@@ -147,8 +147,7 @@ public struct Linear: Sendable {
         if let residual { precondition(residual.count == out.count, "Linear residual \(residual.shape) does not match \(out.shape)") }
         if let int8 {
             int8Linear(m: rows, x: x.data, weights: int8, bias: bias.map { UnsafePointer($0.data) },
-                       residual: residual.map { UnsafePointer($0.data) }, out: out.data)
-            biasActivation(out.data, rows: rows, cols: outFeatures, bias: nil, act: activation)
+                       residual: residual.map { UnsafePointer($0.data) }, out: out.data, activation: activation)
             return out
         }
         if let packed {

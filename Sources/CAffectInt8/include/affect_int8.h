@@ -49,14 +49,21 @@ void affect_int8_pack(const int8_t *w, int n, int k, int8_t *packed, int32_t *co
 /// Quantises `m` rows of `k` floats symmetrically, one scale per row: `scale = max|x| / 127`,
 /// `q = round_half_even(x · (127 / max|x|))`. Writes `q` to rows of `ldq` bytes (bytes `k ..< ldq` are zeroed)
 /// and the scales to `scales[0 ..< m]`. An all-zero row gets scale 0 and zeros.
-void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales);
+/// With `offset` non-zero each byte is stored as `q + 128` (unsigned; `q ^ 0x80`), the form the VNNI kernel reads.
+void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales,
+                               int offset);
 
-/// `C = A · Wᵀ` for rows `0 ..< m` and output channels `n0 ..< n1` (`n0` a multiple of 16, `n1 ≤ n`).
+/// Whether kernel `kind` reads activations stored with the +128 offset fastest.
+int affect_int8_prefers_offset(int kind);
+
+/// `C = A · Wᵀ` for rows `0 ..< m` and output channels `n0 ..< n1` (`n0` a multiple of 16, `n1 ≤ n`), with
+/// kernel `kind` (`AFFECT_INT8_AUTO`: ``affect_int8_kernel``; an unsupported one falls back to portable).
 ///
-/// `a`: `m` rows of `kp` = k rounded up to 4 quantised values (padded with zeros), `lda` bytes apart.
+/// `a`: `m` rows of `kp` = k rounded up to 4 quantised values (padded with zeros), `lda` bytes apart, stored with
+/// the +128 offset when `a_offset` is non-zero.
 /// With `c32` non-null the raw int32 sums are written there (`ldc` apart) and the float arguments are ignored.
 /// Otherwise `out[i, j] = sum · rowScale[i] · colScale[j] + bias[j] + residual[i, j]` (bias and residual optional).
-void affect_int8_gemm(int m, int n, int n0, int n1, int k, const int8_t *a, size_t lda,
+void affect_int8_gemm(int kind, int a_offset, int m, int n, int n0, int n1, int k, const int8_t *a, size_t lda,
                       const int8_t *packed, const int32_t *colsum,
                       int32_t *c32, size_t ldc,
                       const float *rowScale, const float *colScale, const float *bias,
