@@ -6,9 +6,9 @@ import AffectModels
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a reference file's inputs and compare every output with the reference framework's.",
-        discussion: """
-            Exits 1 when any output's max error relative to the reference's max magnitude exceeds the tolerance.             With --precision int8 the float32 reference is checked against the int8 bound instead: cosine ≥ 0.999             for every output and, for logits, the same top-1 class in ≥ 99 % of the rows.
-            """)
+        discussion: "Exits 1 when any output's max error relative to the reference's max magnitude exceeds the tolerance. "
+            + "With --precision int8 the float32 reference is checked against the int8 bound instead: cosine ≥ 0.999 "
+            + "for every output and, for logits, the same top-1 class in ≥ 99 % of the rows.")
 
     @Argument(help: "An Affect weight file.") var weights: String
     @Argument(help: "A reference file (input.* and output.* tensors).") var reference: String
