@@ -24,14 +24,17 @@ let avx512 = targetCPU == "native" ? hostHasAVX512() : avx512CPUs.contains(targe
 #if arch(x86_64)
 let cpuFlags = ["-target-cpu", targetCPU]
 let cpuDefines: [SwiftSetting] = avx512 ? [.define("AFFECT_AVX512")] : []
+// The int8 kernels choose AVX2 or AVX-512 VNNI at run time; a build for an AVX2 target keeps to AVX2.
+let int8Defines: [CSetting] = avx512 ? [] : [.define("AFFECT_INT8_NO_VNNI")]
 #else
 let cpuFlags: [String] = []
 let cpuDefines: [SwiftSetting] = []
+let int8Defines: [CSetting] = []
 #endif
 // `AFFECT_PACKAGE_SUBSET=kernels` keeps only the kernels, the models and their tests: scripts/test.sh builds that
 // subset a second time for AVX2 on AVX-512 hosts without rebuilding the media, CLI and server layers.
 let kernelsOnly = ProcessInfo.processInfo.environment["AFFECT_PACKAGE_SUBSET"] == "kernels"
-let kernelTargets: Set<String> = ["CBLAS", "AffectKernels", "AffectModels", "AffectKernelsTests", "AffectModelsTests"]
+let kernelTargets: Set<String> = ["CBLAS", "CAffectInt8", "AffectKernels", "AffectModels", "AffectKernelsTests", "AffectModelsTests"]
 
 let optimised: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"] + cpuFlags, .when(configuration: .release)),
@@ -55,8 +58,13 @@ let targets: [Target] = [
     .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                    providers: [.apt(["libhdf5-dev"])]),
 
+    // The int8 GEMM kernels (`--precision int8`): C, because Swift cannot express vpmaddubsw / vpdpbusd.
+    // No FMA contraction: every kernel rounds the dequantisation the same way.
+    .target(name: "CAffectInt8", path: "Sources/CAffectInt8",
+            cSettings: int8Defines + [.unsafeFlags(["-ffp-contract=off"])]),
+
     // Layers, lowest first: kernels < models < media < pipeline < CLI.
-    .target(name: "AffectKernels", dependencies: ["CBLAS"], swiftSettings: optimised),
+    .target(name: "AffectKernels", dependencies: ["CBLAS", "CAffectInt8"], swiftSettings: optimised),
     .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
     // Built for testing in release too: its tests drive the demuxer and the JPEG colour conversion directly.
     .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],

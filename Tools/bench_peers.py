@@ -7,6 +7,10 @@
     options: --threads 2 --seconds 5 --batches 1,8 (facial models) --audio-seconds 10 --tokens 128
              --markdown BENCHMARKS.md (also write the table with date, machine and command; the notes from
              "## What the profiles showed" on are kept) --fifo (each engine under `chrt -f 10`)
+    Tools/bench_peers.py --precision int8 --models W.safetensors ... [--rounds 5] [--threads 1] [--fifo]
+             # `affect bench --precision int8` (and float32) against ONNX Runtime float32 and ONNX Runtime's
+             # quantize_dynamic model of the same weights (QInt8, per channel), rounds alternating, median of the
+             # rounds' medians; prints a markdown table (BENCHMARKS.md "int8" section)
 
 Every measurement runs in its own child process, so each column's peak RSS (GNU time's `%M` for that child) is
 what that engine needs for the model: ours is `affect bench` (release build, `.build/release/affect`);
@@ -483,6 +487,49 @@ def report(rows, args, argv, load_before):
         print(f"\nwrote {args.markdown}", file=sys.stderr)
 
 
+def bench_int8(files, args):
+    """`--precision int8`: per weight file, `args.rounds` rounds of four children in turn (ours int8, ours
+    float32, ONNX Runtime float32, ONNX Runtime dynamic int8), each timing the median of its own runs; the table
+    gives the median over rounds, and the ORT int8 model's cosine to ORT float32 on the benchmark input."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnxruntime as ort
+    print("| model | input | threads | ours int8 ms | ours fp32 ms | ORT fp32 ms | ORT int8 ms | int8 ÷ ORT fp32 "
+          "| int8 ÷ ORT int8 | ORT int8 cosine to fp32 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for w in files:
+        meta = read_meta(w)
+        with tempfile.TemporaryDirectory() as tmp:
+            module, inputs, names = build_peer(w, meta, 1)
+            module.eval()
+            fp32 = os.path.join(tmp, "m.onnx")
+            with torch.no_grad():
+                torch.onnx.export(module, tuple(inputs), fp32, input_names=names, opset_version=17, dynamo=False)
+            int8 = os.path.join(tmp, "m.int8.onnx")
+            quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+            npz = os.path.join(tmp, "inputs.npz")
+            np.savez(npz, **{n: x.numpy() for n, x in zip(names, inputs)})
+            feed = {n: x.numpy() for n, x in zip(names, inputs)}
+            a, b = (ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None, feed)[0].ravel().astype(np.float64)
+                    for p in (fp32, int8))
+            ort_cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+            times = {k: [] for k in ("ours8", "ours32", "ort32", "ort8")}
+            shape = ""
+            for r in range(args.rounds):
+                o = affect_bench(w, args, 1, extra=("--precision", "int8"))
+                times["ours8"].append(o.ms)
+                shape = o.shape
+                times["ours32"].append(affect_bench(w, args, 1).ms)
+                for key, path in (("ort32", fp32), ("ort8", int8)):
+                    out, _ = run_child([sys.executable, __file__, "--child", "ort", path, npz, str(args.threads),
+                                        str(args.seconds)])
+                    times[key].append(float(out.strip().splitlines()[-1].split("=")[1]))
+                print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} ms" for k, v in times.items()), file=sys.stderr)
+            m = {k: float(np.median(v)) for k, v in times.items()}
+            name = os.path.splitext(os.path.basename(w))[0]
+            print(f"| {name} | {shape} | {args.threads} | {m['ours8']:.1f} | {m['ours32']:.1f} | {m['ort32']:.1f} "
+                  f"| {m['ort8']:.1f} | {m['ours8'] / m['ort32']:.2f} | {m['ours8'] / m['ort8']:.2f} | {ort_cos:.5f} |",
+                  flush=True)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child_main(sys.argv[2:])
@@ -498,6 +545,9 @@ def main():
     p.add_argument("--audio-seconds", type=float, default=10)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--markdown", help="also write the model table as markdown with date, machine and command")
+    p.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                   help="int8: the int8 comparison (ours int8/float32, ORT float32, ORT quantize_dynamic) for --models")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds for --precision int8")
     p.add_argument("--fifo", action="store_true",
                    help="run every engine's process under `chrt -f 10` (real-time FIFO priority: on a shared machine "
                         "other work cannot preempt the timed engine; needs root or CAP_SYS_NICE)")
@@ -512,6 +562,13 @@ def main():
         sys.exit(f"{TIME} (GNU time, for peak RSS) not found: apt-get install time")
     if args.ops:
         bench_ops(args)
+    if args.precision == "int8":
+        if not args.models:
+            p.error("--precision int8 needs --models W.safetensors ...")
+        print(f"load average {'%.2f %.2f %.2f' % os.getloadavg()} before; {machine()}", file=sys.stderr)
+        bench_int8(args.models, args)
+        print(f"load average {'%.2f %.2f %.2f' % os.getloadavg()} after", file=sys.stderr)
+        return
     files = list(args.models)
     if args.all:
         if not args.refs:

@@ -47,8 +47,10 @@ extension InferenceModel {
 
 /// Opens a weight file as the model its `affect.arch` names (one of ``Architectures/all``).
 public enum ModelLoader {
-    public static func load(_ path: String) throws -> any InferenceModel {
-        try load(WeightFile(path: path))
+    /// - Parameter precision: ``Precision/int8`` quantises the transformer encoders' linear layers (wav2vec2,
+    ///   HuBERT, BERT, RoBERTa, Whisper); other architectures ignore it.
+    public static func load(_ path: String, precision: Precision = .float32) throws -> any InferenceModel {
+        try load(WeightFile(path: path, precision: precision))
     }
 
     public static func load(_ w: WeightFile) throws -> any InferenceModel {

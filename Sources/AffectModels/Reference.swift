@@ -42,15 +42,29 @@ public struct OutputComparison: Sendable {
     /// `maxAbsError / max|reference|`.
     public let relativeError: Double
     public let cosine: Double
+    /// The fraction of rows (over the last axis) whose largest value is at the same index in both: top-1
+    /// agreement of logits. 1 for a rank-0 tensor.
+    public let topOneAgreement: Double
     public var shapesMatch: Bool { shape == referenceShape }
 
     public func passes(tolerance: Double) -> Bool { shapesMatch && relativeError <= tolerance }
+
+    /// The stated bound of ``Precision/int8`` against a float32 reference: cosine ≥ ``int8MinCosine`` for every
+    /// output, and for logits (`logits`, `*.logits`) also top-1 agreement on ≥ ``int8MinTopOne`` of the rows.
+    public var passesInt8Bound: Bool {
+        guard shapesMatch, cosine >= Self.int8MinCosine else { return false }
+        return !isLogits || topOneAgreement >= Self.int8MinTopOne
+    }
+    /// Whether the output holds class scores (`logits`, `*.logits`, `*_logits`), so top-1 agreement means something.
+    public var isLogits: Bool { name == "logits" || name.hasSuffix(".logits") || name.hasSuffix("_logits") }
+    public static let int8MinCosine = 0.999
+    public static let int8MinTopOne = 0.99
 
     public init(name: String, ours: Tensor, reference: Tensor) {
         self.name = name
         shape = ours.shape; referenceShape = reference.shape
         guard ours.shape == reference.shape else {
-            maxAbsError = .infinity; relativeError = .infinity; cosine = .nan
+            maxAbsError = .infinity; relativeError = .infinity; cosine = .nan; topOneAgreement = 0
             return
         }
         var maxAbs = 0.0, maxRef = 0.0, dot = 0.0, na = 0.0, nb = 0.0
@@ -69,6 +83,17 @@ public struct OutputComparison: Sendable {
         maxAbsError = nonFinite ? .infinity : maxAbs
         relativeError = nonFinite ? .infinity : (maxRef > 0 ? maxAbs / maxRef : (maxAbs == 0 ? 0 : .infinity))
         cosine = (na > 0 && nb > 0) ? dot / (na.squareRoot() * nb.squareRoot()) : (na == nb ? 1 : 0)
+        let width = ours.shape.last ?? 1, rows = width > 0 ? ours.count / width : 0
+        var agree = 0
+        for r in 0..<rows {
+            var (ia, ib) = (0, 0)
+            for j in 1..<max(width, 1) {
+                if a[r * width + j] > a[r * width + ia] { ia = j }
+                if b[r * width + j] > b[r * width + ib] { ib = j }
+            }
+            if ia == ib { agree += 1 }
+        }
+        topOneAgreement = rows > 0 ? Double(agree) / Double(rows) : 1
     }
 }
 

@@ -74,7 +74,7 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
         }
         hidden = h; self.heads = heads; self.placement = placement
         func linear(_ name: String, inFeatures: Int, outFeatures: Int? = nil, act: Activation = .none) throws -> Linear {
-            try w.linear("\(prefix).\(name)", in: inFeatures, out: outFeatures, activation: act)
+            try w.linear("\(prefix).\(name)", in: inFeatures, out: outFeatures, activation: act, precision: w.precision)
         }
         func norm(_ name: String) throws -> LayerNorm { try w.layerNorm("\(prefix).\(name)", width: h, eps: eps) }
         func tensors(_ name: String) throws -> (weight: Tensor, bias: Tensor) {
@@ -86,7 +86,7 @@ public struct TransformerEncoderLayer: @unchecked Sendable {
             (weight.data + i * h * h).update(from: p.weight.data, count: h * h)
             (bias.data + i * h).update(from: p.bias.data, count: h)
         }
-        qkv = Linear(weight: weight, bias: bias)
+        qkv = Linear(weight: weight, bias: bias, precision: w.precision)
         attentionOutput = try linear(names.attentionOutput, inFeatures: h, outFeatures: h)
         attentionNorm = try norm(names.attentionNorm)
         intermediate = try linear(names.intermediate, inFeatures: h, act: activation)

@@ -13,16 +13,20 @@ public struct WeightFile: @unchecked Sendable {
     public let labels: [String]
     /// `affect.preprocess`.
     public let preprocess: [String: Any]
+    /// The precision the transformer encoders' linear layers load at (``Precision/int8``: quantised per output
+    /// channel at load, inputs per row at run time). Embeddings, norms, convolutions and heads stay float32.
+    public var precision: Precision = .float32
 
     /// Every `affect.arch` the engine runs (``Architectures/all``).
     public static var knownArchitectures: [String] { Architectures.all.map(\.name) }
 
-    public init(path: String) throws {
-        try self.init(file: SafeTensorsFile(path: path))
+    public init(path: String, precision: Precision = .float32) throws {
+        try self.init(file: SafeTensorsFile(path: path), precision: precision)
     }
 
-    public init(file: SafeTensorsFile) throws {
+    public init(file: SafeTensorsFile, precision: Precision = .float32) throws {
         self.file = file
+        self.precision = precision
         path = file.path
         guard let a = file.metadata["affect.arch"] else {
             throw AffectError.badInput("\(path): metadata `affect.arch` is missing; this is not an Affect weight file (convert it with Tools/convert.py).")

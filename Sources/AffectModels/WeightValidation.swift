@@ -144,7 +144,7 @@ extension WeightFile {
     /// A dense layer `prefix.weight` `[out, in]` (+ `prefix.bias` `[out]`), checked to take `inFeatures` (−1:
     /// any) and, when given, to produce `out` features. An empty prefix names `weight` and `bias`.
     public func linear(_ prefix: String, in inFeatures: Int, out: Int? = nil, bias: BiasRule = .required,
-                       activation: Activation = .none) throws -> Linear {
+                       activation: Activation = .none, precision: Precision = .float32) throws -> Linear {
         // A file holding one layer names its tensors without a prefix.
         let (wName, bName) = prefix.isEmpty ? ("weight", "bias") : ("\(prefix).weight", "\(prefix).bias")
         let weight = try tensor(wName, shape: [out ?? -1, inFeatures])
@@ -158,7 +158,7 @@ extension WeightFile {
         if case .prelu(let slopes) = activation, slopes.count != 1 && slopes.count != o {
             throw problem("layer `\(prefix)` has \(slopes.count) PReLU slopes for \(o) outputs.")
         }
-        return Linear(weight: weight, bias: b, activation: activation)
+        return Linear(weight: weight, bias: b, activation: activation, precision: precision)
     }
 
     /// A convolution weight `[out, inPerGroup, kh, kw]`, checked against what is given: output and per-group

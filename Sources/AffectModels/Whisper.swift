@@ -112,7 +112,7 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
         func t(_ name: String, _ shape: [Int]) throws -> Tensor { try w.tensor(p + name, shape: shape) }
         func norm(_ name: String) throws -> LayerNorm { try w.layerNorm(p + name, width: d, eps: 1e-5) }
         func linear(_ name: String, _ cin: Int, _ cout: Int, bias: WeightFile.BiasRule = .required, act: Activation = .none) throws -> Linear {
-            try w.linear(p + name, in: cin, out: cout, bias: bias, activation: act)
+            try w.linear(p + name, in: cin, out: cout, bias: bias, activation: act, precision: w.precision)
         }
         /// q, k (no bias) and v of one attention block stacked into one `[3D, D]` layer.
         func stacked(_ prefix: String) throws -> Linear {
@@ -124,7 +124,7 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
             for (i, m) in [q, k, v].enumerated() { (weight.data + i * d * d).update(from: m.data, count: d * d) }
             bias.data.update(from: qb.data, count: d)
             (bias.data + 2 * d).update(from: vb.data, count: d)
-            return Linear(weight: weight, bias: bias)
+            return Linear(weight: weight, bias: bias, precision: w.precision)
         }
 
         conv1 = StridedConv1D(weight: try t("encoder.conv1.weight", [d, mels, 3]), bias: try t("encoder.conv1.bias", [d]),

@@ -11,13 +11,14 @@ public struct SentenceEmbedder: TextEmbedder {
     public let pooling: TextTransformer.Pooling
     public var width: Int { encoder.model.hidden }
 
-    public init(weights path: String, pooling: TextTransformer.Pooling = .sentence) throws {
+    /// - Parameter precision: of the encoder's linear layers (``Precision/int8``: dynamic int8).
+    public init(weights path: String, pooling: TextTransformer.Pooling = .sentence, precision: Precision = .float32) throws {
         guard pooling != .token else {
             throw AffectError.badUsage("\(path): transcript segments need one vector each; use sentence, mean or cls pooling.")
         }
         self.path = path
         self.pooling = pooling
-        encoder = try TextEncoder(weights: WeightFile(path: path))
+        encoder = try TextEncoder(weights: WeightFile(path: path, precision: precision))
     }
 
     public func embed(_ texts: [String]) throws -> FeatureMatrix {
@@ -32,9 +33,10 @@ public struct SpeechModel {
     public let model: Wav2Vec2
     public let long: LongAudio
 
-    public init(weights path: String, windowing: AudioWindowing = AudioWindowing()) throws {
+    /// - Parameter precision: of the encoder's linear layers (``Precision/int8``: dynamic int8).
+    public init(weights path: String, windowing: AudioWindowing = AudioWindowing(), precision: Precision = .float32) throws {
         self.path = path
-        model = try Wav2Vec2(weights: WeightFile(path: path))
+        model = try Wav2Vec2(weights: WeightFile(path: path, precision: precision))
         _ = try windowing.frames(framesPerSecond: Double(model.config.sampleRate) / Double(model.config.hop))
         long = LongAudio(model: model, windowing: windowing)
     }
@@ -57,8 +59,9 @@ public struct SpeechEmbedder: AudioEmbedder {
     public var width: Int { speech.model.config.hiddenSize }
     public var frameRate: Double { Double(speech.model.config.sampleRate) / Double(speech.model.config.hop) }
 
-    public init(weights path: String, layer: Int? = nil, windowing: AudioWindowing = AudioWindowing()) throws {
-        speech = try SpeechModel(weights: path, windowing: windowing)
+    public init(weights path: String, layer: Int? = nil, windowing: AudioWindowing = AudioWindowing(),
+                precision: Precision = .float32) throws {
+        speech = try SpeechModel(weights: path, windowing: windowing, precision: precision)
         self.layer = layer
         if let l = layer, !(0...speech.model.config.layers).contains(l) {
             throw AffectError.badUsage("\(path): the model has hidden states 0…\(speech.model.config.layers), not \(l).")
@@ -85,8 +88,8 @@ public struct CTCTranscriber: SpeechRecognizer {
     public var maxWords = 20
     public var path: String { speech.path }
 
-    public init(weights path: String, windowing: AudioWindowing = AudioWindowing()) throws {
-        speech = try SpeechModel(weights: path, windowing: windowing)
+    public init(weights path: String, windowing: AudioWindowing = AudioWindowing(), precision: Precision = .float32) throws {
+        speech = try SpeechModel(weights: path, windowing: windowing, precision: precision)
         guard let ctc = speech.model.ctc else {
             throw AffectError.badInput("\(path): the model has no CTC head (lm_head and vocabulary), so it cannot transcribe.")
         }
@@ -130,9 +133,9 @@ public struct WhisperTranscriber: SpeechRecognizer {
     public let transcriber: WhisperLongForm
     public var options: WhisperLongForm.Options
 
-    public init(weights path: String, options: WhisperLongForm.Options = .init()) throws {
+    public init(weights path: String, options: WhisperLongForm.Options = .init(), precision: Precision = .float32) throws {
         self.path = path
-        let w = try WeightFile(path: path)
+        let w = try WeightFile(path: path, precision: precision)
         let model = try Whisper(weights: w)
         let tokenizer = try WhisperTokenizer(weights: w, vocabularySize: model.config.vocabularySize)
         transcriber = WhisperLongForm(decoder: try WhisperDecoder(model: model, tokenizer: tokenizer))
@@ -164,7 +167,8 @@ public struct WhisperTranscriber: SpeechRecognizer {
 }
 
 /// The speech recogniser a weight file holds: Whisper (arch `whisper`) or a CTC model (wav2vec2 / HuBERT).
-public func speechRecognizer(weights path: String) throws -> any SpeechRecognizer {
+public func speechRecognizer(weights path: String, precision: Precision = .float32) throws -> any SpeechRecognizer {
     let arch = try WeightFile(path: path).arch
-    return arch == "whisper" ? try WhisperTranscriber(weights: path) : try CTCTranscriber(weights: path)
+    return arch == "whisper" ? try WhisperTranscriber(weights: path, precision: precision)
+        : try CTCTranscriber(weights: path, precision: precision)
 }

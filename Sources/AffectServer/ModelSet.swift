@@ -32,8 +32,9 @@ public final class ModelSet: @unchecked Sendable {
     public let entries: [Entry]
 
     /// Loads every `(name, path)`: its `affect.arch` decides what it is. Exactly one MTCNN detector and at
-    /// least one facial expression model are needed; names must be unique.
-    public init(_ models: [(name: String, path: String)]) throws {
+    /// least one facial expression model are needed; names must be unique. `precision` applies to the audio and
+    /// text models' transformer encoders.
+    public init(_ models: [(name: String, path: String)], precision: Precision = .float32) throws {
         var detector: (String, MTCNN)?
         var faces: [String: any FaceModel] = [:], firstFace: String?
         var heads: [String: MLPHead] = [:], speech: [String: SpeechModel] = [:], text: [String: TextEncoder] = [:]
@@ -42,7 +43,7 @@ public final class ModelSet: @unchecked Sendable {
             guard !name.isEmpty, name.utf8.count <= 200, !entries.contains(where: { $0.name == name }) else {
                 throw AffectError.badUsage("\(path): the model name `\(name)` is empty, too long or given twice; rename the file or give each model once.")
             }
-            let w = try WeightFile(path: path)
+            let w = try WeightFile(path: path, precision: precision)
             let kind: String
             switch Architectures.named(w.arch)?.role {
             case .detector:
@@ -57,7 +58,7 @@ public final class ModelSet: @unchecked Sendable {
                 heads[name] = try MLPHead(weights: w)
                 kind = "head"
             case .audio:
-                speech[name] = try SpeechModel(weights: path)
+                speech[name] = try SpeechModel(weights: path, precision: precision)
                 kind = "audio"
             case .text:
                 text[name] = try TextEncoder(weights: w)

@@ -76,6 +76,7 @@ struct Analyze: ParsableCommand {
     var live = false
     @Option(help: "With a live source: seconds without data that end the stream, 0.1 to 3600.") var timeout: Double = 10
     @OptionGroup var compute: ComputeOptions
+    @OptionGroup var precisionOption: PrecisionOption
 
     func run() throws {
         try compute.apply()
@@ -185,7 +186,8 @@ struct Analyze: ParsableCommand {
         }
         let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
         let modal = try ModalityModels.load(audioModel: audioModel, audioLayer: audioLayer, textModel: textModel, textPooling: textPooling,
-                                            asr: asr, hasTranscript: transcript != nil, transcriptOption: "--transcript")
+                                            asr: asr, hasTranscript: transcript != nil, transcriptOption: "--transcript",
+                                            precision: precisionOption.precision)
         if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
         analyzer.speech = modal.speech; analyzer.text = modal.text; analyzer.audio = modal.audio
         if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }

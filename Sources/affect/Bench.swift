@@ -15,6 +15,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Minimum number of timed runs, 1 to 10000 (at most 10000 runs are timed).") var minRuns: Int = 5
     @Flag(help: "Also report the time and GFLOP/s of the matrix products inside the timed runs.") var profile = false
     @OptionGroup var compute: ComputeOptions
+    @OptionGroup var precisionOption: PrecisionOption
 
     func run() throws {
         try compute.apply()
@@ -23,7 +24,7 @@ struct Bench: ParsableCommand {
         try checkPositive(audioSeconds, atMost: 120, "--audio-seconds", " s")
         try checkRange(tokens, 1...8192, "--tokens")
         try checkRange(minRuns, 1...10_000, "--min-runs")
-        let model = try ModelLoader.load(resolveWeights(weights))
+        let model = try ModelLoader.load(resolveWeights(weights), precision: precisionOption.precision)
         let inputs = model.benchInputs(BenchShape(batch: batch, audioSeconds: audioSeconds, tokens: tokens))
         let src = "bench"
         for _ in 0..<2 { _ = try model.run(inputs, source: src) }
@@ -45,6 +46,7 @@ struct Bench: ParsableCommand {
         print("input:      " + inputs.floats.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", ")
               + inputs.ints.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", "))
         print("threads:    \(Threading.threads) (OpenBLAS kernels: \(Threading.blasCore))")
+        if precisionOption.precision == .int8 { print("precision:  int8 (\(Int8Kernel.current) kernel)") }
         print("runs:       \(times.count)")
         print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times[0], median, times[times.count - 1]))
         print(String(format: "throughput: %.2f items/s", Double(batch) * 1000 / median))

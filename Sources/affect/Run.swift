@@ -11,11 +11,12 @@ struct Run: ParsableCommand {
     @Argument(help: "A safetensors file with input.* tensors (a reference file).") var inputs: String
     @Option(name: .shortAndLong, help: "Output safetensors file.") var output: String
     @OptionGroup var compute: ComputeOptions
+    @OptionGroup var precisionOption: PrecisionOption
 
     func run() throws {
         try compute.apply()
         try checkOutputs([("-o", output)], inputs: [weights, inputs])
-        let model = try ModelLoader.load(resolveWeights(weights))
+        let model = try ModelLoader.load(resolveWeights(weights), precision: precisionOption.precision)
         let ref = try ReferenceFile(path: inputs)
         let outs = try model.run(ref.inputs, source: inputs)
         var writer = SafeTensorsWriter(metadata: [

@@ -34,6 +34,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Folder for uploads and job results (default: a new temporary folder, removed at exit).") var jobsDir: String?
     @Option(help: "WebSocket streams open at once.") var maxStreams: Int = 16
     @OptionGroup var compute: ComputeOptions
+    @OptionGroup var precisionOption: PrecisionOption
 
     func run() throws {
         try compute.apply()
@@ -61,7 +62,7 @@ struct Serve: ParsableCommand {
         if !archs.contains(where: { Architectures.names(.face).contains($0) }) {
             list.append(("mini_xception", try resolveWeights(defaultWeights("mini_xception.safetensors"))))
         }
-        let set = try ModelSet(list)
+        let set = try ModelSet(list, precision: precisionOption.precision)
         let server = try AffectServer(configuration: config, models: set)
         let settings = config
         let semaphore = DispatchSemaphore(value: 0)

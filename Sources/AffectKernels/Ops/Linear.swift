@@ -90,7 +90,8 @@ public func biasActivation(_ out: UnsafeMutablePointer<Float>, rows: Int, cols: 
 /// The weights are repacked once, at load, into ``PackedWeights`` for the micro-kernel of
 /// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, which also adds the bias, an optional residual
 /// and the activation on each output tile while it is in L1. Tiny layers (under 4096 weights) keep the OpenBLAS
-/// path.
+/// path. At ``Precision/int8`` the weight is quantised per output channel instead (``Int8Weights``) and each
+/// call quantises its input per row (``int8Linear(m:x:weights:bias:residual:out:)``).
 public struct Linear: Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
@@ -99,15 +100,31 @@ public struct Linear: Sendable {
     /// The `[out, in]` weight, kept only when it is not packed.
     let weight: Tensor?
     let packed: PackedWeights?
+    /// The int8 weight at ``Precision/int8``.
+    let int8: Int8Weights?
 
-    /// - Parameter weight: PyTorch layout `[out, in]`. Once packed, the weight's pages in a mapped weight file
-    ///   are handed back to the system (they are re-read from the file if anything touches them again), so the
-    ///   packed copy does not double the resident memory.
-    public init(weight: Tensor, bias: Tensor?, activation: Activation = .none) {
+    /// The precision the layer computes in (``Precision/int8`` only when it was asked for and the input is at
+    /// most ``Int8Weights/maxInputFeatures`` wide).
+    public var precision: Precision { int8 == nil ? .float32 : .int8 }
+
+    /// - Parameters:
+    ///   - weight: PyTorch layout `[out, in]`. Once packed, the weight's pages in a mapped weight file are handed
+    ///     back to the system (they are re-read from the file if anything touches them again), so the packed copy
+    ///     does not double the resident memory.
+    ///   - precision: ``Precision/int8`` quantises the weight per output channel (dynamic int8 inputs at run time).
+    public init(weight: Tensor, bias: Tensor?, activation: Activation = .none, precision: Precision = .float32) {
         precondition(weight.rank == 2, "Linear weight must be 2-D, got \(weight.shape)")
         precondition(bias == nil || bias!.count == weight.shape[0], "Linear bias does not match the weight")
         outFeatures = weight.shape[0]; inFeatures = weight.shape[1]
         self.bias = bias; self.activation = activation
+        if precision == .int8 && inFeatures <= Int8Weights.maxInputFeatures {
+            int8 = Int8Weights(weight: weight.data, n: outFeatures, k: inFeatures)
+            weight.releaseMappedPages()
+            packed = nil
+            self.weight = nil
+            return
+        }
+        int8 = nil
         if weight.count >= 4096 {
             packed = PackedWeights(weight: weight.data, n: outFeatures, k: inFeatures, bias: bias.map { UnsafePointer($0.data) })
             weight.releaseMappedPages()
@@ -128,6 +145,11 @@ public struct Linear: Sendable {
         let rows = x.count / inFeatures
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
         if let residual { precondition(residual.count == out.count, "Linear residual \(residual.shape) does not match \(out.shape)") }
+        if let int8 {
+            int8Linear(m: rows, x: x.data, weights: int8, bias: bias.map { UnsafePointer($0.data) },
+                       residual: residual.map { UnsafePointer($0.data) }, out: out.data, activation: activation)
+            return out
+        }
         if let packed {
             packedGEMM(m: rows, a: x.data, lda: inFeatures, weights: packed,
                        residual: residual.map { UnsafePointer($0.data) }, ldr: outFeatures,

@@ -1,0 +1,333 @@
+// int8 GEMM kernels: portable C, AVX2 (vpmaddubsw / vpmaddwd with the sign trick) and AVX-512 VNNI (vpdpbusd),
+// chosen at run time. See include/affect_int8.h for the contract; the plain Swift statement of the same
+// product is `Reference.int8GEMM` (AffectKernels/Reference/ReferenceInt8.swift).
+//
+// Built with -ffp-contract=off: the float epilogue is `((float)sum · rowScale) · colScale + bias + residual`
+// as separate roundings in every kernel, so all kernels (and every thread count) give identical outputs.
+#include "affect_int8.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define AFFECT_X86 1
+#endif
+
+static inline int round_up(int v, int m) { return (v + m - 1) / m * m; }
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+// MARK: - Kernel choice
+
+int affect_int8_supported(int kind) {
+    switch (kind) {
+    case AFFECT_INT8_PORTABLE: return 1;
+#if AFFECT_X86
+    case AFFECT_INT8_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
+    case AFFECT_INT8_VNNI:
+#if defined(AFFECT_INT8_NO_VNNI)
+        // A build for an AVX2 target (AFFECT_TARGET_CPU=haswell) keeps to the AVX2 kernel, so its test pass
+        // covers that kernel on any host.
+        return 0;
+#else
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vnni") ? 1 : 0;
+#endif
+#endif
+    default: return 0;
+    }
+}
+
+static int best_kernel(void) {
+    const char *env = getenv("AFFECT_INT8_KERNEL");
+    if (env) {
+        int want = -1;
+        if (strcmp(env, "portable") == 0) want = AFFECT_INT8_PORTABLE;
+        else if (strcmp(env, "avx2") == 0) want = AFFECT_INT8_AVX2;
+        else if (strcmp(env, "vnni") == 0) want = AFFECT_INT8_VNNI;
+        if (want >= 0 && affect_int8_supported(want)) return want;
+    }
+    if (affect_int8_supported(AFFECT_INT8_VNNI)) return AFFECT_INT8_VNNI;
+    if (affect_int8_supported(AFFECT_INT8_AVX2)) return AFFECT_INT8_AVX2;
+    return AFFECT_INT8_PORTABLE;
+}
+
+// -2: not chosen yet. Choosing twice at once is harmless (both threads compute the same value).
+static _Atomic int chosen_kernel = -2;
+
+int affect_int8_kernel(void) {
+    int k = atomic_load(&chosen_kernel);
+    if (k == -2) { k = best_kernel(); atomic_store(&chosen_kernel, k); }
+    return k;
+}
+
+int affect_int8_set_kernel(int kind) {
+    if (kind == AFFECT_INT8_AUTO) { atomic_store(&chosen_kernel, best_kernel()); return 1; }
+    if (!affect_int8_supported(kind)) return 0;
+    atomic_store(&chosen_kernel, kind);
+    return 1;
+}
+
+// MARK: - Packing and quantisation
+
+size_t affect_int8_packed_size(int n, int k) {
+    return (size_t)round_up(n, AFFECT_INT8_PANEL) * (size_t)round_up(k, AFFECT_INT8_KGROUP);
+}
+
+void affect_int8_pack(const int8_t *w, int n, int k, int8_t *packed, int32_t *colsum) {
+    const int kp = round_up(k, 4), np = round_up(n, 16);
+    for (int p = 0; p < np / 16; p++) {
+        int8_t *dst = packed + (size_t)p * 16 * kp;
+        for (int g = 0; g < kp / 4; g++)
+            for (int c = 0; c < 16; c++)
+                for (int t = 0; t < 4; t++) {
+                    const int col = p * 16 + c, kk = g * 4 + t;
+                    dst[g * 64 + c * 4 + t] = (col < n && kk < k) ? w[(size_t)col * k + kk] : 0;
+                }
+    }
+    for (int j = 0; j < np; j++) {
+        int32_t s = 0;
+        if (j < n) for (int kk = 0; kk < k; kk++) s += w[(size_t)j * k + kk];
+        colsum[j] = s;
+    }
+}
+
+int affect_int8_prefers_offset(int kind) { return kind == AFFECT_INT8_VNNI; }
+
+// The loop body is compiled twice: for AVX2 (rintf becomes vroundps, 8 lanes) and for the baseline target
+// (SSE2 has no rounding instruction: a libm call per value). Both round half to even, so they give equal bytes.
+static inline __attribute__((always_inline))
+void quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
+    const uint8_t flip = offset ? 0x80 : 0;
+    for (int i = 0; i < m; i++) {
+        const float *row = x + (size_t)i * ldx;
+        int8_t *qr = q + (size_t)i * ldq;
+        float mx = 0;
+        for (int kk = 0; kk < k; kk++) { const float v = fabsf(row[kk]); mx = v > mx ? v : mx; }
+        const float inv = mx > 0 && isfinite(mx) ? 127.0f / mx : 0.0f;
+        for (int kk = 0; kk < k; kk++) {
+            float v = rintf(row[kk] * inv);
+            v = v > 127.0f ? 127.0f : v;
+            v = v < -127.0f ? -127.0f : v;
+            v = v == v ? v : 0.0f;
+            qr[kk] = (int8_t)((uint8_t)(int8_t)(int)v ^ flip);
+        }
+        if (ldq > (size_t)k) memset(qr + k, flip, ldq - (size_t)k);
+        scales[i] = mx > 0 && isfinite(mx) ? mx / 127.0f : 0.0f;
+    }
+}
+
+#if AFFECT_X86
+__attribute__((target("avx2,fma")))
+static void quantize_rows_avx2(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
+    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
+}
+#endif
+
+void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales,
+                               int offset) {
+#if AFFECT_X86
+    if (affect_int8_supported(AFFECT_INT8_AVX2)) { quantize_rows_avx2(x, ldx, m, k, q, ldq, scales, offset); return; }
+#endif
+    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
+}
+
+// MARK: - Epilogue
+
+typedef struct {
+    int32_t *c32; size_t ldc;
+    const float *rowScale, *colScale, *bias, *residual; size_t ldr;
+    float *out; size_t ldo;
+} Epilogue;
+
+static inline float dequantize(const Epilogue *e, int32_t s, int i, int j) {
+    float f = (float)s * e->rowScale[i];
+    f = f * e->colScale[j];
+    if (e->bias) f = f + e->bias[j];
+    if (e->residual) f = f + e->residual[(size_t)i * e->ldr + j];
+    return f;
+}
+
+static inline void store_scalar(const Epilogue *e, const int32_t *sums, int count, int i, int j) {
+    if (e->c32) { for (int c = 0; c < count; c++) e->c32[(size_t)i * e->ldc + j + c] = sums[c]; return; }
+    for (int c = 0; c < count; c++) e->out[(size_t)i * e->ldo + j + c] = dequantize(e, sums[c], i, j + c);
+}
+
+// MARK: - Portable
+
+static void gemm_portable(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, uint8_t flip,
+                          const int8_t *packed, const Epilogue *e) {
+    for (int j0 = n0; j0 < n1; j0 += 16) {
+        const int8_t *bp = packed + (size_t)(j0 / 16) * 16 * kp;
+        const int cols = min_int(16, n1 - j0);
+        for (int i = 0; i < m; i++) {
+            int32_t acc[16] = {0};
+            const int8_t *ar = a + (size_t)i * lda;
+            for (int g = 0; g < kp / 4; g++) {
+                const int8_t *bg = bp + (size_t)g * 64;
+                for (int c = 0; c < 16; c++)
+                    for (int t = 0; t < 4; t++)
+                        acc[c] += (int32_t)(int8_t)((uint8_t)ar[g * 4 + t] ^ flip) * (int32_t)bg[c * 4 + t];
+            }
+            store_scalar(e, acc, cols, i, j0);
+        }
+    }
+}
+
+#if AFFECT_X86
+
+static inline int32_t load_group(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+// MARK: - AVX2: |a| · sign(b, a) with vpmaddubsw (pairs ≤ 2 · 127 · 127, no int16 saturation), vpmaddwd by ones.
+
+#define AVX2_FN __attribute__((target("avx2,fma")))
+
+AVX2_FN static inline __attribute__((always_inline))
+void avx2_store(const Epilogue *e, __m256i s, int i, int j, int cols) {
+    if (cols == 8) {
+        if (e->c32) { _mm256_storeu_si256((__m256i *)(e->c32 + (size_t)i * e->ldc + j), s); return; }
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(e->rowScale[i]));
+        f = _mm256_mul_ps(f, _mm256_loadu_ps(e->colScale + j));
+        if (e->bias) f = _mm256_add_ps(f, _mm256_loadu_ps(e->bias + j));
+        if (e->residual) f = _mm256_add_ps(f, _mm256_loadu_ps(e->residual + (size_t)i * e->ldr + j));
+        _mm256_storeu_ps(e->out + (size_t)i * e->ldo + j, f);
+    } else if (cols > 0) {
+        int32_t tmp[8];
+        _mm256_storeu_si256((__m256i *)tmp, s);
+        store_scalar(e, tmp, cols, i, j);
+    }
+}
+
+AVX2_FN static inline __attribute__((always_inline))
+void avx2_tile(const int R, int kp, const int8_t *a, size_t lda, int32_t flip, const int8_t *b, int i0, int j0,
+               int jend, const Epilogue *e) {
+    __m256i acc[4][2];
+    for (int r = 0; r < R; r++) { acc[r][0] = _mm256_setzero_si256(); acc[r][1] = _mm256_setzero_si256(); }
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int g = 0; g < kp / 4; g++) {
+        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)g * 64));
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + (size_t)g * 64 + 32));
+        for (int r = 0; r < R; r++) {
+            const __m256i va = _mm256_set1_epi32(load_group(a + (size_t)r * lda + g * 4) ^ flip);
+            const __m256i aa = _mm256_abs_epi8(va);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b0, va)), ones));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b1, va)), ones));
+        }
+    }
+    const int cols = jend - j0;
+    for (int r = 0; r < R; r++) {
+        avx2_store(e, acc[r][0], i0 + r, j0, min_int(8, cols));
+        avx2_store(e, acc[r][1], i0 + r, j0 + 8, min_int(8, cols - 8));
+    }
+}
+
+AVX2_FN static void gemm_avx2(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, int32_t flip,
+                              const int8_t *packed, const Epilogue *e) {
+    for (int j0 = n0; j0 < n1; j0 += 16) {
+        const int8_t *b = packed + (size_t)(j0 / 16) * 16 * kp;
+        const int jend = min_int(j0 + 16, n1);
+        int i = 0;
+        for (; i + 4 <= m; i += 4) avx2_tile(4, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e);
+        switch (m - i) {
+        case 3: avx2_tile(3, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
+        case 2: avx2_tile(2, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
+        case 1: avx2_tile(1, kp, a + (size_t)i * lda, lda, flip, b, i, j0, jend, e); break;
+        default: break;
+        }
+    }
+}
+
+// MARK: - AVX-512 VNNI: vpdpbusd on (a + 128) as unsigned bytes, minus 128 · Σw per channel.
+
+#if !defined(AFFECT_INT8_NO_VNNI)
+#define VNNI_FN __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+VNNI_FN static inline __attribute__((always_inline))
+void vnni_tile(const int R, const int P, const int offset, int kp, const int8_t *a, size_t lda, const int8_t *b,
+               size_t pstride, const int32_t *colsum, int i0, int j0, int jend, const Epilogue *e) {
+    __m512i acc[6][4];
+    for (int r = 0; r < R; r++) for (int p = 0; p < P; p++) acc[r][p] = _mm512_setzero_si512();
+    for (int g = 0; g < kp / 4; g++) {
+        __m512i bv[4];
+        for (int p = 0; p < P; p++) bv[p] = _mm512_loadu_si512((const void *)(b + p * pstride + (size_t)g * 64));
+        for (int r = 0; r < R; r++) {
+            // a + 128 ∈ [1, 255]: stored so by the quantiser (a broadcast straight from memory), or flipped here.
+            const int32_t group = load_group(a + (size_t)r * lda + g * 4);
+            const __m512i va = _mm512_set1_epi32(offset ? group : group ^ (int32_t)0x80808080u);
+            for (int p = 0; p < P; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], va, bv[p]);
+        }
+    }
+    for (int p = 0; p < P; p++) {
+        const int j = j0 + p * 16;
+        const int cols = min_int(16, jend - j);
+        if (cols <= 0) break;
+        const __mmask16 mask = cols == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+        // colsum is padded to whole panels: a full load is in bounds.
+        const __m512i comp = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + j)), 7);
+        __m512 cs = _mm512_setzero_ps(), bias = _mm512_setzero_ps();
+        if (!e->c32) {
+            cs = _mm512_maskz_loadu_ps(mask, e->colScale + j);
+            if (e->bias) bias = _mm512_maskz_loadu_ps(mask, e->bias + j);
+        }
+        for (int r = 0; r < R; r++) {
+            const int i = i0 + r;
+            const __m512i s = _mm512_sub_epi32(acc[r][p], comp);
+            if (e->c32) { _mm512_mask_storeu_epi32(e->c32 + (size_t)i * e->ldc + j, mask, s); continue; }
+            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(e->rowScale[i]));
+            f = _mm512_mul_ps(f, cs);
+            if (e->bias) f = _mm512_add_ps(f, bias);
+            if (e->residual) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, e->residual + (size_t)i * e->ldr + j));
+            _mm512_mask_storeu_ps(e->out + (size_t)i * e->ldo + j, mask, f);
+        }
+    }
+}
+
+#define VNNI_CASE(R, P) case (R) * 8 + (P): \
+    if (a_offset) vnni_tile(R, P, 1, kp, ar, lda, b, pstride, colsum, i, j0, jend, e); \
+    else vnni_tile(R, P, 0, kp, ar, lda, b, pstride, colsum, i, j0, jend, e); \
+    break;
+#define VNNI_ROW(R) VNNI_CASE(R, 1) VNNI_CASE(R, 2) VNNI_CASE(R, 3) VNNI_CASE(R, 4)
+
+VNNI_FN static void gemm_vnni(int m, int n0, int n1, int kp, const int8_t *a, size_t lda, int a_offset,
+                              const int8_t *packed, const int32_t *colsum, const Epilogue *e) {
+    const size_t pstride = (size_t)16 * kp;
+    // 6 rows × 4 panels (64 channels): 24 accumulators, 4 weight vectors and the broadcast in 32 registers.
+    for (int j0 = n0; j0 < n1; j0 += 64) {
+        const int jend = min_int(j0 + 64, n1);
+        const int P = (jend - j0 + 15) / 16;
+        const int8_t *b = packed + (size_t)(j0 / 16) * pstride;
+        for (int i = 0; i < m; i += 6) {
+            const int R = min_int(6, m - i);
+            const int8_t *ar = a + (size_t)i * lda;
+            switch (R * 8 + P) {
+            VNNI_ROW(1) VNNI_ROW(2) VNNI_ROW(3) VNNI_ROW(4) VNNI_ROW(5) VNNI_ROW(6)
+            default: break;
+            }
+        }
+    }
+}
+#endif
+#endif
+
+void affect_int8_gemm(int kind, int a_offset, int m, int n, int n0, int n1, int k, const int8_t *a, size_t lda,
+                      const int8_t *packed, const int32_t *colsum,
+                      int32_t *c32, size_t ldc,
+                      const float *rowScale, const float *colScale, const float *bias,
+                      const float *residual, size_t ldr, float *out, size_t ldo) {
+    if (m <= 0 || n1 <= n0 || n0 % 16 != 0 || n1 > n) return;
+    const int kp = round_up(k, 4);
+    const Epilogue e = { c32, ldc, rowScale, colScale, bias, residual, ldr, out, ldo };
+    if (kind == AFFECT_INT8_AUTO) kind = affect_int8_kernel();
+    if (!affect_int8_supported(kind)) kind = AFFECT_INT8_PORTABLE;
+    switch (kind) {
+#if AFFECT_X86
+#if !defined(AFFECT_INT8_NO_VNNI)
+    case AFFECT_INT8_VNNI: gemm_vnni(m, n0, n1, kp, a, lda, a_offset, packed, colsum, &e); return;
+#endif
+    case AFFECT_INT8_AVX2: gemm_avx2(m, n0, n1, kp, a, lda, a_offset ? (int32_t)0x80808080u : 0, packed, &e); return;
+#endif
+    default: gemm_portable(m, n0, n1, kp, a, lda, a_offset ? 0x80 : 0, packed, &e); return;
+    }
+}

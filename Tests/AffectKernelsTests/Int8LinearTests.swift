@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import AffectKernels
+
+/// The int8 kernels (`CAffectInt8`, through `Ops/Int8Linear.swift`) against their plain statement
+/// (`Reference/ReferenceInt8.swift`): int32 sums must be equal exactly, for every kernel this CPU runs and for
+/// 1, 2 and 5 threads, on shapes that leave partial row tiles, partial 16-channel panels, partial 64-channel
+/// blocks and a reduction length that is not a multiple of 4.
+@Suite(.serialized) struct Int8LinearTests {
+    struct Case: CustomStringConvertible, Sendable {
+        var m, n, k: Int
+        var description: String { "\(m)×\(n)×\(k)" }
+    }
+
+    static let shapes: [Case] = [
+        Case(m: 1, n: 1, k: 1), Case(m: 5, n: 17, k: 3), Case(m: 7, n: 33, k: 9), Case(m: 13, n: 50, k: 31),
+        Case(m: 49, n: 65, k: 67), Case(m: 50, n: 130, k: 129), Case(m: 97, n: 200, k: 255), Case(m: 3, n: 64, k: 1001),
+        Case(m: 61, n: 79, k: 2),
+    ]
+
+    /// Deterministic int8 values in [-127, 127].
+    static func bytes(_ count: Int, seed: UInt64) -> [Int8] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            return Int8(Int(s % 255) - 127)
+        }
+    }
+
+    /// Deterministic floats in [-1, 1), with a few rows scaled up so row scales differ.
+    static func floats(_ count: Int, seed: UInt64) -> [Float] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { i in
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            return (Float(s % 20_000) / 10_000 - 1) * (i % 7 == 0 ? 3 : 1)
+        }
+    }
+
+    static let kernels = Int8Kernel.allCases.filter(\.isSupported)
+
+    /// Runs `body` for every supported kernel at 1, 2 and 5 threads, then restores the automatic choice.
+    func acrossKernelsAndThreads(_ body: (Int8Kernel, Int) -> Void) {
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved); Int8Kernel.use(nil) }
+        for kernel in Self.kernels {
+            #expect(Int8Kernel.use(kernel))
+            #expect(Int8Kernel.current == kernel)
+            for t in [1, 2, 5] {
+                Threading.setThreads(t)
+                body(kernel, t)
+            }
+        }
+    }
+
+    @Test func portableAlwaysRunsAndTheBestIsChosen() {
+        #expect(Int8Kernel.portable.isSupported)
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        #expect(Int8Kernel.avx2.isSupported == flags.contains("avx2"))
+        Int8Kernel.use(nil)
+        defer { Int8Kernel.use(nil) }
+        // Without an override the best supported kernel runs (the AVX2-target build keeps to AVX2).
+        if ProcessInfo.processInfo.environment["AFFECT_INT8_KERNEL"] == nil {
+            #expect(Int8Kernel.current == Self.kernels.max { $0.rawValue < $1.rawValue })
+        }
+        // scripts/test.sh exports the target of its AVX2 pass: that build must keep to the AVX2 kernel; the
+        // native build of a VNNI host must use VNNI.
+        let target = ProcessInfo.processInfo.environment["AFFECT_TARGET_CPU"] ?? "native"
+        if target == "haswell" {
+            #expect(!Int8Kernel.vnni.isSupported, "a build for an AVX2 target must not dispatch to VNNI")
+        } else if target == "native" {
+            #expect(Int8Kernel.vnni.isSupported == (flags.contains("avx512_vnni") && flags.contains("avx512bw")))
+        }
+        if Int8Kernel.vnni.isSupported { #expect(flags.contains("avx512_vnni")) }
+    }
+
+    @Test(arguments: shapes) func gemmMatchesReferenceExactly(_ c: Case) {
+        let a = Self.bytes(c.m * c.k, seed: 1), w = Self.bytes(c.n * c.k, seed: 2)
+        let expected = Reference.int8GEMM(a, w, m: c.m, n: c.n, k: c.k)
+        let weights = Int8Weights(quantized: w, scales: [Float](repeating: 1, count: c.n), n: c.n, k: c.k)
+        acrossKernelsAndThreads { kernel, threads in
+            let got = int8GEMM(m: c.m, a: a, weights: weights)
+            let wrong = zip(got, expected).filter { $0 != $1 }.count
+            #expect(wrong == 0, "\(c) \(kernel) \(threads) threads: \(wrong) of \(got.count) sums differ")
+        }
+    }
+
+    /// The largest sums: every product ±127·127. Pairs of them reach 32258 inside vpmaddubsw, just under
+    /// int16's limit, and the VNNI offset adds 128·Σw; none of it may saturate or wrap.
+    @Test func extremeValuesDoNotSaturate() {
+        let c = Case(m: 9, n: 35, k: 4099)
+        let a = (0..<c.m * c.k).map { Int8($0 % 3 == 0 ? 127 : -127) }
+        let w = (0..<c.n * c.k).map { Int8(($0 / c.k) % 2 == 0 ? -127 : 127) }
+        let expected = Reference.int8GEMM(a, w, m: c.m, n: c.n, k: c.k)
+        let weights = Int8Weights(quantized: w, scales: [Float](repeating: 1, count: c.n), n: c.n, k: c.k)
+        acrossKernelsAndThreads { kernel, threads in
+            #expect(int8GEMM(m: c.m, a: a, weights: weights) == expected, "\(kernel) \(threads) threads")
+        }
+    }
+
+    /// quantise → dequantise stays within half a step of every value, and the C quantiser used at run time
+    /// gives the reference's values exactly.
+    @Test func quantizeRoundTripBound() {
+        let (rows, cols) = (23, 301)
+        var x = Self.floats(rows * cols, seed: 9)
+        for j in 0..<cols { x[5 * cols + j] = 0 }          // an all-zero row: scale 0, zeros
+        x[7 * cols + 3] = 1e-30                              // a tiny row maximum next to normal rows
+        let (q, scales) = quantizeRows(x, rows: rows, cols: cols)
+        for r in 0..<rows {
+            let row = Array(x[r * cols ..< (r + 1) * cols])
+            let reference = Reference.quantizeSymmetric(row)
+            #expect(Array(q[r * cols ..< (r + 1) * cols]) == reference.values, "row \(r)")
+            #expect(scales[r] == reference.scale, "row \(r)")
+            let maxAbs = row.map(abs).max() ?? 0
+            #expect(scales[r] == maxAbs / 127)
+            for j in 0..<cols {
+                #expect(q[r * cols + j] != -128)
+                let error = abs(Float(q[r * cols + j]) * scales[r] - row[j])
+                #expect(error <= scales[r] * 0.5 * (1 + 1e-5) + 1e-37, "row \(r) col \(j): error \(error), scale \(scales[r])")
+            }
+        }
+        #expect(scales[5] == 0 && q[5 * cols ..< 6 * cols].allSatisfy { $0 == 0 })
+    }
+
+    /// The whole layer at int8 (bias, residual, activation) against `Reference.int8Linear`, and within the
+    /// quantisation error of the float layer. Every kernel must give the same floats (no FMA contraction in
+    /// the dequantisation), so the result never depends on the CPU or the thread count.
+    @Test func linearMatchesReferenceAndFloat() {
+        let c = Case(m: 37, n: 83, k: 150)
+        let x = Self.floats(c.m * c.k, seed: 3), w = Self.floats(c.n * c.k, seed: 4)
+        let b = Self.floats(c.n, seed: 5), res = Self.floats(c.m * c.n, seed: 6)
+        let xv = Reference.Values(shape: [c.m, c.k], data: x), wv = Reference.Values(shape: [c.n, c.k], data: w)
+        let rv = Reference.Values(shape: [c.m, c.n], data: res)
+        let expected = Reference.int8Linear(xv, weight: wv, bias: b, activation: .gelu, residual: rv)
+        let exact = Reference.linear(xv, weight: wv, bias: b, activation: .gelu, residual: rv)
+        let layer = Linear(weight: Tensor(shape: [c.n, c.k], values: w), bias: Tensor(shape: [c.n], values: b),
+                           activation: .gelu, precision: .int8)
+        #expect(layer.precision == .int8)
+        var first: [Float]?
+        acrossKernelsAndThreads { kernel, threads in
+            let y = layer(Tensor(shape: [c.m, c.k], values: x), adding: Tensor(shape: [c.m, c.n], values: res)).array
+            let worst = zip(y, expected.data).map { abs($0 - $1) }.max() ?? .nan
+            #expect(worst < 1e-5, "\(kernel) \(threads) threads: \(worst) from Reference.int8Linear")
+            if let first { #expect(y == first, "\(kernel) \(threads) threads differ from the first run") } else { first = y }
+            let dot = zip(y, exact.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let cosine = dot / (y.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot() * exact.data.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot())
+            #expect(cosine >= 0.999, "\(kernel): cosine \(cosine) with the float layer")
+        }
+    }
+}
