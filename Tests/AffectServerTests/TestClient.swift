@@ -16,8 +16,12 @@ final class TestSocket {
     let fd: Int32
     private var buffer: [UInt8] = []
 
+    /// The socket is stored only once connected: a failed connect closes it here, and `deinit` (which closes
+    /// `fd`) never runs for an instance whose `fd` was not set. Closing it in both places closed some other
+    /// thread's descriptor the second time: the server's just-accepted connection, which NIO then found gone
+    /// (a precondition failure in `getpeername`), seen while the browser tests retried chromedriver's port.
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket failed") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -28,7 +32,12 @@ final class TestSocket {
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard r == 0 else { close(fd); throw ClientError(description: "connect to port \(port) failed: \(String(cString: strerror(errno)))") }
+        guard r == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw ClientError(description: "connect to port \(port) failed: \(reason)")
+        }
+        self.fd = fd
     }
 
     deinit { close(fd) }
