@@ -69,7 +69,9 @@ import AffectPipeline
         let waiting = process(affectBinary(), ["analyze", "udp://127.0.0.1:\(port)", "--timeout", "60"])
         let err0 = Pipe(); waiting.standardError = err0; waiting.standardOutput = Pipe()
         try waiting.run()
-        Thread.sleep(forTimeInterval: 1)
+        // Once the UDP socket is open the process is waiting for the stream (its handlers are in place); a fixed
+        // sleep was too short on a loaded machine.
+        #expect(waitForUDPListener(port: port, while: waiting), "the listener never opened udp://127.0.0.1:\(port)")
         waiting.terminate()
         waiting.waitUntilExit()
         #expect(waiting.terminationStatus == 0, "\(String(decoding: err0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
@@ -78,7 +80,7 @@ import AffectPipeline
         let affect = process(affectBinary(), ["analyze", "udp://127.0.0.1:\(port + 1)", "--timeout", "2", "-o", "\(dir)/live.jsonl"])
         let err = Pipe(); affect.standardError = err
         try affect.run()
-        Thread.sleep(forTimeInterval: 0.5)
+        #expect(waitForUDPListener(port: port + 1, while: affect), "the listener never opened udp://127.0.0.1:\(port + 1)")
         let player = process("/usr/bin/ffmpeg", ["-v", "error", "-re", "-i", talkingClip, "-an", "-f", "mpegts", "udp://127.0.0.1:\(port + 1)"])
         try player.run()
         Thread.sleep(forTimeInterval: 2.5)
@@ -93,6 +95,21 @@ import AffectPipeline
         let records = try text.split(separator: "\n").map { try JSONDecoder().decode(FrameRecord.self, from: Data($0.utf8)) }
         #expect(records.count >= 30, "\(records.count) records; \(stderr)")
         #expect(stderr.contains("frames analysed"))
+    }
+
+    /// Waits (up to 120 s, while `process` runs) until a UDP socket is bound to `port` on any local address
+    /// (`/proc/net/udp` lists local addresses as hex `ADDRESS:PORT`).
+    func waitForUDPListener(port: Int, while process: Process) -> Bool {
+        let needle = String(format: ":%04X", port)
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && process.isRunning {
+            if let table = try? String(contentsOfFile: "/proc/net/udp", encoding: .utf8),
+               table.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst().first?.hasSuffix(needle) == true }) {
+                return true
+            }
+            usleep(20_000)
+        }
+        return false
     }
 
     @Test func wholeVideoOptionsAreRefused() throws {
