@@ -121,7 +121,7 @@ enum HDF5Isolation {
     struct Encoder {
         var bytes: [UInt8] = []
         mutating func byte(_ b: UInt8) { bytes.append(b) }
-        mutating func int(_ v: Int) { withUnsafeBytes(of: UInt64(v).littleEndian) { bytes.append(contentsOf: $0) } }
+        mutating func int(_ v: Int) { withUnsafeBytes(of: UInt64(bitPattern: Int64(v)).littleEndian) { bytes.append(contentsOf: $0) } }
         mutating func string(_ s: String) { let u = Array(s.utf8); int(u.count); bytes += u }
         mutating func ints(_ v: [Int]) { int(v.count); v.forEach { int($0) } }
 

@@ -112,7 +112,33 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
             }
         }
         #expect(errors > 0)
-        #expect(crashes >= 3 && hangs >= 2, "libhdf5 crashes \(crashes), hangs \(hangs): the isolation is not exercised")
+        // Which of these ends as a crash and which as a loop varies between runs (libhdf5 reads memory it never
+        // wrote: the CI saw 2425 finish once; 970 sometimes loops): the count of both is what is stable.
+        #expect(crashes >= 1 && crashes + hangs >= 4, "libhdf5 crashes \(crashes), hangs \(hangs): the isolation is not exercised")
+    }
+
+    /// Each way the child can end, made deterministic: a result, an error sentence, a signal, an exit it did not
+    /// choose, and a loop past the limit (the limit kills it; the parent's answer names the file).
+    @Test func isolationReportsEveryEnding() throws {
+        let path = "/some/model.h5"
+        var g = HDF5Group()
+        g.attributes["k"] = .numbers([1.5, -2], scalar: false)
+        let back = try HDF5Isolation.run(path, fileSize: 0) { g }
+        #expect(back.attributes["k"] == .numbers([1.5, -2], scalar: false))
+        let endings: [(String, () throws(AffectError) -> HDF5Group)] = [
+            ("its own sentence", { () throws(AffectError) -> HDF5Group in throw AffectError.badInput("its own sentence") }),
+            ("crashed reading it (signal 11)", { raise(SIGSEGV); return g }),
+            ("crashed reading it (exit status 1)", { _exit(1) }),
+            ("did not finish reading it within 1 s", { while true { usleep(10_000) } }),
+        ]
+        for (mention, body) in endings {
+            #expect {
+                try HDF5Isolation.run(path, fileSize: 0, timeLimit: 1, body)
+            } throws: { e in
+                guard case AffectError.badInput(let m) = e else { return false }
+                return m.contains(mention) && (mention == "its own sentence" || m.hasPrefix(path))
+            }
+        }
     }
 
     /// The child process's result decodes to the same tree the walk produced (attributes of every kind, nested
