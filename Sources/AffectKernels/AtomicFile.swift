@@ -68,6 +68,9 @@ public enum AtomicFile {
     public static func checkWritable(_ path: String) throws {
         try prepareFolder(of: path)
         let tmp = temporaryPath(for: path)
+        // Registered like any temporary: a signal between the create and the unlink must not leave the probe.
+        let slot = Registry.add(tmp)
+        defer { Registry.remove(slot) }
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw AffectError.badInput("\(path): cannot write the file (\(reason(errno, folderOf: path))).") }
         close(fd)
