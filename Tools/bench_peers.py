@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Times Affect against ONNX Runtime and PyTorch on the same shapes, in one run, 2 threads, and prints ratios.
+"""Times Affect against ONNX Runtime and PyTorch on the same shapes, in one run, and prints ratios.
 
     Tools/bench_peers.py --all --refs DIR [DIR ...]   # every weight file found: the BENCHMARKS.md table
     Tools/bench_peers.py --models W.safetensors ...   # the same table for the given weight files
     Tools/bench_peers.py --ops                        # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
-    options: --threads 2 --seconds 5 --batches 1,8 (facial models) --audio-seconds 10 --tokens 128
-             --markdown BENCHMARKS.md (also write the table with date, machine and command; the notes from
-             "## What the profiles showed" on are kept) --fifo (each engine under `chrt -f 10`)
+    options: --threads 1,2 (one row per count; default 2) --seconds 5 --batches 1,8 (facial models)
+             --audio-seconds 10 --tokens 128 --fifo (each engine under `chrt -f 10`)
+             --markdown BENCHMARKS.md (write the table as this CPU's section, `## CPU: <model name> (<vector
+             flags>), build AFFECT_TARGET_CPU=<target>`: the same CPU and build is replaced, other CPUs' sections,
+             the introduction and the notes from "## What the profiles showed" on are kept)
     Tools/bench_peers.py --precision int8 --models W.safetensors ... [--rounds 5] [--threads 1] [--fifo]
              # `affect bench --precision int8` (and float32) against ONNX Runtime float32 and ONNX Runtime's
              # quantize_dynamic model of the same weights (QInt8, per channel), rounds alternating, median of the
@@ -52,7 +54,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from affect_tools.timing import median_time  # noqa: E402
 
-AFFECT = os.path.join(REPO, ".build", "release", "affect")
+# AFFECT_BIN: another build of ours, e.g. one made with AFFECT_TARGET_CPU=haswell in its own scratch path (set
+# AFFECT_TARGET_CPU too, so the BENCHMARKS.md section names the build).
+AFFECT = os.environ.get("AFFECT_BIN") or os.path.join(REPO, ".build", "release", "affect")
 TIME = "/usr/bin/time"  # GNU time, for each child's peak RSS
 # Sequence lengths the audio and text builders use (set from --audio-seconds / --tokens).
 SHAPE = SimpleNamespace(audio_seconds=10.0, tokens=128)
@@ -393,6 +397,7 @@ def bench_models(weight_files, args):
         for b in batches:
             ours = affect_bench(w, args, b)
             r = SimpleNamespace(name=os.path.splitext(os.path.basename(w))[0], arch=arch, batch=b, ours=ours,
+                                threads=args.threads, ceiling=args.ceiling,
                                 ort=None, ort_rss=None, pt=None, pt_rss=None, note="")
             if arch in PEERS:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -411,16 +416,17 @@ def fmt(x, spec):
     return "—" if x is None else format(x, spec)
 
 
-TABLE_HEAD = ("| model | input | ours ms | ORT ms | PyTorch ms | ours ÷ ORT | ours ÷ PyTorch | GFLOP/s (% of sgemm) "
-              "| matrix products GFLOP/s (% of sgemm) | peak RSS ours / ORT / PyTorch (MB) | note |\n"
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+TABLE_HEAD = ("| model | input | threads | ours ms | ORT ms | PyTorch ms | ours ÷ ORT | ours ÷ PyTorch "
+              "| GFLOP/s (% of sgemm) | matrix products GFLOP/s (% of sgemm) | peak RSS ours / ORT / PyTorch (MB) "
+              "| note |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
 
 def print_row(r, args, out=sys.stdout):
     o = r.ours
-    g = "—" if o.gflops is None else f"{o.gflops:.1f} ({100 * o.gflops / args.ceiling:.0f} %)"
-    mp = "—" if o.products is None else f"{o.products:.1f} ({100 * o.products / args.ceiling:.0f} %)"
-    print(f"| {r.name} | {o.shape} | {o.ms:.2f} | {fmt(r.ort, '.2f')} | {fmt(r.pt, '.2f')} "
+    g = "—" if o.gflops is None else f"{o.gflops:.1f} ({100 * o.gflops / r.ceiling:.0f} %)"
+    mp = "—" if o.products is None else f"{o.products:.1f} ({100 * o.products / r.ceiling:.0f} %)"
+    print(f"| {r.name} | {o.shape} | {r.threads} | {o.ms:.2f} | {fmt(r.ort, '.2f')} | {fmt(r.pt, '.2f')} "
           f"| {fmt(r.ort and o.ms / r.ort, '.2f')} | {fmt(r.pt and o.ms / r.pt, '.2f')} | {g} | {mp} "
           f"| {o.rss:.0f} / {fmt(r.ort_rss, '.0f')} / {fmt(r.pt_rss, '.0f')} | {r.note} |", file=out, flush=True)
 
@@ -435,6 +441,25 @@ def machine():
     return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
+def cpu_flags():
+    """The vector extensions that choose our kernels (and ORT's / OpenBLAS's)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "?"
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni"]
+    return "/".join(f for f in wanted if f in flags) or "no AVX2"
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "?"
+
+
 def versions():
     v = []
     for mod in ("onnxruntime", "torch"):
@@ -445,21 +470,32 @@ def versions():
     return ", ".join(v)
 
 
+CPU_SECTION = "## CPU: "
+
+
 def report(rows, args, argv, load_before):
+    """Prints the table; with --markdown, writes it as this CPU's section of the file (`## CPU: <model name>
+    (<vector flags>)`): a section of the same CPU and build is replaced, other CPUs' sections are kept, and so
+    are the file's introduction and the notes from "## What the profiles showed" on."""
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    target = os.environ.get("AFFECT_TARGET_CPU", "native")
+    threads = sorted({r.threads for r in rows})
+    ceilings = ", ".join(f"{t} thread{'s' if t > 1 else ''} {c:.1f}" for t, c in sorted(args.ceilings.items()))
+    title = f"{CPU_SECTION}{cpu_name()} ({cpu_flags()}), build `AFFECT_TARGET_CPU={target}`"
     lines = [
-        "# Benchmarks",
+        title,
         "",
         f"Generated by `{shlex.join(['Tools/bench_peers.py', *argv])}` (commit {commit or '?'}).",
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {machine()}; load average {load_before} before the run, "
         f"{'%.2f %.2f %.2f' % os.getloadavg()} after",
-        f"- Peers: {versions()}; {args.threads} threads everywhere (ours, ONNX Runtime intra-op, torch.set_num_threads)",
+        f"- Peers: {versions()}; threads {', '.join(map(str, threads))} (ours `--threads`, ONNX Runtime intra-op, "
+        "torch.set_num_threads), the same count for every engine in a row",
         f"- Medians over ≥ {args.seconds:g} s of runs after warm-up, each engine in its own process; "
         f"synthetic inputs ({SHAPE.audio_seconds:g} s audio, {SHAPE.tokens} tokens), random weights",
-        f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, its own {args.threads} threads, "
-        f"{BLAS_CORE[0]} kernels) = {args.ceiling:.1f} GFLOP/s in this run",
+        f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, on the row's thread count, "
+        f"{BLAS_CORE[0]} kernels), GFLOP/s: {ceilings}",
         *([f"- Every engine ran under `{' '.join(PRIORITY)}` (SCHED_FIFO): other processes on the machine could not"
            " preempt it"] if PRIORITY else []),
         "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
@@ -471,23 +507,26 @@ def report(rows, args, argv, load_before):
     print("\n".join(lines[-1:]))
     for r in rows:
         print_row(r, args)
-    if args.markdown:
-        import io
-        buf = io.StringIO()
-        for r in rows:
-            print_row(r, args, buf)
-        # Hand-written notes below the table (from "## What the profiles showed" on) are kept.
-        notes = ""
-        if os.path.exists(args.markdown):
-            old = open(args.markdown).read()
-            at = old.find(NOTES_HEADING)
-            notes = "\n" + old[at:] if at >= 0 else ""
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(lines) + "\n" + buf.getvalue() + notes)
-        print(f"\nwrote {args.markdown}", file=sys.stderr)
+    if not args.markdown:
+        return
+    import io
+    buf = io.StringIO()
+    for r in rows:
+        print_row(r, args, buf)
+    section = "\n".join(lines) + "\n" + buf.getvalue()
+    old = open(args.markdown).read() if os.path.exists(args.markdown) else "# Benchmarks\n\n"
+    at = old.find(NOTES_HEADING)
+    head, notes = (old[:at], old[at:]) if at >= 0 else (old, "")
+    # Split the head into the introduction and the CPU sections; replace ours (same title), keep the others.
+    parts = head.split("\n" + CPU_SECTION)
+    intro, sections = parts[0].rstrip() + "\n", [CPU_SECTION + p.rstrip() + "\n" for p in parts[1:]]
+    sections = [x for x in sections if x.splitlines()[0] != title] + [section]
+    with open(args.markdown, "w") as f:
+        f.write(intro + "\n" + "\n".join(sections) + ("\n" + notes if notes else ""))
+    print(f"\nwrote {title} into {args.markdown}", file=sys.stderr)
 
 
-def bench_int8(files, args):
+def bench_int8(files, args, thread_counts):
     """`--precision int8`: per weight file, `args.rounds` rounds of four children in turn (ours int8, ours
     float32, ONNX Runtime float32, ONNX Runtime dynamic int8), each timing the median of its own runs; the table
     gives the median over rounds, and the ORT int8 model's cosine to ORT float32 on the benchmark input."""
@@ -495,7 +534,8 @@ def bench_int8(files, args):
     import onnxruntime as ort
     print("| model | input | threads | ours int8 ms | ours fp32 ms | ORT fp32 ms | ORT int8 ms | int8 ÷ ORT fp32 "
           "| int8 ÷ ORT int8 | ORT int8 cosine to fp32 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for w in files:
+    for w, t in ((w, t) for w in files for t in thread_counts):
+        args.threads = t
         meta = read_meta(w)
         with tempfile.TemporaryDirectory() as tmp:
             module, inputs, names = build_peer(w, meta, 1)
@@ -538,7 +578,7 @@ def main():
     p.add_argument("--all", action="store_true", help="every model weight file found under --refs")
     p.add_argument("--refs", nargs="*", default=[], help="directories searched for weight files (with --all)")
     p.add_argument("--models", nargs="*", default=[])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", default="2", help="thread counts, e.g. 1,2 (one row per model, batch and count)")
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--batch", type=int, default=1, help="batch size for --ops")
     p.add_argument("--batches", default="1,8", help="batch sizes for facial models")
@@ -554,6 +594,8 @@ def main():
     args = p.parse_args()
     if args.fifo:
         PRIORITY[:] = ["chrt", "-f", "10"]
+    thread_counts = [int(t) for t in str(args.threads).split(",") if t]
+    args.threads = thread_counts[0]
     args.batches = [int(b) for b in args.batches.split(",") if b]
     SHAPE.audio_seconds, SHAPE.tokens = args.audio_seconds, args.tokens
     if not os.path.exists(AFFECT):
@@ -566,7 +608,7 @@ def main():
         if not args.models:
             p.error("--precision int8 needs --models W.safetensors ...")
         print(f"load average {'%.2f %.2f %.2f' % os.getloadavg()} before; {machine()}", file=sys.stderr)
-        bench_int8(args.models, args)
+        bench_int8(args.models, args, thread_counts)
         print(f"load average {'%.2f %.2f %.2f' % os.getloadavg()} after", file=sys.stderr)
         return
     files = list(args.models)
@@ -577,10 +619,13 @@ def main():
     if not files:
         return
     load_before = "%.2f %.2f %.2f" % os.getloadavg()
-    args.ceiling = sgemm_ceiling(args)
-    print(f"sgemm ceiling {args.ceiling:.1f} GFLOP/s; {len(files)} weight files", file=sys.stderr)
+    rows, args.ceilings = [], {}
     print(TABLE_HEAD, file=sys.stderr)
-    rows = bench_models(files, args)
+    for t in thread_counts:
+        args.threads = t
+        args.ceiling = args.ceilings[t] = sgemm_ceiling(args)
+        print(f"{t} threads: sgemm ceiling {args.ceiling:.1f} GFLOP/s; {len(files)} weight files", file=sys.stderr)
+        rows += bench_models(files, args)
     report(rows, args, sys.argv[1:], load_before)
 
 

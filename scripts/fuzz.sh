@@ -22,8 +22,13 @@ case "$target" in
   FuzzWeights) for f in Tests/Fixtures/models/*_tiny.safetensors Tests/Fixtures/fusion/head_*[a-z].safetensors \
                         Tests/Fixtures/audio/*_tiny.safetensors Tests/Fixtures/text/tiny_roberta_go.safetensors \
                         Tests/Fixtures/text/encoder_layers.safetensors Weights/*.safetensors; do seed "$f"; done ;;
-  FuzzRunInputs) for f in Tests/Fixtures/models/*.b1.ref.safetensors Tests/Fixtures/fusion/*.ref.safetensors \
-                          Tests/Fixtures/text/tiny_roberta_go.b1.ref.safetensors; do seed "$f"; done ;;
+  FuzzRunInputs) # selector byte: 0 EfficientNet, 1 wav2vec2, 2 RoBERTa, 3 mini-Xception, 4 a Keras head
+                 sel() { [ -e "$2" ] && { printf "\\$(printf %o "$1")"; cat "$2"; } > "$corpus/$1-$(basename "$2")" || true; }
+                 for f in Tests/Fixtures/models/*.b1.ref.safetensors; do sel 0 "$f"; sel 3 "$f"; done
+                 sel 1 Tests/Fixtures/audio/wav2vec2_tiny.b2.ref.safetensors
+                 sel 1 Tests/Fixtures/audio/hubert_tiny.b2.ref.safetensors
+                 sel 2 Tests/Fixtures/text/tiny_roberta_go.b1.ref.safetensors
+                 for f in Tests/Fixtures/fusion/*.ref.safetensors; do sel 4 "$f"; done ;;
   FuzzTokenizer) ;;   # small hand-trimmed files in Fuzz/Seeds (a 100 KB tokenizer.json runs at 50 exec/s under ASan)
   FuzzTranscript) printf '\0%s' "$(printf '1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n00:00:01,600 --> 00:00:03,000\nHow are you?\n')" > "$corpus/srt"
                   printf '\1%s' "$(printf 'WEBVTT\n\n00:00.000 --> 00:01.500\nHello there.\n\n00:01.600 --> 00:03.000 align:start\nHow are you?\n')" > "$corpus/vtt"
