@@ -231,11 +231,11 @@ def main():
         f"- Clip: {os.path.basename(args.clip)}, {info.get('width')}×{info.get('height')}, "
         f"{int(num) / int(den):.2f} fps, {duration:.2f} s",
         f"- CPU: {cpu_name()}; load average {load_before} before, {load_after} after",
-        f"- {'Every run under `chrt -f 10`, ' if fifo else ''}ours and Python alternating, median of {args.runs} runs; "
+        f"- {'Every run under `chrt -f 10`, ' if fifo else ''}{'ours alone' if args.ours_only else 'ours and Python alternating'}, median of {args.runs} runs; "
         "times and peak RSS of the whole process (imports and model loading included)",
         "",
         "| threads | ours s | Python s (loop alone) | speed-up | ours CPU s | Python CPU s | ours / Python peak RSS MB "
-        "| faces/frame ours / Python | ours × real time |",
+        "| faces/frame ours / Python | ours: video s ÷ wall s |",
         "|---:|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for t in threads:
