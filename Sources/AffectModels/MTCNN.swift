@@ -165,7 +165,7 @@ public struct MTCNN: InferenceModel {
     func pyramidLevel(_ image: RGBImage, scale: Double, height sh: Int, width sw: Int) -> [[Float]] {
         let x = Tensor(uninitialized: [sh, sw, 3])
         image.pixels.withUnsafeBufferPointer { px in
-            resizeAreaBytes(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width, channels: 3,
+            resizeAreaBytesInteger(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width, channels: 3,
                             outHeight: sh, outWidth: sw, scale: 0.0078125, offset: -127.5 * 0.0078125, into: x.data)
         }
         let maps = pnetMaps(x)
@@ -306,7 +306,7 @@ public struct MTCNN: InferenceModel {
                     let x = max(FaceDetection.pixel(b[0]), 1), y = max(FaceDetection.pixel(b[1]), 1)
                     let ex = min(FaceDetection.pixel(b[2]), w), ey = min(FaceDetection.pixel(b[3]), h)
                     guard ey > y - 1, ex > x - 1 else { continue }
-                    resizeAreaBytes(base + ((y - 1) * w + (x - 1)) * 3, rowStride: w * 3, height: ey - y + 1, width: ex - x + 1,
+                    resizeAreaBytesInteger(base + ((y - 1) * w + (x - 1)) * 3, rowStride: w * 3, height: ey - y + 1, width: ex - x + 1,
                                     channels: 3, outHeight: size, outWidth: size, scale: 0.0078125, offset: -127.5 * 0.0078125,
                                     into: out.data + k * size * size * 3)
                 }

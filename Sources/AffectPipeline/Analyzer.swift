@@ -335,7 +335,8 @@ public final class Analyzer {
         var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * options.every))
         var trackIndex: [Int: Int] = [:]
         var nextSample = 0.0
-        while let frame = try decoder.nextFrame() {
+        let frames = FramePrefetcher(decoder)
+        while let frame = try frames.next() {
             let position = scan.times.count
             // Broken timestamps (repeated pts) would make the timeline non-monotonic; nudge them forward.
             let time = position > 0 ? max(frame.time, scan.times[position - 1] + 1e-6) : frame.time

@@ -137,6 +137,62 @@ extension Analyzer {
     }
 }
 
+/// A video file's frames decoded ahead on their own thread, so decoding and the RGB conversion overlap the
+/// analysis of the previous frame instead of leaving the other cores idle between frames.
+///
+/// At most `ahead` decoded frames wait (memory stays bounded). With one thread (``Threading/threads`` = 1)
+/// frames are decoded on the caller's thread, as before: `--threads 1` uses one core. Frames and errors come
+/// out in the order the decoder produced them: the frames before a decoding error first, then the error.
+/// Releasing the prefetcher (e.g. when the consumer throws) stops the decoding thread and waits for it.
+final class FramePrefetcher {
+    private let decoder: VideoDecoder
+    private let queue: FrameQueue?
+    private let stop = StopFlag()
+
+    init(_ decoder: VideoDecoder, ahead: Int = 2) {
+        self.decoder = decoder
+        guard Threading.threads > 1 else { queue = nil; return }
+        let queue = FrameQueue(capacity: max(ahead, 1), dropWhenFull: false)
+        self.queue = queue
+        let source = DecoderHandle(decoder), stop = stop
+        let reader = Thread {
+            defer { queue.finish() }
+            do {
+                while !stop.isStopped, let frame = try source.decoder.nextFrame() {
+                    guard queue.push(frame, stop: stop) else { break }
+                }
+            } catch {
+                queue.fail(error)
+            }
+        }
+        reader.stackSize = 1 << 20
+        reader.start()
+    }
+
+    /// The next frame, nil at the end of the video; rethrows the decoder's error after the frames before it.
+    func next() throws -> VideoFrame? {
+        guard let queue else { return try decoder.nextFrame() }
+        if let (frame, _) = queue.pop() { return frame }
+        queue.waitUntilFinished()
+        if let e = queue.error { throw e }
+        return nil
+    }
+
+    deinit {
+        guard let queue else { return }
+        stop.stop()
+        queue.drain()
+        queue.waitUntilFinished()
+    }
+}
+
+/// Hands the decoder to its thread: only that thread uses it until the prefetcher's `deinit` has waited for
+/// the thread to end (the caller reads only immutable properties meanwhile).
+private final class DecoderHandle: @unchecked Sendable {
+    let decoder: VideoDecoder
+    init(_ decoder: VideoDecoder) { self.decoder = decoder }
+}
+
 /// The hand-over between the decoding thread and the analysis: at most `capacity` frames wait. When full,
 /// the decoder either waits (a source that can be paused) or replaces the oldest waiting frame.
 final class FrameQueue: @unchecked Sendable {

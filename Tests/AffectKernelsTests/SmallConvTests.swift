@@ -37,6 +37,55 @@ import AffectKernels
         #expect(abs(plain.data[5 * plain.shape[2] + 1] - plainRef.data[5 * cout + 1]) < 1e-4)
     }
 
+    /// Winograd F(2×2, 3×3) against the plain convolution (`Reference.conv2d`) and the direct kernel: even and
+    /// odd output sizes (edge tiles), a tile count that is not a multiple of the 4-tile step or the 8-tile
+    /// chunk, channel counts that are and are not multiples of 16, and NaN in the padding channels (never read
+    /// into a result).
+    @Test(arguments: [(10, 16, 12, 12), (16, 32, 13, 11), (28, 48, 9, 9), (32, 64, 21, 23), (64, 64, 8, 10),
+                      (8, 10, 5, 40), (16, 16, 3, 3), (32, 32, 4, 37)])
+    func winogradMatchesReference(cin: Int, cout: Int, h: Int, w: Int) {
+        let weight = Tensor(shape: [cout, cin, 3, 3], values: values(cout * cin * 9, seed: 11))
+        let bias = Tensor(shape: [cout], values: values(cout, seed: 12))
+        let slopes = values(cout, seed: 13).map { abs($0) * 0.5 }
+        let x = Tensor(shape: [1, h, w, cin], values: values(h * w * cin, seed: 14))
+        let conv = SmallConv(weight: weight, bias: bias, prelu: slopes)
+        #expect(conv.usesWinograd)
+        let cs = (cin + 15) / 16 * 16
+        let padded = Tensor(shape: [h, w, cs], values: [Float](repeating: .nan, count: h * w * cs))
+        for p in 0..<(h * w) { for c in 0..<cin { padded.data[p * cs + c] = x.data[p * cin + c] } }
+        let y = conv.winograd(padded)
+        let direct = conv.direct(padded)
+        let reference = Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), bias: bias.array,
+                                         activation: .prelu(slopes))
+        #expect(y.shape == [h - 2, w - 2, conv.outStride])
+        #expect(conv(padded).array == y.array)
+        var worst: Float = 0, scale: Float = 0
+        for p in 0..<((h - 2) * (w - 2)) {
+            for c in 0..<cout {
+                let r = reference.data[p * cout + c]
+                worst = max(worst, abs(y.data[p * conv.outStride + c] - r)); scale = max(scale, abs(r))
+                #expect(abs(direct.data[p * conv.outStride + c] - r) < 1e-4)
+            }
+            for c in cout..<conv.outStride { #expect(y.data[p * conv.outStride + c] == 0) }
+        }
+        #expect(worst < 1e-4 && worst <= 2e-6 * scale * Float(cin), "cin \(cin) cout \(cout) \(h)×\(w): max difference \(worst) (scale \(scale))")
+        // Without PReLU.
+        let plain = SmallConv(weight: weight, bias: bias)
+        let plainRef = Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), bias: bias.array)
+        let py = plain.winograd(padded)
+        #expect(abs(py.data[(h - 3) * plain.outStride + 1] - plainRef.data[(h - 3) * cout + 1]) < 1e-4)
+    }
+
+    @Test func winogradOnlyWhereItPays() {
+        #expect(!SmallConv(weight: Tensor.zeros([10, 3, 3, 3]), bias: nil).usesWinograd)      // P-Net conv1
+        #expect(!SmallConv(weight: Tensor.zeros([64, 48, 2, 2]), bias: nil).usesWinograd)     // R-Net conv3
+        #expect(SmallConv(weight: Tensor.zeros([16, 10, 3, 3]), bias: nil).usesWinograd)      // P-Net conv2
+        // An input whose channel stride is below the input channels rounded up to 16 runs directly.
+        let conv = SmallConv(weight: Tensor(shape: [16, 10, 3, 3], values: values(1440, seed: 21)), bias: nil)
+        let x = Tensor(shape: [6, 6, 10], values: values(360, seed: 22))
+        #expect(conv(x).array == conv.direct(x).array)
+    }
+
     @Test(arguments: [(22, 3, 2), (21, 3, 2), (9, 3, 2), (8, 2, 2), (7, 2, 2), (46, 3, 2)])
     func maxPoolCeilMatchesReference(size: Int, kernel: Int, stride: Int) {
         let (h, w, c) = (size, size + 1, 32)

@@ -18,6 +18,11 @@ public struct SmallConv: Sendable {
     let bias: [Float]           // [outStride]
     let slopes: [Float]         // PReLU slopes [outStride]
     let hasPReLU: Bool
+    /// F(2×2, 3×3) weights for 3×3 layers with at least ``winogradMinChannels`` input channels (nil otherwise).
+    let winogradWeights: WinogradWeights?
+    /// Fewest input channels for which a 3×3 layer runs by Winograd: below, the transforms cost more than the
+    /// multiply-adds they save.
+    public static let winogradMinChannels = 8
 
     /// - Parameters:
     ///   - weight: PyTorch layout `[out, in, k, k]`.
@@ -39,11 +44,23 @@ public struct SmallConv: Sendable {
         self.bias = b
         hasPReLU = prelu != nil
         slopes = (prelu ?? [Float](repeating: 1, count: o)) + [Float](repeating: 1, count: outStride - o)
+        winogradWeights = k == 3 && ci >= Self.winogradMinChannels ? WinogradWeights(weight: weight, outStride: outStride) : nil
     }
 
-    /// `x`: `[H, W, S]` with S ≥ `inChannels` → `[H − k + 1, W − k + 1, outStride]`. Rows are split across
-    /// threads (serially when called from inside another parallel loop).
+    /// Whether ``callAsFunction(_:)`` runs this layer by Winograd's F(2×2, 3×3) (``winograd(_:)``) on inputs
+    /// whose channel stride is at least the input channels rounded up to 16.
+    public var usesWinograd: Bool { winogradWeights != nil }
+
+    /// `x`: `[H, W, S]` with S ≥ `inChannels` → `[H − k + 1, W − k + 1, outStride]`: by Winograd when
+    /// ``usesWinograd`` and S allows it, else directly (``direct(_:)``).
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let wg = winogradWeights, x.rank == 3, x.shape[2] >= wg.inStride { return winograd(x) }
+        return direct(x)
+    }
+
+    /// The direct convolution: `x`: `[H, W, S]` with S ≥ `inChannels` → `[H − k + 1, W − k + 1, outStride]`.
+    /// Rows are split across threads (serially when called from inside another parallel loop).
+    public func direct(_ x: Tensor) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] >= inChannels, "SmallConv expects [H, W, ≥\(inChannels)], got \(x.shape)")
         let (h, w, cs) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = (h - kernel + 1, w - kernel + 1)
