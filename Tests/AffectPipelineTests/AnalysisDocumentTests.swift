@@ -27,8 +27,10 @@ import AffectPipeline
                                                                 features: logits, logits: logits)],
                                  featureWidth: k, logitWidth: k)
         func head(_ name: String, _ outputs: Int, inputs: Int = 7, _ output: String = "linear") throws -> HeadSpec {
-            let w = (0..<outputs).map { r in (0..<inputs).map { c in Float((r * 3 + c) % 7) * 0.07 - 0.2 } }
-            let file = try linearHead(name, weight: w, bias: (0..<outputs).map { Float($0) * 0.01 }, output: output)
+            let w: [[Float]] = (0..<outputs).map { (r: Int) -> [Float] in
+                (0..<inputs).map { (c: Int) -> Float in Float((r * 3 + c) % 7) * 0.07 - 0.2 }
+            }
+            let file = try linearHead(name, weight: w, bias: (0..<outputs).map { (i: Int) -> Float in Float(i) * 0.01 }, output: output)
             let task = try #require(AnalysisTask(rawValue: String(name.prefix(while: { $0 != "_" }))))
             return HeadSpec(task: task, head: try MLPHead(path: file))
         }
