@@ -3,7 +3,7 @@ import AffectKernels
 
 /// The outputs of `affect analyze`: CSV (one row per decoded frame and reported track), JSON (the same
 /// plus video-level results and a summary), an SVG plot and a readable summary.
-public struct AnalysisReport {
+public struct AnalysisReport: Sendable {
     public let analysis: VideoAnalysis
     /// Engagement per track (`--engagement-model`), added as columns, per-track summaries and a summary line.
     public var engagement: EngagementAnalysis?

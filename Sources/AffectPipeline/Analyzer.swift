@@ -250,9 +250,9 @@ public struct VideoAnalysis: Sendable {
 /// An analyzer is built from a ``Configuration`` that its initializer validates once into a ``Plan``; it
 /// cannot change afterwards, so every analysis runs a checked configuration. Decoding streams: one frame's
 /// pixels are alive at a time, and only boxes, features and logits are kept.
-public struct Analyzer {
+public struct Analyzer: Sendable {
     /// Everything an analysis runs with: the models, the heads and the options.
-    public struct Configuration {
+    public struct Configuration: Sendable {
         public var detector: MTCNN
         public var faceModel: any FaceModel
         public var options: AnalyzerOptions
@@ -293,9 +293,9 @@ public struct Analyzer {
     }
 
     /// What validation resolved from a ``Configuration``: the decisions every analysis then only reads.
-    public struct Plan {
+    public struct Plan: Sendable {
         /// A head with what its input width decided.
-        public struct Head {
+        public struct Head: Sendable {
             public let spec: HeadSpec
             /// For EMI: STAT pooling (mean, std, min, max) of the features when the head reads 4× their
             /// width, mean pooling when it reads their width. False for the frame-level tasks.

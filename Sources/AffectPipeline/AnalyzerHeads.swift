@@ -39,7 +39,7 @@ public enum Modality: String, CaseIterable, Sendable {
 
 /// One head file of one task, reading the concatenation of one or more modalities (early fusion).
 /// Several heads of a task are blended with weights (late fusion).
-public struct HeadSpec {
+public struct HeadSpec: Sendable {
     public let task: AnalysisTask
     public let modalities: [Modality]
     public let head: MLPHead
