@@ -64,7 +64,9 @@ let targets: [Target] = [
             cSettings: int8Defines + [.unsafeFlags(["-ffp-contract=off"])]),
 
     // Layers, lowest first: kernels < models < media < pipeline < CLI.
-    .target(name: "AffectKernels", dependencies: ["CBLAS", "CAffectInt8"], swiftSettings: optimised),
+    // Swift 5 language mode for the kernels only: they hand raw pointers to worker threads by design (each
+    // writes a disjoint range), which Swift 6's Sendable checking cannot express without wrappers in every loop.
+    .target(name: "AffectKernels", dependencies: ["CBLAS", "CAffectInt8"], swiftSettings: optimised + [.swiftLanguageMode(.v5)]),
     .target(name: "AffectModels", dependencies: ["AffectKernels", "CBLAS"], swiftSettings: optimised),
     // Built for testing in release too: its tests drive the demuxer and the JPEG colour conversion directly.
     .target(name: "AffectMedia", dependencies: ["AffectKernels", "CFFmpeg", "CSndFile", "CJPEG"],
@@ -121,7 +123,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: kernelsOnly ? targets.filter { kernelTargets.contains($0.name) } : targets,
-    // Swift 5 mode: kernels hand raw pointers to worker threads by design (each writes a disjoint range),
-    // which Swift 6's Sendable checking cannot express without wrappers in every loop.
-    swiftLanguageModes: [.v5]
+    // Swift 6 language mode (full data-race checking) everywhere but AffectKernels (see its target).
+    swiftLanguageModes: [.v6]
 )

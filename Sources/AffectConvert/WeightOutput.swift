@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// One tensor read from a source checkpoint: element type, shape and little-endian row-major bytes.
-public struct SourceTensor: @unchecked Sendable {
+public struct SourceTensor: Sendable {
     public var dtype: DType
     public var shape: [Int]
     /// Exactly `count × dtype.byteSize` bytes (may borrow a memory-mapped source file).
@@ -60,7 +60,7 @@ public struct SourceTensor: @unchecked Sendable {
 }
 
 /// Tensors in the order a converter found them; a later tensor of the same name replaces the earlier one.
-public struct StateDict: @unchecked Sendable {
+public struct StateDict: Sendable {
     public private(set) var names: [String] = []
     private var table: [String: SourceTensor] = [:]
 
@@ -86,7 +86,7 @@ public struct StateDict: @unchecked Sendable {
 }
 
 /// What Tools/affect_tools/io.py `save_weights` writes: tensors plus the `affect.*` metadata.
-public struct ConvertedModel: @unchecked Sendable {
+public struct ConvertedModel: Sendable {
     public var arch: String
     public var tensors: StateDict
     public var config: JSON

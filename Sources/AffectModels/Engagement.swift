@@ -166,7 +166,7 @@ public struct EngagementModel: InferenceModel {
 }
 
 /// What ``EngagementModel/classifyEngagement(_:slidingWindowWidth:source:)`` returns: one row per window.
-public struct EngagementPrediction: @unchecked Sendable {
+public struct EngagementPrediction: Sendable {
     /// The class names, in score order.
     public var classes: [String]
     /// `[windows, classes]` probabilities.

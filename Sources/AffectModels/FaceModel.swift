@@ -52,7 +52,7 @@ public struct FacePrediction {
 /// let prediction = try model(frame, faces: detector.detect(frame))
 /// print(prediction.topLabels, prediction.valenceArousal?.shape ?? [])
 /// ```
-public protocol FaceModel {
+public protocol FaceModel: Sendable {
     /// The weight file (named in messages).
     var path: String { get }
     /// Expression class names, in the order of ``FacePrediction/logits``' columns.

@@ -47,7 +47,7 @@ public struct AudioWindowing: Sendable, Equatable {
 /// Runs ``Wav2Vec2`` over audio of any length in windows (``AudioWindowing``), from a re-readable stream of
 /// sample chunks, in two passes: statistics, then windows. Memory is bounded by one window's activations plus
 /// what the caller keeps of the output.
-public struct LongAudio {
+public struct LongAudio: Sendable {
     public let model: Wav2Vec2
     public let windowing: AudioWindowing
 

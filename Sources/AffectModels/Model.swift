@@ -1,7 +1,7 @@
 import AffectKernels
 
 /// Named inputs of a forward pass, as a reference file holds them (`input.<name>` without the prefix).
-public struct ModelInputs: @unchecked Sendable {
+public struct ModelInputs: Sendable {
     public var floats: [String: Tensor] = [:]
     public var ints: [String: IntTensor] = [:]
     public init(floats: [String: Tensor] = [:], ints: [String: IntTensor] = [:]) {
@@ -29,7 +29,7 @@ public struct BenchShape: Sendable {
 }
 
 /// A model loaded from a weight file that runs reference-style inputs (<doc:FileFormats#Reference-file>).
-public protocol InferenceModel {
+public protocol InferenceModel: Sendable {
     /// The `affect.arch` it was loaded from.
     var arch: String { get }
     /// Runs the forward pass on `inputs`; returns outputs named as a reference file names them (`features`, `logits`, ...,

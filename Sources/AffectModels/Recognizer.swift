@@ -58,7 +58,7 @@ public struct EmotionPrediction: Sendable {
 /// ```
 /// It is also the ``FaceModel`` of these backbones: called on a frame and its face boxes, it crops each box
 /// as EmotiEffLib does and returns a typed ``FacePrediction``.
-public struct EmotionRecognizer {
+public struct EmotionRecognizer: Sendable {
     /// The weight file (named in messages).
     public let path: String
     public let backbone: any FacialBackbone

@@ -3,12 +3,12 @@ import AffectKernels
 
 /// A reference file (<doc:FileFormats#Reference-file>): `input.*` tensors a model receives and `output.*` tensors the reference
 /// framework produced from them.
-public struct ReferenceFile: @unchecked Sendable {
+public struct ReferenceFile: Sendable {
     public let path: String
     public let inputs: ModelInputs
     public let outputs: [String: Tensor]
-    /// `affect.reference` metadata (framework, version, model), if present.
-    public let provenance: [String: Any]
+    /// `affect.reference` metadata (framework, version, model) as text, if present.
+    public let provenance: [String: String]
 
     public init(path: String) throws {
         let f = try SafeTensorsFile(path: path)
@@ -29,7 +29,7 @@ public struct ReferenceFile: @unchecked Sendable {
         }
         self.inputs = inputs
         self.outputs = outputs
-        provenance = (try? f.jsonMetadata("affect.reference") as? [String: Any]) ?? [:]
+        provenance = ((try? f.jsonMetadata("affect.reference") as? [String: Any]) ?? [:]).mapValues { "\($0)" }
     }
 }
 

@@ -16,7 +16,7 @@ import AffectKernels
 /// first, `[SEP]` from the last), then pooled as one sequence. Classifier scores over windows are averaged.
 ///
 /// **Empty text** gives the special tokens alone (`[CLS] [SEP]`), as the Hugging Face tokenizer does.
-public struct TextEncoder: @unchecked Sendable {
+public struct TextEncoder: Sendable {
     public let tokenizer: Tokenizer
     public let model: TextTransformer
 

@@ -13,7 +13,7 @@ import AffectKernels
 /// Tensor names differ between the families and are given by ``Names`` (``Names/bert`` for
 /// `BertLayer`/`RobertaLayer`, ``Names/wav2vec2`` for `Wav2Vec2EncoderLayer`); every tensor is looked up as
 /// `prefix + "." + name + ".weight"` / `".bias"`.
-public struct TransformerEncoderLayer: @unchecked Sendable {
+public struct TransformerEncoderLayer: Sendable {
     /// Where the LayerNorms sit relative to the residual additions.
     public enum NormPlacement: Sendable { case post, pre }
 

@@ -14,7 +14,7 @@ import AffectKernels
 /// ```
 /// Attention scales queries by 1/√(head width); key projections have no bias. Cross-attention keys and values
 /// depend only on the audio, so ``DecoderCache`` computes them once per window.
-public struct Whisper: InferenceModel, @unchecked Sendable {
+public struct Whisper: InferenceModel, Sendable {
     public let arch: String
 
     /// Hyper-parameters (Hugging Face `WhisperConfig` names in `affect.config`).
@@ -227,7 +227,7 @@ public struct Whisper: InferenceModel, @unchecked Sendable {
     /// Decoder state of a batch of token sequences over encoded audio: per layer, the self-attention keys and
     /// values of every token so far (up to the model's 448 positions), and the cross-attention keys and values of
     /// the audio, computed once.
-    public struct DecoderCache: @unchecked Sendable {
+    public struct DecoderCache: Sendable {
         /// Rows (sequences) in the batch.
         public internal(set) var rows: Int
         /// Tokens each row has seen.

@@ -3,7 +3,7 @@ import AffectKernels
 
 /// The outputs of `affect analyze`: CSV (one row per decoded frame and reported track), JSON (the same
 /// plus video-level results and a summary), an SVG plot and a readable summary.
-public struct AnalysisReport {
+public struct AnalysisReport: Sendable {
     public let analysis: VideoAnalysis
     /// Engagement per track (`--engagement-model`), added as columns, per-track summaries and a summary line.
     public var engagement: EngagementAnalysis?
@@ -89,82 +89,74 @@ public struct AnalysisReport {
     // MARK: JSON
 
     /// Per-track summary: frames with the face, share of frames per predicted class, mean probabilities,
-    /// mean valence/arousal, share of frames per active AU, share of AH frames, EMI.
-    public func summary(_ t: TrackAnalysis) -> [String: Any] {
+    /// mean valence/arousal, share of frames per active AU, share of AH frames, EMI (no rows).
+    public func summary(_ t: TrackAnalysis) -> AnalysisDocument.Track {
         let n = Double(max(t.rows.count, 1))
         var counts = [String: Int]()
         for c in t.predicted { counts[t.classLabels[c], default: 0] += 1 }
         let dominant = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? ""
-        var s: [String: Any] = [
-            "track": t.id, "frames": t.rows.count, "face_frames": t.faceFrames,
-            "first_frame": t.rows.first ?? 0, "last_frame": t.rows.last ?? 0,
-            "dominant_expression": dominant,
-            "expression_share": counts.mapValues { Double($0) / n },
-            "mean_probabilities": Dictionary(uniqueKeysWithValues: zip(analysis.modelLabels, columnMeans(t.probabilities))),
-        ]
-        if let e = t.expression {
-            s["mean_expr"] = Dictionary(uniqueKeysWithValues: zip(ClassMapping.abawExpression, columnMeans(e)))
-        }
+        var s = AnalysisDocument.Track(
+            dominantExpression: dominant,
+            expressionShare: counts.mapValues { Double($0) / n },
+            faceFrames: t.faceFrames, firstFrame: t.rows.first ?? 0, frames: t.rows.count, lastFrame: t.rows.last ?? 0,
+            meanProbabilities: labelled(zip(analysis.modelLabels, columnMeans(t.probabilities))), track: t.id)
+        if let e = t.expression { s.meanExpr = labelled(zip(ClassMapping.abawExpression, columnMeans(e))) }
         if let v = t.valenceArousal {
             let m = columnMeans(v)
-            s["mean_valence"] = m[0]; s["mean_arousal"] = m[1]
+            s.meanValence = m[0]; s.meanArousal = m[1]
         }
         if let a = t.actionUnits {
             var share: [String: Double] = [:]
             for (j, name) in EvaluationTask.auNames.enumerated() {
                 share[name] = Double((0..<a.rows).filter { a[$0, j] >= analysis.auThresholds.values[j] }.count) / n
             }
-            s["au_active_share"] = share
+            s.auActiveShare = share
         }
-        if let h = t.ambivalence { s["ah_share"] = Double(h.filter { Double($0) >= EvaluationTask.presenceThreshold }.count) / n }
-        if let g = t.gateProbability { s["ah_gate_probability"] = Double(g) }
-        if let m = t.mimicry { s["emi"] = Dictionary(uniqueKeysWithValues: zip(EvaluationTask.emiNames, m.map(Double.init))) }
-        if let e = engagementSummary(t) { s["engagement"] = e }
+        if let h = t.ambivalence { s.ahShare = Double(h.filter { Double($0) >= EvaluationTask.presenceThreshold }.count) / n }
+        if let g = t.gateProbability { s.ahGateProbability = Double(g) }
+        if let m = t.mimicry { s.emi = labelled(zip(EvaluationTask.emiNames, m.map(Double.init))) }
+        s.engagement = engagementSummary(t)
         return s
     }
 
     /// The JSON document: video facts, options, transcript, per-track summaries and per-frame rows.
-    public func json() throws -> Data {
+    public func document() -> AnalysisDocument {
         let o = analysis.options
-        var video: [String: Any] = ["file": scan.path, "width": scan.width, "height": scan.height,
-                                    "frames": scan.frameCount, "duration": scan.duration,
-                                    "analyzed_frames": scan.analyzed.filter { $0 }.count]
-        if let r = scan.frameRate { video["fps"] = r }
-        var options: [String: Any] = ["every": o.every, "tracks": o.tracks.rawValue, "min_face": Double(o.minFaceSize)]
-        if let f = o.fps { options["fps"] = f }
-        if let t = o.threshold { options["t"] = Double(t) }
-        if let w = o.weights { options["w"] = w.map(Double.init) }
+        let video = AnalysisDocument.Video(analyzedFrames: scan.analyzed.filter { $0 }.count, duration: scan.duration, file: scan.path,
+                                           fps: scan.frameRate, frames: scan.frameCount, height: scan.height, width: scan.width)
+        let smoothing: AnalysisDocument.Smoothing?
         switch o.smoother {
-        case .mean(let d): options["smoothing"] = ["mean", d] as [Any]
-        case .median(let d): options["smoothing"] = ["median", d] as [Any]
-        case .gaussian(let s, _, _): options["smoothing"] = ["gaussian", s] as [Any]
-        case nil: break
+        case .mean(let d): smoothing = .window("mean", d)
+        case .median(let d): smoothing = .window("median", d)
+        case .gaussian(let s, _, _): smoothing = .gaussian(s)
+        case nil: smoothing = nil
         }
-        var doc: [String: Any] = ["video": video, "options": options,
-                                  "expression_model": ["file": analysis.modelPath, "labels": analysis.modelLabels] as [String: Any]]
-        if let tr = analysis.transcript {
-            doc["transcript"] = tr.segments.map { ["start": $0.start, "end": $0.end, "text": $0.text] as [String: Any] }
-        }
-        doc["tracks"] = analysis.tracks.map { t -> [String: Any] in
+        let options = AnalysisDocument.Options(every: o.every, fps: o.fps, minFace: Double(o.minFaceSize), smoothing: smoothing,
+                                               t: o.threshold.map(Double.init), tracks: o.tracks.rawValue, w: o.weights?.map(Double.init))
+        let tracks = analysis.tracks.map { t -> AnalysisDocument.Track in
             var track = summary(t)
-            track["rows"] = t.rows.indices.map { r -> [String: Any] in
+            track.rows = t.rows.indices.map { r -> AnalysisDocument.Row in
                 let p = t.rows[r]
-                var row: [String: Any] = ["frame": p, "time": scan.times[p], "analyzed": scan.analyzed[p],
-                                          "probabilities": t.probabilities.row(r).map(Double.init),
-                                          "expression": t.classLabels[t.predicted[r]]]
-                if let b = t.boxes[r] { row["box"] = [b.x1, b.y1, b.x2, b.y2].map(Double.init); row["face_probability"] = Double(b.probability) }
-                if let e = t.expression { row["expr"] = e.row(r).map(Double.init) }
-                if let v = t.valenceArousal { row["valence"] = Double(v[r, 0]); row["arousal"] = Double(v[r, 1]) }
-                if let a = t.actionUnits { row["au"] = a.row(r).map(Double.init) }
-                if let h = t.ambivalence { row["ah"] = Double(h[r]) }
-                if let e = engagementRow(t, row: r) { row["engagement"] = e }
+                var row = AnalysisDocument.Row(analyzed: scan.analyzed[p], expression: t.classLabels[t.predicted[r]], frame: p,
+                                               probabilities: t.probabilities.row(r).map(Double.init), time: scan.times[p])
+                if let b = t.boxes[r] { row.box = [b.x1, b.y1, b.x2, b.y2].map(Double.init); row.faceProbability = Double(b.probability) }
+                if let e = t.expression { row.expr = e.row(r).map(Double.init) }
+                if let v = t.valenceArousal { row.valence = Double(v[r, 0]); row.arousal = Double(v[r, 1]) }
+                if let a = t.actionUnits { row.au = a.row(r).map(Double.init) }
+                if let h = t.ambivalence { row.ah = Double(h[r]) }
+                row.engagement = engagementRow(t, row: r)
                 return row
             }
             return track
         }
-        doc["summary"] = summaryText()
-        return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+        return AnalysisDocument(expressionModel: .init(file: analysis.modelPath, labels: analysis.modelLabels), options: options,
+                                summary: summaryText(), tracks: tracks,
+                                transcript: analysis.transcript.map { $0.segments.map { .init(end: $0.end, start: $0.start, text: $0.text) } },
+                                video: video)
     }
+
+    /// ``document()`` encoded.
+    public func json() throws -> Data { try document().encoded() }
 
     // MARK: Summary
 
@@ -189,19 +181,19 @@ public struct AnalysisReport {
             let n = t.rows.count
             lines.append("track \(t.id): face in \(t.faceFrames) of \(n) frames" +
                          (analysis.options.tracks == .all ? " (frames \(t.rows.first!)–\(t.rows.last!))" : ""))
-            let share = (s["expression_share"] as? [String: Double] ?? [:]).sorted { $0.value > $1.value }
+            let share = s.expressionShare.sorted { $0.value > $1.value }
             lines.append("  expression: " + share.prefix(3).map { "\($0.key) \(fmt($0.value * 100, 1)) %" }.joined(separator: ", ") + " of frames")
             let means = columnMeans(t.probabilities)
             let top = means.indices.sorted { means[$0] > means[$1] }.prefix(3)
             lines.append("  mean probability: " + top.map { "\(analysis.modelLabels[$0]) \(fmt(means[$0], 3))" }.joined(separator: ", "))
-            if let v = s["mean_valence"] as? Double, let a = s["mean_arousal"] as? Double {
+            if let v = s.meanValence, let a = s.meanArousal {
                 lines.append("  valence \(fmt(v, 3)), arousal \(fmt(a, 3)) (mean)")
             }
-            if let au = s["au_active_share"] as? [String: Double] {
+            if let au = s.auActiveShare {
                 let active = EvaluationTask.auNames.filter { (au[$0] ?? 0) >= EvaluationTask.presenceThreshold }
                 lines.append("  action units active in most frames: " + (active.isEmpty ? "none" : active.joined(separator: " ")))
             }
-            if let h = s["ah_share"] as? Double { lines.append("  ambivalence/hesitancy in \(fmt(h * 100, 1)) % of frames") }
+            if let h = s.ahShare { lines.append("  ambivalence/hesitancy in \(fmt(h * 100, 1)) % of frames") }
             if let m = t.mimicry {
                 lines.append("  EMI: " + zip(EvaluationTask.emiNames, m).map { "\($0) \(fmt($1, 3))" }.joined(separator: ", "))
             }
@@ -329,6 +321,11 @@ public struct AnalysisReport {
     func columnMeans(_ m: FeatureMatrix) -> [Double] {
         (0..<m.columns).map { j in m.rows == 0 ? 0 : (0..<m.rows).reduce(0.0) { $0 + Double(m[$1, j]) } / Double(m.rows) }
     }
+}
+
+/// `labels[i]: values[i]`; a repeated label (model metadata is untrusted) keeps its first value.
+func labelled<S: Sequence>(_ pairs: S) -> [String: Double] where S.Element == (String, Double) {
+    Dictionary(pairs.map { ($0.0, $0.1) }, uniquingKeysWith: { first, _ in first })
 }
 
 func fmt(_ v: Float, _ digits: Int) -> String { v.isFinite ? String(format: "%.\(digits)f", Double(v)) : "" }

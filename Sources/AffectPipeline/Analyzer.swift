@@ -172,10 +172,12 @@ public struct VideoScan: Sendable {
 
 /// A configuration the analyzer cannot run, in the library's own terms (a command-line tool words it with its
 /// options; `affect` does).
-public enum AnalyzerConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// A head reads a modality whose model (``Analyzer/audio``, or ``Analyzer/text`` with a transcript or a
-    /// speech recogniser) is not set.
+public enum AnalyzerConfigurationError: Error, Equatable, Sendable, CustomStringConvertible, LocalizedError {
+    /// A head reads a modality whose model (``Analyzer/Configuration/audio``, or ``Analyzer/Configuration/text``
+    /// with a transcript or a speech recogniser) is not set.
     case missingModality(head: String, Modality)
+    /// A head lists one modality twice (its features would be concatenated twice).
+    case repeatedModality(head: String)
     /// The video gate reads the mean text features, but there is no text model with a transcript.
     case gateWithoutText
     /// A video gate without an AH head to gate.
@@ -187,6 +189,8 @@ public enum AnalyzerConfigurationError: Error, Equatable, Sendable, CustomString
         switch self {
         case .missingModality(let head, let m):
             return "\(head) reads \(m.rawValue) features, which need \(m == .audio ? "an audio embedder" : "a text embedder and a transcript or speech recogniser")."
+        case .repeatedModality(let head):
+            return "\(head) lists a modality twice."
         case .gateWithoutText:
             return "the AH gate reads the mean text features, which need a text embedder and a transcript or speech recogniser."
         case .gateWithoutAHHead:
@@ -195,6 +199,8 @@ public enum AnalyzerConfigurationError: Error, Equatable, Sendable, CustomString
             return "\(w) late-fusion weight\(w == 1 ? "" : "s") given, but the \(task.rawValue.uppercased()) task has \(n) heads to blend."
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 /// One reported face track after interpolation, heads, fusion, smoothing and filtering.
@@ -241,79 +247,146 @@ public struct VideoAnalysis: Sendable {
 /// timeline → interpolation over frames without the face → heads (early fusion inside one head, late
 /// fusion across heads of a task) → smoothing → confidence filter → video gate.
 ///
-/// Decoding streams: one frame's pixels are alive at a time, and only boxes, features and logits are kept.
-public final class Analyzer {
-    public let detector: MTCNN
-    public let faceModel: any FaceModel
-    public var options: AnalyzerOptions
-    public private(set) var heads: [HeadSpec]
-    /// Video gate for AH on the mean text features.
-    public var gate: VideoGate?
-    public var audio: (any AudioEmbedder)?
-    public var text: (any TextEmbedder)?
-    public var transcript: TimedTranscript?
-    public var speech: (any SpeechRecognizer)?
+/// An analyzer is built from a ``Configuration`` that its initializer validates once into a ``Plan``; it
+/// cannot change afterwards, so every analysis runs a checked configuration. Decoding streams: one frame's
+/// pixels are alive at a time, and only boxes, features and logits are kept.
+public struct Analyzer: Sendable {
+    /// Everything an analysis runs with: the models, the heads and the options.
+    public struct Configuration: Sendable {
+        public var detector: MTCNN
+        public var faceModel: any FaceModel
+        public var options: AnalyzerOptions
+        /// Heads in the order given; several heads of one task are blended (late fusion) in this order.
+        public var heads: [HeadSpec]
+        /// Video gate for AH on the mean text features.
+        public var gate: VideoGate?
+        public var audio: (any AudioEmbedder)?
+        public var text: (any TextEmbedder)?
+        /// A transcript of the video (text features come from it, or from ``speech``).
+        public var transcript: TimedTranscript?
+        public var speech: (any SpeechRecognizer)?
 
-    public init(detector: MTCNN, faceModel: any FaceModel, options: AnalyzerOptions = AnalyzerOptions(),
-                heads: [HeadSpec] = []) {
-        var d = detector
-        d.minFaceSize = options.minFaceSize
-        self.detector = d; self.faceModel = faceModel; self.options = options; self.heads = heads
-    }
+        public init(detector: MTCNN, faceModel: any FaceModel, options: AnalyzerOptions = AnalyzerOptions(),
+                    heads: [HeadSpec] = [], gate: VideoGate? = nil, audio: (any AudioEmbedder)? = nil,
+                    text: (any TextEmbedder)? = nil, transcript: TimedTranscript? = nil, speech: (any SpeechRecognizer)? = nil) {
+            self.detector = detector; self.faceModel = faceModel; self.options = options; self.heads = heads
+            self.gate = gate; self.audio = audio; self.text = text; self.transcript = transcript; self.speech = speech
+        }
 
-    /// Width of each modality's features, nil when that modality is not available.
-    func width(of m: Modality) -> Int? {
-        switch m {
-        case .face: return faceModel.featureWidth
-        case .audio: return audio?.width
-        case .text: return (transcript != nil || speech != nil) ? text?.width : nil
+        /// Width of each modality's features, nil when that modality is not available.
+        func width(of m: Modality) -> Int? {
+            switch m {
+            case .face: return faceModel.featureWidth
+            case .audio: return audio?.width
+            case .text: return (transcript != nil || speech != nil) ? text?.width : nil
+            }
+        }
+
+        /// The file a modality's features come from, as messages name it.
+        func source(of m: Modality) -> String {
+            switch m {
+            case .face: return "the face model \(faceModel.path)"
+            case .audio: return "audio (\(audio?.path ?? "none"))"
+            case .text: return "text (\(text?.path ?? "none"))"
+            }
         }
     }
 
-    /// Checks every head against the models before any decoding: input widths (a head trained on another
-    /// backbone's features is an error, not garbage), output widths, available modalities, fusion weights.
-    public func validate() throws {
-        try options.validate()
-        for i in heads.indices {
-            let spec = heads[i]
+    /// What validation resolved from a ``Configuration``: the decisions every analysis then only reads.
+    public struct Plan: Sendable {
+        /// A head with what its input width decided.
+        public struct Head: Sendable {
+            public let spec: HeadSpec
+            /// For EMI: STAT pooling (mean, std, min, max) of the features when the head reads 4× their
+            /// width, mean pooling when it reads their width. False for the frame-level tasks.
+            public let statPooling: Bool
+        }
+        /// The heads of each task that has any, in the order given.
+        public let heads: [AnalysisTask: [Head]]
+        /// Late-fusion weights of each task with heads (one weight per head; `[1]` for a single head).
+        public let fusionWeights: [AnalysisTask: [Float]]
+        /// The confidence filter, when a threshold is set and an EXPR head runs: the face model's labels
+        /// mapped onto the ABAW classes.
+        public let confidenceFilter: ConfidenceFilter?
+        /// Modalities besides the face that the heads or the gate read (their models run once per video).
+        public let modalities: Set<Modality>
+
+        func heads(_ task: AnalysisTask) -> [Head] { heads[task] ?? [] }
+    }
+
+    public let configuration: Configuration
+    public let plan: Plan
+    /// The configuration's detector with ``AnalyzerOptions/minFaceSize`` applied.
+    public let detector: MTCNN
+
+    public var faceModel: any FaceModel { configuration.faceModel }
+    public var options: AnalyzerOptions { configuration.options }
+    public var heads: [HeadSpec] { configuration.heads }
+    public var gate: VideoGate? { configuration.gate }
+    public var transcript: TimedTranscript? { configuration.transcript }
+
+    /// Validates `configuration` (options in range, every head against the models: input widths — a head
+    /// trained on another backbone's features is an error, not garbage — output widths, available
+    /// modalities, fusion weights, the gate, the class mapping of the confidence filter) before any decoding.
+    public init(_ configuration: Configuration) throws {
+        try configuration.options.validate()
+        self.configuration = configuration
+        self.plan = try Self.plan(configuration)
+        var d = configuration.detector
+        d.minFaceSize = configuration.options.minFaceSize
+        self.detector = d
+    }
+
+    /// An analyzer of faces only (no audio, text or gate).
+    public init(detector: MTCNN, faceModel: any FaceModel, options: AnalyzerOptions = AnalyzerOptions(),
+                heads: [HeadSpec] = []) throws {
+        try self.init(Configuration(detector: detector, faceModel: faceModel, options: options, heads: heads))
+    }
+
+    static func plan(_ c: Configuration) throws -> Plan {
+        var heads: [AnalysisTask: [Plan.Head]] = [:]
+        for spec in c.heads {
+            guard Set(spec.modalities).count == spec.modalities.count else {
+                throw AnalyzerConfigurationError.repeatedModality(head: spec.description)
+            }
             var total = 0
             for m in spec.modalities {
-                guard let w = width(of: m) else { throw AnalyzerConfigurationError.missingModality(head: spec.description, m) }
+                guard let w = c.width(of: m) else { throw AnalyzerConfigurationError.missingModality(head: spec.description, m) }
                 total += w
             }
-            let names = spec.modalities.map { m -> String in
-                m == .face ? "the face model \(faceModel.path)" : "\(m.rawValue) (\(m == .audio ? audio!.path : text!.path))"
-            }.joined(separator: " + ")
+            let names = spec.modalities.map(c.source(of:)).joined(separator: " + ")
+            let task = spec.task.rawValue.uppercased(), gives = spec.modalities.count == 1 ? "gives" : "give"
+            var statPooling = false
             if spec.task == .emi {
-                if spec.head.inputWidth == 4 * total { heads[i].statPooling = true } else if spec.head.inputWidth != total {
-                    throw AffectError.badInput("\(spec.head.path): the EMI head expects \(spec.head.inputWidth) input values, but \(names) give\(spec.modalities.count == 1 ? "s" : "") \(total) features per frame (\(4 * total) with STAT pooling); it was trained on another backbone.")
+                if spec.head.inputWidth == 4 * total { statPooling = true } else if spec.head.inputWidth != total {
+                    throw AffectError.badInput("\(spec.head.path): the EMI head expects \(spec.head.inputWidth) input values, but \(names) \(gives) \(total) features per frame (\(4 * total) with STAT pooling); it was trained on another backbone.")
                 }
             } else if spec.head.inputWidth != total {
-                throw AffectError.badInput("\(spec.head.path): the \(spec.task.rawValue.uppercased()) head expects \(spec.head.inputWidth) input values, but \(names) give\(spec.modalities.count == 1 ? "s" : "") \(total) features per frame; it was trained on another backbone.")
+                throw AffectError.badInput("\(spec.head.path): the \(task) head expects \(spec.head.inputWidth) input values, but \(names) \(gives) \(total) features per frame; it was trained on another backbone.")
             }
             let want = spec.task.outputNames.count
-            let ok = spec.head.outputWidth == want || (spec.task == .ah && spec.head.outputWidth == 2)
-            guard ok else {
-                throw AffectError.badInput("\(spec.head.path): a \(spec.task.rawValue.uppercased()) head must give \(want) outputs (\(spec.task.outputNames.joined(separator: ", "))), this one gives \(spec.head.outputWidth).")
+            guard spec.head.outputWidth == want || (spec.task == .ah && spec.head.outputWidth == 2) else {
+                throw AffectError.badInput("\(spec.head.path): a \(task) head must give \(want) outputs (\(spec.task.outputNames.joined(separator: ", "))), this one gives \(spec.head.outputWidth).")
             }
+            heads[spec.task, default: []].append(Plan.Head(spec: spec, statPooling: statPooling))
         }
+        var weights: [AnalysisTask: [Float]] = [:]
         for task in AnalysisTask.allCases {
-            let n = heads.filter { $0.task == task }.count
-            if n > 1 { _ = try fusionWeights(count: n, task: task) }
+            if let n = heads[task]?.count { weights[task] = n == 1 ? [1] : try fusionWeights(c.options.weights, count: n, task: task) }
         }
-        if gate != nil && width(of: .text) == nil {
-            throw AnalyzerConfigurationError.gateWithoutText
+        if c.gate != nil && c.width(of: .text) == nil { throw AnalyzerConfigurationError.gateWithoutText }
+        if c.gate != nil && heads[.ah] == nil { throw AnalyzerConfigurationError.gateWithoutAHHead }
+        var filter: ConfidenceFilter?
+        if let t = c.options.threshold, heads[.expr] != nil {
+            filter = ConfidenceFilter(threshold: t, mapping: try ClassMapping(from: c.faceModel.expressionLabels, to: ClassMapping.abawExpression))
         }
-        if gate != nil && !heads.contains(where: { $0.task == .ah }) {
-            throw AnalyzerConfigurationError.gateWithoutAHHead
-        }
-        if options.threshold != nil && heads.contains(where: { $0.task == .expr }) {
-            _ = try ClassMapping(from: faceModel.expressionLabels, to: ClassMapping.abawExpression)
-        }
+        let modalities = Set(c.heads.flatMap(\.modalities)).union(c.gate != nil ? [.text] : []).subtracting([.face])
+        return Plan(heads: heads, fusionWeights: weights, confidenceFilter: filter, modalities: modalities)
     }
 
-    func fusionWeights(count n: Int, task: AnalysisTask) throws -> [Float] {
-        guard let w = options.weights else { return [Float](repeating: 1 / Float(n), count: n) }
+    /// `n` heads of `task` blended: the weights given (one weight w for two heads: w and 1 − w), else equal.
+    static func fusionWeights(_ given: [Float]?, count n: Int, task: AnalysisTask) throws -> [Float] {
+        guard let w = given else { return [Float](repeating: 1 / Float(n), count: n) }
         if n == 2 && w.count == 1 { return [w[0], 1 - w[0]] }
         guard w.count == n else {
             throw AnalyzerConfigurationError.fusionWeightCount(task: task, weights: w.count, heads: n)
@@ -327,7 +400,6 @@ public final class Analyzer {
     /// they are known (an error it throws ends the scan).
     public func scan(path: String, progress: ((Int, Int?) -> Void)? = nil,
                      onFrame: ((FrameObservation) throws -> Void)? = nil) throws -> VideoScan {
-        try options.validate()
         let decoder = try VideoDecoder(path: path)
         if let t = transcript, let d = decoder.declaredDuration { try t.validate(duration: d) }
         var scan = VideoScan(path: path, width: decoder.width, height: decoder.height, frameRate: decoder.frameRate,
@@ -376,7 +448,6 @@ public final class Analyzer {
 
     /// The whole analysis of one video.
     public func analyze(path: String, progress: ((Int, Int?) -> Void)? = nil) throws -> VideoAnalysis {
-        try validate()
         let scan = try self.scan(path: path, progress: progress)
         return try analyze(scan: scan)
     }
@@ -384,10 +455,9 @@ public final class Analyzer {
     /// Everything after decoding: other modalities, then each reported track.
     public func analyze(scan: VideoScan) throws -> VideoAnalysis {
         // Audio and text on the frame times: one shared function with `affect extract` (FeatureExtraction.swift).
-        let needed = Set(heads.flatMap(\.modalities)).union(gate != nil ? [.text] : [])
-        let modal = try ModalityExtractor(audio: audio, text: text, transcript: transcript, speech: speech)
-            .features(mediaPath: scan.path, times: scan.times, duration: scan.duration, needed: needed)
-        let timed = modal.transcript, textRows = modal.textSegments
+        let c = configuration
+        let modal = try ModalityExtractor(audio: c.audio, text: c.text, transcript: c.transcript, speech: c.speech)
+            .features(mediaPath: scan.path, times: scan.times, duration: scan.duration, needed: plan.modalities)
         var aligned: [Modality: FeatureMatrix] = [:]
         for m in [Modality.audio, .text] { if let f = modal[m] { aligned[m] = f } }
         let chosen: [TrackObservations]
@@ -396,100 +466,117 @@ public final class Analyzer {
         case .all: chosen = scan.tracks.filter { $0.frames.count >= options.minTrackDetections }.sorted { $0.id < $1.id }
         }
         let tracks = try chosen.map { obs -> TrackAnalysis in
-            let rows = options.tracks == .largest ? Array(0..<scan.frameCount) : Array(obs.frames.first!...obs.frames.last!)
-            return try analyze(track: obs, rows: rows, scan: scan, aligned: aligned, textRows: textRows)
+            // A track of `.all` covers its first to its last detection (a scan's tracks have at least one).
+            let rows = options.tracks == .largest ? Array(0..<scan.frameCount) : Array((obs.frames.first ?? 0)...(obs.frames.last ?? 0))
+            let pass = try TrackPass(analyzer: self, track: obs, rows: rows, scan: scan, aligned: aligned)
+            return try pass.run(textRows: modal.textSegments)
         }
         return VideoAnalysis(scan: scan, modelPath: faceModel.path, modelLabels: faceModel.expressionLabels, tracks: tracks,
-                             transcript: timed, auThresholds: options.auThresholds, options: options)
+                             transcript: modal.transcript, auThresholds: options.auThresholds, options: options)
+    }
+}
+
+/// One reported track through the steps after decoding: fill (interpolate over frames without the face),
+/// heads (early fusion inside one head, late fusion across the heads of a task), smoothing, the confidence
+/// filter, the video gate, and the per-track EMI.
+struct TrackPass {
+    let analyzer: Analyzer
+    let track: TrackObservations
+    /// Decoded-frame positions the track reports.
+    let rows: [Int]
+    let scan: VideoScan
+    /// Audio and text features on every decoded frame.
+    let aligned: [Modality: FeatureMatrix]
+    /// The face model's features on the track's face frames.
+    let faceFeatures: FeatureMatrix
+    var plan: Analyzer.Plan { analyzer.plan }
+
+    init(analyzer: Analyzer, track: TrackObservations, rows: [Int], scan: VideoScan, aligned: [Modality: FeatureMatrix]) throws {
+        self.analyzer = analyzer; self.track = track; self.rows = rows; self.scan = scan; self.aligned = aligned
+        faceFeatures = try FeatureMatrix(rows: track.frames.count, columns: scan.featureWidth, values: track.features)
     }
 
-    /// One track: fill, heads, fusion, smoothing, filter, gate.
-    func analyze(track obs: TrackObservations, rows: [Int], scan: VideoScan, aligned: [Modality: FeatureMatrix],
-                 textRows: FeatureMatrix?) throws -> TrackAnalysis {
-        let rowTimes = rows.map { scan.times[$0] }
-        let first = rows[0]
-        let k = faceModel.expressionLabels.count
+    func run(textRows: FeatureMatrix?) throws -> TrackAnalysis {
         var boxes = [FaceDetection?](repeating: nil, count: rows.count)
-        for (f, b) in zip(obs.frames, obs.boxes) { boxes[f - first] = b }
-
-        /// Face-frame rows → every row of the track: linear interpolation over frames without the face.
-        func fill(_ m: FeatureMatrix) throws -> FeatureMatrix {
-            var values = [[Float]?](repeating: nil, count: rows.count)
-            for (i, f) in obs.frames.enumerated() { values[f - first] = m.row(i) }
-            return try FrameTimeline(times: rowTimes, values: values, width: m.columns).filled()
-        }
-        let smooth: (FeatureMatrix) throws -> FeatureMatrix = { m in try self.options.smoother?.apply(m) ?? m }
-
+        for (f, b) in zip(track.frames, track.boxes) { boxes[f - rows[0]] = b }
         // The expression model: softmax over its expression logits; valence/arousal of multi-task models raw.
-        let (probs, modelVA) = obs.expressionScores(classes: k, logitWidth: scan.logitWidth)
+        let (probs, modelVA) = track.expressionScores(classes: analyzer.faceModel.expressionLabels.count, logitWidth: scan.logitWidth)
         let probabilities = try smooth(try fill(probs))
-
-        let faceFeatures = try FeatureMatrix(rows: obs.frames.count, columns: scan.featureWidth, values: obs.features)
-        func inputs(_ spec: HeadSpec, faceRows: Bool) throws -> FeatureMatrix {
-            let positions = faceRows ? obs.frames : rows
-            let parts = try spec.modalities.map { m -> FeatureMatrix in
-                if m == .face { return faceFeatures }
-                let all = aligned[m]!
-                var sub = FeatureMatrix(rows: positions.count, columns: all.columns)
-                for (i, p) in positions.enumerated() { for j in 0..<all.columns { sub[i, j] = all[p, j] } }
-                return sub
-            }
-            return try Fusion.concatenate(parts)
-        }
-        /// A frame-level task: each head on its inputs (filled over frames without the face when it reads
-        /// the face), blended, smoothed.
-        func frameTask(_ task: AnalysisTask) throws -> FeatureMatrix? {
-            let specs = heads.filter { $0.task == task }
-            guard !specs.isEmpty else { return nil }
-            let outs = try specs.map { spec -> FeatureMatrix in
-                let onFaces = spec.modalities.contains(.face)
-                var p = try FeatureMatrix(spec.head.predict(try inputs(spec, faceRows: onFaces).tensor, source: spec.description))
-                if task == .ah && p.columns == 2 { p = try FeatureMatrix(p.column(1).map { [$0] }, columns: 1) }
-                return onFaces ? try fill(p) : p
-            }
-            let fused = outs.count == 1 ? outs[0] : try Fusion.blend(outs, weights: try fusionWeights(count: outs.count, task: task))
-            return try smooth(fused)
-        }
 
         let expr = try frameTask(.expr)
         var va = try frameTask(.va)
         if va == nil, let m = modelVA { va = try smooth(try fill(m)) }
         let au = try frameTask(.au)
-        var ah = try frameTask(.ah)?.column(0)
-        var gateP: Float?
-        if let g = gate, let tr = textRows, let a = ah {
-            let p = try g.probability(textFeatures: tr)
-            gateP = p
-            if p < g.threshold { ah = [Float](repeating: 0, count: a.count) }
-        }
-
-        let predicted: [Int], classLabels: [String]
-        if let e = expr {
-            classLabels = ClassMapping.abawExpression
-            if let t = options.threshold {
-                let filter = ConfidenceFilter(threshold: t, mapping: try ClassMapping(from: faceModel.expressionLabels))
-                predicted = try filter.apply(task: e, model: probabilities)
-            } else {
-                predicted = e.argmaxPerRow()
-            }
-        } else {
-            classLabels = faceModel.expressionLabels
-            predicted = probabilities.argmaxPerRow()
-        }
-
-        var emi: [Float]?
-        let emiSpecs = heads.filter { $0.task == .emi }
-        if !emiSpecs.isEmpty {
-            let outs = try emiSpecs.map { spec -> [Float] in
-                let x = try inputs(spec, faceRows: spec.modalities.contains(.face))
-                let pooled = spec.statPooling ? try Pooling.stat(x) : try Pooling.mean(x)
-                return try spec.head.predict(Tensor(shape: [1, pooled.count], values: pooled), source: spec.description).array
-            }
-            let w = outs.count == 1 ? [1] : try fusionWeights(count: outs.count, task: .emi)
-            emi = (0..<outs[0].count).map { j in zip(outs, w).reduce(0) { $0 + $1.0[j] * $1.1 } }
-        }
-        return TrackAnalysis(id: obs.id, rows: rows, boxes: boxes, probabilities: probabilities, expression: expr,
+        let (ah, gateP) = try gated(try frameTask(.ah)?.column(0), textRows: textRows)
+        let (predicted, classLabels) = try classify(expr: expr, probabilities: probabilities)
+        return TrackAnalysis(id: track.id, rows: rows, boxes: boxes, probabilities: probabilities, expression: expr,
                              predicted: predicted, classLabels: classLabels, valenceArousal: va, actionUnits: au,
-                             ambivalence: ah, mimicry: emi, gateProbability: gateP)
+                             ambivalence: ah, mimicry: try mimicry(), gateProbability: gateP)
+    }
+
+    /// Face-frame rows → every row of the track: linear interpolation over frames without the face.
+    func fill(_ m: FeatureMatrix) throws -> FeatureMatrix {
+        var values = [[Float]?](repeating: nil, count: rows.count)
+        for (i, f) in track.frames.enumerated() { values[f - rows[0]] = m.row(i) }
+        return try FrameTimeline(times: rows.map { scan.times[$0] }, values: values, width: m.columns).filled()
+    }
+
+    func smooth(_ m: FeatureMatrix) throws -> FeatureMatrix { try analyzer.options.smoother?.apply(m) ?? m }
+
+    /// A head's input: its modalities concatenated, on the face frames or on every row.
+    func inputs(_ spec: HeadSpec, faceRows: Bool) throws -> FeatureMatrix {
+        let positions = faceRows ? track.frames : rows
+        let parts = try spec.modalities.map { m -> FeatureMatrix in
+            if m == .face { return faceFeatures }
+            // The plan only admits heads whose modalities the analysis extracts.
+            guard let all = aligned[m] else { throw AnalyzerConfigurationError.missingModality(head: spec.description, m) }
+            var sub = FeatureMatrix(rows: positions.count, columns: all.columns)
+            for (i, p) in positions.enumerated() { for j in 0..<all.columns { sub[i, j] = all[p, j] } }
+            return sub
+        }
+        return try Fusion.concatenate(parts)
+    }
+
+    /// A frame-level task: each head on its inputs (filled over frames without the face when it reads the
+    /// face), blended, smoothed.
+    func frameTask(_ task: AnalysisTask) throws -> FeatureMatrix? {
+        let heads = plan.heads(task)
+        guard !heads.isEmpty else { return nil }
+        let outs = try heads.map { h -> FeatureMatrix in
+            let spec = h.spec, onFaces = spec.modalities.contains(.face)
+            var p = try FeatureMatrix(spec.head.predict(try inputs(spec, faceRows: onFaces).tensor, source: spec.description))
+            if task == .ah && p.columns == 2 { p = try FeatureMatrix(p.column(1).map { [$0] }, columns: 1) }
+            return onFaces ? try fill(p) : p
+        }
+        let fused = outs.count == 1 ? outs[0] : try Fusion.blend(outs, weights: plan.fusionWeights[task] ?? [])
+        return try smooth(fused)
+    }
+
+    /// The video gate on AH: the AH rows zeroed when the gate's probability is under its threshold.
+    func gated(_ ah: [Float]?, textRows: FeatureMatrix?) throws -> ([Float]?, Float?) {
+        guard let g = analyzer.gate, let tr = textRows, let a = ah else { return (ah, nil) }
+        let p = try g.probability(textFeatures: tr)
+        return (p < g.threshold ? [Float](repeating: 0, count: a.count) : a, p)
+    }
+
+    /// Predicted class per row and the class names: the EXPR head's (through the confidence filter when
+    /// one is planned), else the expression model's.
+    func classify(expr: FeatureMatrix?, probabilities: FeatureMatrix) throws -> ([Int], [String]) {
+        guard let e = expr else { return (probabilities.argmaxPerRow(), analyzer.faceModel.expressionLabels) }
+        let predicted = try plan.confidenceFilter.map { try $0.apply(task: e, model: probabilities) } ?? e.argmaxPerRow()
+        return (predicted, ClassMapping.abawExpression)
+    }
+
+    /// EMI of the track: each head on its pooled inputs, blended.
+    func mimicry() throws -> [Float]? {
+        let heads = plan.heads(.emi)
+        guard !heads.isEmpty else { return nil }
+        let outs = try heads.map { h -> [Float] in
+            let x = try inputs(h.spec, faceRows: h.spec.modalities.contains(.face))
+            let pooled = h.statPooling ? try Pooling.stat(x) : try Pooling.mean(x)
+            return try h.spec.head.predict(Tensor(shape: [1, pooled.count], values: pooled), source: h.spec.description).array
+        }
+        let w = plan.fusionWeights[.emi] ?? []
+        return (0..<outs[0].count).map { j in zip(outs, w).reduce(0) { $0 + $1.0[j] * $1.1 } }
     }
 }

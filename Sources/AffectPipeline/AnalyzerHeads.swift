@@ -39,38 +39,17 @@ public enum Modality: String, CaseIterable, Sendable {
 
 /// One head file of one task, reading the concatenation of one or more modalities (early fusion).
 /// Several heads of a task are blended with weights (late fusion).
-public struct HeadSpec {
+public struct HeadSpec: Sendable {
     public let task: AnalysisTask
     public let modalities: [Modality]
     public let head: MLPHead
-    /// For EMI: STAT pooling (mean, std, min, max) of the features when the head reads 4× their width,
-    /// mean pooling when it reads their width. Set by ``Analyzer/validate()``.
-    public internal(set) var statPooling = false
 
     public init(task: AnalysisTask, modalities: [Modality] = [.face], head: MLPHead) {
         self.task = task; self.modalities = modalities; self.head = head
     }
 
-    /// Parses `[MODALITY[+MODALITY...]:]FILE`, e.g. `va.safetensors` (face features) or
-    /// `face+audio:va_early.safetensors` (early fusion) or `text:ah_text.safetensors`.
-    public init(task: AnalysisTask, argument: String) throws {
-        var mods: [Modality] = [.face]
-        var file = argument
-        if let colon = argument.firstIndex(of: ":") {
-            let prefix = String(argument[..<colon])
-            let parsed = prefix.split(separator: "+").map { Modality(rawValue: String($0).lowercased()) }
-            if !prefix.isEmpty, parsed.allSatisfy({ $0 != nil }) {
-                mods = parsed.map { $0! }
-                file = String(argument[argument.index(after: colon)...])
-                guard Set(mods).count == mods.count else {
-                    throw AffectError.badUsage("--\(task.rawValue)-head \(argument): a modality is listed twice.")
-                }
-            }
-        }
-        try self.init(task: task, modalities: mods, head: MLPHead(path: file))
-    }
-
-    var description: String { "the \(task.rawValue.uppercased()) head \(head.path) (\(modalities.map(\.rawValue).joined(separator: "+")))" }
+    /// How messages name the head: its task, file and modalities.
+    public var description: String { "the \(task.rawValue.uppercased()) head \(head.path) (\(modalities.map(\.rawValue).joined(separator: "+")))" }
 }
 
 /// Per-AU activity thresholds (AU probability ≥ threshold ⇒ active), in ``EvaluationTask/auNames`` order.

@@ -111,14 +111,14 @@ extension AnalysisReport {
     }
 
     /// Per-track JSON: window, mean probabilities, share of frames per class, the dominant class.
-    func engagementSummary(_ t: TrackAnalysis) -> [String: Any]? {
+    func engagementSummary(_ t: TrackAnalysis) -> AnalysisDocument.EngagementSummary? {
         guard let e = engagement, let te = e.tracks[t.id] else { return nil }
         let n = Double(max(te.predicted.count, 1))
         var share = [String: Double]()
         for c in e.classes { share[c] = 0 }
         for p in te.predicted { share[e.classes[p], default: 0] += 1 / n }
-        return ["window": te.window, "dominant": e.classes[te.dominant], "share": share,
-                "mean_probabilities": Dictionary(uniqueKeysWithValues: zip(e.classes, te.meanProbabilities))]
+        return AnalysisDocument.EngagementSummary(dominant: e.classes[te.dominant], meanProbabilities: labelled(zip(e.classes, te.meanProbabilities)),
+                                                  share: share, window: te.window)
     }
 
     func engagementRow(_ t: TrackAnalysis, row r: Int) -> [Double]? {

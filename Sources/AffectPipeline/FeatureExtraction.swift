@@ -4,7 +4,7 @@ import AffectKernels
 /// The audio and text modalities of one video on its frame times: what heads reading `audio` or `text`
 /// receive, computed once by ``ModalityExtractor`` for both `affect analyze` and `affect extract`, so a head
 /// trained on extracted features sees at training time exactly what it sees at analysis time.
-public struct ModalityFeatures {
+public struct ModalityFeatures: Sendable {
     /// The transcript with times (a given transcript placed on the video, or the speech recogniser's), if any.
     public var transcript: TimedTranscript?
     /// Audio embeddings interpolated onto the frame times, `[frames, audio width]`.
@@ -27,7 +27,7 @@ public struct ModalityFeatures {
 /// Runs the non-face modalities of one video: the transcript (given, or recognised from the sound track),
 /// the audio embedder over the sound track and the text embedder over the transcript segments, and aligns
 /// both onto the video's frame times (``Alignment/audio(_:rate:to:outside:)``, ``TimedTranscript/align(_:to:)``).
-public struct ModalityExtractor {
+public struct ModalityExtractor: Sendable {
     public var audio: (any AudioEmbedder)?
     public var text: (any TextEmbedder)?
     /// A transcript of the video (plain text is spread over its duration); takes precedence over `speech`.

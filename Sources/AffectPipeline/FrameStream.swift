@@ -99,10 +99,12 @@ extension Analyzer {
         var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * step))
 
         let queue = FrameQueue(capacity: 2, dropWhenFull: source.cannotPause)
+        // The decoder moves to the reader thread: this one does not touch it again.
+        nonisolated(unsafe) let reading = decoder
         let reader = Thread {
             defer { queue.finish() }
             do {
-                while !stop.isStopped, let frame = try decoder.nextFrame() {
+                while !stop.isStopped, let frame = try reading.nextFrame() {
                     guard queue.push(frame, stop: stop) else { break }
                 }
             } catch {

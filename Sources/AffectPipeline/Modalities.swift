@@ -3,7 +3,7 @@ import AffectKernels
 import AffectModels
 
 /// Sentence (or segment) embeddings of text, e.g. all-MiniLM-L6-v2 through sentence-transformers pooling.
-public protocol TextEmbedder {
+public protocol TextEmbedder: Sendable {
     /// The weight file (named in messages).
     var path: String { get }
     /// Width of one embedding.
@@ -13,7 +13,7 @@ public protocol TextEmbedder {
 }
 
 /// Frame-level embeddings of a video's sound track, e.g. wav2vec 2.0 / HuBERT `last_hidden_state` at 50 Hz.
-public protocol AudioEmbedder {
+public protocol AudioEmbedder: Sendable {
     var path: String { get }
     var width: Int { get }
     /// Embedding frames per second (50 for wav2vec 2.0 / HuBERT); frame `i` is centred at
@@ -24,7 +24,7 @@ public protocol AudioEmbedder {
 }
 
 /// Speech to text with times (e.g. a CTC head with greedy decoding), for `--asr`.
-public protocol SpeechRecognizer {
+public protocol SpeechRecognizer: Sendable {
     var path: String { get }
     /// Timed segments of what is said in the audio stream of `mediaPath` (named `mediaPath` in errors).
     func transcribe(audioOf mediaPath: String) throws -> TimedTranscript

@@ -18,7 +18,7 @@ public struct PostprocessSettings: Sendable, Equatable {
 
 /// One validation video's per-frame outputs, every frame filled as ``Analyzer`` fills them (interpolated over
 /// frames without the face), before any blending, smoothing or filtering.
-public struct TuningVideo {
+public struct TuningVideo: Sendable {
     /// The tuned head's outputs, `[frames, outputs]`.
     public let outputs: FeatureMatrix
     /// The second head's outputs on the same frames (for w).

@@ -28,7 +28,7 @@ public struct SentenceEmbedder: TextEmbedder {
 
 /// Runs a wav2vec 2.0 / HuBERT file over a media file's sound track in windows (``LongAudio``, two streaming
 /// passes over the decoded audio), for embeddings and for CTC transcripts.
-public struct SpeechModel {
+public struct SpeechModel: Sendable {
     public let path: String
     public let model: Wav2Vec2
     public let long: LongAudio

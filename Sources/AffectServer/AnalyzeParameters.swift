@@ -96,9 +96,11 @@ struct AnalyzeParameters {
             }
             return HeadSpec(task: task, modalities: [.face], head: head)
         }
-        let analyzer = Analyzer(detector: models.detector, faceModel: model, options: options, heads: specs)
         // Every configuration the analyzer refuses comes from the client's options: 400 with the library's sentence.
-        do { try analyzer.validate() } catch let e as ServerError { throw e } catch { throw ServerError(.badRequest, "\(error)") }
-        return analyzer
+        do {
+            return try Analyzer(Analyzer.Configuration(detector: models.detector, faceModel: model, options: options, heads: specs))
+        } catch {
+            throw ServerError(.badRequest, "\(error)")
+        }
     }
 }

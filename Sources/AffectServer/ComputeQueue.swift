@@ -51,7 +51,12 @@ public final class ComputeQueue: @unchecked Sendable {
     public func run<T>(_ body: @escaping () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
             do {
-                try submit(run: { c.resume(with: Result { try body() }) }, expire: { c.resume(throwing: $0) })
+                try submit(run: {
+                    // The result is handed to the awaiting task and never touched here again (T need not be
+                    // Sendable: the routes return JSON objects).
+                    nonisolated(unsafe) let result = Result { try body() }
+                    c.resume(with: result)
+                }, expire: { c.resume(throwing: $0) })
             } catch {
                 c.resume(throwing: error)
             }

@@ -6,7 +6,7 @@ import AffectPipeline
 
 /// What `/v1/faces` and `/v1/stream` compute for one picture: `affect faces`'s detection (the same decoder,
 /// the same MTCNN settings, so the same boxes), then the face model on every box.
-struct FaceRequest {
+struct FaceRequest: Sendable {
     var minFace: Float = 40
     /// A loaded face model's name (nil: the server's default).
     var model: String?

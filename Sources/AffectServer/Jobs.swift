@@ -121,7 +121,6 @@ final class JobStore: @unchecked Sendable {
         do {
             // `affect analyze`'s analyze(path:), with the scan's per-frame hook as the cancellation point:
             // an error it throws ends the scan.
-            try analyzer.validate()
             let scan = try analyzer.scan(path: job.inputPath, progress: { done, total in job.progress(done, total) }) { _ in
                 if job.cancelRequested { throw CancellationError() }
                 if Date() > deadline { throw ServerError(.requestTimeout, "the analysis ran longer than the server's \(Int(self.timeout)) s limit.") }
@@ -144,11 +143,9 @@ final class JobStore: @unchecked Sendable {
     /// `affect analyze`'s JSON document, except that the video's `file` is `upload` instead of the server's
     /// own path to it (which clients need not see).
     static func json(_ report: AnalysisReport) throws -> Data {
-        guard var doc = try JSONSerialization.jsonObject(with: report.json()) as? [String: Any],
-              var video = doc["video"] as? [String: Any] else { return try report.json() }
-        video["file"] = "upload"
-        doc["video"] = video
-        return try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+        var doc = report.document()
+        doc.video.file = "upload"
+        return try doc.encoded()
     }
 
     /// Cancels an active job or forgets a finished one with its files.

@@ -7,7 +7,7 @@ import AffectPipeline
 ///
 /// Weight files are memory-mapped and only read at inference, so concurrent requests can share them.
 /// Clients choose among these names; no client-given path ever reaches the filesystem.
-public final class ModelSet: @unchecked Sendable {
+public final class ModelSet: Sendable {
     /// One loaded model as `/v1/models` lists it.
     public struct Entry: Sendable {
         public let name: String

@@ -291,7 +291,7 @@ public final class AffectServer: @unchecked Sendable {
 /// What a `/v1/stream` URL asks for: `/v1/faces`'s `min_face`, `model` and `features` for pictures, and
 /// `audio_model` (a loaded wav2vec2 / HuBERT model; default the first loaded that transcribes, else the
 /// first) for PCM chunks.
-struct StreamRequest {
+struct StreamRequest: Sendable {
     var face: FaceRequest
     /// The audio model's name and model; nil when none is loaded.
     var audio: (String, SpeechModel)?

@@ -4,7 +4,7 @@ import AffectKernels
 
 /// The server's folder for uploads and jobs: every file in it has a generated name; no client-given name
 /// or path ever reaches the filesystem.
-public final class Workspace: @unchecked Sendable {
+public final class Workspace: Sendable {
     public let root: String
     /// Whether the server created `root` and removes it when it stops.
     let owned: Bool

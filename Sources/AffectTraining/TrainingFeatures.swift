@@ -99,7 +99,7 @@ public final class TrainingFeatures: @unchecked Sendable {
 }
 
 /// A training or validation set: which feature rows take part (the labelled ones) and their targets.
-public struct LabelledRows: @unchecked Sendable {
+public struct LabelledRows: Sendable {
     public let features: TrainingFeatures
     /// Global feature rows, in label order.
     public let rows: [Int32]

@@ -85,7 +85,6 @@ struct Analyze: ParsableCommand {
         let options = try checkOptions()
         let outputs = try checkOutputFiles()
         let analyzer = try makeAnalyzer(options)
-        try validateWithOptionNames(analyzer)
         let engagement = try loadEngagementModel(faceModel: analyzer.faceModel)
         let bar = ProgressBar(enabled: progress || isatty(STDERR_FILENO) == 1, label: "analyze")
         let analysis = try analyzer.analyze(path: video) { done, total in bar.update(done, total) }
@@ -173,6 +172,8 @@ struct Analyze: ParsableCommand {
         return options
     }
 
+    /// The analyzer the options describe, with the values `affect fit` tuned into its heads adopted, validated
+    /// (its configuration errors worded in this tool's options).
     func makeAnalyzer(_ options: AnalyzerOptions) throws -> Analyzer {
         let facePath = try resolveWeights(faceModel ?? defaultWeights("mini_xception.safetensors"))
         var model = try FaceModels.load(WeightFile(path: facePath))
@@ -182,44 +183,45 @@ struct Analyze: ParsableCommand {
         let mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors"))))
         var heads: [HeadSpec] = []
         for (task, args) in [(AnalysisTask.expr, exprHead), (.va, vaHead), (.au, auHead), (.ah, ahHead), (.emi, emiHead)] {
-            for a in args { heads.append(try HeadSpec(task: task, argument: a)) }
+            for a in args { heads.append(try HeadSpec(task: task, argument: a, option: HeadSpec.option(task))) }
         }
-        let analyzer = Analyzer(detector: mtcnn, faceModel: model, options: options, heads: heads)
+        var configuration = Analyzer.Configuration(detector: mtcnn, faceModel: model, options: options, heads: heads)
         let modal = try ModalityModels.load(audioModel: audioModel, audioLayer: audioLayer, textModel: textModel, textPooling: textPooling,
                                             asr: asr, hasTranscript: transcript != nil, transcriptOption: "--transcript",
                                             precision: precisionOption.precision)
-        if let t = transcript { analyzer.transcript = try TimedTranscript(path: t) }
-        analyzer.speech = modal.speech; analyzer.text = modal.text; analyzer.audio = modal.audio
-        if let g = ahGate { analyzer.gate = try VideoGate(head: MLPHead(path: g)) }
-        for note in try adoptTunedValues(analyzer) { printErr(note) }
-        return analyzer
+        if let t = transcript { configuration.transcript = try TimedTranscript(path: t) }
+        configuration.speech = modal.speech; configuration.text = modal.text; configuration.audio = modal.audio
+        if let g = ahGate { configuration.gate = try VideoGate(head: MLPHead(path: g)) }
+        for note in try adoptTunedValues(&configuration) { printErr(note) }
+        return try analyzerWithOptionNames(configuration)
     }
 
     /// Values `affect fit` tuned on validation and stored in the heads (t, smoothing window, w, AU
     /// thresholds) for the options this run does not give; returns a note per value adopted.
-    func adoptTunedValues(_ analyzer: Analyzer) throws -> [String] {
-        let tuned = try analyzer.heads.map { ($0, try HeadDefaults(headFile: $0.head.path)) }.filter { !$0.1.isEmpty }
+    func adoptTunedValues(_ configuration: inout Analyzer.Configuration) throws -> [String] {
+        let heads = configuration.heads
+        let tuned = try heads.map { ($0, try HeadDefaults(headFile: $0.head.path)) }.filter { !$0.1.isEmpty }
         var notes: [String] = []
         func note(_ spec: HeadSpec, _ what: String) { notes.append("\(URL(fileURLWithPath: spec.head.path).lastPathComponent): tuned \(what) (affect fit; an explicit option overrides it)") }
         if threshold == nil, let hit = tuned.first(where: { $0.0.task == .expr && $0.1.threshold != nil }), let t = hit.1.threshold {
-            analyzer.options.threshold = t; note(hit.0, "--t \(number(Double(t)))")
+            configuration.options.threshold = t; note(hit.0, "--t \(number(Double(t)))")
         }
         if delta == nil && sigma == nil && !median, let hit = tuned.first(where: { $0.1.smoothingDelta != nil }), let d = hit.1.smoothingDelta {
-            analyzer.options.smoother = .mean(delta: d); note(hit.0, "--delta \(d)")
+            configuration.options.smoother = .mean(delta: d); note(hit.0, "--delta \(d)")
         }
         if auThresholds == nil, let hit = tuned.first(where: { $0.0.task == .au && $0.1.auThresholds != nil }), let a = hit.1.auThresholds {
-            analyzer.options.auThresholds = try AUThresholds(a); note(hit.0, "--au-thresholds")
+            configuration.options.auThresholds = try AUThresholds(a); note(hit.0, "--au-thresholds")
         }
         // w: one task blending exactly two heads, one of them tuned with the other.
-        let blended = AnalysisTask.allCases.filter { t in analyzer.heads.filter { $0.task == t }.count > 1 }
+        let blended = AnalysisTask.allCases.filter { t in heads.filter { $0.task == t }.count > 1 }
         if weights == nil, blended.count == 1 {
-            let pair = analyzer.heads.filter { $0.task == blended[0] }
+            let pair = heads.filter { $0.task == blended[0] }
             let name = { (s: HeadSpec) in URL(fileURLWithPath: s.head.path).lastPathComponent }
             if pair.count == 2 {
                 for (k, spec) in pair.enumerated() {
                     guard let d = tuned.first(where: { $0.0.head.path == spec.head.path })?.1, let w = d.blendWeight,
                           d.blendWith == name(pair[1 - k]) else { continue }
-                    analyzer.options.weights = [k == 0 ? w : 1 - w]
+                    configuration.options.weights = [k == 0 ? w : 1 - w]
                     note(spec, "--w \(number(Double(k == 0 ? w : 1 - w)))")
                     break
                 }
@@ -292,14 +294,16 @@ final class ProgressBar {
     }
 }
 
-/// ``Analyzer/validate()`` with its configuration errors worded in this tool's options.
-func validateWithOptionNames(_ analyzer: Analyzer) throws {
+/// ``Analyzer/init(_:)`` with its configuration errors worded in this tool's options.
+func analyzerWithOptionNames(_ configuration: Analyzer.Configuration) throws -> Analyzer {
     do {
-        try analyzer.validate()
+        return try Analyzer(configuration)
     } catch let e as AnalyzerConfigurationError {
         switch e {
         case .missingModality(let head, let m):
             throw AffectError.badUsage("\(head) reads \(m.rawValue) features, which need \(m == .audio ? "--audio-model" : "--text-model and a --transcript (or --asr)").")
+        case .repeatedModality(let head):
+            throw AffectError.badUsage("\(head) lists a modality twice.")
         case .gateWithoutText:
             throw AffectError.badUsage("the AH gate reads the mean text features, which need --text-model and a --transcript (or --asr).")
         case .gateWithoutAHHead:

@@ -91,9 +91,9 @@ struct Extract: ParsableCommand {
             }
         }
         let facePath = faceModel ?? defaultWeights("mini_xception.safetensors")
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
-                                faceModel: try FaceModels.load(WeightFile(path: resolveWeights(facePath))), options: options)
-        try validateWithOptionNames(analyzer)
+        var configuration = Analyzer.Configuration(detector: try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors")))),
+                                                   faceModel: try FaceModels.load(WeightFile(path: resolveWeights(facePath))), options: options)
+        let analyzer = try analyzerWithOptionNames(configuration)
         let modal = try ModalityModels.load(audioModel: audioModel, audioLayer: audioLayer, textModel: textModel, textPooling: textPooling,
                                             asr: asr, hasTranscript: transcriptDir != nil, transcriptOption: "--transcript-dir")
         var needed: Set<Modality> = []
@@ -116,8 +116,8 @@ struct Extract: ParsableCommand {
                 let path = URL(fileURLWithPath: folder).appendingPathComponent(rel).path
                 let transcript = try transcripts[rel].map { try TimedTranscript(path: $0) }
                 // The analyzer checks the transcript against the container's duration before decoding.
-                analyzer.transcript = transcript
-                let scan = try analyzer.scan(path: path) { bar.update($0, $1) }
+                configuration.transcript = transcript
+                let scan = try Analyzer(configuration).scan(path: path) { bar.update($0, $1) }
                 bar.finish()
                 let features = try ModalityExtractor(audio: modal.audio, text: modal.text, transcript: transcript, speech: modal.speech)
                     .features(mediaPath: path, times: scan.times, duration: scan.duration, needed: needed)

@@ -89,7 +89,7 @@ struct Fit: ParsableCommand {
             guard tunes, let analysisTask else {
                 throw AffectError.badUsage("--blend-with tunes w on validation videos: it needs --task expr, va, au or ah with --extract-dir and --val-list.")
             }
-            other = try HeadSpec(task: analysisTask, argument: b)
+            other = try HeadSpec(task: analysisTask, argument: b, option: "--blend-with")
             let ok = other!.head.outputWidth == task.outputs || (task == .ah && other!.head.outputWidth == 2)
             guard ok else { throw AffectError.badInput("\(other!.head.path): gives \(other!.head.outputWidth) outputs; a \(task.rawValue.uppercased()) head gives \(task.outputs).") }
         }

@@ -152,7 +152,7 @@ import AffectKernels
         let scratch = Scratch()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let lock = NSLock()
-        var paths: [String] = []
+        nonisolated(unsafe) var paths: [String] = []  // appended under `lock`
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
             let p: String
             do { p = try store.load("tiny_enet") } catch { p = "failed: \(error)" }
@@ -279,7 +279,7 @@ import AffectKernels
         // Two threads converting the same file (flock excludes separate open files, as of two processes):
         // both get the one result, and no temporary file is left.
         let lock = NSLock()
-        var results: [String] = []
+        nonisolated(unsafe) var results: [String] = []  // appended under `lock`
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
             let r = (try? store.resolve(src)) ?? "failed"
             lock.withLock { results.append(r) }

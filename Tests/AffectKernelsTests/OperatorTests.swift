@@ -11,10 +11,10 @@ import AffectKernels
         return try! SafeTensorsFile(path: path)
     }()
 
-    static let cases: [[String: Any]] = {
+    static var cases: [[String: Any]] {
         let json = file.metadata["affect.cases"] ?? "[]"
         return (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [[String: Any]] ?? []
-    }()
+    }
 
     static var caseNames: [String] { cases.map { $0["name"] as! String } }
 

@@ -119,8 +119,7 @@ func face(_ x: Float) -> FaceDetection {
         options.weights = [0.25]
         let heads = [HeadSpec(task: .expr, head: try MLPHead(path: expr)), HeadSpec(task: .va, head: try MLPHead(path: va1)),
                      HeadSpec(task: .va, head: try MLPHead(path: va2))]
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel, options: options, heads: heads)
-        try analyzer.validate()
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel, options: options, heads: heads)
         let result = try analyzer.analyze(scan: scan)
         #expect(result.tracks.count == 1)
         let t = result.tracks[0]
@@ -201,15 +200,13 @@ func face(_ x: Float) -> FaceDetection {
             (0..<(4 * k)).map { (c: Int) -> Float in Float((r * 5 + c) % 9) * 0.02 - 0.08 }
         }
         let emi = try linearHead("emi_stat.safetensors", weight: emiW, bias: [Float](repeating: 0.05, count: 6))
-        let heads = [try HeadSpec(task: .va, argument: "face+audio+text:\(va)"), try HeadSpec(task: .ah, argument: "text:\(ah)"),
-                     try HeadSpec(task: .emi, argument: emi)]
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel, heads: heads)
-        analyzer.audio = FakeAudio()
-        analyzer.text = FakeText()
-        analyzer.transcript = transcript
-        analyzer.gate = try VideoGate(head: MLPHead(path: gate))
-        try analyzer.validate()
-        let analysis = try analyzer.analyze(scan: scan)
+        let heads = [HeadSpec(task: .va, modalities: [.face, .audio, .text], head: try MLPHead(path: va)),
+                     HeadSpec(task: .ah, modalities: [.text], head: try MLPHead(path: ah)),
+                     HeadSpec(task: .emi, head: try MLPHead(path: emi))]
+        var configuration = Analyzer.Configuration(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel, heads: heads,
+                                                   gate: try VideoGate(head: MLPHead(path: gate)), audio: FakeAudio(), text: FakeText(),
+                                                   transcript: transcript)
+        let analysis = try Analyzer(configuration).analyze(scan: scan)
         let t = try #require(analysis.tracks.first)
         // The plot carries the transcript's segments along its time axis.
         let svg = AnalysisReport(analysis).svg()
@@ -236,20 +233,20 @@ func face(_ x: Float) -> FaceDetection {
         #expect(zip(t.mimicry!, expectedEMI).allSatisfy { abs($0 - $1) < 1e-6 })
 
         // Without the gate, the text-only AH head runs on every frame.
-        analyzer.gate = nil
-        let open = try #require(try analyzer.analyze(scan: scan).tracks.first)
+        configuration.gate = nil
+        let open = try #require(try Analyzer(configuration).analyze(scan: scan).tracks.first)
         let expectedAH = try heads[1].head.predict(text.tensor).array
         #expect(zip(open.ambivalence!, expectedAH).allSatisfy { abs($0 - $1) < 1e-6 })
         // A transcript running past the 0.4 s video is refused.
-        analyzer.transcript = try TimedTranscript(source: "long.srt", segments: [.init(start: 0, end: 1.5, text: "too long")])
-        #expect(throws: AffectError.self) { try analyzer.analyze(scan: scan) }
+        configuration.transcript = try TimedTranscript(source: "long.srt", segments: [.init(start: 0, end: 1.5, text: "too long")])
+        #expect(throws: AffectError.self) { try Analyzer(configuration).analyze(scan: scan) }
     }
 
     /// A video without any face is a documented empty result: one row per frame with empty cells.
     @Test func noFaceGivesEmptyRows() throws {
         let scan = try VideoScan(path: "empty.mp4", width: 32, height: 32, frameRate: 25, times: (0..<5).map { Double($0) / 25 },
                                  tracks: [], featureWidth: 7, logitWidth: 7)
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
         let result = try analyzer.analyze(scan: scan)
         #expect(result.tracks.isEmpty)
         let report = AnalysisReport(result)
@@ -264,22 +261,26 @@ func face(_ x: Float) -> FaceDetection {
     @Test func headWidthMismatchIsAClearError() throws {
         let faceModel = try MiniXception(weights: WeightFile(path: miniXceptionPath))
         let head = repoRoot.appendingPathComponent("Tests/Fixtures/fusion/head_keras.safetensors").path
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
-                                heads: [HeadSpec(task: .expr, head: try MLPHead(path: head))])
-        do { try analyzer.validate(); Issue.record("accepted") } catch let e as AffectError {
+        do {
+            _ = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
+                             heads: [HeadSpec(task: .expr, head: try MLPHead(path: head))])
+            Issue.record("accepted")
+        } catch let e as AffectError {
             #expect(e.description.contains(head) && e.description.contains("32") && e.description.contains("7"), "\(e)")
         }
         // A head on audio without an audio model.
-        let a2 = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
-                          heads: [try HeadSpec(task: .va, argument: "audio:\(head)")])
-        #expect(throws: AnalyzerConfigurationError.missingModality(head: "the VA head \(head) (audio)", .audio)) { try a2.validate() }
+        let a2 = Analyzer.Configuration(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: faceModel,
+                                        heads: [HeadSpec(task: .va, modalities: [.audio], head: try MLPHead(path: head))])
+        #expect(throws: AnalyzerConfigurationError.missingModality(head: "the VA head \(head) (audio)", .audio)) { try Analyzer(a2) }
     }
 
-    @Test func headArgumentsNameModalities() throws {
+    /// A head listing a modality twice is refused (the command line's `face+face:FILE` is tested in CLITests).
+    @Test func repeatedModalityIsRefused() throws {
         let head = repoRoot.appendingPathComponent("Tests/Fixtures/fusion/head_keras.safetensors").path
-        #expect(try HeadSpec(task: .va, argument: head).modalities == [.face])
-        #expect(try HeadSpec(task: .va, argument: "face+audio:\(head)").modalities == [.face, .audio])
-        #expect(throws: AffectError.self) { try HeadSpec(task: .va, argument: "face+face:\(head)") }
+        let configuration = Analyzer.Configuration(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
+                                                   faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
+                                                   heads: [HeadSpec(task: .va, modalities: [.face, .face], head: try MLPHead(path: head))])
+        #expect(throws: AnalyzerConfigurationError.repeatedModality(head: "the VA head \(head) (face+face)")) { try Analyzer(configuration) }
     }
 
     /// The default pipeline on the talking-head clip against the Python chain (facenet-pytorch → fer's
@@ -288,7 +289,7 @@ func face(_ x: Float) -> FaceDetection {
         struct Expected: Decodable { var frames: Int; var labels: [String]; var boxes: [[Float]?]; var probs: [[Float]?] }
         let url = repoRoot.appendingPathComponent("Tests/Fixtures/analyze/talking.json")
         let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url))
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
         let result = try analyzer.analyze(path: "\(testMedia)/talking.mp4")
         #expect(result.scan.frameCount == expected.frames)
         #expect(result.modelLabels == expected.labels)
@@ -312,8 +313,8 @@ func face(_ x: Float) -> FaceDetection {
         var options = AnalyzerOptions()
         options.tracks = .all
         options.every = 5
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
-                                options: options)
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
+                                    options: options)
         let result = try analyzer.analyze(path: "\(testMedia)/crowd.mp4")
         #expect(result.tracks.count == result.scan.tracks.count)
         #expect(result.tracks.count == 4)

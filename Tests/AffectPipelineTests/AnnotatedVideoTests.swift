@@ -12,8 +12,8 @@ import AffectPipeline
         var options = AnalyzerOptions()
         options.tracks = .all
         options.every = 2
-        let analyzer = Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
-                                faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)), options: options)
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
+                                    faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)), options: options)
         let analysis = try analyzer.analyze(path: "\(testMedia)/crowd.mp4")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("affect-render-\(getpid()).mp4").path
         defer { try? FileManager.default.removeItem(atPath: out) }

@@ -9,7 +9,7 @@ import AffectPipeline
     func analyzer(every: Int = 1) throws -> Analyzer {
         var options = AnalyzerOptions()
         options.every = every
-        return Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
+        return try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
                         faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)), options: options)
     }
 

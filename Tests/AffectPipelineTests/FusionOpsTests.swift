@@ -7,11 +7,11 @@ let fusionFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("Fixtures/fusion").path
 
 /// NumPy / SciPy / scikit-learn results written by `Tools/make_reference.py fusion_fixtures Tests/Fixtures/fusion`.
-let fusionOps: [String: Any] = {
+var fusionOps: [String: Any] {
     guard let d = FileManager.default.contents(atPath: "\(fusionFixtures)/ops.json"),
           let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
     return o
-}()
+}
 
 func dict(_ v: Any?) -> [String: Any] { v as? [String: Any] ?? [:] }
 func doubles(_ v: Any?) -> [Double] { (v as? [NSNumber])?.map(\.doubleValue) ?? [] }

@@ -236,8 +236,7 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
         var options = AnalyzerOptions()
         options.every = 4
         options.smoother = .mean(delta: 2)
-        let analyzer = Analyzer(detector: sharedModels.detector, faceModel: sharedModels.faceModels["mini_xception"]!, options: options)
-        try analyzer.validate()
+        let analyzer = try Analyzer(detector: sharedModels.detector, faceModel: sharedModels.faceModels["mini_xception"]!, options: options)
         let report = AnalysisReport(try analyzer.analyze(path: video))
         try await withServer { _, port in
             let body = try Data(contentsOf: URL(fileURLWithPath: video))

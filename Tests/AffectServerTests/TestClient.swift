@@ -148,8 +148,13 @@ func sendBody(_ s: TestSocket, _ body: Data, chunked: Bool) throws {
 /// Runs blocking client code on a thread of its own, off Swift concurrency's few cooperative threads
 /// (which the in-process server needs).
 func offThread<T>(_ body: @escaping () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { c in
-        let t = Thread { c.resume(with: Result { try body() }) }
+    // `body` runs on the new thread only, and its result goes back to the awaiting task.
+    nonisolated(unsafe) let work = body
+    return try await withCheckedThrowingContinuation { c in
+        let t = Thread {
+            nonisolated(unsafe) let result = Result { try work() }
+            c.resume(with: result)
+        }
         t.stackSize = 4 << 20
         t.start()
     }

@@ -142,6 +142,9 @@ func files(in dir: String) -> [String] { ((try? FileManager.default.contentsOfDi
         // The library's configuration errors reach the user worded with this tool's options.
         let audio = try runAffect(["analyze", talkingClip, "--va-head", "audio:\(fixtures)/fusion/head_keras.safetensors"])
         #expect(audio.status == 2 && audio.stderr.contains("which need --audio-model"), "\(audio.stderr)")
+        // The head notation `MODALITY[+MODALITY...]:FILE` is parsed here, its errors named by the option.
+        let twice = try runAffect(["analyze", talkingClip, "--va-head", "face+face:\(fixtures)/fusion/head_keras.safetensors"])
+        #expect(twice.status == 2 && twice.stderr.contains("--va-head face+face:") && twice.stderr.contains("listed twice"), "\(twice.stderr)")
     }
 }
 

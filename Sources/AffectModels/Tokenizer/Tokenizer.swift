@@ -27,7 +27,7 @@ public struct TokenBatch: Sendable {
 /// Added tokens (`<mask>`, `[SEP]`, …) written in the text are recognised as themselves before any of this,
 /// as the library does. The pipeline is: added-token split → normalizer → pre-tokenizer → model →
 /// post-processor (special tokens).
-public struct Tokenizer: @unchecked Sendable {
+public struct Tokenizer: Sendable {
     enum Model {
         case bpe(BPE)
         case wordPiece(WordPiece)

@@ -4,7 +4,7 @@ import AffectModels
 /// A video-level switch for a per-frame task: a classifier (an arch `head` file, e.g. scikit-learn
 /// logistic regression) on the mean of the video's text features decides whether the task's
 /// per-frame predictions are kept or zeroed (as the authors gate AH by the transcript).
-public struct VideoGate {
+public struct VideoGate: Sendable {
     public let head: MLPHead
     /// The video passes when the gate's probability of `positiveColumn` is at least this.
     public var threshold: Float
