@@ -218,7 +218,7 @@ public struct ModelStore: Sendable {
             throw error
         }
         let doc = JSON.object([("name", .string(model.name)), ("revision", .string(model.revision)), ("files", .array(record))])
-        let tmp = manifest + ".\(getpid()).tmp"
+        let tmp = AtomicFile.temporaryPath(for: manifest)   // unique per call: two threads may pull at once
         guard FileManager.default.createFile(atPath: tmp, contents: Data((doc.serialized() + "\n").utf8)), rename(tmp, manifest) == 0 else {
             unlink(tmp)
             throw .badInput("\(manifest): cannot write the download record.")
@@ -311,7 +311,7 @@ public struct ModelStore: Sendable {
         let digest = try SHA256.file(path)
         // The memo is only a shortcut: failing to write it costs a re-hash next time, nothing more.
         if (try? FileManager.default.createDirectory(atPath: "\(root)/digests", withIntermediateDirectories: true)) != nil {
-            let tmp = memo + ".\(getpid()).tmp"
+            let tmp = AtomicFile.temporaryPath(for: memo)
             if FileManager.default.createFile(atPath: tmp, contents: Data(digest.utf8)) { rename(tmp, memo) }
         }
         return digest
@@ -319,7 +319,7 @@ public struct ModelStore: Sendable {
 
     /// Copies a file to `dst` through a temporary file in the same folder and a rename.
     func copyAtomically(_ src: String, to dst: String) throws(AffectError) {
-        let tmp = (dst as NSString).deletingLastPathComponent + "/.\((dst as NSString).lastPathComponent).\(getpid()).tmp"
+        let tmp = AtomicFile.temporaryPath(for: dst)
         unlink(tmp)
         do { try FileManager.default.copyItem(atPath: src, toPath: tmp) } catch {
             throw .badInput("\(dst): cannot write the file.")

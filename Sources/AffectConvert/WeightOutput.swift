@@ -125,7 +125,7 @@ public struct ConvertedModel: Sendable {
         guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
             throw .badInput("\(path): the folder \(dir) does not exist.")
         }
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp").path
+        let tmp = AtomicFile.temporaryPath(for: path)   // unique per call, not per process: threads may write at once
         guard let f = fopen(tmp, "wb") else {
             throw .badInput("\(path): cannot write the file (\(String(cString: strerror(errno)))).")
         }
