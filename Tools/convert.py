@@ -16,6 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from converters import Family  # noqa: E402
+
 # Family modules, asked in order which of them recognises the source.
 FAMILIES = ["vision", "keras", "mtcnn", "hf_audio", "text", "head"]
 
@@ -26,13 +28,16 @@ ARCH_FAMILY = {
 }
 
 
-def _family(name):
+def _family(name) -> "Family | None":
     try:
-        return importlib.import_module(f"converters.{name}")
+        module = importlib.import_module(f"converters.{name}")
     except ModuleNotFoundError as e:
         if e.name == f"converters.{name}":
             return None
         raise
+    if not isinstance(module, Family):
+        raise TypeError(f"converters.{name} lacks detect(source) or convert(source, output, arch, args)")
+    return module
 
 
 def main(argv=None):

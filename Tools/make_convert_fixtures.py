@@ -296,6 +296,23 @@ def legacy_pnet(outdir):
     save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, os.path.join(outdir, "pnet_state_dict.safetensors"))
 
 
+def legacy_module(outdir):
+    """A whole pickled module in the legacy (pre-zip) format, which names each module class by a ('module',
+    class, source file, source) persistent id, and its state dict as torch itself gives it."""
+    import numpy as np
+    import torch
+    from safetensors.numpy import save_file
+    torch.manual_seed(31)
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.PReLU(4),
+                            torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+    with torch.no_grad():
+        m[1].running_mean.uniform_(-1, 1)
+        m[1].running_var.uniform_(0.5, 2)
+    torch.save(m, os.path.join(outdir, "legacy_module.pt"), _use_new_zipfile_serialization=False)
+    save_file({k: np.ascontiguousarray(v.numpy()) for k, v in m.state_dict().items()},
+              os.path.join(outdir, "legacy_module_state_dict.safetensors"))
+
+
 ONNX_VISION = ("mobilefacenet.onnx", "mobilevit.onnx")
 
 
@@ -371,6 +388,7 @@ def main():
             continue
         convert(src, os.path.join(outdir, name.replace(".", "_") + ".safetensors"))
     legacy_pnet(outdir)
+    legacy_module(outdir)
     vision_fixtures(outdir)
     convert_vision(outdir)
 

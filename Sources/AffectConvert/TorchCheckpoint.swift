@@ -120,6 +120,9 @@ public enum TorchCheckpoint {
         var storages: [String: PyStorage] = [:]
         var u = Unpickler(bytes, origin: path, at: pos)
         u.persistent = { (pid: PyValue) throws(AffectError) -> PyValue in
+            // A whole pickled module names each module class by ('module', class, source file, source): the
+            // class is a global like any other (never imported or run), its source text is ignored.
+            if let t = pid.sequence, t.count >= 2, t[0].string == "module", case .global = t[1] { return t[1] }
             let (dtype, key) = try storageID(pid, path)
             if let s = storages[key] { return .storage(s) }
             let s = PyStorage(dtype: dtype, data: nil)

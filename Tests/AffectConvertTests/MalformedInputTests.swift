@@ -110,6 +110,20 @@ import AffectKernels
         }
     }
 
+    /// A whole module saved in the legacy format (classes named by persistent ids, not globals): its tensors
+    /// equal the state dict torch gave for it.
+    @Test func legacyWholeModuleMatchesTorch() throws {
+        let sd = try TorchCheckpoint.stateDict(fixture("legacy_module.pt"))
+        let ref = try SafeTensorsFile(path: fixture("legacy_module_state_dict.safetensors"))
+        #expect(sd.names.sorted() == ref.names.sorted())
+        #expect(ref.names.contains("1.running_var") && ref.names.contains("2.weight"))
+        for t in ref.tensors {
+            let s = try #require(sd[t.name]?.normalised(), "\(t.name)")
+            #expect(s.dtype == t.dtype && s.shape == t.shape, "\(t.name)")
+            #expect(s.data == Data(bytes: ref.rawPointer(t), count: t.range.count), "\(t.name)")
+        }
+    }
+
     /// A copy of a fixture folder with one file replaced.
     func folder(_ name: String, replacing file: String, with data: Data, in scratch: Scratch) throws -> String {
         let dst = scratch.file(name)

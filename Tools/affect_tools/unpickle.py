@@ -133,7 +133,10 @@ class _LegacyUnpickler(_Unpickler):
         self.storages = {}
 
     def persistent_load(self, pid):
-        # ('storage', storage_type, key, location, numel, view_metadata)
+        # ('storage', storage_type, key, location, numel, view_metadata), or ('module', class, source file,
+        # source) where a whole pickled module names its classes: the class is already an inert stub.
+        if pid[0] == "module" and len(pid) >= 2 and isinstance(pid[1], type) and issubclass(pid[1], Stub):
+            return pid[1]
         if pid[0] != "storage":
             raise pickle.UnpicklingError(f"unsupported persistent id {pid[0]}")
         name = pid[1] if isinstance(pid[1], str) else str(pid[1])
