@@ -114,7 +114,7 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
         #expect(errors > 0)
         // Which of these ends as a crash and which as a loop varies between runs (libhdf5 reads memory it never
         // wrote: the CI saw 2425 finish once; 970 sometimes loops): the count of both is what is stable.
-        #expect(crashes >= 1 && crashes + hangs >= 4, "libhdf5 crashes \(crashes), hangs \(hangs): the isolation is not exercised")
+        #expect(crashes >= 1 && crashes + hangs >= 3, "libhdf5 crashes \(crashes), hangs \(hangs): the isolation is not exercised")
     }
 
     /// Each way the child can end, made deterministic: a result, an error sentence, a signal, an exit it did not
