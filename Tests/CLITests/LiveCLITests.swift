@@ -83,8 +83,13 @@ import AffectPipeline
         #expect(waitForUDPListener(port: port + 1, while: affect), "the listener never opened udp://127.0.0.1:\(port + 1)")
         let player = process("/usr/bin/ffmpeg", ["-v", "error", "-re", "-i", talkingClip, "-an", "-f", "mpegts", "udp://127.0.0.1:\(port + 1)"])
         try player.run()
-        Thread.sleep(forTimeInterval: 2.5)
-        let midway = (try? String(contentsOfFile: "\(dir)/live.jsonl", encoding: .utf8)) ?? ""
+        // Lines must appear while the sender still plays (it plays 4 s in real time); polled rather than read
+        // after a fixed delay, which a slow build (AddressSanitizer) or a loaded machine does not meet.
+        var midway = ""
+        while player.isRunning && midway.isEmpty {
+            usleep(50_000)
+            midway = (try? String(contentsOfFile: "\(dir)/live.jsonl", encoding: .utf8)) ?? ""
+        }
         player.waitUntilExit()
         affect.waitUntilExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -93,8 +98,12 @@ import AffectPipeline
         let text = try String(contentsOfFile: "\(dir)/live.jsonl", encoding: .utf8)
         #expect(text.hasSuffix("\n"))
         let records = try text.split(separator: "\n").map { try JSONDecoder().decode(FrameRecord.self, from: Data($0.utf8)) }
-        #expect(records.count >= 30, "\(records.count) records; \(stderr)")
-        #expect(stderr.contains("frames analysed"))
+        // How many frames are analysed depends on the machine's speed (frames are dropped when the analysis falls
+        // behind a UDP sender); what must hold is that the stream was decoded and every frame is accounted for.
+        let last = try #require(records.last, "no records; \(stderr)")
+        #expect(last.frame + 1 >= 50, "\(last.frame + 1) of the clip's 100 frames decoded; \(stderr)")
+        #expect(last.frame + 1 == records.count + (last.dropped ?? 0), "\(records.count) analysed + \(last.dropped ?? 0) dropped ≠ \(last.frame + 1) decoded")
+        #expect(stderr.contains("live: \(records.count) frames analysed"), "\(stderr)")
     }
 
     /// Waits (up to 120 s, while `process` runs) until a UDP socket is bound to `port` on any local address
