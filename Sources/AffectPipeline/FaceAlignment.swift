@@ -96,9 +96,10 @@ extension RGBImage {
             for v in 0..<outH {
                 for u in 0..<outW {
                     let (sx, sy) = inv.apply(Double(u), Double(v))
+                    // Entirely outside: all four neighbours are border (zero). Tested before any `Int` conversion:
+                    // a nearly degenerate transform (landmarks almost on one point) maps far beyond `Int`'s range.
+                    guard sx >= -1, sy >= -1, sx < Double(w), sy < Double(h) else { continue }
                     let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
-                    // Entirely outside: all four neighbours are border (zero).
-                    if x0 < -1 || y0 < -1 || x0 >= w || y0 >= h { continue }
                     let fx = sx - Double(x0), fy = sy - Double(y0)
                     var acc = (0.0, 0.0, 0.0)
                     func tap(_ x: Int, _ y: Int, _ wt: Double) {

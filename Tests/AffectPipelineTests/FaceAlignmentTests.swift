@@ -75,6 +75,20 @@ func alignmentPattern(width w: Int, height h: Int) -> RGBImage {
         #expect(SimilarityTransform.estimate(from: [(1, 1), (1, 1)], to: [(0, 0), (5, 5)]) == nil)
     }
 
+    /// Landmarks almost on one point (a damaged detector can give them) make the inverse map the crop far
+    /// beyond `Int`'s range (±1e160 here), or to NaN: such pixels are border and nothing traps.
+    @Test func nearlyDegenerateTransformDoesNotTrap() {
+        let img = alignmentPattern(width: 40, height: 30)
+        let huge = img.warped(by: SimilarityTransform(a: 1e-160, b: 1e-160, tx: 5, ty: 5), width: 8, height: 8)
+        #expect(huge.width == 8 && huge.height == 8 && huge.pixels.count == 8 * 8 * 3)
+        #expect(huge.pixels[0..<3].allSatisfy { $0 == 0 }, "pixel (0, 0) maps to x = -5e160")
+        for t in [SimilarityTransform(a: 1e-300, b: 0, tx: 0, ty: 0), SimilarityTransform(a: 1, b: 0, tx: .nan, ty: 0)] {
+            let crop = img.warped(by: t, width: 8, height: 8)
+            #expect(crop.width == 8 && crop.height == 8)
+            #expect(crop.pixels.allSatisfy { $0 == 0 }, "\(t)")
+        }
+    }
+
     @Test func faceWithoutLandmarksFallsBackToTheBoxCrop() {
         let img = alignmentPattern(width: 40, height: 30)
         let f = FaceDetection(x1: 5, y1: 4, x2: 25, y2: 20, probability: 1, landmarks: [])
