@@ -1,4 +1,5 @@
 import Foundation
+import CAffectInt8
 
 /// Point-wise non-linearities. Convolutions and linear layers apply them in their epilogue, fused with
 /// the bias, so activations are written once.
@@ -66,6 +67,23 @@ public func vexp(_ x: Vec) -> Vec {
     return p * unsafeBitCast(bits, to: Vec.self)
 }
 
+/// 1/x for 16 lanes: the CPU's reciprocal estimate (`affect_rcp16`) and one Newton step, r + r·(1 − x·r):
+/// within about 2 ulp of the division, for a fraction of its cost (two `vdivps` per 16 lanes were about a
+/// third of SiLU's cycles with AVX2). Lanes whose reciprocal is below the normal range (|x| > 2¹²⁶) give 0.
+@_transparent
+public func vrecip(_ x: Vec) -> Vec {
+    let r: Vec = affect_rcp16(x)
+    return r.addingProduct(r, Vec(repeating: 1).addingProduct(-x, r))
+}
+
+/// SiLU, x·σ(x) = x / (1 + e⁻ˣ), for 16 lanes (the division as ``vrecip(_:)``).
+@_transparent
+public func vsilu(_ v: Vec) -> Vec { v * vrecip(Vec(repeating: 1) + vexp(-v)) }
+
+/// The logistic sigmoid 1 / (1 + e⁻ˣ) for 16 lanes (the division as ``vrecip(_:)``).
+@_transparent
+public func vsigmoid(_ v: Vec) -> Vec { vrecip(Vec(repeating: 1) + vexp(-v)) }
+
 @inlinable @inline(__always)
 public func vtanh(_ x: Vec) -> Vec {
     // tanh = sign(x)·(1 − e^{−2|x|})/(1 + e^{−2|x|}); small |x| via the odd series for relative accuracy.
@@ -98,13 +116,11 @@ public func applyActivation(_ act: Activation, _ p: UnsafeMutablePointer<Float>,
         while i < count { p[i] = min(max(p[i], 0), 6); i += 1 }
     case .silu:
         var i = 0
-        let one = Vec(repeating: 1)
-        while i < simdEnd { let v = load(p + i); store(v / (one + vexp(-v)), p + i); i += 16 }
+        while i < simdEnd { store(vsilu(load(p + i)), p + i); i += 16 }
         while i < count { p[i] = p[i] / (1 + expf(-p[i])); i += 1 }
     case .sigmoid:
         var i = 0
-        let one = Vec(repeating: 1)
-        while i < simdEnd { store(one / (one + vexp(-load(p + i))), p + i); i += 16 }
+        while i < simdEnd { store(vsigmoid(load(p + i)), p + i); i += 16 }
         while i < count { p[i] = 1 / (1 + expf(-p[i])); i += 1 }
     case .tanh:
         var i = 0
@@ -195,8 +211,8 @@ public struct VectorActivation: @unchecked Sendable {
         switch kind {
         case 1: return vmax(v, Vec())
         case 2: return vmin(vmax(v, Vec()), Vec(repeating: 6))
-        case 3: return v / (Vec(repeating: 1) + vexp(-v))
-        case 4: return Vec(repeating: 1) / (Vec(repeating: 1) + vexp(-v))
+        case 3: return vsilu(v)
+        case 4: return vsigmoid(v)
         case 5: return v * vmin(vmax(v + 3, Vec()), Vec(repeating: 6)) * (1.0 / 6)
         case 6: return v.replacing(with: v * slope, where: v .< 0)
         case 7: return v.replacing(with: v * channelSlopes, where: v .< 0)

@@ -259,10 +259,12 @@ extension Conv2D {
         // (EfficientNet-B2's 9, 17 and 33) leaves a remainder that costs a whole block on every row: when
         // it saves blocks, the last `ow % 8` columns run instead as vertical blocks of eight rows (the same
         // kernel with rows and columns swapped, on transposed weights). A 9 × 9 map: 11 blocks, not 18.
-        let fullColumns = ow / 8 * 8, rest = ow - fullColumns
+        // (Blocks are `DepthwiseRow.pixels` wide: eight with AVX-512, four with AVX2.)
+        let pb = DepthwiseRow.pixels
+        let fullColumns = ow / pb * pb, rest = ow - fullColumns
         let vertical = rest > 0 && fullColumns > 0
-            && oh * (fullColumns / 8) + rest * ((oh + 7) / 8) < oh * ((ow + 7) / 8)
-        let th = ((vertical ? (oh + 7) / 8 * 8 : oh) - 1) * s + k, tw = ((ow + 7) / 8 * 8 - 1) * s + k
+            && oh * (fullColumns / pb) + rest * ((oh + pb - 1) / pb) < oh * ((ow + pb - 1) / pb)
+        let th = ((vertical ? (oh + pb - 1) / pb * pb : oh) - 1) * s + k, tw = ((ow + pb - 1) / pb * pb - 1) * s + k
         let rowEnd = vertical ? fullColumns : ow
         let blocks = c / 16
         let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
@@ -300,14 +302,14 @@ extension Conv2D {
                     var sum = Vec()
                     var ox = 0
                     while ox < rowEnd {
-                        let count = min(8, rowEnd - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
+                        let count = min(pb, rowEnd - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
                         switch (k, s) {
-                        case (3, 1): row.eight(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (3, 2): row.eight(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (5, 1): row.eight(k: 5, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        default: row.eight(k: 5, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (3, 1): row.block(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (3, 2): row.block(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        case (5, 1): row.block(k: 5, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                        default: row.block(k: 5, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
                         }
-                        ox &+= 8
+                        ox &+= pb
                     }
                     if let m = means { store(sum, m + (r &* c &+ cb)) }
                 }
@@ -324,18 +326,18 @@ extension Conv2D {
                     let column = DepthwiseRow(rows: rows, weights: transposed, c: tw &* 16, weightStride: 16, bias: bv)
                     var oy = 0
                     while oy < oh {
-                        let count = min(8, oh - oy), r = img &* oh &+ oy, y0 = oy &* s &* tw &* 16
+                        let count = min(pb, oh - oy), r = img &* oh &+ oy, y0 = oy &* s &* tw &* 16
                         let o = dst + ((r &* ow &+ ox) &* c &+ cb)
                         var sum = Vec()
                         switch (k, s) {
-                        case (3, 1): column.eight(k: 3, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        case (3, 2): column.eight(k: 3, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        case (5, 1): column.eight(k: 5, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        default: column.eight(k: 5, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        case (3, 1): column.block(k: 3, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        case (3, 2): column.block(k: 3, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        case (5, 1): column.block(k: 5, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                        default: column.block(k: 5, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
                         }
                         // The image's channel sums only need each pixel once: this block's go to its first row.
                         if let m = means { let p = m + (r &* c &+ cb); store(load(p) + sum, p) }
-                        oy &+= 8
+                        oy &+= pb
                     }
                 }
             }
@@ -411,34 +413,66 @@ struct DepthwiseRow {
         if count > 6 { sum += a6; store(a6, o + 6 &* oc) }
     }
 
+    /// Four output pixels, as ``eight(k:s:at:count:out:outStride:_:_:_:)`` (`count` ≤ 4).
+    @_transparent
+    func four(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
+              _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
+        var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+        for i in 0..<k {
+            let rp = rows[i] + x0
+            for j in 0..<k {
+                let wv = load(weights + (i &* k &+ j) &* weightStride)
+                a0 = a0.addingProduct(load(rp + j &* c), wv)
+                a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
+                a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
+                a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
+            }
+        }
+        a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
+        if count == 4 {
+            sum += a0; sum += a1; sum += a2; sum += a3
+            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
+            return
+        }
+        sum += a0; store(a0, o)
+        if count > 1 { sum += a1; store(a1, o + oc) }
+        if count > 2 { sum += a2; store(a2, o + 2 &* oc) }
+    }
+
+    /// Output pixels per block on this build's vector width. Eight 16-lane accumulators are 8 of AVX-512's 32
+    /// registers, but all 16 of AVX2's (each is two ymm): there the eight-pixel block spilled to the stack
+    /// (a third of the depthwise samples in `perf` were stack loads and stores), so AVX2 takes four.
+    #if AFFECT_AVX512
+    static let pixels = 8
+    #else
+    static let pixels = 4
+    #endif
+
+    /// ``pixels`` output pixels (`count` of them valid) with the build's block kernel.
+    @_transparent
+    func block(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
+               _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
+        #if AFFECT_AVX512
+        eight(k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
+        #else
+        four(k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
+        #endif
+    }
+
     /// Interior output columns `ox0..<ox1`, activated and stored, their sum added to `sum`. Always inlined
     /// (`@_transparent`; `@inline(__always)` was not honoured here), where `k` and `s` are literals.
     @_transparent
     func run(k: Int, s: Int, _ ox0: Int, _ ox1: Int, padLeft: Int, cb: Int, out: UnsafeMutablePointer<Float>,
              outStride oc: Int, _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var ox = ox0
-        while ox &+ 8 <= ox1 {
+        while DepthwiseRow.pixels == 8 && ox &+ 8 <= ox1 {
             eight(k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 8, out: out + (ox &* oc &+ cb), outStride: oc,
                   vact, slope, &sum)
             ox &+= 8
         }
         while ox &+ 4 <= ox1 {
-            var a0 = bias, a1 = bias, a2 = bias, a3 = bias
-            let x0 = (ox &* s &- padLeft) &* c &+ cb
-            for i in 0..<k {
-                let rp = rows[i] + x0
-                for j in 0..<k {
-                    let wv = load(weights + (i &* k &+ j) &* weightStride)
-                    a0 = a0.addingProduct(load(rp + j &* c), wv)
-                    a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
-                    a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
-                    a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
-                }
-            }
-            a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
-            sum += (a0 + a1) + (a2 + a3)
-            let o = out + (ox &* oc &+ cb)
-            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
+            four(k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 4, out: out + (ox &* oc &+ cb), outStride: oc,
+                 vact, slope, &sum)
             ox &+= 4
         }
         while ox < ox1 {

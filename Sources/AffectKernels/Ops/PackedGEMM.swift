@@ -253,11 +253,10 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
             if j < cols { geluInPlace(row + j, count: cols - j) }
         }
     case .silu:
-        let one = Vec(repeating: 1)
         for r in 0..<rows {
             let row = t + r * ldo
             var j = 0
-            while j + 16 <= cols { let v = load(row + j); store(v / (one + vexp(-v)), row + j); j += 16 }
+            while j + 16 <= cols { store(vsilu(load(row + j)), row + j); j += 16 }
             while j < cols { row[j] = row[j] / (1 + expf(-row[j])); j += 1 }
         }
     case .prelu(let slopes):
@@ -383,7 +382,7 @@ func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: Unsa
                 initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                 out: UnsafeMutablePointer<Float>, ldo: Int) {
     func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    func start(_ r: Int) -> Vec {
+    @inline(__always) func start(_ r: Int) -> Vec {
         var v = initial.map { load($0 + min(r, rows - 1) * ldi) } ?? Vec()
         if let bias { v += load(bias) }
         return v
