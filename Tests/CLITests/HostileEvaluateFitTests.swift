@@ -139,5 +139,18 @@ import AffectKernels
             let back = try runAffect(["decode-audio", "\(d)/out.\(ext)", "-o", "\(d)/again.\(ext == "wav" ? "flac" : "wav")"])
             #expect(back.status == 0 && back.stdout.contains(": 112000 samples"), "\(ext): \(back.stdout) \(back.stderr)")
         }
+        // A 3 KB WAV whose header says 1 Hz decoded to 1600 s (25.6 M samples at 16 kHz; transcribe ran for minutes).
+        var wav = Data("RIFF".utf8)
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { wav.append(contentsOf: $0) } }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { wav.append(contentsOf: $0) } }
+        u32(36 + 3200); wav.append(contentsOf: Array("WAVEfmt ".utf8)); u32(16); u16(1); u16(1); u32(1); u32(2); u16(2); u16(16)
+        wav.append(contentsOf: Array("data".utf8)); u32(3200); wav.append(Data(count: 3200))
+        try wav.write(to: URL(fileURLWithPath: "\(d)/one_hz.wav"))
+        for args in [["decode-audio", "\(d)/one_hz.wav", "-o", "\(d)/x.wav"],
+                     ["embed-audio", "\(d)/one_hz.wav", "--model", "\(fixtures)/audio/wav2vec2_tiny.safetensors", "-o", "\(d)/x.safetensors"]] {
+            let r = try runAffect(args)
+            #expect(r.status == 2 && r.stderr.contains("one_hz.wav: the audio stream's sample rate is 1 Hz"), "\(args[0]): \(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(d)/x.wav") && !FileManager.default.fileExists(atPath: "\(d)/x.safetensors"))
     }
 }
