@@ -42,6 +42,16 @@ public final class AudioDecoder {
     /// Samples returned so far.
     public private(set) var samplesRead = 0
 
+    /// Source sample rates accepted, in Hz. Real audio lies between 8 kHz telephony and 768 kHz studio
+    /// formats; a header declaring 1 Hz would make a 3 KB file decode to half an hour at 16 kHz.
+    public static let sourceRates = 1000...1_000_000
+
+    static func checkSourceRate(_ rate: Int, path: String) throws {
+        guard sourceRates.contains(rate) else {
+            throw AffectError.badInput("\(path): the audio stream's sample rate is \(rate) Hz, outside \(sourceRates.lowerBound)…\(sourceRates.upperBound) Hz.")
+        }
+    }
+
     public init(path: String, sampleRate: Int = 16000) throws {
         self.path = path
         self.sampleRate = sampleRate
@@ -51,6 +61,8 @@ public final class AudioDecoder {
         codecName = media.decoderName
         let c = media.codec
         sourceSampleRate = Int(c.pointee.sample_rate)
+        // 0: not stated in the header (the first frame's rate is checked instead).
+        if sourceSampleRate != 0 { try Self.checkSourceRate(sourceSampleRate, path: path) }
         sourceChannels = Int(c.pointee.ch_layout.nb_channels)
         duration = media.declaredDuration
     }
@@ -76,7 +88,7 @@ public final class AudioDecoder {
         return out
     }
 
-    /// The whole audio track (for short files; long ones should be read in chunks).
+    /// The whole audio track (for short files; long ones should be read in chunks: it takes 4 bytes per sample).
     public static func decodeAll(path: String, sampleRate: Int = 16000) throws -> [Float] {
         let d = try AudioDecoder(path: path, sampleRate: sampleRate)
         var all: [Float] = []
@@ -142,6 +154,7 @@ public final class AudioDecoder {
     }
 
     private func makeResampler(_ f: UnsafeMutablePointer<AVFrame>, layout: inout AVChannelLayout) throws {
+        try Self.checkSourceRate(Int(f.pointee.sample_rate), path: path)
         var mono = AVChannelLayout()
         av_channel_layout_default(&mono, 1)
         defer { av_channel_layout_uninit(&mono) }
@@ -163,23 +176,55 @@ public enum SoundFile {
 
     /// Writes mono `samples` (clipped to [−1, 1] for 16-bit formats).
     public static func write(_ samples: [Float], sampleRate: Int, to path: String, format: Format = .wav16) throws {
-        var info = SF_INFO()
-        info.samplerate = Int32(sampleRate)
-        info.channels = 1
-        switch format {
-        case .wav16: info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
-        case .wavFloat: info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_FLOAT)
-        case .flac16: info.format = Int32(SF_FORMAT_FLAC | SF_FORMAT_PCM_16)
+        let w = try Writer(path: path, sampleRate: sampleRate, format: format)
+        try w.write(samples)
+        try w.close()
+    }
+
+    /// A mono sound file written a chunk at a time, so a long recording never has to be held in memory.
+    public final class Writer {
+        public let path: String
+        private var file: OpaquePointer?
+        private var written = 0
+
+        public init(path: String, sampleRate: Int, format: Format = .wav16) throws {
+            self.path = path
+            guard let rate = Int32(exactly: sampleRate), rate > 0 else {
+                throw AffectError.badInput("\(path): cannot write a sound file at \(sampleRate) Hz.")
+            }
+            var info = SF_INFO()
+            info.samplerate = rate
+            info.channels = 1
+            switch format {
+            case .wav16: info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
+            case .wavFloat: info.format = Int32(SF_FORMAT_WAV | SF_FORMAT_FLOAT)
+            case .flac16: info.format = Int32(SF_FORMAT_FLAC | SF_FORMAT_PCM_16)
+            }
+            guard let f = sf_open(path, Int32(SFM_WRITE), &info) else {
+                throw AffectError.badInput("\(path): cannot write the sound file (\(String(cString: sf_strerror(nil)))).")
+            }
+            file = f
+            // Scale 16-bit output so that 1.0 maps to 32767 after clipping, as FFmpeg and soundfile do.
+            sf_command(f, Int32(SFC_SET_CLIPPING), nil, Int32(SF_TRUE))
         }
-        guard let file = sf_open(path, Int32(SFM_WRITE), &info) else {
-            throw AffectError.badInput("\(path): cannot write the sound file (\(String(cString: sf_strerror(nil)))).")
+
+        deinit { if let file { sf_close(file) } }
+
+        /// Appends `samples`.
+        public func write(_ samples: [Float]) throws {
+            guard let file else { throw AffectError.badInput("\(path): the sound file is already closed.") }
+            let n = samples.withUnsafeBufferPointer { sf_writef_float(file, $0.baseAddress, sf_count_t($0.count)) }
+            guard n == samples.count else {
+                throw AffectError.badInput("\(path): wrote \(written + Int(n)) samples, then the write failed (\(String(cString: sf_strerror(file)))).")
+            }
+            written += samples.count
         }
-        defer { sf_close(file) }
-        // Scale 16-bit output so that 1.0 maps to 32767 after clipping, as FFmpeg and soundfile do.
-        sf_command(file, Int32(SFC_SET_CLIPPING), nil, Int32(SF_TRUE))
-        let written = samples.withUnsafeBufferPointer { sf_writef_float(file, $0.baseAddress, sf_count_t($0.count)) }
-        guard written == samples.count else {
-            throw AffectError.badInput("\(path): wrote \(written) of \(samples.count) samples.")
+
+        /// Completes the file (its header's sizes, FLAC's last frame).
+        public func close() throws {
+            guard let f = file else { return }
+            file = nil
+            guard sf_close(f) == 0 else { throw AffectError.badInput("\(path): cannot complete the sound file.") }
         }
     }
 

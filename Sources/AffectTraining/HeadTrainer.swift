@@ -73,6 +73,11 @@ public final class HeadTrainer {
     let adam: Adam
     var random: SeededRandom
 
+    /// The most trainable parameters of a head: 2^26 (256 MiB per copy; training keeps five copies).
+    public static let maxParameters = 1 << 26
+    /// The most floats of one batch's input or of one activation buffer set: 2^27 (512 MiB).
+    public static let maxBatchValues = 1 << 27
+
     public init(task: TrainingTask, settings: TrainingSettings, inputWidth: Int) throws {
         try settings.validate()
         guard (1...1 << 20).contains(inputWidth) else { throw AffectError.badInput("feature width \(inputWidth) is out of range (1 to 1048576).") }
@@ -83,7 +88,14 @@ public final class HeadTrainer {
         self.settings = settings
         random = SeededRandom(seed: settings.seed)
         let hidden = task == .gate ? [] : settings.hidden
-        model = MLP(widths: [inputWidth] + hidden + [task.outputs], random: &random)
+        let widths = [inputWidth] + hidden + [task.outputs]
+        // Widths are bounded (2^20 and 2^16, 8 layers), so this sum cannot overflow; the model, its gradient,
+        // Adam's two moments and the best epoch's copy each take 4 bytes per parameter.
+        let parameters = zip(widths, widths.dropFirst()).reduce(0) { $0 + $1.0 * $1.1 + $1.1 }
+        guard parameters <= Self.maxParameters else {
+            throw AffectError.badUsage("a head of widths \(widths) has \(parameters) parameters, more than the \(Self.maxParameters) a fit trains (5 copies of 4 bytes each); use a smaller --hidden or narrower features.")
+        }
+        model = MLP(widths: widths, random: &random)
         adam = Adam(parameterCount: model.parameterCount, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
     }
 
@@ -102,6 +114,10 @@ public final class HeadTrainer {
         }
         let loss = task.loss(classWeights: settings.classWeights)
         let batch = min(settings.batchSize, train.count)
+        let activations = 3 * model.widths.dropFirst().reduce(0, +)      // outputs, masks and gradients per row
+        guard batch * model.inputWidth <= Self.maxBatchValues, batch * activations <= Self.maxBatchValues else {
+            throw AffectError.badUsage("a batch of \(batch) rows of \(model.inputWidth) features (hidden \(model.widths.dropFirst().dropLast())) needs more than \(Self.maxBatchValues) floats of memory; use a smaller --batch-size.")
+        }
         let ws = MLPWorkspace(model, batch: batch)
         let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * model.inputWidth)
         let t = UnsafeMutablePointer<Float>.allocate(capacity: batch * train.targetWidth)
@@ -164,7 +180,8 @@ public final class HeadTrainer {
 
     /// The model's outputs (after the task's activation) for every row of `set`, `[set.count, outputs]`.
     public func predict(_ set: LabelledRows) -> [Float] {
-        let n = model.outputWidth, chunk = 1024
+        // Rows per pass: 1024, fewer for wide features, so the gathered input stays within 2^24 floats (64 MiB).
+        let n = model.outputWidth, chunk = max(1, min(1024, (1 << 24) / (model.inputWidth + 3 * model.widths.dropFirst().reduce(0, +))))
         let ws = MLPWorkspace(model, batch: min(chunk, set.count))
         let x = UnsafeMutablePointer<Float>.allocate(capacity: min(chunk, set.count) * model.inputWidth)
         defer { x.deallocate() }

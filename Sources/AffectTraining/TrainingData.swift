@@ -67,8 +67,17 @@ public enum TrainingData {
         let data = (try? handle.read(upToCount: limit * 64 + 1)) ?? Data()
         guard data.count <= limit * 64 else { throw AffectError.badInput("\(path): the video list is over \(limit * 64) bytes.") }
         guard let text = String(data: data, encoding: .utf8) else { throw AffectError.badInput("\(path): the video list is not UTF-8 text.") }
-        let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("#") }.map(videoName)
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        let names = try lines.map { line in
+            // `.`, `..` or a trailing `/` names a folder, not a video (and `.` would resolve to the current one).
+            let last = line.split(separator: "/").last.map(String.init) ?? ""
+            let name = videoName(line)
+            guard !name.isEmpty, !line.hasSuffix("/"), last != ".", last != ".." else {
+                throw AffectError.badInput("\(path): `\(line.prefix(80))` is not a video name.")
+            }
+            return name
+        }
         guard !names.isEmpty else { throw AffectError.badInput("\(path): the video list names no video.") }
         guard Set(names).count == names.count else { throw AffectError.badInput("\(path): a video is listed twice.") }
         return names
@@ -114,7 +123,11 @@ public enum TrainingData {
             if modalities.contains("face"), file.contains("face") {
                 let face = try file.tensor("face")
                 guard face.count == frames else { throw AffectError.badInput("\(path): `face` has \(face.count) values for \(frames) frames.") }
-                for i in 0..<frames { present[i] = face.data[i] > 0.5 }
+                // `affect extract` writes 1 where the main track has a detection, else 0: anything else is damage.
+                if let i = (0..<frames).first(where: { face.data[$0] != 0 && face.data[$0] != 1 }) {
+                    throw AffectError.badInput("\(path): `face` is \(face.data[i]) at frame \(i); expected 0 or 1.")
+                }
+                for i in 0..<frames { present[i] = face.data[i] == 1 }
             }
             let ext = task == .emi ? "csv" : "txt"
             let labelPath = URL(fileURLWithPath: annotations).appendingPathComponent("\(video).\(ext)").path

@@ -192,8 +192,14 @@ struct EmbedAudio: ParsableCommand {
         let h = model.config.hiddenSize
         var frames: [Float] = []
         var count = 0
+        // Pooled output keeps running sums only: memory does not grow with the recording's length.
+        var running = RunningPooling(columns: h)
         let stats = try runLongAudio(long, file: file, layer: layer) { seg in
-            frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
+            if pool == "none" {
+                frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
+            } else {
+                running.add(seg.hidden.data, rows: seg.hidden.shape[0])
+            }
             count += seg.hidden.shape[0]
         }
         var writer = SafeTensorsWriter()
@@ -206,8 +212,7 @@ struct EmbedAudio: ParsableCommand {
             if count == 0 {
                 writer.add("embeddings", shape: [0, pool == "stat" ? 4 * h : h], floats: [])
             } else {
-                let m = try FeatureMatrix(rows: count, columns: h, values: frames)
-                let v = pool == "stat" ? try Pooling.stat(m) : try Pooling.mean(m)
+                let v = pool == "stat" ? try running.stat() : try running.means()
                 writer.add("embeddings", shape: [1, v.count], floats: v)
             }
         }
@@ -238,11 +243,20 @@ struct DecodeAudio: ParsableCommand {
         guard ext == "wav" || ext == "flac" else { throw AffectError.badUsage("-o must end in .wav or .flac.") }
         try checkRange(sampleRate, 1000...384_000, "--sample-rate", " Hz")
         try checkOutputs([("-o", output)], inputs: [file])
-        let samples = try AudioDecoder.decodeAll(path: file, sampleRate: sampleRate)
-        // libsndfile writes the temporary file; it is renamed into place only once complete.
+        let decoder = try AudioDecoder(path: file, sampleRate: sampleRate)
+        var count = 0
+        // libsndfile writes the temporary file a chunk at a time (memory stays bounded however long the
+        // audio); it is renamed into place only once complete.
         try AtomicFile.write(to: output) { tmp in
-            try SoundFile.write(samples, sampleRate: sampleRate, to: tmp, format: ext == "wav" ? .wavFloat : .flac16)
+            let w = try SoundFile.Writer(path: tmp, sampleRate: sampleRate, format: ext == "wav" ? .wavFloat : .flac16)
+            while true {
+                let chunk = try decoder.read(maxSamples: 1 << 18)
+                if chunk.isEmpty { break }
+                try w.write(chunk)
+                count += chunk.count
+            }
+            try w.close()
         }
-        print("\(output): \(samples.count) samples, \(String(format: "%.3f", Double(samples.count) / Double(sampleRate))) s at \(sampleRate) Hz")
+        print("\(output): \(count) samples, \(String(format: "%.3f", Double(count) / Double(sampleRate))) s at \(sampleRate) Hz")
     }
 }

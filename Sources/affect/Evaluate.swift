@@ -17,7 +17,12 @@ struct Evaluate: ParsableCommand {
           au    columns AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26 (values >= 0.5 are active); \
         mean binary F1; frames with any ground truth -1 skipped.
           emi   columns Admiration, Amusement, Determination, Empathic Pain, Excitement, Joy; mean Pearson r.
-          ah    column `ah` or a single-column file (>= 0.5 is 1); macro F1 of the two classes (weighted F1 too).
+          ah    column `ah` or a single-column file (>= 0.5 is 1); macro F1 of the two classes (weighted F1 too); \
+        ground truth -1 skipped.
+        CSV fields may be quoted ("a,b"); a byte-order mark and CRLF line ends are fine; files up to 256 MiB. \
+        Ground truth must hold its format's values (VA in [-1, 1] or -5, AU and AH 0/1/-1, EMI in [0, 1]); a \
+        file without rows, a frame given twice, nothing left to score, or a correlation that is undefined \
+        (a constant column) is an error (exit 2), never a NaN score.
         The last line is machine-readable: `score=<x>`.
         """)
 

@@ -175,7 +175,9 @@ struct Extract: ParsableCommand {
     static func isComplete(_ path: String, video rel: String, tensors: [String]) -> Bool {
         guard FileManager.default.fileExists(atPath: path), let f = try? SafeTensorsFile(path: path),
               let settings = try? f.jsonMetadata("affect.extract") as? [String: Any] else { return false }
-        return settings["video"] as? String == rel && tensors.allSatisfy(f.contains)
+        // A file damaged after it was written (cut short, or tensors of different frame counts) is redone.
+        guard settings["video"] as? String == rel, let times = f.info("times"), times.shape.count == 1 else { return false }
+        return (tensors + ["analyzed", "face", "boxes", "logits"]).allSatisfy { f.info($0)?.shape.first == times.shape[0] }
     }
 
     /// Transcript files tried for the video `rel`, in order: `a/b.mp4.srt`, `.vtt`, `.txt`, then `a/b.srt`, `.vtt`, `.txt`.

@@ -109,8 +109,9 @@ struct Fit: ParsableCommand {
         } else if classWeights.lowercased() != "balanced" && classWeights.lowercased() != "none" {
             throw AffectError.badUsage("--class-weights applies to --task expr.")
         }
-        printErr("fit \(task.rawValue): \(train.count) training rows\(validation.map { ", \($0.count) validation rows" } ?? "") of width \(train.features.width), \(Threading.threads) thread\(Threading.threads == 1 ? "" : "s")")
+        // Built (and its size checked) before anything is printed: a refused head is one line on standard error.
         let trainer = try HeadTrainer(task: task, settings: settings, inputWidth: train.features.width)
+        printErr("fit \(task.rawValue): \(train.count) training rows\(validation.map { ", \($0.count) validation rows" } ?? "") of width \(train.features.width), \(Threading.threads) thread\(Threading.threads == 1 ? "" : "s")")
         let started = Date()
         let result = try trainer.fit(train: train, validation: validation) { r in
             var line = "epoch \(r.epoch)/\(settings.epochs)  loss \(String(format: "%.5f", r.trainLoss))"

@@ -64,6 +64,26 @@ import AffectPipeline
         }
     }
 
+    @Test func csvTableReadsRFC4180AndRefusesDamage() throws {
+        let t = try CSVTable(text: "\u{FEFF}frame,\"a,\"\"b\"\"\",c\r\n\r\n0, \"x\ny\" ,3\r\n1,,4\n", path: "q.csv")
+        #expect(t.header == ["frame", "a,\"b\"", "c"])
+        #expect(t.rows == [["0", "x\ny", "3"], ["1", "", "4"]])
+        #expect(t.lines == [3, 5])     // blank line 2 skipped; the quoted line break moves the next row to line 5
+        for (text, message) in [("a,b\n\"1,2\n", "q.csv: line 2: a quoted field is never closed"),
+                                ("a,A\n1,2\n", "q.csv: column `A` appears twice"),
+                                ("a,b\n1,2\n\n1,2,3\n", "q.csv: line 4 has 3 fields")] {
+            #expect { _ = try CSVTable(text: text, path: "q.csv") } throws: { "\($0)".contains(message) }
+        }
+        // An out-of-range class is an error, not a trap of Int(Double); constant series are undefined, not NaN.
+        let gt = try CSVTable(text: "frame,expr\n0,1\n1,2\n", path: "g.csv")
+        #expect { try Evaluation.evaluate(task: .expr, predictions: CSVTable(text: "frame,expr\n0,1e20\n1,2\n", path: "p.csv"), truth: gt) }
+            throws: { "\($0)".contains("p.csv: line 2") }
+        let va = try CSVTable(text: "valence,arousal\n0.5,0.1\n0.5,0.2\n", path: "v.csv")
+        #expect { try Evaluation.evaluate(task: .va, predictions: va, truth: va) } throws: { "\($0)".contains("undefined") }
+        #expect { try Evaluation.evaluate(task: .expr, predictions: CSVTable(text: "frame,expr\n", path: "h.csv"), truth: gt) }
+            throws: { "\($0)".contains("h.csv: the file has a header but no rows") }
+    }
+
     @Test func videoGateMatchesScikitLearn() throws {
         guard let d = FileManager.default.contents(atPath: "\(fusionFixtures)/head_sklearn_binary.gate.json"),
               let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] else {

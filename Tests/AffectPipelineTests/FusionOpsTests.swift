@@ -121,6 +121,20 @@ func maxError(_ a: FeatureMatrix, _ b: FeatureMatrix) -> Float {
         #expect(zip(stat, want).allSatisfy { abs(Double($0) - $1) < 1e-5 })
         #expect(zip(try Pooling.mean(x), doubles(o["mean"])).allSatisfy { abs(Double($0) - $1) < 1e-5 })
         #expect(throws: AffectError.self) { try Pooling.stat(FeatureMatrix(rows: 0, columns: 3)) }
+        // The streaming form (embed-audio over a long recording) agrees, fed in uneven chunks.
+        var running = RunningPooling(columns: x.columns)
+        var flat: [Float] = []
+        for i in 0..<x.rows { for j in 0..<x.columns { flat.append(x[i, j]) } }
+        var start = 0
+        for chunk in [1, 0, 2, x.rows] where start < x.rows {
+            let n = min(chunk, x.rows - start)
+            flat.withUnsafeBufferPointer { running.add($0.baseAddress! + start * x.columns, rows: n) }
+            start += n
+        }
+        #expect(running.rows == x.rows)
+        #expect(zip(try running.stat(), stat).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+        #expect(zip(try running.means(), try Pooling.mean(x)).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+        #expect(throws: AffectError.self) { try RunningPooling(columns: 3).stat() }
     }
 
     @Test func lateAndEarlyFusion() throws {

@@ -123,5 +123,11 @@ func syntheticRows(task: TrainingTask, rows: Int, width: Int, seed: UInt64, nois
         s.classWeights = [1, 2, 3]
         #expect(throws: AffectError.self) { try HeadTrainer(task: .expr, settings: s, inputWidth: 4) }
         #expect(throws: AffectError.self) { try HeadTrainer(task: .va, settings: s, inputWidth: 4) }
+        // Bounded widths can still multiply to more memory than a machine has: refused before allocating.
+        var wide = TrainingSettings()
+        wide.hidden = [65_536]
+        #expect(throws: AffectError.self) { try HeadTrainer(task: .expr, settings: wide, inputWidth: 1 << 20) }
+        wide.hidden = [65_536, 65_536]
+        #expect(throws: AffectError.self) { try HeadTrainer(task: .expr, settings: wide, inputWidth: 4) }
     }
 }

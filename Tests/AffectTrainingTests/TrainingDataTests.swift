@@ -94,6 +94,11 @@ import AffectTraining
         }
         let twice = try write("twice.txt", "v1\nv1.mp4\n")
         expectError([twice, "listed twice"]) { _ = try TrainingData.videoList(twice) }
+        // `.` and `..` resolved to the name of the current or parent folder; a trailing `/` names a folder.
+        for line in [".", "..", "x/..", "v1/"] {
+            let dots = try write("dots.txt", "\(line)\n")
+            expectError([dots, "is not a video name"]) { _ = try TrainingData.videoList(dots) }
+        }
     }
 
     @Test func emiPoolsEachVideo() throws {

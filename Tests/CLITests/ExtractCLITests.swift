@@ -69,6 +69,19 @@ let tinyText = "\(fixtures)/text/tiny_roberta_go.safetensors"
         // Rerun: both complete files are skipped; asking for audio only still counts them done.
         let again = try runAffect(["extract", input, "-o", out, "--audio-model", tinyAudio])
         #expect(again.stdout.contains("extracted 0, already done 2, failed 0"), "\(again.stdout)")
+        // An output damaged after it was written (here `features` one row short of its frames, the rest intact)
+        // was counted as done; it is redone.
+        let mkv = try SafeTensorsFile(path: "\(out)/clip.mkv.safetensors")
+        var damaged = SafeTensorsWriter(metadata: ["affect.extract": try #require(mkv.metadata["affect.extract"])])
+        for name in ["times", "analyzed", "face", "boxes", "logits", "audio", "text"] {
+            let t = try mkv.tensor(name)
+            damaged.add(name, shape: t.shape, floats: t.array)
+        }
+        damaged.add("features", shape: [n - 1, 7], floats: Array(try mkv.tensor("features").array.prefix((n - 1) * 7)))
+        try damaged.write(to: "\(out)/clip.mkv.safetensors")
+        let redo = try runAffect(["extract", input, "-o", out, "--audio-model", tinyAudio])
+        #expect(redo.stdout.contains("extracted 1, already done 1, failed 0"), "\(redo.stdout) \(redo.stderr)")
+        #expect(try SafeTensorsFile(path: "\(out)/clip.mkv.safetensors").info("features")?.shape == [n, 7])
     }
 
     /// `--asr`: the transcript comes from the speech model (here a tiny CTC model: gibberish words, but words with
