@@ -28,6 +28,7 @@ public enum TorchCheckpoint {
     }
 
     static func loadZip(_ path: String) throws(AffectError) -> PyValue {
+        try ZipLayout.check(path)
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw .badInput("\(path): not a readable zip archive (\(error)).")

@@ -77,6 +77,25 @@ import AffectKernels
         }
     }
 
+    /// A central directory entry whose zip64 local header offset is 2⁶³ (or merely past the end): ZIPFoundation
+    /// would trap converting it to `off_t`; the directory is checked first and the file refused.
+    @Test func zip64OffsetsBeyondTheFileAreRefused() throws {
+        func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+        let scratch = Scratch()
+        for (k, offset) in [UInt64(1) << 63, UInt64.max, 1 << 40].enumerated() {
+            let name = Array("archive/data.pkl".utf8)
+            let extra = le(0x0001, 2) + le(8, 2) + le(offset, 8)
+            var cd = le(0x0201_4B50, 4) + le(45, 2) + le(45, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4)
+            cd += le(1, 4) + le(1, 4) + le(UInt64(name.count), 2) + le(UInt64(extra.count), 2) + le(0, 2)
+            cd += le(0, 2) + le(0, 2) + le(0, 4) + le(0xFFFF_FFFF, 4) + name + extra
+            let local = le(0x0403_4B50, 4) + [UInt8](repeating: 0, count: 26)
+            let eocd = le(0x0605_4B50, 4) + le(0, 4) + le(1, 2) + le(1, 2) + le(UInt64(cd.count), 4) + le(UInt64(local.count), 4) + le(0, 2)
+            let p = scratch.file("zip64-\(k).pt")
+            try Data(local + cd + eocd).write(to: URL(fileURLWithPath: p))
+            expectCleanOutcome(p, mustFail: true) { _ = try TorchCheckpoint.stateDict(p) }
+        }
+    }
+
     @Test func damagedLegacyPickle() throws {
         try damaged("pnet.pt", ext: "pt", truncations: 40, garbles: 120, mustFailBelow: 1) {
             _ = try TorchCheckpoint.stateDict($0)
