@@ -109,14 +109,11 @@ public enum WhisperAudio {
         }
         guard (1 ... 1024).contains(mels) else { throw AffectError.badInput("a Whisper front end of \(mels) mel bins is not supported.") }
         let half = fftSize / 2
-        // Centred frames: reflect-padded by 200 on each side.
-        var padded = [Double](repeating: 0, count: length + fftSize)
-        for i in 0..<samples.count { padded[half + i] = Double(samples[i]) }
-        func x(_ i: Int) -> Double { i < samples.count ? Double(samples[i]) : 0 }
-        for p in 0..<half {
-            padded[half - 1 - p] = x(p + 1)
-            padded[half + length + p] = x(length - 2 - p)
-        }
+        // Centred frames: the signal (samples, then `padding` zeros) reflected by 200 at each end. Sample `s` of
+        // that signal is read through `signal(s)`, so no padded copy of a long recording is made.
+        let count = samples.count
+        func x(_ i: Int) -> Float { i < count ? samples[i] : 0 }
+        func signal(_ s: Int) -> Float { s < 0 ? x(-s) : s < length ? x(s) : x(2 * (length - 1) - s) }
         let frames = length / hop      // 1 + length/hop frames, the last dropped
         // Periodic Hann window folded into the DFT basis: basis[n][k] (cos) and basis[n][bins + k] (−sin).
         let cols = 2 * bins
@@ -135,7 +132,7 @@ public enum WhisperAudio {
         // filter bank, in double precision.
         let block = 256
         let blocks = (frames + block - 1) / block
-        padded.withUnsafeBufferPointer { sig in basis.withUnsafeBufferPointer { bas in filters.withUnsafeBufferPointer { fil in
+        samples.withUnsafeBufferPointer { sig in basis.withUnsafeBufferPointer { bas in filters.withUnsafeBufferPointer { fil in
             out.withUnsafeMutableBufferPointer { o in
                 let outBase = o.baseAddress!
                 parallelFor(blocks, minChunk: 1) { b0, b1 in
@@ -147,7 +144,12 @@ public enum WhisperAudio {
                         let f0 = b * block, n = min(block, frames - f0)
                         // BLAS needs rows at least K apart: the overlapping frames are copied out first.
                         for t in 0..<n {
-                            for j in 0..<fftSize { framed[t * fftSize + j] = sig[(f0 + t) * hop + j] }
+                            let s0 = (f0 + t) * hop - half
+                            if s0 >= 0 && s0 + fftSize <= count {
+                                for j in 0..<fftSize { framed[t * fftSize + j] = Double(sig[s0 + j]) }
+                            } else {
+                                for j in 0..<fftSize { framed[t * fftSize + j] = Double(signal(s0 + j)) }
+                            }
                         }
                         framed.withUnsafeBufferPointer { a in spec.withUnsafeMutableBufferPointer { s in
                             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(cols), Int32(fftSize), 1,
