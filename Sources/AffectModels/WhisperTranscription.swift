@@ -49,12 +49,23 @@ public struct WhisperLongForm: Sendable {
     /// Transcribes 16 kHz mono samples. `progress` receives each window's segments as they are made.
     public func transcribe(_ samples: [Float], options: Options = Options(),
                            progress: (([WhisperSegment]) -> Void)? = nil) throws -> Result {
+        let mel = try WhisperAudio.logMel(samples, mels: decoder.model.config.mels, padding: WhisperAudio.windowSamples)
+        return try transcribe(spectrogram: mel, options: options, progress: progress)
+    }
+
+    /// Transcribes a recording given as its log-Mel spectrogram with 30 s of silence appended: what
+    /// ``WhisperAudio/LogMelStream`` makes with `padding: WhisperAudio.windowSamples` from audio read in chunks,
+    /// so a long recording is never held whole.
+    public func transcribe(spectrogram mel: WhisperAudio.Spectrogram, options: Options = Options(),
+                           progress: (([WhisperSegment]) -> Void)? = nil) throws -> Result {
         let model = decoder.model, t = decoder.tokenizer
         guard !options.temperatures.isEmpty, options.temperatures.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw AffectError.badUsage("temperatures must be a non-empty list of numbers ≥ 0.")
         }
         let frames = WhisperAudio.windowFrames
-        let mel = try WhisperAudio.logMel(samples, mels: model.config.mels, padding: WhisperAudio.windowSamples)
+        guard mel.mels == model.config.mels, mel.frames >= frames else {
+            throw AffectError.badInput("a spectrogram of \(mel.mels) bins × \(mel.frames) frames does not fit the model (\(model.config.mels) bins, 30 s of padding: at least \(frames) frames).")
+        }
         let contentFrames = mel.frames - frames
         var decoding = options.decoding
         var language = "en"

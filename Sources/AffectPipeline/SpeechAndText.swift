@@ -148,9 +148,23 @@ public struct WhisperTranscriber: SpeechRecognizer {
     }
 
     /// The whole result of the sound track of `mediaPath` (decoded to 16 kHz mono).
+    ///
+    /// The track is decoded in chunks into the log-Mel spectrogram (``WhisperAudio/LogMelStream``): memory holds
+    /// the spectrogram (about 115 MB an hour), not the samples, and a file that decodes to more than 2 hours (a
+    /// few MB of compressed silence can) is refused when the decoder passes that mark.
     public func run(audioOf mediaPath: String, progress: (([WhisperSegment]) -> Void)? = nil) throws -> WhisperLongForm.Result {
-        let samples = try AudioDecoder.decodeAll(path: mediaPath, sampleRate: WhisperAudio.sampleRate)
-        return try transcriber.transcribe(samples, options: options, progress: progress)
+        let audio = try AudioDecoder(path: mediaPath, sampleRate: WhisperAudio.sampleRate)
+        var mel = try WhisperAudio.LogMelStream(mels: transcriber.decoder.model.config.mels, padding: WhisperAudio.windowSamples)
+        do {
+            while true {
+                let chunk = try audio.read(maxSamples: 1 << 20)
+                if chunk.isEmpty { break }
+                try mel.append(chunk)
+            }
+        } catch AffectError.badInput(let message) where !message.hasPrefix(mediaPath) {
+            throw AffectError.badInput("\(mediaPath): \(message)")
+        }
+        return try transcriber.transcribe(spectrogram: mel.finish(), options: options, progress: progress)
     }
 
     public func transcribe(audioOf mediaPath: String) throws -> TimedTranscript {

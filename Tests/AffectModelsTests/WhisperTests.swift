@@ -186,6 +186,40 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(throws: AffectError.self) { try WhisperTokenizer(huggingFace: Data(#"{"model": {"type": "BPE", "vocab": {"a": 1e300}}}"#.utf8), languages: 99, source: "tokenizer.json") }
     }
 
+    /// The spectrogram of audio appended in uneven chunks equals the whole recording's, bit for bit: lengths
+    /// below one block, across block edges and over two minutes; without padding and with 30 s of it.
+    @Test(arguments: [(300, 0), (41_000, 0), (41_159, 480_000), (1_920_123, 480_000), (1_920_123, 0)])
+    func streamedSpectrogramEqualsTheWhole(_ length: Int, _ padding: Int) throws {
+        var state: UInt32 = 12345
+        let audio = (0..<length).map { i -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return 0.3 * sinf(Float(i) * 0.05) + Float(Int32(bitPattern: state >> 8) - (1 << 23)) / Float(1 << 25)
+        }
+        let whole = try WhisperAudio.logMel(audio, mels: 80, padding: padding)
+        var stream = try WhisperAudio.LogMelStream(mels: 80, padding: padding)
+        var at = 0, step = 0
+        let sizes = [1, 7, 40_959, 4096, 100_000, 1 << 20, 333]
+        while at < audio.count {
+            let n = min(sizes[step % sizes.count], audio.count - at)
+            try stream.append(Array(audio[at..<(at + n)]))
+            at += n; step += 1
+        }
+        let streamed = try stream.finish()
+        #expect(streamed.frames == whole.frames && streamed.frames == (length + padding) / 160)
+        #expect(streamed.values == whole.values)
+        #expect(streamed.window(start: 17, count: 50) == whole.window(start: 17, count: 50))
+    }
+
+    /// Audio past 2 hours (padding included) is refused when it arrives, before it is kept.
+    @Test func streamRefusesAudioPastTwoHours() throws {
+        var stream = try WhisperAudio.LogMelStream(mels: 80, padding: WhisperAudio.maxSamples - 1000)
+        try stream.append([Float](repeating: 0.1, count: 1000))
+        #expect(throws: AffectError.self) { try stream.append([0.2]) }
+        #expect(stream.count == 1000)
+        #expect(throws: AffectError.self) { try WhisperAudio.LogMelStream(mels: 80, padding: WhisperAudio.maxSamples + 1) }
+        #expect(throws: AffectError.self) { try WhisperAudio.LogMelStream(mels: 80, padding: -1) }
+    }
+
     @Test func shortAudioIsRejectedNotTrapped() {
         #expect(throws: AffectError.self) { try WhisperAudio.logMel([Float](repeating: 0, count: 100), mels: 80) }
         #expect(throws: AffectError.self) { try WhisperAudio.logMel([0.1, 0.2], mels: 0, padding: 480_000) }

@@ -27,4 +27,27 @@ private let whisperFixtures = URL(fileURLWithPath: #filePath).deletingLastPathCo
             #expect(a.start == b.start && a.text == b.text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }
+
+    /// A 1.4 MB FLAC of 2 hours 2 minutes of silence (a decompression bomb: 470 MB of samples) is refused when
+    /// the decoder passes the 2-hour mark, naming the file, before any sample is kept whole; the old path
+    /// decoded the whole track first.
+    @Test func audioPastTwoHoursIsRefusedWhileDecoding() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-whisper-long-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("long-silence.flac").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                       "-t", "7320", "-c:a", "flac", path]
+        try p.run(); p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+        let whisper = try WhisperTranscriber(weights: "\(whisperFixtures)/whisper_fixture.safetensors")
+        do {
+            _ = try whisper.run(audioOf: path)
+            Issue.record("2 hours 2 minutes of audio were transcribed")
+        } catch AffectError.badInput(let message) {
+            #expect(message.hasPrefix(path) && message.contains("2 hours"), "\(message)")
+        }
+    }
 }
