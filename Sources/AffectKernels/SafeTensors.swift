@@ -273,3 +273,81 @@ public struct SafeTensorsWriter {
 public func writeAtomically(_ data: Data, to path: String) throws {
     try AtomicFile.write(data, to: path)
 }
+
+/// A safetensors file written front to back while its float32 tensors arrive in rows, so that an output as long
+/// as its input (a recording's per-frame embeddings) never has to be held in memory.
+///
+/// Room for the header is reserved first: the metadata's JSON as given at `init` plus 4 KiB for the tensor
+/// entries and for numbers the metadata gains by the end. ``finish()`` writes the header over that room, padded
+/// with spaces (which the format allows). Write to a temporary path (``AtomicFile/write(to:_:)``): the file is
+/// complete only after `finish`.
+public final class SafeTensorsStreamWriter {
+    public let path: String
+    public var metadata: [String: String]
+    private let handle: FileHandle
+    private let reserved: Int
+    private var entries: [(name: String, shape: [Int], bytes: Int)] = []
+    private var current: (name: String, columns: Int, rows: Int)?
+    private var written = 0
+
+    /// Creates (or truncates) `path`.
+    public init(path: String, metadata: [String: String]) throws {
+        self.path = path
+        self.metadata = metadata
+        let json = try JSONSerialization.data(withJSONObject: ["__metadata__": metadata], options: [.sortedKeys])
+        reserved = (json.count + 4096 + 7) / 8 * 8
+        guard FileManager.default.createFile(atPath: path, contents: Data(count: 8 + reserved)),
+              let h = FileHandle(forWritingAtPath: path) else {
+            throw AffectError.badInput("\(path): cannot create the file.")
+        }
+        handle = h
+        try h.seekToEnd()
+    }
+
+    deinit { try? handle.close() }
+
+    /// Starts the next tensor: rows of `columns` floats (`columns` 0: a vector, one float a row).
+    public func begin(_ name: String, columns: Int) {
+        end()
+        current = (name, columns, 0)
+    }
+
+    /// Appends `rows` rows to the current tensor.
+    public func append(_ values: UnsafePointer<Float>, rows: Int) throws {
+        guard var c = current else { preconditionFailure("append before begin") }
+        let count = rows * max(1, c.columns)
+        try handle.write(contentsOf: Data(bytes: values, count: count * 4))
+        c.rows += rows
+        current = c
+    }
+
+    private func end() {
+        guard let c = current else { return }
+        let bytes = c.rows * max(1, c.columns) * 4
+        entries.append((c.name, c.columns == 0 ? [c.rows] : [c.rows, c.columns], bytes))
+        written += bytes
+        current = nil
+    }
+
+    /// Ends the last tensor and writes the header.
+    public func finish() throws {
+        end()
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for e in entries {
+            header[e.name] = ["dtype": DType.f32.rawValue, "shape": e.shape, "data_offsets": [offset, offset + e.bytes]] as [String: Any]
+            offset += e.bytes
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        guard json.count <= reserved else {
+            throw AffectError.badInput("\(path): the header (\(json.count) bytes) outgrew the \(reserved) bytes reserved for it.")
+        }
+        json.append(Data(repeating: 0x20, count: reserved - json.count))
+        var len = UInt64(reserved).littleEndian
+        try handle.seek(toOffset: 0)
+        try handle.write(contentsOf: Data(bytes: &len, count: 8) + json)
+        try handle.synchronize()
+        try handle.close()
+    }
+}

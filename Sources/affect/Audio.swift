@@ -190,41 +190,54 @@ struct EmbedAudio: ParsableCommand {
             throw AffectError.badUsage("--layer must be between 0 and \(model.config.layers) for \(audio.model).")
         }
         let h = model.config.hiddenSize
-        var frames: [Float] = []
         var count = 0
-        // Pooled output keeps running sums only: memory does not grow with the recording's length.
-        var running = RunningPooling(columns: h)
-        let stats = try runLongAudio(long, file: file, layer: layer) { seg in
-            if pool == "none" {
-                frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
-            } else {
-                running.add(seg.hidden.data, rows: seg.hidden.shape[0])
-            }
-            count += seg.hidden.shape[0]
+        var meta: [String: Any] = [
+            "file": file, "model": audio.model, "arch": model.arch, "layer": layer.map { "hidden_states.\($0)" } ?? "last_hidden_state",
+            "pool": pool, "frame_rate": Double(model.config.sampleRate) / Double(model.config.hop),
+            "sample_rate": model.config.sampleRate, "window": audio.window, "overlap": audio.overlap,
+        ]
+        func metadata(frames: Int, samples: Int) throws -> [String: String] {
+            meta["frames"] = frames; meta["samples"] = samples
+            return ["affect.embedding": String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)]
         }
-        var writer = SafeTensorsWriter()
-        switch pool {
-        case "none":
-            writer.add("embeddings", shape: [count, h], floats: frames)
-            let spf = Double(model.config.hop) / Double(model.config.sampleRate)
-            writer.add("frame_times", shape: [count], floats: (0..<count).map { Float(Double($0) * spf) })
-        default:
+        var samples = 0
+        if pool == "none" {
+            // Frames go to the output file as they come (it is as long as the recording: 150 KB a second for
+            // wav2vec2-base), then their times; the header is written last.
+            try AtomicFile.write(to: output) { tmp in
+                let out = try SafeTensorsStreamWriter(path: tmp, metadata: try metadata(frames: Int.max, samples: Int.max))
+                out.begin("embeddings", columns: h)
+                samples = try runLongAudio(long, file: file, layer: layer) { seg in
+                    try out.append(seg.hidden.data, rows: seg.hidden.shape[0])
+                    count += seg.hidden.shape[0]
+                }.count
+                out.begin("frame_times", columns: 0)
+                let spf = Double(model.config.hop) / Double(model.config.sampleRate)
+                for start in stride(from: 0, to: count, by: 1 << 16) {
+                    let times = (start..<min(count, start + (1 << 16))).map { Float(Double($0) * spf) }
+                    try times.withUnsafeBufferPointer { try out.append($0.baseAddress!, rows: times.count) }
+                }
+                out.metadata = try metadata(frames: count, samples: samples)
+                try out.finish()
+            }
+        } else {
+            // Pooled output keeps running sums only.
+            var running = RunningPooling(columns: h)
+            samples = try runLongAudio(long, file: file, layer: layer) { seg in
+                running.add(seg.hidden.data, rows: seg.hidden.shape[0])
+                count += seg.hidden.shape[0]
+            }.count
+            var writer = SafeTensorsWriter()
             if count == 0 {
                 writer.add("embeddings", shape: [0, pool == "stat" ? 4 * h : h], floats: [])
             } else {
                 let v = pool == "stat" ? try running.stat() : try running.means()
                 writer.add("embeddings", shape: [1, v.count], floats: v)
             }
+            writer.metadata = try metadata(frames: count, samples: samples)
+            try writer.write(to: output)
         }
-        let meta: [String: Any] = [
-            "file": file, "model": audio.model, "arch": model.arch, "layer": layer.map { "hidden_states.\($0)" } ?? "last_hidden_state",
-            "pool": pool, "frames": count, "frame_rate": Double(model.config.sampleRate) / Double(model.config.hop),
-            "sample_rate": model.config.sampleRate, "samples": stats.count, "window": audio.window, "overlap": audio.overlap,
-        ]
-        writer.metadata["affect.embedding"] = String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)
-        frames = []     // the writer holds its own copy: at 50 Hz × 768 floats, 10 min of frames are 92 MB
-        try writer.write(to: output)
-        print("\(output): embeddings \(pool == "none" ? "\(count)×\(h)" : (count == 0 ? "0 rows" : "1×\(pool == "stat" ? 4 * h : h)")) from \(count) frames (\(String(format: "%.2f", Double(stats.count) / Double(model.config.sampleRate))) s)")
+        print("\(output): embeddings \(pool == "none" ? "\(count)×\(h)" : (count == 0 ? "0 rows" : "1×\(pool == "stat" ? 4 * h : h)")) from \(count) frames (\(String(format: "%.2f", Double(samples) / Double(model.config.sampleRate))) s)")
     }
 }
 
