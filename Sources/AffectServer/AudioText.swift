@@ -40,10 +40,23 @@ extension AffectServer {
             }
             return try await withUpload(request) { path in
                 let h = speech.model.config.hiddenSize
+                // Per-frame answers are capped (a few MB of compressed silence decode to hours); pooled answers
+                // keep running sums, so neither grows with the recording.
+                let maxFrames = max(1, self.configuration.maxEmbeddingFloats / h)
+                let frameRate = Double(speech.model.config.sampleRate) / Double(speech.model.config.hop)
                 var frames: [Float] = [], count = 0
+                var running = RunningPooling(columns: h)
                 _ = try Self.runLongAudio(speech.long, path: path, layer: layer) { seg in
-                    frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
-                    count += seg.hidden.shape[0]
+                    let rows = seg.hidden.shape[0]
+                    if pool == "none" {
+                        guard count + rows <= maxFrames else {
+                            throw ServerError(.contentTooLarge, "per-frame embeddings are answered for at most \(maxFrames) frames (\(String(format: "%.0f", Double(maxFrames) / frameRate)) s of audio); ask pool=mean or pool=stat, or run `affect embed-audio`, which writes any length to a file.")
+                        }
+                        frames.append(contentsOf: UnsafeBufferPointer(start: seg.hidden.data, count: seg.hidden.count))
+                    } else {
+                        running.add(seg.hidden.data, rows: rows)
+                    }
+                    count += rows
                 }
                 var out: [String: Any] = ["model": name, "pool": pool, "frames": count,
                                           "layer": layer.map { "hidden_states.\($0)" } ?? "last_hidden_state",
@@ -52,8 +65,7 @@ extension AffectServer {
                     out["shape"] = [count, pool == "stat" ? 4 * h : h]
                     out["embeddings"] = pool == "none" ? frames.map { JSON.finite($0) } : []
                 } else {
-                    let m = try FeatureMatrix(rows: count, columns: h, values: frames)
-                    let v = pool == "stat" ? try Pooling.stat(m) : try Pooling.mean(m)
+                    let v = pool == "stat" ? try running.stat() : try running.means()
                     out["shape"] = [1, v.count]
                     out["embeddings"] = v.map { JSON.finite($0) }
                 }

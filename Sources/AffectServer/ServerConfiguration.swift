@@ -21,6 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadBytes = 2 * 1024 * 1024 * 1024
     /// Largest JSON or text body (`/v1/embed-text`), in bytes.
     public var maxTextBytes = 1024 * 1024
+    /// Most floats `/v1/embed-audio?pool=none` answers (frames × hidden size): 2^24 by default, about 7 minutes of
+    /// wav2vec2-base frames and a few hundred MB of JSON. A longer recording is answered 413 (a few MB of
+    /// compressed silence decode to hours); pooled answers keep running sums and have no limit.
+    public var maxEmbeddingFloats = 1 << 24
     /// Analysis jobs run at once (each on its own thread, beside the request workers).
     public var jobWorkers = 1
     /// Jobs waiting to start; one more is answered 429.
@@ -56,6 +60,7 @@ public struct ServerConfiguration: Sendable {
         try seconds(jobTimeout, 1...604_800, "the job timeout")
         try check(maxImageBytes, 1...(1 << 31), "the image size limit")
         try check(maxTextBytes, 1...(1 << 31), "the text size limit")
+        try check(maxEmbeddingFloats, 1...(1 << 30), "the per-frame embedding limit")
         guard maxUploadBytes >= 1 else { throw AffectError.badUsage("the upload size limit must be positive, got \(maxUploadBytes).") }
         if let t = token {
             guard !t.isEmpty, t.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else {

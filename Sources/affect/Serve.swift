@@ -27,6 +27,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a request may wait for a worker before 503.") var queueTimeout: Double = 30
     @Option(help: "Largest image body in bytes (/v1/faces, one stream frame).") var maxImageBytes: Int = 20 * 1024 * 1024
     @Option(help: "Largest upload in bytes (/v1/analyze, audio routes); streamed to disk.") var maxUploadBytes: Int = 2 * 1024 * 1024 * 1024
+    @Option(help: "Most floats (frames × hidden size) /v1/embed-audio?pool=none answers, 1 to 2^30; longer audio is answered 413.") var maxEmbeddingFloats: Int = 1 << 24
     @Option(help: "Analyses run at once, 1 to 64.") var jobWorkers: Int = 1
     @Option(help: "Analyses waiting before 429, 0 to 10000.") var jobQueue: Int = 8
     @Option(help: "Seconds an analysis may run before it is cancelled.") var jobTimeout: Double = 3600
@@ -43,6 +44,7 @@ struct Serve: ParsableCommand {
         config.token = token ?? ProcessInfo.processInfo.environment["AFFECT_TOKEN"]
         config.workers = workers; config.queueDepth = queue; config.queueTimeout = queueTimeout
         config.maxImageBytes = maxImageBytes; config.maxUploadBytes = maxUploadBytes
+        config.maxEmbeddingFloats = maxEmbeddingFloats
         config.jobWorkers = jobWorkers; config.jobQueueDepth = jobQueue; config.jobTimeout = jobTimeout
         config.maxJobs = maxJobs; config.jobsDirectory = jobsDir; config.maxStreamConnections = maxStreams
         try config.validate()

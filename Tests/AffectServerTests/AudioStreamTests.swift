@@ -49,6 +49,29 @@ func exchange(_ ws: TestWebSocket, _ messages: [[UInt8]]) throws -> [[String: An
         return out
     }()
 
+    /// Per-frame embeddings past the server's limit are answered 413 (the frames are not gathered first); the
+    /// pooled answers of the same upload keep running sums and equal the per-frame rows' mean.
+    @Test func perFrameEmbeddingsAreCappedAndPooledOnesAreNot() async throws {
+        let clip = wav(Self.speech[0..<48_000])       // 3 s: 149 frames of the tiny model's 32 floats
+        try await withServer({ $0.maxEmbeddingFloats = 32 * 100 }, models: audioModels) { _, port in
+            let long = try await offThread { try request(port, "POST", "/v1/embed-audio", body: clip) }
+            #expect(long.status == 413 && long.text.contains("at most 100 frames"), "\(long.status) \(long.text)")
+            let short = try await offThread { try request(port, "POST", "/v1/embed-audio", body: wav(Self.speech[0..<16_000])) }
+            #expect(short.status == 200, "\(short.text)")
+            let frames = try #require(short.json["embeddings"] as? [Double])
+            let mean = try await offThread { try request(port, "POST", "/v1/embed-audio?pool=mean", body: wav(Self.speech[0..<16_000])) }
+            let pooled = try #require(mean.json["embeddings"] as? [Double])
+            let rows = frames.count / 32
+            #expect(rows > 0 && pooled.count == 32)
+            for j in 0..<32 {
+                let m = (0..<rows).map { frames[$0 * 32 + j] }.reduce(0, +) / Double(rows)
+                #expect(abs(m - pooled[j]) <= 1e-5 * max(1, abs(m)), "column \(j)")
+            }
+            let stat = try await offThread { try request(port, "POST", "/v1/embed-audio?pool=stat", body: clip) }
+            #expect(stat.status == 200 && (stat.json["embeddings"] as? [Double])?.count == 4 * 32, "\(stat.text)")
+        }
+    }
+
     @Test func firstChunkEqualsTheAudioRoutesAndFramesAreAnsweredOnce() async throws {
         let samples = Self.speech
         #expect(samples.count > 80_000)
