@@ -74,7 +74,28 @@ public final class StopFlag: @unchecked Sendable {
     /// Asks every reader holding this flag to stop as soon as it can.
     public func stop() { affect_flag_store(flag, 1) }
     public var isStopped: Bool { affect_flag_load(flag) != 0 }
+
+    /// Sets this flag (for the rest of the process) when one of `signals` arrives, from a plain signal handler:
+    /// installed before this returns, so no signal is lost (a dispatch signal source registers asynchronously,
+    /// and a signal arriving before it did was ignored). The flag is kept alive from then on.
+    public func stopOnSignals(_ signals: [Int32]) {
+        signalStopOwner = self
+        signalStopPointer = flag
+        for sig in signals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { _ in
+                if let p = signalStopPointer { affect_flag_store(p, 1) }
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(sig, &action, nil)
+        }
+    }
 }
+
+/// The flag ``StopFlag/stopOnSignals(_:)`` sets, and its owner (kept alive).
+nonisolated(unsafe) private var signalStopOwner: StopFlag?
+nonisolated(unsafe) private var signalStopPointer: UnsafeMutablePointer<Int32>?
 
 /// The demuxer's interrupt callback: non-zero once the flag its `opaque` points to is set.
 let stopRequested: @convention(c) (UnsafeMutableRawPointer?) -> Int32 = { opaque in

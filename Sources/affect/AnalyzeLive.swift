@@ -29,18 +29,11 @@ extension Analyze {
 
         // SIGINT / SIGTERM end the stream cleanly: the frame in hand is finished and its line written.
         let stop = StopFlag()
-        var handlers: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let h = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            h.setEventHandler { stop.stop() }
-            h.resume()
-            handlers.append(h)
-        }
+        stop.stopOnSignals([SIGINT, SIGTERM])
         // A closed reader (`| head`) is an error to report, not a silent death.
         signal(SIGPIPE, SIG_IGN)
         let sink = try LineSink(path: output.first)
-        defer { sink.close(); handlers.forEach { $0.cancel() } }
+        defer { sink.close() }
         var closed = false
         var summary = StreamSummary()
         do {
