@@ -49,24 +49,32 @@ public final class AffectServer: @unchecked Sendable {
     /// The application: routes, WebSocket upgrade, bind address. `onRunning` receives the bound port.
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = makeRouter()
+        let ws = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .seconds(120)),
+            ws: .init(maxFrameSize: configuration.maxImageBytes, closeTimeout: .seconds(5)))
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) throws
+            -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { [self] head, _, _ in
+                // Upgrade only a request the HTTP route would accept; every other goes to the
+                // router, whose GET /v1/stream answers why (401, 400, 429 or 426) as JSON.
+                let uri = URI(head.path ?? "/")
+                // Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol.
+                let offered = subprotocols(head.headerFields[.secWebSocketProtocol])
+                guard uri.path == "/v1/stream",
+                      configuration.token.map({ tokenMatches(head.headerFields[.authorization], $0) || subprotocolTokenMatches(offered, $0) }) ?? true,
+                      let params = try? StreamRequest(query: query(uri), models: models),
+                      streamLock.withLock({ openStreams }) < configuration.maxStreamConnections else { return .dontUpgrade }
+                // A client that offered subprotocols must get one of them back, or it fails the connection.
+                var headers = HTTPFields()
+                if offered.contains(streamSubprotocol) { headers[.secWebSocketProtocol] = streamSubprotocol }
+                else if !offered.isEmpty { return .dontUpgrade }
+                return .upgrade(headers) { inbound, outbound, _ in try await self.stream(inbound, outbound, params: params) }
+            }
+        let headTimeout = TimeAmount.milliseconds(Int64(configuration.requestHeadTimeout * 1000))
         var app = Application(router: router,
-                              server: .http1WebSocketUpgrade(
-                                configuration: .init(http1: .init(idleTimeout: .seconds(120)),
-                                                     ws: .init(maxFrameSize: configuration.maxImageBytes, closeTimeout: .seconds(5)))) { [self] head, _, _ in
-                                  // Upgrade only a request the HTTP route would accept; every other goes to the
-                                  // router, whose GET /v1/stream answers why (401, 400, 429 or 426) as JSON.
-                                  let uri = URI(head.path ?? "/")
-                                  // Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol.
-                                  let offered = subprotocols(head.headerFields[.secWebSocketProtocol])
-                                  guard uri.path == "/v1/stream",
-                                        configuration.token.map({ tokenMatches(head.headerFields[.authorization], $0) || subprotocolTokenMatches(offered, $0) }) ?? true,
-                                        let params = try? StreamRequest(query: query(uri), models: models),
-                                        streamLock.withLock({ openStreams }) < configuration.maxStreamConnections else { return .dontUpgrade }
-                                  // A client that offered subprotocols must get one of them back, or it fails the connection.
-                                  var headers = HTTPFields()
-                                  if offered.contains(streamSubprotocol) { headers[.secWebSocketProtocol] = streamSubprotocol }
-                                  else if !offered.isEmpty { return .dontUpgrade }
-                                  return .upgrade(headers) { inbound, outbound, _ in try await self.stream(inbound, outbound, params: params) }
+                              server: HTTPServerBuilder { responder in
+                                  GuardedChildChannel(inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: ws,
+                                                                                          shouldUpgrade: shouldUpgrade),
+                                                      headTimeout: headTimeout)
                               },
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "affect"),
                               onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

@@ -38,6 +38,9 @@ public struct ServerConfiguration: Sendable {
     public var jobsDirectory: String?
     /// WebSocket streams open at once; one more is refused 429 before the upgrade.
     public var maxStreamConnections = 16
+    /// Seconds a new connection has to send its first complete request head; a connection still without one
+    /// is closed (idle connections between requests are closed after 120 s).
+    public var requestHeadTimeout: Double = 30
 
     public init() {}
 
@@ -58,6 +61,7 @@ public struct ServerConfiguration: Sendable {
         try check(maxStreamConnections, 1...10_000, "the number of stream connections")
         try seconds(queueTimeout, 0.001...86_400, "the queue timeout")
         try seconds(jobTimeout, 1...604_800, "the job timeout")
+        try seconds(requestHeadTimeout, 0.01...3600, "the request head timeout")
         try check(maxImageBytes, 1...(1 << 31), "the image size limit")
         try check(maxTextBytes, 1...(1 << 31), "the text size limit")
         try check(maxEmbeddingFloats, 1...(1 << 30), "the per-frame embedding limit")

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOHTTP1
 import AffectKernels
 
 /// An error answered as `{"error": "..."}` with its HTTP status (and Retry-After when the server is busy).
@@ -27,6 +28,9 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
             }
         case let e as HTTPError:
             return ServerError(e.status, e.body ?? e.status.reasonPhrase)
+        case let e as HTTPParserError:
+            // A body the HTTP parser rejects mid-request (a bad chunk size): the client's framing, not ours.
+            return ServerError(.badRequest, "the request is malformed HTTP (\(e)).")
         case is CancellationError:
             return ServerError(.serviceUnavailable, "the request was cancelled (the server is stopping).")
         default:

@@ -34,6 +34,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Jobs kept (with their results) before the oldest finished one is forgotten.") var maxJobs: Int = 64
     @Option(help: "Folder for uploads and job results (default: a new temporary folder, removed at exit).") var jobsDir: String?
     @Option(help: "WebSocket streams open at once.") var maxStreams: Int = 16
+    @Option(help: "Seconds a new connection has to send a complete request head before it is closed, 0.01 to 3600.") var headTimeout: Double = 30
     @OptionGroup var compute: ComputeOptions
     @OptionGroup var precisionOption: PrecisionOption
 
@@ -47,6 +48,7 @@ struct Serve: ParsableCommand {
         config.maxEmbeddingFloats = maxEmbeddingFloats
         config.jobWorkers = jobWorkers; config.jobQueueDepth = jobQueue; config.jobTimeout = jobTimeout
         config.maxJobs = maxJobs; config.jobsDirectory = jobsDir; config.maxStreamConnections = maxStreams
+        config.requestHeadTimeout = headTimeout
         try config.validate()
         // Every worker running at once shares the cores: the kernels' threads are what is left.
         Threading.setThreads(min(Threading.threads, config.kernelThreads(cores: Threading.availableCores)))

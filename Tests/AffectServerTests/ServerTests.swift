@@ -147,6 +147,67 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
         }
     }
 
+    /// Connections that never make a request: a malformed first head is answered 400 and closed, a head that
+    /// never completes is closed at the head timeout; neither holds its socket (both did, for good). A
+    /// connection that made a request, or became a WebSocket, is not bound by that timeout.
+    @Test func malformedOrUnfinishedRequestHeadsDoNotHoldConnections() async throws {
+        try await withServer({ $0.requestHeadTimeout = 1 }) { _, port in
+            let heads = ["POST /v1/faces HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\nabc",
+                         "POST /v1/faces HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                         "POST /v1/faces HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n"]
+            for head in heads {
+                let (status, rest) = try await offThread { () -> (Int, [UInt8]) in
+                    let s = try TestSocket(port: port, timeout: 60)
+                    try? s.send(Array(head.utf8))
+                    let (status, _) = try s.readHead()
+                    return (status, try s.readToEnd())
+                }
+                #expect(status == 400 && rest.isEmpty, "\(head.prefix(60)): \(status), then \(rest.count) bytes")
+            }
+            // A body whose chunk framing breaks mid-request: the client's fault (400), not an internal error.
+            let chunk = try await offThread { () -> TestResponse in
+                let s = try TestSocket(port: port, timeout: 60)
+                try s.send(Array("POST /v1/faces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZZ\r\nabc".utf8))
+                let (status, headers) = try s.readHead()
+                let body = try s.read(count: Int(headers["content-length"] ?? "") ?? 0)
+                return TestResponse(status: status, headers: headers, body: Data(body))
+            }
+            #expect(chunk.status == 400 && chunk.text.contains("malformed HTTP"), "\(chunk.status) \(chunk.text)")
+            // Silent, and a head that stops half-way: closed once the second has passed.
+            for partial in ["", "GET /heal"] {
+                let (closed, seconds) = try await offThread { () -> (Bool, Double) in
+                    let s = try TestSocket(port: port, timeout: 60)
+                    let t0 = Date()
+                    if !partial.isEmpty { try s.send(Array(partial.utf8)) }
+                    return (try s.readToEnd().isEmpty, Date().timeIntervalSince(t0))
+                }
+                #expect(closed && seconds >= 0.9 && seconds < 30, "`\(partial)`: closed \(closed) after \(seconds) s")
+            }
+            // A kept-alive connection idles past the head timeout between requests; a WebSocket waits past it.
+            let second = try await offThread { () -> Int in
+                let s = try TestSocket(port: port, timeout: 60)
+                for i in 0..<2 {
+                    if i == 1 { Thread.sleep(forTimeInterval: 2) }
+                    try s.send(Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                    let (status, headers) = try s.readHead()
+                    _ = try s.read(count: Int(headers["content-length"] ?? "") ?? 0)
+                    if i == 1 { return status }
+                }
+                return 0
+            }
+            #expect(second == 200)
+            let reply = try await offThread { () -> String? in
+                let ws = try TestWebSocket(port: port, path: "/v1/stream")
+                guard ws.status == 101 else { throw ClientError(description: "upgrade answered \(ws.status)") }
+                Thread.sleep(forTimeInterval: 2)
+                try ws.send(binary: [1, 2, 3, 4])
+                defer { ws.close() }
+                return try ws.receiveText()
+            }
+            #expect(reply?.contains("error") == true, "\(reply ?? "closed")")
+        }
+    }
+
     @Test func tokenGuardsEveryRouteButHealth() async throws {
         try await withServer({ $0.token = "s3cret" }) { _, port in
             let r1 = try await offThread { try request(port, "GET", "/healthz") }

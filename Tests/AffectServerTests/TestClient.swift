@@ -20,14 +20,15 @@ final class TestSocket {
     /// `fd`) never runs for an instance whose `fd` was not set. Closing it in both places closed some other
     /// thread's descriptor the second time: the server's just-accepted connection, which NIO then found gone
     /// (a precondition failure in `getpeername`), seen while the browser tests retried chromedriver's port.
-    init(port: Int) throws {
+    /// `timeout`: seconds a read may wait before it fails.
+    init(port: Int, timeout: Int = 600) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError(description: "socket failed") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var tv = timeval(tv_sec: 600, tv_usec: 0)
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
