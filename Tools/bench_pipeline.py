@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The whole video pipeline: `affect analyze` against the Python pipeline it replaces, same clip, same faces.
 
-    Tools/bench_pipeline.py CLIP [--models DIR] [--threads 1,2] [--runs 3] [--no-fifo] [--markdown OUT.md]
+    Tools/bench_pipeline.py CLIP [--models DIR] [--threads 1,2] [--runs 3] [--precision float32|int8] [--no-fifo] [--markdown OUT.md]
 
 Python side (the seed's pipeline): OpenCV decoding (`cv2.VideoCapture`, BGR → RGB), facenet-pytorch 2.6
 `MTCNN(keep_all=True, min_face_size=40).detect` on every frame, each face cropped as EmotiEffLib's examples
@@ -168,6 +168,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-fifo", action="store_true", help="do not run under chrt -f 10")
     p.add_argument("--ours-only", action="store_true", help="time ours alone (e.g. the real-time check)")
+    p.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                   help="ours: `affect analyze --precision` (int8: EfficientNet's wider 1×1 convolutions in int8)")
     p.add_argument("--markdown", help="also append the table to this file")
     p.add_argument("--child", nargs=4, metavar=("CLIP", "ONNX", "THREADS", "CSV"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -205,7 +207,7 @@ def main():
                     out_csv = os.path.join(tmp, f"{side}{t}.csv")
                     if side == "ours":
                         cmd = [AFFECT, "analyze", args.clip, "--face-model", weights, "--tracks", "all",
-                               "--threads", str(t), "-o", out_csv]
+                               "--threads", str(t), "--precision", args.precision, "-o", out_csv]
                         _, wall, cpu, rss = timed(cmd, fifo)
                         frames, n = ours_faces(out_csv)
                         loop = None
@@ -231,6 +233,7 @@ def main():
         f"- Clip: {os.path.basename(args.clip)}, {info.get('width')}×{info.get('height')}, "
         f"{int(num) / int(den):.2f} fps, {duration:.2f} s",
         f"- CPU: {cpu_name()}; load average {load_before} before, {load_after} after",
+        f"- Ours at `--precision {args.precision}`; Python's recogniser is ONNX Runtime float32",
         f"- {'Every run under `chrt -f 10`, ' if fifo else ''}{'ours alone' if args.ours_only else 'ours and Python alternating'}, median of {args.runs} runs; "
         "times and peak RSS of the whole process (imports and model loading included)",
         "",

@@ -13,6 +13,11 @@ import AffectKernels
 /// Kernel sizes, widths and depths come from the tensors' shapes; strides per stage from the config
 /// (`stage_strides`, EfficientNet's [1, 2, 2, 2, 1, 2, 1] by default). `tf_` variants use TF "SAME"
 /// padding and BatchNorm eps 1e-3 (`pad_type`, `bn_eps` in the config). BatchNorm is folded at load.
+/// With ``Precision/int8`` the expansions and the head (1×1 convolutions reading the blocks' outputs) multiply in
+/// int8 where they reduce over 64 channels or more. The projections stay float32: their inputs are SiLU outputs
+/// scaled per channel by the squeeze-and-excitation, which one quantisation step per pixel serves badly
+/// (EfficientNet-B0 features at cosine 0.997 to float32 with them in int8, 0.9998 without), and so do the stem,
+/// the depthwise convolutions and the classifier.
 public struct EfficientNet: InferenceModel {
     public let arch = "efficientnet"
     public let labels: [String]
@@ -69,16 +74,17 @@ public struct EfficientNet: InferenceModel {
         func bn(_ prefix: String, _ c: Int) throws -> BatchNorm { try w.batchNorm(prefix, channels: c, eps: eps) }
         /// Loads a convolution + BN, checking it consumes `cin` channels (misshapen files fail here, by name).
         func conv(_ name: String, _ bnName: String, cin: Int, stride: Int = 1, depthwise: Bool = false,
-                  act: Activation) throws -> Conv2D {
+                  act: Activation, int8: Bool = false) throws -> Conv2D {
+            let precision = int8 ? w.precision : .float32
             let weight = try w.convWeight("\(name).weight", out: depthwise ? cin : nil, inPerGroup: depthwise ? 1 : cin)
             let (o, k) = (weight.shape[0], weight.shape[2])
             // ONNX exports arrive with BatchNorm already folded into a conv bias.
             if !w.contains("\(bnName).running_mean"), let bias = try w.optionalTensor("\(name).bias", shape: [o]) {
                 return Conv2D(weight: weight, bias: bias, stride: (stride, stride), padding: padding(k, stride),
-                              groups: depthwise ? cin : 1, activation: act)
+                              groups: depthwise ? cin : 1, activation: act, precision: precision)
             }
             return Conv2D(weight: weight, bias: nil, batchNorm: try bn(bnName, o), stride: (stride, stride),
-                          padding: padding(k, stride), groups: depthwise ? cin : 1, activation: act)
+                          padding: padding(k, stride), groups: depthwise ? cin : 1, activation: act, precision: precision)
         }
         func se(_ p: String, _ c: Int) throws -> SqueezeExcite? {
             guard w.contains("\(p).se.conv_reduce.weight") else { return nil }
@@ -99,7 +105,7 @@ public struct EfficientNet: InferenceModel {
                 let p = "blocks.\(stage).\(i)"
                 let s = i == 0 ? (stage < strides.count ? strides[stage] : 1) : 1
                 if w.contains("\(p).conv_pwl.weight") || w.contains("\(p).bn3.weight") {
-                    let expand = try conv("\(p).conv_pw", "\(p).bn1", cin: channels, act: .silu)
+                    let expand = try conv("\(p).conv_pw", "\(p).bn1", cin: channels, act: .silu, int8: true)
                     let mid = expand.outChannels
                     let dw = try conv("\(p).conv_dw", "\(p).bn2", cin: mid, stride: s, depthwise: true, act: .silu)
                     let pwl = try conv("\(p).conv_pwl", "\(p).bn3", cin: mid, act: .none)
@@ -119,7 +125,7 @@ public struct EfficientNet: InferenceModel {
         }
         guard !blocks.isEmpty else { throw AffectError.badInput("\(w.path): tensor `blocks.0.0.conv_dw.weight` is missing (arch efficientnet).") }
         self.blocks = blocks
-        head = try conv("conv_head", "bn2", cin: channels, act: .silu)
+        head = try conv("conv_head", "bn2", cin: channels, act: .silu, int8: true)
         if let name = ["classifier", "classifier.0"].first(where: { w.contains("\($0).weight") }) {
             let c = try w.linear(name, in: head.outChannels, bias: .optional)
             try w.requireLabels(count: c.outFeatures, of: "\(name).weight")

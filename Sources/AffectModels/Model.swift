@@ -48,7 +48,7 @@ extension InferenceModel {
 /// Opens a weight file as the model its `affect.arch` names (one of ``Architectures/all``).
 public enum ModelLoader {
     /// - Parameter precision: ``Precision/int8`` quantises the transformer encoders' linear layers (wav2vec2,
-    ///   HuBERT, BERT, RoBERTa, Whisper); other architectures ignore it.
+    ///   HuBERT, BERT, RoBERTa, Whisper) and EfficientNet's expansion and head convolutions; other architectures ignore it.
     public static func load(_ path: String, precision: Precision = .float32) throws -> any InferenceModel {
         try load(WeightFile(path: path, precision: precision))
     }

@@ -13,8 +13,9 @@ public struct WeightFile: @unchecked Sendable {
     public let labels: [String]
     /// `affect.preprocess`.
     public let preprocess: [String: Any]
-    /// The precision the transformer encoders' linear layers load at (``Precision/int8``: quantised per output
-    /// channel at load, inputs per row at run time). Embeddings, norms, convolutions and heads stay float32.
+    /// The precision the transformer encoders' linear layers and EfficientNet's expansions and head load at
+    /// (``Precision/int8``: quantised per output channel at load, inputs per row or pixel at run time).
+    /// Embeddings, norms, other convolutions and heads stay float32.
     public var precision: Precision = .float32
 
     /// Every `affect.arch` the engine runs (``Architectures/all``).

@@ -33,7 +33,7 @@ public final class ModelSet: Sendable {
 
     /// Loads every `(name, path)`: its `affect.arch` decides what it is. Exactly one MTCNN detector and at
     /// least one facial expression model are needed; names must be unique. `precision` applies to the audio and
-    /// text models' transformer encoders.
+    /// text models' transformer encoders and to EfficientNet face models (``Precision/int8``).
     public init(_ models: [(name: String, path: String)], precision: Precision = .float32) throws {
         var detector: (String, MTCNN)?
         var faces: [String: any FaceModel] = [:], firstFace: String?

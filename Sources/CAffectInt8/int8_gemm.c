@@ -96,42 +96,115 @@ void affect_int8_pack(const int8_t *w, int n, int k, int8_t *packed, int32_t *co
 
 int affect_int8_prefers_offset(int kind) { return kind == AFFECT_INT8_VNNI; }
 
-// The loop body is compiled twice: for AVX2 (rintf becomes vroundps, 8 lanes) and for the baseline target
-// (SSE2 has no rounding instruction: a libm call per value). Both round half to even, so they give equal bytes.
+// One row: `x[kk] · mul[kk]` (mul optional) quantised by `inv`, written from column `from` on. The scalar statement of
+// the contract, and the tail of the vector version.
+// Every caller tests `mul` once and passes NULL or not as a constant, so each loop is compiled without the branch
+// (a conditional load of `mul[kk]` became a masked load from address 0: a microcode assist per vector).
 static inline __attribute__((always_inline))
-void quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
+void quantize_tail(const float *row, const float *mul, int from, int k, float inv, uint8_t flip, int8_t *qr) {
+    for (int kk = from; kk < k; kk++) {
+        float v = row[kk];
+        if (mul) v = v * mul[kk];
+        v = rintf(v * inv);
+        v = v > 127.0f ? 127.0f : v;
+        v = v < -127.0f ? -127.0f : v;
+        v = v == v ? v : 0.0f;
+        qr[kk] = (int8_t)((uint8_t)(int8_t)(int)v ^ flip);
+    }
+}
+
+static inline float inverse_step(float mx) { return mx > 0 && isfinite(mx) ? 127.0f / mx : 0.0f; }
+static inline float row_scale(float mx) { return mx > 0 && isfinite(mx) ? mx / 127.0f : 0.0f; }
+
+static inline __attribute__((always_inline))
+void quantize_rows_body(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q, size_t ldq,
+                        float *scales, int offset) {
     const uint8_t flip = offset ? 0x80 : 0;
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         int8_t *qr = q + (size_t)i * ldq;
         float mx = 0;
-        for (int kk = 0; kk < k; kk++) { const float v = fabsf(row[kk]); mx = v > mx ? v : mx; }
-        const float inv = mx > 0 && isfinite(mx) ? 127.0f / mx : 0.0f;
-        for (int kk = 0; kk < k; kk++) {
-            float v = rintf(row[kk] * inv);
-            v = v > 127.0f ? 127.0f : v;
-            v = v < -127.0f ? -127.0f : v;
-            v = v == v ? v : 0.0f;
-            qr[kk] = (int8_t)((uint8_t)(int8_t)(int)v ^ flip);
-        }
+        for (int kk = 0; kk < k; kk++) { const float v = fabsf(mul ? row[kk] * mul[kk] : row[kk]); mx = v > mx ? v : mx; }
+        quantize_tail(row, mul, 0, k, inverse_step(mx), flip, qr);
         if (ldq > (size_t)k) memset(qr + k, flip, ldq - (size_t)k);
-        scales[i] = mx > 0 && isfinite(mx) ? mx / 127.0f : 0.0f;
+        scales[i] = row_scale(mx);
     }
 }
 
 #if AFFECT_X86
+// Eight lanes at a time, the same bytes as the portable loop: the maximum ignores NaN (vmaxps returns its second
+// operand when either is NaN), products round half to even (vroundps), NaN becomes 0 before the clamp, and four
+// vectors of int32 pack to 32 bytes (vpackssdw, vpacksswb, then vpermd to undo the 128-bit lane interleave).
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline))
+void quantize_rows_avx2_body(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q, size_t ldq,
+                             float *scales, int offset) {
+    const uint8_t flip = offset ? 0x80 : 0;
+    const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    const __m256i flipBytes = _mm256_set1_epi8((char)flip);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int i = 0; i < m; i++) {
+        const float *row = x + (size_t)i * ldx;
+        int8_t *qr = q + (size_t)i * ldq;
+        __m256 vmx = _mm256_setzero_ps();
+        int kk = 0;
+        for (; kk + 8 <= k; kk += 8) {
+            __m256 v = _mm256_loadu_ps(row + kk);
+            if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + kk));
+            vmx = _mm256_max_ps(_mm256_and_ps(v, absMask), vmx);
+        }
+        float lanes[8], mx = 0;
+        _mm256_storeu_ps(lanes, vmx);
+        for (int l = 0; l < 8; l++) mx = lanes[l] > mx ? lanes[l] : mx;
+        for (; kk < k; kk++) { const float v = fabsf(mul ? row[kk] * mul[kk] : row[kk]); mx = v > mx ? v : mx; }
+        const float inv = inverse_step(mx);
+        const __m256 vinv = _mm256_set1_ps(inv);
+        kk = 0;
+        for (; kk + 32 <= k; kk += 32) {
+            __m256i r[4];
+            for (int t = 0; t < 4; t++) {
+                __m256 v = _mm256_loadu_ps(row + kk + 8 * t);
+                if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + kk + 8 * t));
+                v = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+                v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                r[t] = _mm256_cvtps_epi32(v);
+            }
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+            b = _mm256_xor_si256(_mm256_permutevar8x32_epi32(b, order), flipBytes);
+            _mm256_storeu_si256((__m256i *)(void *)(qr + kk), b);
+        }
+        quantize_tail(row, mul, kk, k, inv, flip, qr);
+        if (ldq > (size_t)k) memset(qr + k, flip, ldq - (size_t)k);
+        scales[i] = row_scale(mx);
+    }
+}
+
 __attribute__((target("avx2,fma")))
-static void quantize_rows_avx2(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales, int offset) {
-    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
+static void quantize_rows_avx2(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q, size_t ldq,
+                               float *scales, int offset) {
+    if (mul) quantize_rows_avx2_body(x, ldx, m, k, mul, q, ldq, scales, offset);
+    else quantize_rows_avx2_body(x, ldx, m, k, NULL, q, ldq, scales, offset);
 }
 #endif
 
+static void quantize_rows_portable(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q, size_t ldq,
+                                   float *scales, int offset) {
+    if (mul) quantize_rows_body(x, ldx, m, k, mul, q, ldq, scales, offset);
+    else quantize_rows_body(x, ldx, m, k, NULL, q, ldq, scales, offset);
+}
+
+void affect_int8_quantize_rows_scaled(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q,
+                                      size_t ldq, float *scales, int offset) {
+#if AFFECT_X86
+    if (affect_int8_supported(AFFECT_INT8_AVX2)) { quantize_rows_avx2(x, ldx, m, k, mul, q, ldq, scales, offset); return; }
+#endif
+    quantize_rows_portable(x, ldx, m, k, mul, q, ldq, scales, offset);
+}
+
 void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales,
                                int offset) {
-#if AFFECT_X86
-    if (affect_int8_supported(AFFECT_INT8_AVX2)) { quantize_rows_avx2(x, ldx, m, k, q, ldq, scales, offset); return; }
-#endif
-    quantize_rows(x, ldx, m, k, q, ldq, scales, offset);
+    affect_int8_quantize_rows_scaled(x, ldx, m, k, NULL, q, ldq, scales, offset);
 }
 
 // MARK: - Epilogue

@@ -176,9 +176,10 @@ struct Analyze: ParsableCommand {
     /// (its configuration errors worded in this tool's options).
     func makeAnalyzer(_ options: AnalyzerOptions) throws -> Analyzer {
         let facePath = try resolveWeights(faceModel ?? defaultWeights("mini_xception.safetensors"))
-        var model = try FaceModels.load(WeightFile(path: facePath))
+        let precision = precisionOption.precision
+        var model = try FaceModels.load(WeightFile(path: facePath, precision: precision))
         if let e = expressionModel {
-            model = CombinedFaceModel(features: model, expression: try FaceModels.load(WeightFile(path: resolveWeights(e))))
+            model = CombinedFaceModel(features: model, expression: try FaceModels.load(WeightFile(path: resolveWeights(e), precision: precision)))
         }
         let mtcnn = try MTCNN(weights: WeightFile(path: resolveWeights(detector ?? defaultWeights("mtcnn.safetensors"))))
         var heads: [HeadSpec] = []

@@ -147,4 +147,61 @@ import AffectKernels
             #expect(cosine >= 0.999, "\(kernel): cosine \(cosine) with the float layer")
         }
     }
+
+    /// A 1×1 convolution at int8 (`Conv2D(precision: .int8)`, EfficientNet's expansions and projections): the
+    /// squeeze-and-excitation scale is applied inside the quantiser, one scale per pixel, then bias, residual
+    /// and SiLU: equal to `Reference.int8Linear` of the scaled pixels for every kernel and thread count, and
+    /// within the int8 error of the float32 convolution. Narrower reductions stay float32.
+    @Test func pointwiseConvolutionQuantisesScaledPixels() {
+        let (images, h, w, k, n) = (2, 5, 7, 80, 40)
+        let pixels = images * h * w
+        let x = Self.floats(pixels * k, seed: 21), weight = Self.floats(n * k, seed: 22)
+        let bias = Self.floats(n, seed: 23), residual = Self.floats(pixels * n, seed: 24)
+        let scale = Self.floats(images * k, seed: 25).map { 0.5 + 0.5 * $0 }   // sigmoid-like factors in [0, 1)
+        let conv = Conv2D(weight: Tensor(shape: [n, k, 1, 1], values: weight), bias: Tensor(shape: [n], values: bias),
+                          activation: .silu, precision: .int8)
+        #expect(conv.precision == .int8)
+        let narrow = Conv2D(weight: Tensor(shape: [n, 48, 1, 1], values: Array(weight[0 ..< n * 48])), bias: nil, precision: .int8)
+        #expect(narrow.precision == .float32, "a 48-channel reduction must stay float32")
+
+        var scaled = x
+        for p in 0..<pixels { for c in 0..<k { scaled[p * k + c] = x[p * k + c] * scale[(p / (h * w)) * k + c] } }
+        let xv = Reference.Values(shape: [pixels, k], data: scaled), wv = Reference.Values(shape: [n, k], data: weight)
+        let rv = Reference.Values(shape: [pixels, n], data: residual)
+        let expected = Reference.int8Linear(xv, weight: wv, bias: bias, activation: .silu, residual: rv)
+        let exact = Reference.linear(xv, weight: wv, bias: bias, activation: .silu, residual: rv)
+        var first: [Float]?
+        acrossKernelsAndThreads { kernel, threads in
+            let y = conv(Tensor(shape: [images, h, w, k], values: x), residual: Tensor(shape: [images, h, w, n], values: residual),
+                         inputScale: Tensor(shape: [images, k], values: scale))
+            #expect(y.shape == [images, h, w, n])
+            let worst = zip(y.array, expected.data).map { abs($0 - $1) }.max() ?? .nan
+            #expect(worst < 1e-5, "\(kernel) \(threads) threads: \(worst) from Reference.int8Linear")
+            if let first { #expect(y.array == first, "\(kernel) \(threads) threads differ from the first run") } else { first = y.array }
+            let dot = zip(y.array, exact.data).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let norms = y.array.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot() * exact.data.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot()
+            #expect(dot / norms >= 0.999, "\(kernel): cosine \(dot / norms) with the float convolution")
+        }
+    }
+
+    /// The vectorised quantiser gives the portable loop's bytes, with and without a factor per column, on
+    /// rows that are not a multiple of 32 long and hold NaN, ±infinity and exact halves.
+    @Test func scaledQuantiserMatchesReference() {
+        let (rows, cols) = (9, 75)
+        var x = Self.floats(rows * cols, seed: 31)
+        x[2 * cols + 4] = .nan                      // ignored by the maximum, quantised to 0
+        x[3 * cols + 70] = .infinity                // an infinite maximum: scale 0, zeros
+        for j in 0..<cols { x[4 * cols + j] = Float(j - 37) * 0.5 }   // halves: round half to even
+        let factors = Self.floats(cols, seed: 32)
+        for mul in [nil, factors] {
+            var input = x
+            if let mul { for r in 0..<rows { for j in 0..<cols { input[r * cols + j] = x[r * cols + j] * mul[j] } } }
+            let (q, scales) = quantizeRows(x, rows: rows, cols: cols, columnFactors: mul)
+            for r in 0..<rows {
+                let reference = Reference.quantizeSymmetric(Array(input[r * cols ..< (r + 1) * cols]))
+                #expect(Array(q[r * cols ..< (r + 1) * cols]) == reference.values, "row \(r), factors \(mul != nil)")
+                #expect(scales[r] == reference.scale, "row \(r), factors \(mul != nil)")
+            }
+        }
+    }
 }

@@ -53,6 +53,24 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         for c in compared { #expect(c.shapesMatch && c.cosine >= OutputComparison.int8MinCosine, "\(pair) \(c.name): cosine \(c.cosine)") }
     }
 
+    /// EfficientNet at int8: the expansions and the head of 64 or more input channels (the tiny model's head) run
+    /// in int8, within the bound of float32 and of the framework's outputs, with the same top-1 class.
+    @Test func efficientNetStaysWithinTheBound() throws {
+        let weights = "\(fixtures)/models/efficientnet_tiny.safetensors", refPath = "\(fixtures)/models/efficientnet_tiny.b3.ref.safetensors"
+        let float = try ModelLoader.load(weights), int8 = try ModelLoader.load(weights, precision: .int8)
+        let ref = try ReferenceFile(path: refPath)
+        let a = try float.run(ref.inputs, source: refPath), b = try int8.run(ref.inputs, source: refPath)
+        for name in ["features", "logits"] {
+            let x = try #require(a[name]), q = try #require(b[name])
+            #expect(x.array != q.array, "\(name): int8 gave the float32 result bit for bit")
+            let c = OutputComparison(name: name, ours: q, reference: x)
+            #expect(c.passesInt8Bound, "\(name): cosine \(c.cosine), top-1 \(c.topOneAgreement) to float32")
+        }
+        let (compared, missing) = try Verification.verify(int8, ref)
+        #expect(missing.isEmpty && !compared.isEmpty)
+        for c in compared { #expect(c.passesInt8Bound, "\(c.name): cosine \(c.cosine) to the framework") }
+    }
+
     /// A weight file loaded at the default precision is exactly the float32 model.
     @Test func defaultPrecisionIsFloat32() throws {
         let path = "\(fixtures)/text/tiny_roberta_go.safetensors"

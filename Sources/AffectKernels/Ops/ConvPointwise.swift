@@ -23,8 +23,16 @@ extension Conv2D {
             }
             return
         }
-        let scaledX = Tensor(uninitialized: [m, k])
-        let src = x.data, dst = scaledX.data
+        let scaledX = Self.scaledPixels(x, by: scale)
+        packedGEMM(m: m, a: scaledX.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
+                   activation: activation)
+    }
+
+    /// `x[n, …, c] · scale[n, c]`: each pixel's channels times its image's factors, as a new tensor `[pixels, C]`.
+    static func scaledPixels(_ x: Tensor, by scale: Tensor) -> Tensor {
+        let k = x.shape[x.rank - 1], m = x.count / k, perImage = m / x.shape[0]
+        let scaled = Tensor(uninitialized: [m, k])
+        let src = x.data, sc = scale.data, dst = scaled.data
         parallelFor(m, minChunk: 16) { r0, r1 in
             for r in r0..<r1 {
                 let xi = src + r * k, si = sc + (r / perImage) * k, o = dst + r * k
@@ -33,8 +41,17 @@ extension Conv2D {
                 while j < k { o[j] = xi[j] * si[j]; j += 1 }
             }
         }
-        packedGEMM(m: m, a: scaledX.data, lda: k, weights: g, residual: res, ldr: nOut, c: out.data, ldc: nOut,
-                   activation: activation)
+        return scaled
+    }
+
+    /// Pointwise convolution in int8: each pixel's channels (after the squeeze-and-excitation scale) quantised
+    /// with one scale per pixel, multiplied by the per-channel int8 weights, and dequantised with the bias,
+    /// residual and activation in the same pass (``int8Linear(m:x:weights:bias:residual:out:activation:)``).
+    func int8Pointwise(_ x: Tensor, _ out: Tensor, _ q: Int8Weights, residual: Tensor?, inputScale: Tensor?) {
+        let m = x.count / inChannels
+        int8Linear(m: m, x: x.data, weights: q, bias: bias.map { UnsafePointer($0.data) },
+                   residual: residual.map { UnsafePointer($0.data) }, out: out.data, activation: activation,
+                   inputScale: inputScale.map { UnsafePointer($0.data) }, rowsPerScale: m / x.shape[0])
     }
 
     /// Pointwise convolution with a PReLU: one GEMM over all pixels, cut into tiles whose epilogue runs while the tile is

@@ -3,10 +3,10 @@ import CAffectInt8
 /// The number format of a model's linear layers.
 ///
 /// ``float32`` is the default and what every reference check is made against. ``int8`` quantises the weights of
-/// the transformer encoders' linear layers at load (symmetric, one scale per output channel) and their inputs at
-/// run time (symmetric, one scale per row), multiplies in int8 with int32 sums and dequantises in float, as ONNX
-/// Runtime's `quantize_dynamic` does. It trades a bounded error (cosine ≥ 0.999 on last hidden states) for speed
-/// and a quarter of the weight memory.
+/// the transformer encoders' linear layers and of wide 1×1 convolutions at load (symmetric, one scale per output
+/// channel) and their inputs at run time (symmetric, one scale per row or pixel), multiplies in int8 with int32
+/// sums and dequantises in float, as ONNX Runtime's `quantize_dynamic` does. It trades a bounded error (cosine
+/// ≥ 0.999 on last hidden states) for speed and a quarter of the weight memory.
 public enum Precision: String, Sendable, CaseIterable {
     case float32
     case int8
@@ -84,11 +84,22 @@ public final class Int8Weights: @unchecked Sendable {
 
 /// Quantises `rows` rows of `cols` floats symmetrically per row (`scale = max|x| / 127`, round half to even):
 /// what the int8 linear layers do to their inputs. Returns the int8 values and one scale per row.
-public func quantizeRows(_ x: [Float], rows: Int, cols: Int) -> (values: [Int8], scales: [Float]) {
-    precondition(x.count == rows * cols, "quantizeRows: \(x.count) values for \(rows)×\(cols)")
+///
+/// - Parameter columnFactors: `cols` factors multiplying every row first (the products rounded to float), as a
+///   squeeze-and-excitation scale is applied inside the int8 convolutions' quantiser.
+public func quantizeRows(_ x: [Float], rows: Int, cols: Int, columnFactors: [Float]? = nil) -> (values: [Int8], scales: [Float]) {
+    precondition(x.count == rows * cols && (columnFactors == nil || columnFactors!.count == cols),
+                 "quantizeRows: \(x.count) values for \(rows)×\(cols)")
     var q = [Int8](repeating: 0, count: rows * cols), s = [Float](repeating: 0, count: rows)
     x.withUnsafeBufferPointer { xp in q.withUnsafeMutableBufferPointer { qp in s.withUnsafeMutableBufferPointer { sp in
-        affect_int8_quantize_rows(xp.baseAddress!, cols, Int32(rows), Int32(cols), qp.baseAddress!, cols, sp.baseAddress!, 0)
+        if let factors = columnFactors {
+            factors.withUnsafeBufferPointer { fp in
+                affect_int8_quantize_rows_scaled(xp.baseAddress!, cols, Int32(rows), Int32(cols), fp.baseAddress!,
+                                                 qp.baseAddress!, cols, sp.baseAddress!, 0)
+            }
+        } else {
+            affect_int8_quantize_rows(xp.baseAddress!, cols, Int32(rows), Int32(cols), qp.baseAddress!, cols, sp.baseAddress!, 0)
+        }
     } } }
     return (q, s)
 }
@@ -132,8 +143,15 @@ public func int8GEMM(m: Int, a: [Int8], weights w: Int8Weights) -> [Int32] {
 /// `out = act(dequant(quant(x) · qᵀ) + bias + residual)` for `m` rows of `k` floats: the inputs are quantised per
 /// row, multiplied in int8 with int32 sums, and each sum is scaled by its row's and its channel's scale.
 /// `out` (`m × n`) may be `residual`. The activation runs on each output block while it is in cache.
+///
+/// - Parameters:
+///   - inputScale: factors multiplying the inputs before they are quantised, `k` per group of `rowsPerScale`
+///     rows (row `r` takes `inputScale[(r / rowsPerScale) · k ..< … + k]`): a squeeze-and-excitation's
+///     per-image channel scale, applied inside the quantiser's pass.
 public func int8Linear(m: Int, x: UnsafePointer<Float>, weights w: Int8Weights, bias: UnsafePointer<Float>?,
-                       residual: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, activation: Activation = .none) {
+                       residual: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, activation: Activation = .none,
+                       inputScale: UnsafePointer<Float>? = nil, rowsPerScale: Int = 1) {
+    precondition(inputScale == nil || rowsPerScale > 0, "int8Linear: rowsPerScale must be positive")
     guard m > 0 else { return }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
     defer { if started != 0 { MatrixProfile.record("int8 GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
@@ -144,7 +162,17 @@ public func int8Linear(m: Int, x: UnsafePointer<Float>, weights w: Int8Weights, 
     // One kernel for the whole product: the quantiser stores the +128 offset for the VNNI kernel.
     let kernel = affect_int8_kernel(), offset = affect_int8_prefers_offset(kernel)
     parallelFor(m, minChunk: max(1, 16384 / w.k)) { r0, r1 in
-        affect_int8_quantize_rows(x + r0 * w.k, w.k, Int32(r1 - r0), Int32(w.k), q + r0 * ld, ld, rowScales + r0, offset)
+        guard let factors = inputScale else {
+            affect_int8_quantize_rows(x + r0 * w.k, w.k, Int32(r1 - r0), Int32(w.k), q + r0 * ld, ld, rowScales + r0, offset)
+            return
+        }
+        var r = r0
+        while r < r1 {
+            let group = r / rowsPerScale, end = min(r1, (group + 1) * rowsPerScale)
+            affect_int8_quantize_rows_scaled(x + r * w.k, w.k, Int32(end - r), Int32(w.k), factors + group * w.k,
+                                             q + r * ld, ld, rowScales + r, offset)
+            r = end
+        }
     }
     // PReLU slopes are indexed by channel from 0: they take a pass of their own.
     let blockActivation: Activation

@@ -53,6 +53,11 @@ void affect_int8_pack(const int8_t *w, int n, int k, int8_t *packed, int32_t *co
 void affect_int8_quantize_rows(const float *x, size_t ldx, int m, int k, int8_t *q, size_t ldq, float *scales,
                                int offset);
 
+/// The same for the rows `x[i, kk] · mul[kk]` (`mul`: `k` factors, or NULL for none), the products rounded to
+/// float first: an input scale (a squeeze-and-excitation) applied while quantising.
+void affect_int8_quantize_rows_scaled(const float *x, size_t ldx, int m, int k, const float *mul, int8_t *q,
+                                      size_t ldq, float *scales, int offset);
+
 /// Whether kernel `kind` reads activations stored with the +128 offset fastest.
 int affect_int8_prefers_offset(int kind);
 
