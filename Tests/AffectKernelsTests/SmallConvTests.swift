@@ -76,6 +76,37 @@ import AffectKernels
         #expect(abs(py.data[(h - 3) * plain.outStride + 1] - plainRef.data[(h - 3) * cout + 1]) < 1e-4)
     }
 
+    /// The register tile takes output pixels (direct) or Winograd tiles across rows, and threads split those
+    /// runs at any point: 1, 2 and 5 threads give the same bits, and the reference's values, on a map wider than
+    /// one tile row, for a first layer (3 unpadded channels), a padded 2×2 layer and a Winograd layer.
+    @Test(arguments: [(3, 10, 3), (48, 64, 2), (16, 32, 3)])
+    func threadCountDoesNotChangeResults(cin: Int, cout: Int, k: Int) {
+        let (h, w) = (37, 29)
+        let weight = Tensor(shape: [cout, cin, k, k], values: values(cout * cin * k * k, seed: 31))
+        let bias = Tensor(shape: [cout], values: values(cout, seed: 32))
+        let slopes = values(cout, seed: 33).map { abs($0) * 0.5 }
+        let x = Tensor(shape: [1, h, w, cin], values: values(h * w * cin, seed: 34))
+        let cs = cin == 3 ? 3 : (cin + 15) / 16 * 16
+        let input = Tensor.zeros([h, w, cs])
+        for p in 0..<(h * w) { for c in 0..<cin { input.data[p * cs + c] = x.data[p * cin + c] } }
+        let conv = SmallConv(weight: weight, bias: bias, prelu: slopes)
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        var results: [[Float]] = []
+        for t in [1, 2, 5] {
+            Threading.setThreads(t)
+            results.append(conv(input).array)
+        }
+        #expect(results[0] == results[1] && results[0] == results[2], "cin \(cin) cout \(cout) k \(k)")
+        let reference = Reference.conv2d(Reference.Values(x), weight: Reference.Values(weight), bias: bias.array,
+                                         activation: .prelu(slopes))
+        var worst: Float = 0
+        for p in 0..<((h - k + 1) * (w - k + 1)) {
+            for c in 0..<cout { worst = max(worst, abs(results[0][p * conv.outStride + c] - reference.data[p * cout + c])) }
+        }
+        #expect(worst < 1e-4, "cin \(cin) cout \(cout) k \(k): max difference \(worst)")
+    }
+
     @Test func winogradOnlyWhereItPays() {
         #expect(!SmallConv(weight: Tensor.zeros([10, 3, 3, 3]), bias: nil).usesWinograd)      // P-Net conv1
         #expect(!SmallConv(weight: Tensor.zeros([64, 48, 2, 2]), bias: nil).usesWinograd)     // R-Net conv3

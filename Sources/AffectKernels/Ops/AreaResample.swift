@@ -17,26 +17,42 @@ public func resizeAreaBytesInteger(_ src: UnsafePointer<UInt8>, rowStride: Int, 
                                    into out: UnsafeMutablePointer<Float>) {
     precondition(h > 0 && w > 0 && c > 0 && outHeight > 0 && outWidth > 0, "resizeAreaBytesInteger: empty image")
     let n = w * c
-    let row = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+    // One spare lane: the 3-channel horizontal pass reads each pixel as 4 lanes.
+    let row = UnsafeMutablePointer<Int32>.allocate(capacity: n + 1)
+    row[n] = 0
     let xs = UnsafeMutablePointer<Int>.allocate(capacity: outWidth), xe = UnsafeMutablePointer<Int>.allocate(capacity: outWidth)
-    defer { row.deallocate(); xs.deallocate(); xe.deallocate() }
+    // 1 / rows / columns for each output column, recomputed only when the window's row count changes.
+    let ks = UnsafeMutablePointer<Float>.allocate(capacity: outWidth)
+    defer { row.deallocate(); xs.deallocate(); xe.deallocate(); ks.deallocate() }
     for o in 0..<outWidth {
         xs[o] = (o * w) / outWidth
         xe[o] = ((o + 1) * w + outWidth - 1) / outWidth
     }
+    @inline(__always) func widen(_ p: UnsafePointer<UInt8>) -> SIMD16<Int32> {
+        SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt8>.self))
+    }
+    @inline(__always) func put(_ v: SIMD16<Int32>, _ j: Int) { UnsafeMutableRawPointer(row + j).storeBytes(of: v, as: SIMD16<Int32>.self) }
+    var ksRows = 0
     for oy in 0..<outHeight {
         let y0 = (oy * h) / outHeight, y1 = ((oy + 1) * h + outHeight - 1) / outHeight
-        // Vertical: the window's rows summed as Int32 lanes.
+        // Vertical: the window's rows summed as Int32 lanes, 64 columns per walk down the rows.
         let first = src + y0 * rowStride
         var j = 0
-        while j + 16 <= n {
-            var acc = SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(first + j).loadUnaligned(as: SIMD16<UInt8>.self))
-            var r = y0 + 1
-            while r < y1 {
-                acc &+= SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(src + r * rowStride + j).loadUnaligned(as: SIMD16<UInt8>.self))
-                r += 1
+        while j + 64 <= n {
+            var a0 = widen(first + j), a1 = widen(first + j + 16), a2 = widen(first + j + 32), a3 = widen(first + j + 48)
+            var p = first + rowStride
+            for _ in (y0 + 1)..<max(y0 + 1, y1) {
+                a0 &+= widen(p + j); a1 &+= widen(p + j + 16); a2 &+= widen(p + j + 32); a3 &+= widen(p + j + 48)
+                p += rowStride
             }
-            UnsafeMutableRawPointer(row + j).storeBytes(of: acc, as: SIMD16<Int32>.self)
+            put(a0, j); put(a1, j + 16); put(a2, j + 32); put(a3, j + 48)
+            j += 64
+        }
+        while j + 16 <= n {
+            var acc = widen(first + j)
+            var p = first + rowStride
+            for _ in (y0 + 1)..<max(y0 + 1, y1) { acc &+= widen(p + j); p += rowStride }
+            put(acc, j)
             j += 16
         }
         while j < n {
@@ -46,24 +62,29 @@ public func resizeAreaBytesInteger(_ src: UnsafePointer<UInt8>, rowStride: Int, 
             row[j] = acc
             j += 1
         }
-        let rowScale = 1 / Float(y1 - y0)
+        let rows = y1 - y0
+        if rows != ksRows {
+            let rowScale = 1 / Float(rows)
+            for ox in 0..<outWidth { ks[ox] = rowScale / Float(xe[ox] - xs[ox]) }
+            ksRows = rows
+        }
         // Horizontal: every channel of a window in one walk, then the Float version's average.
         let o = out + oy * outWidth * c
         if c == 3 {
+            // A pixel's three sums (and the next pixel's first, unused) as one 4-lane vector.
+            let scaleV = SIMD4<Float>(repeating: scale), offsetV = SIMD4<Float>(repeating: offset)
             for ox in 0..<outWidth {
                 let s = xs[ox], e = xe[ox]
-                var a0: Int32 = 0, a1: Int32 = 0, a2: Int32 = 0
-                var p = row + s * 3
-                for _ in s..<e { a0 &+= p[0]; a1 &+= p[1]; a2 &+= p[2]; p += 3 }
-                let k = rowScale / Float(e - s)
-                o[ox * 3] = (Float(a0) * k) * scale + offset
-                o[ox * 3 + 1] = (Float(a1) * k) * scale + offset
-                o[ox * 3 + 2] = (Float(a2) * k) * scale + offset
+                var acc = SIMD4<Int32>()
+                var p = UnsafeRawPointer(row + s * 3)
+                for _ in s..<e { acc &+= p.loadUnaligned(as: SIMD4<Int32>.self); p += 12 }
+                let v = (SIMD4<Float>(acc) * SIMD4<Float>(repeating: ks[ox])) * scaleV + offsetV
+                o[ox * 3] = v[0]; o[ox * 3 + 1] = v[1]; o[ox * 3 + 2] = v[2]
             }
         } else {
             for ox in 0..<outWidth {
                 let s = xs[ox], e = xe[ox]
-                let k = rowScale / Float(e - s)
+                let k = ks[ox]
                 for ch in 0..<c {
                     var acc: Int32 = 0
                     var p = row + s * c + ch

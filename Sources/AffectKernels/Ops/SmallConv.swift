@@ -4,8 +4,9 @@ import Foundation
 /// (3 → 10 → 16 → 32 channels on every level of an image pyramid), with bias and PReLU fused.
 ///
 /// im2col + GEMM spends most of its time copying when K = k·k·C is small; here each output pixel
-/// accumulates 16 output channels per vector straight from the input, four pixels at a time so every weight
-/// vector loaded feeds four FMAs. Tensors are `[H, W, stride]` with a channel stride ≥ the channel count:
+/// accumulates its output channels straight from the input, in a register tile of 8 pixels × up to 48
+/// channels (6 × 16 on AVX2, ``SmallConvTile``) so every weight vector loaded feeds 8 FMAs and enough FMA
+/// chains are in flight. Tensors are `[H, W, stride]` with a channel stride ≥ the channel count:
 /// outputs are padded to a multiple of 16 channels (the padding holds zeros) and the next layer reads
 /// only the real ones.
 public struct SmallConv: Sendable {
@@ -59,7 +60,9 @@ public struct SmallConv: Sendable {
     }
 
     /// The direct convolution: `x`: `[H, W, S]` with S ≥ `inChannels` → `[H − k + 1, W − k + 1, outStride]`.
-    /// Rows are split across threads (serially when called from inside another parallel loop).
+    /// Output pixels, in row-major order across rows, are taken ``SmallConvTile/rows`` at a time: each is one
+    /// row of a register tile whose k steps walk its k×k window (``WindowWalk``). Tiles are split across
+    /// threads (serially when called from inside another parallel loop).
     public func direct(_ x: Tensor) -> Tensor {
         precondition(x.rank == 3 && x.shape[2] >= inChannels, "SmallConv expects [H, W, ≥\(inChannels)], got \(x.shape)")
         let (h, w, cs) = (x.shape[0], x.shape[1], x.shape[2])
@@ -67,67 +70,42 @@ public struct SmallConv: Sendable {
         let out = Tensor(uninitialized: [max(oh, 0), max(ow, 0), outStride])
         if oh <= 0 || ow <= 0 { return out }
         let (k, cin, os) = (kernel, inChannels, outStride)
-        let src = x.data, dst = out.data
+        // Unpadded input: a window row's k pixels are k·cin contiguous values, one run.
+        let walk = cs == cin ? WindowWalk(rowRuns: k, rowStep: w * cs, runsPerRow: 1, runStep: 0, runLength: k * cin)
+                             : WindowWalk(rowRuns: k, rowStep: w * cs, runsPerRow: k, runStep: cs, runLength: cin)
+        let src = UnsafePointer(x.data), dst = out.data
         let prelu = hasPReLU
+        let pixels = oh * ow, tr = SmallConvTile.rows
         weights.withUnsafeBufferPointer { wB in bias.withUnsafeBufferPointer { bB in slopes.withUnsafeBufferPointer { sB in
             let wt = wB.baseAddress!, bp = bB.baseAddress!, sp = sB.baseAddress!
-            parallelFor(oh, minChunk: 2) { r0, r1 in
-                for oy in r0..<r1 {
-                    let outRow = dst + oy * ow * os
-                    var cb = 0
-                    while cb < os {
-                        let bv = load(bp + cb)
-                        let sv = load(sp + cb)
-                        var ox = 0
-                        // Four pixels per step: one weight vector, four broadcasts, four FMAs.
-                        while ox + 4 <= ow {
-                            var a0 = bv, a1 = bv, a2 = bv, a3 = bv
-                            for i in 0..<k {
-                                // Unpadded input: a window row's k pixels are k·cin contiguous values, one loop.
-                                let (taps, runs) = cs == cin ? (k * cin, 1) : (cin, k)
-                                for j in 0..<runs {
-                                    let q0 = src + ((oy + i) * w + ox + j) * cs
-                                    let q1 = q0 + cs, q2 = q0 + 2 * cs, q3 = q0 + 3 * cs
-                                    let wp = wt + (i * k + j) * cin * os + cb
-                                    // Wrapping offsets: no overflow checks in the innermost loop.
-                                    var wo = 0
-                                    for ci in 0..<taps {
-                                        let wv = load(wp + wo)
-                                        a0 = a0.addingProduct(Vec(repeating: q0[ci]), wv)
-                                        a1 = a1.addingProduct(Vec(repeating: q1[ci]), wv)
-                                        a2 = a2.addingProduct(Vec(repeating: q2[ci]), wv)
-                                        a3 = a3.addingProduct(Vec(repeating: q3[ci]), wv)
-                                        wo &+= os
-                                    }
-                                }
-                            }
-                            if prelu {
-                                a0 = a0.replacing(with: a0 * sv, where: a0 .< 0); a1 = a1.replacing(with: a1 * sv, where: a1 .< 0)
-                                a2 = a2.replacing(with: a2 * sv, where: a2 .< 0); a3 = a3.replacing(with: a3 * sv, where: a3 .< 0)
-                            }
-                            let o = outRow + ox * os + cb
-                            store(a0, o); store(a1, o + os); store(a2, o + 2 * os); store(a3, o + 3 * os)
-                            ox += 4
-                        }
-                        while ox < ow {
-                            var a = bv
-                            for i in 0..<k {
-                                for j in 0..<k {
-                                    let p = src + ((oy + i) * w + ox + j) * cs
-                                    let wp = wt + (i * k + j) * cin * os + cb
-                                    for ci in 0..<cin { a = a.addingProduct(Vec(repeating: p[ci]), load(wp + ci * os)) }
-                                }
-                            }
-                            if prelu { a = a.replacing(with: a * sv, where: a .< 0) }
-                            store(a, outRow + ox * os + cb)
-                            ox += 1
-                        }
-                        cb += 16
+            parallelFor((pixels + tr - 1) / tr, minChunk: 4) { t0, t1 in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: tr) { rowsA in
+                    let a = rowsA.baseAddress!
+                    for t in t0..<t1 {
+                        let q0 = t * tr, n = min(tr, pixels - q0)
+                        for r in 0..<n { let q = q0 + r; (a + r).initialize(to: src + ((q / ow) * w + q % ow) * cs) }
+                        SmallConvTile.run(a: UnsafePointer(a), rows: n, walk: walk, w: wt, ldw: os, cols: os, bias: bp,
+                                          out: dst + q0 * os, ldo: os)
+                        if prelu { preluRows(dst + q0 * os, pixels: n, stride: os, slopes: sp) }
                     }
                 }
             }
         } } }
         return out
+    }
+
+    /// PReLU over `pixels` rows of `stride` channels, one slope per channel, while they are in L1.
+    @inline(__always)
+    func preluRows(_ p: UnsafeMutablePointer<Float>, pixels: Int, stride: Int, slopes: UnsafePointer<Float>) {
+        var c = 0
+        while c < stride {
+            let sv = load(slopes + c)
+            for r in 0..<pixels {
+                let o = p + r * stride + c, v = load(o)
+                store(v.replacing(with: v * sv, where: v .< 0), o)
+            }
+            c += 16
+        }
     }
 }
 

@@ -44,8 +44,10 @@ struct WinogradWeights: Sendable {
 }
 
 extension SmallConv {
-    /// The F(2×2, 3×3) convolution of `x` (`[H, W, S]`, S ≥ input channels rounded up to 16). Tile rows are
-    /// split across threads (serially inside another parallel loop, e.g. per R/O-Net crop).
+    /// The F(2×2, 3×3) convolution of `x` (`[H, W, S]`, S ≥ input channels rounded up to 16). Tiles are taken in
+    /// row-major order across tile rows, `chunk` at a time (a small map's few tiles a row still fill the
+    /// register tile), and chunks are split across threads (serially inside another parallel loop, e.g. per
+    /// R/O-Net crop).
     public func winograd(_ x: Tensor) -> Tensor {
         guard let wg = winogradWeights else { preconditionFailure("SmallConv.winograd on a layer without Winograd weights") }
         let (h, w, cs) = (x.shape[0], x.shape[1], x.shape[2])
@@ -54,113 +56,114 @@ extension SmallConv {
         let out = Tensor(uninitialized: [max(oh, 0), max(ow, 0), outStride])
         if oh <= 0 || ow <= 0 { return out }
         let (tilesY, tilesX) = ((oh + 1) / 2, (ow + 1) / 2)
+        let tiles = tilesY * tilesX
         let (cin, istr, os) = (inChannels, wg.inStride, outStride)
-        let chunk = 8                                  // tiles per pass: V and M stay in L1/L2
-        let src = x.data, dst = out.data
+        let tr = SmallConvTile.rows
+        let chunk = 2 * tr                             // tiles per pass: V and M stay in L1/L2
+        let src = UnsafePointer(x.data), dst = out.data
         let prelu = hasPReLU
+        let walk = WindowWalk(rowRuns: 1, rowStep: 0, runsPerRow: 1, runStep: 0, runLength: cin)
         wg.u.withUnsafeBufferPointer { uB in bias.withUnsafeBufferPointer { bB in slopes.withUnsafeBufferPointer { sB in
             let ut = uB.baseAddress!, bp = bB.baseAddress!, sp = sB.baseAddress!
-            parallelFor(tilesY) { t0, t1 in
+            parallelFor((tiles + chunk - 1) / chunk) { c0, c1 in
                 // V: [16][chunk][istr] transformed input; M: [16][chunk][os] products summed over channels.
                 let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * istr)
                 let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * chunk * os)
-                // d, e: one tile's 16 input vectors and their row transform.
-                let d = UnsafeMutablePointer<Vec>.allocate(capacity: 16), e = UnsafeMutablePointer<Vec>.allocate(capacity: 16)
-                defer { v.deallocate(); m.deallocate(); d.deallocate(); e.deallocate() }
-                let zero = Vec(repeating: 0)
-                for ty in t0..<t1 {
-                    var tx0 = 0
-                    while tx0 < tilesX {
-                        let n = min(chunk, tilesX - tx0)
-                        // Input transform, 16 channels at a time; rows/columns past the input read as zeros.
-                        for t in 0..<n {
-                            let (y0, x0) = (2 * ty, 2 * (tx0 + t))
-                            var cb = 0
-                            while cb < istr {
-                                for r in 0..<4 {
-                                    for c in 0..<4 {
-                                        d[r * 4 + c] = y0 + r < h && x0 + c < w ? load(src + ((y0 + r) * w + x0 + c) * cs + cb) : zero
-                                    }
-                                }
-                                // Bᵀ d: rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3), then the same over columns.
-                                for c in 0..<4 {
-                                    let (r0, r1, r2, r3) = (d[c], d[4 + c], d[8 + c], d[12 + c])
-                                    e[c] = r0 - r2; e[4 + c] = r1 + r2; e[8 + c] = r2 - r1; e[12 + c] = r1 - r3
-                                }
-                                for r in 0..<4 {
-                                    let q = r * 4
-                                    let (c0, c1, c2, c3) = (e[q], e[q + 1], e[q + 2], e[q + 3])
-                                    let o = v + (q * chunk + t) * istr + cb, step = chunk * istr
-                                    store(c0 - c2, o); store(c1 + c2, o + step)
-                                    store(c2 - c1, o + 2 * step); store(c1 - c3, o + 3 * step)
-                                }
-                                cb += 16
-                            }
+                // An edge tile's input, zero past the map: 16 pixels of `istr` channels.
+                let edge = UnsafeMutablePointer<Float>.allocate(capacity: 16 * istr)
+                // The register tile's row pointers into V.
+                let a = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tr)
+                defer { v.deallocate(); m.deallocate(); edge.deallocate(); a.deallocate() }
+                for c in c0..<c1 {
+                    let first = c * chunk, n = min(chunk, tiles - first)
+                    // Input transform V = Bᵀ d B, 16 channels at a time.
+                    for t in 0..<n {
+                        let (y0, x0) = (2 * ((first + t) / tilesX), 2 * ((first + t) % tilesX))
+                        var p = src + (y0 * w + x0) * cs, rowStride = w * cs, pixelStride = cs
+                        if y0 + 4 > h || x0 + 4 > w {
+                            edge.initialize(repeating: 0, count: 16 * istr)
+                            for r in 0..<min(4, h - y0) { for q in 0..<min(4, w - x0) {
+                                (edge + (r * 4 + q) * istr).update(from: p + (r * w + q) * cs, count: istr)
+                            } }
+                            p = UnsafePointer(edge); rowStride = 4 * istr; pixelStride = istr
                         }
-                        // M[ξ] = V[ξ] · U[ξ]: four tiles per step, one weight vector feeding four FMAs.
-                        for xi in 0..<16 {
-                            let vx = v + xi * chunk * istr, ux = ut + xi * cin * os, mx = m + xi * chunk * os
-                            var cb = 0
-                            while cb < os {
-                                var t = 0
-                                while t < n {
-                                    let q0 = vx + t * istr
-                                    let q1 = t + 1 < n ? q0 + istr : q0, q2 = t + 2 < n ? q0 + 2 * istr : q0
-                                    let q3 = t + 3 < n ? q0 + 3 * istr : q0
-                                    var a0 = zero, a1 = zero, a2 = zero, a3 = zero
-                                    var wo = cb
-                                    for ci in 0..<cin {
-                                        let wv = load(ux + wo)
-                                        a0 = a0.addingProduct(Vec(repeating: q0[ci]), wv)
-                                        a1 = a1.addingProduct(Vec(repeating: q1[ci]), wv)
-                                        a2 = a2.addingProduct(Vec(repeating: q2[ci]), wv)
-                                        a3 = a3.addingProduct(Vec(repeating: q3[ci]), wv)
-                                        wo &+= os
-                                    }
-                                    store(a0, mx + t * os + cb)
-                                    if t + 1 < n { store(a1, mx + (t + 1) * os + cb) }
-                                    if t + 2 < n { store(a2, mx + (t + 2) * os + cb) }
-                                    if t + 3 < n { store(a3, mx + (t + 3) * os + cb) }
-                                    t += 4
-                                }
-                                cb += 16
-                            }
+                        var cb = 0
+                        while cb < istr {
+                            winogradInputTile(p + cb, rowStride: rowStride, pixelStride: pixelStride,
+                                              into: v + t * istr + cb, step: chunk * istr)
+                            cb += 16
                         }
-                        // Output transform Aᵀ M A (Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]), bias, PReLU.
-                        for t in 0..<n {
-                            let (y0, x0) = (2 * ty, 2 * (tx0 + t))
-                            var cb = 0
-                            while cb < os {
-                                let mt = m + t * os + cb, step = chunk * os
-                                var s0 = (zero, zero, zero, zero), s1 = (zero, zero, zero, zero)
-                                // Aᵀ over rows: (m0 + m1 + m2, m1 − m2 − m3) for each of the 4 columns.
-                                func rows(_ c: Int) -> (Vec, Vec) {
-                                    let (r0, r1, r2, r3) = (load(mt + c * step), load(mt + (4 + c) * step),
-                                                            load(mt + (8 + c) * step), load(mt + (12 + c) * step))
-                                    return (r0 + r1 + r2, r1 - r2 - r3)
-                                }
-                                (s0.0, s1.0) = rows(0); (s0.1, s1.1) = rows(1); (s0.2, s1.2) = rows(2); (s0.3, s1.3) = rows(3)
-                                let bv = load(bp + cb), sv = load(sp + cb)
-                                var y00 = s0.0 + s0.1 + s0.2 + bv, y01 = s0.1 - s0.2 - s0.3 + bv
-                                var y10 = s1.0 + s1.1 + s1.2 + bv, y11 = s1.1 - s1.2 - s1.3 + bv
-                                if prelu {
-                                    y00 = y00.replacing(with: y00 * sv, where: y00 .< 0); y01 = y01.replacing(with: y01 * sv, where: y01 .< 0)
-                                    y10 = y10.replacing(with: y10 * sv, where: y10 .< 0); y11 = y11.replacing(with: y11 * sv, where: y11 .< 0)
-                                }
-                                let o = dst + (y0 * ow + x0) * os + cb
-                                let right = x0 + 1 < ow, below = y0 + 1 < oh
-                                store(y00, o)
-                                if right { store(y01, o + os) }
-                                if below { store(y10, o + ow * os) }
-                                if right && below { store(y11, o + (ow + 1) * os) }
-                                cb += 16
-                            }
+                    }
+                    // M[ξ] = V[ξ] · U[ξ]: a register tile of ``SmallConvTile/rows`` tiles at a time.
+                    for xi in 0..<16 {
+                        let vx = v + xi * chunk * istr, ux = ut + xi * cin * os, mx = m + xi * chunk * os
+                        var t = 0
+                        while t < n {
+                            let rows = min(tr, n - t)
+                            for r in 0..<rows { (a + r).initialize(to: UnsafePointer(vx + (t + r) * istr)) }
+                            SmallConvTile.run(a: UnsafePointer(a), rows: rows, walk: walk, w: ux, ldw: os, cols: os,
+                                              bias: nil, out: mx + t * os, ldo: os)
+                            t += rows
                         }
-                        tx0 += n
+                    }
+                    // Output transform Y = Aᵀ M A, bias, PReLU.
+                    for t in 0..<n {
+                        let (y0, x0) = (2 * ((first + t) / tilesX), 2 * ((first + t) % tilesX))
+                        let right = x0 + 1 < ow, below = y0 + 1 < oh
+                        var cb = 0
+                        while cb < os {
+                            var (y00, y01, y10, y11) = winogradOutputTile(m + t * os + cb, step: chunk * os)
+                            let bv = load(bp + cb)
+                            y00 += bv; y01 += bv; y10 += bv; y11 += bv
+                            if prelu {
+                                let sv = load(sp + cb)
+                                y00 = y00.replacing(with: y00 * sv, where: y00 .< 0); y01 = y01.replacing(with: y01 * sv, where: y01 .< 0)
+                                y10 = y10.replacing(with: y10 * sv, where: y10 .< 0); y11 = y11.replacing(with: y11 * sv, where: y11 .< 0)
+                            }
+                            let o = dst + (y0 * ow + x0) * os + cb
+                            store(y00, o)
+                            if right { store(y01, o + os) }
+                            if below { store(y10, o + ow * os) }
+                            if right && below { store(y11, o + (ow + 1) * os) }
+                            cb += 16
+                        }
                     }
                 }
             }
         } } }
         return out
     }
+}
+
+/// Bᵀ d B for 16 channels of one 4×4 input tile (`p`: its top-left pixel), stored as 16 vectors `step` apart.
+/// Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]: adds only.
+@inline(__always)
+func winogradInputTile(_ p: UnsafePointer<Float>, rowStride: Int, pixelStride: Int, into o: UnsafeMutablePointer<Float>, step: Int) {
+    @inline(__always) func d(_ r: Int, _ c: Int) -> Vec { load(p + r * rowStride + c * pixelStride) }
+    // Bᵀ d, one column at a time: (d0 − d2, d1 + d2, d2 − d1, d1 − d3) over the rows.
+    @inline(__always) func column(_ c: Int) -> (Vec, Vec, Vec, Vec) {
+        let (r0, r1, r2, r3) = (d(0, c), d(1, c), d(2, c), d(3, c))
+        return (r0 - r2, r1 + r2, r2 - r1, r1 - r3)
+    }
+    let e0 = column(0), e1 = column(1), e2 = column(2), e3 = column(3)
+    // (Bᵀ d) B, one row at a time: the same combination over the columns.
+    @inline(__always) func row(_ q: Int, _ c0: Vec, _ c1: Vec, _ c2: Vec, _ c3: Vec) {
+        let base = o + q * 4 * step
+        store(c0 - c2, base); store(c1 + c2, base + step); store(c2 - c1, base + 2 * step); store(c1 - c3, base + 3 * step)
+    }
+    row(0, e0.0, e1.0, e2.0, e3.0); row(1, e0.1, e1.1, e2.1, e3.1)
+    row(2, e0.2, e1.2, e2.2, e3.2); row(3, e0.3, e1.3, e2.3, e3.3)
+}
+
+/// Aᵀ M A for 16 channels of one tile (`m`: its 16 products `step` apart): the 2×2 outputs (row-major).
+/// Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: adds only.
+@inline(__always)
+func winogradOutputTile(_ m: UnsafePointer<Float>, step: Int) -> (Vec, Vec, Vec, Vec) {
+    // Aᵀ over the rows of column c: (m0 + m1 + m2, m1 − m2 − m3).
+    @inline(__always) func column(_ c: Int) -> (Vec, Vec) {
+        let (r0, r1, r2, r3) = (load(m + c * step), load(m + (4 + c) * step), load(m + (8 + c) * step), load(m + (12 + c) * step))
+        return (r0 + r1 + r2, r1 - r2 - r3)
+    }
+    let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3)
+    return (s0.0 + s1.0 + s2.0, s1.0 - s2.0 - s3.0, s0.1 + s1.1 + s2.1, s1.1 - s2.1 - s3.1)
 }
