@@ -89,17 +89,32 @@ public enum ImageDecoder {
         return RGBImage(width: w, height: h, pixels: pixels)
     }
 
-    /// Converts a decoded frame to packed RGB24 with swscale (exact for RGB sources; YUV with BT.601, as
-    /// FFmpeg's command line does by default).
+    /// Converts a decoded picture to packed RGB24 with swscale (exact for RGB sources; YUV with BT.601, as
+    /// FFmpeg's command line does by default), with bicubic, accurately rounded, fully interpolated chroma.
     static func convertToRGB(_ frame: UnsafeMutablePointer<AVFrame>, path: String) throws -> RGBImage {
+        try RGBConverter(flags: SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT).convert(frame, path: path)
+    }
+}
+
+/// Packed RGB24 from decoded frames through one swscale context, kept while the frame format stays the same
+/// (a video's frames reuse it; building one costs about as much as converting a 1080p frame on the fast path).
+final class RGBConverter {
+    private let flags: Int32
+    private var context: OpaquePointer?
+
+    init(flags: Int32) { self.flags = flags }
+
+    deinit { sws_freeContext(context) }
+
+    func convert(_ frame: UnsafeMutablePointer<AVFrame>, path: String) throws -> RGBImage {
         let (w, h) = (Int(frame.pointee.width), Int(frame.pointee.height))
-        guard let sws = sws_getContext(Int32(w), Int32(h), AVPixelFormat(frame.pointee.format), Int32(w), Int32(h),
-                                       AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nil, nil, nil) else {
-            throw AffectError.badInput("\(path): cannot convert its pixel format to RGB.")
-        }
-        defer { sws_freeContext(sws) }
-        var pixels = [UInt8](repeating: 0, count: w * h * 3)
-        pixels.withUnsafeMutableBufferPointer { buf in
+        // On new parameters the old context is freed, on failure too: hold only what comes back.
+        context = sws_getCachedContext(context, Int32(w), Int32(h), AVPixelFormat(frame.pointee.format), Int32(w), Int32(h),
+                                       AV_PIX_FMT_RGB24, flags, nil, nil, nil)
+        guard let sws = context else { throw AffectError.badInput("\(path): cannot convert its pixel format to RGB.") }
+        var converted: Int32 = 0
+        // Every byte is written when swscale converts all `h` rows (checked below), so no zero fill first.
+        let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { buf, count in
             var dst: [UnsafeMutablePointer<UInt8>?] = [buf.baseAddress, nil, nil, nil]
             var stride: [Int32] = [Int32(w * 3), 0, 0, 0]
             let src = withUnsafePointer(to: &frame.pointee.data) {
@@ -108,8 +123,11 @@ public enum ImageDecoder {
             let lines = withUnsafePointer(to: &frame.pointee.linesize) {
                 $0.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
             }
-            _ = sws_scale(sws, src, lines, 0, Int32(h), &dst, &stride)
+            converted = sws_scale(sws, src, lines, 0, Int32(h), &dst, &stride)
+            if converted != Int32(h) { buf.initialize(repeating: 0) }
+            count = w * h * 3
         }
+        guard converted == Int32(h) else { throw AffectError.badInput("\(path): a frame could not be converted to RGB.") }
         return RGBImage(width: w, height: h, pixels: pixels)
     }
 }

@@ -17,9 +17,11 @@ public struct VideoFrame: Sendable {
 /// let video = try VideoDecoder(path: "clip.mp4")
 /// while let frame = try video.nextFrame() { ... }
 /// ```
-/// Any container and codec the installed FFmpeg decodes. Pixels are converted with swscale (bicubic,
-/// accurate rounding, full chroma interpolation), which equals `ffmpeg -pix_fmt rgb24` with the same
-/// `-sws_flags`. Sampling: `every` keeps one frame in N; `targetFPS` (which takes precedence) keeps the first
+/// Any container and codec the installed FFmpeg decodes. Pixels are converted with swscale's bicubic setting,
+/// as OpenCV's `VideoCapture` and `ffmpeg -pix_fmt rgb24` convert them: the same bytes as both (measured on
+/// the shared 1080p H.264 clip), so a Python pipeline reading frames with OpenCV sees the frames we see, and
+/// about ten times cheaper than with accurate rounding and full chroma interpolation (13.6 → 1.3 ms a 1080p
+/// frame on one core). Sampling: `every` keeps one frame in N; `targetFPS` (which takes precedence) keeps the first
 /// frame at or after each instant t₀ + k / fps, so a 25 fps video sampled at 5 fps yields every 5th frame and
 /// a variable-rate one stays even in time. Skipped frames are decoded but not converted.
 ///
@@ -54,6 +56,7 @@ public final class VideoDecoder {
 
     private let media: MediaStream
     private let orientation: Orientation
+    private let converter = RGBConverter(flags: SWS_BICUBIC)
     private let timeBase: Double
     private let startTime: Int64
     private var decoded = 0
@@ -125,7 +128,7 @@ public final class VideoDecoder {
             } else if decoded % max(every, 1) != 0 {
                 continue
             }
-            let image = orientation.apply(try ImageDecoder.convertToRGB(f, path: path))
+            let image = orientation.apply(try converter.convert(f, path: path))
             return VideoFrame(index: decoded, time: time, image: image)
         }
         return nil

@@ -407,34 +407,59 @@ public struct Analyzer: Sendable {
         var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * options.every))
         var trackIndex: [Int: Int] = [:]
         var nextSample = 0.0
-        let frames = FramePrefetcher(decoder)
-        while let frame = try frames.next() {
-            let position = scan.times.count
-            // Broken timestamps (repeated pts) would make the timeline non-monotonic; nudge them forward.
-            let time = position > 0 ? max(frame.time, scan.times[position - 1] + 1e-6) : frame.time
-            scan.times.append(time)
-            var take = position % options.every == 0
-            if let fps = options.fps {
-                take = time + 1e-9 >= nextSample
-                if take { nextSample = (floor(time * fps + 1e-9) + 1) / fps }
+        // Frames are analysed `group` at a time, each on one thread (its detection and face model with their
+        // inner loops serial), threads taking the next frame as they finish; then tracked and recorded in
+        // order. One frame per core keeps every core busy through MTCNN's many small layers, where one frame
+        // split across cores waits at every layer's join; up to four frames per thread leave little idle time
+        // at the group's end, when frames with more faces finish last.
+        let threads = Threading.threads
+        let group = threads <= Self.framesInFlight ? max(threads, min(4 * threads, Self.framesInFlight)) : 1
+        let frames = FramePrefetcher(decoder, ahead: max(2, group))
+        var batch: [(frame: VideoFrame, position: Int, time: Double, take: Bool)] = []
+        var ended = false
+        while !ended {
+            batch.removeAll(keepingCapacity: true)
+            while batch.filter(\.take).count < group {
+                guard let frame = try frames.next() else { ended = true; break }
+                let position = scan.times.count
+                // Broken timestamps (repeated pts) would make the timeline non-monotonic; nudge them forward.
+                let time = position > 0 ? max(frame.time, scan.times[position - 1] + 1e-6) : frame.time
+                scan.times.append(time)
+                var take = position % options.every == 0
+                if let fps = options.fps {
+                    take = time + 1e-9 >= nextSample
+                    if take { nextSample = (floor(time * fps + 1e-9) + 1) / fps }
+                }
+                batch.append((frame, position, time, take))
             }
-            scan.analyzed.append(take)
-            guard take else { scan.faceCounts.append(0); progress?(position + 1, decoder.declaredFrameCount); continue }
-            let found = try detectFaces(in: frame.image, position: position, tracker: &tracker)
-            let (faces, ids) = (found.boxes, found.tracks)
-            scan.faceCounts.append(faces.count)
-            if let p = found.prediction {
-                for (k, id) in ids.enumerated() {
-                    let t: Int
-                    if let existing = trackIndex[id] { t = existing } else {
-                        t = scan.tracks.count; trackIndex[id] = t
-                        scan.tracks.append(TrackObservations(id: id))
-                    }
-                    scan.tracks[t].append(p, row: k, position: position, box: faces[k])
+            let taken = batch.indices.filter { batch[$0].take }
+            var found = [Result<FrameFaces, any Error>?](repeating: nil, count: batch.count)
+            found.withUnsafeMutableBufferPointer { out in
+                parallelFor(taken.count) { i0, i1 in
+                    for i in i0..<i1 { out[taken[i]] = Result { try facesAndPrediction(in: batch[taken[i]].frame.image) } }
                 }
             }
-            try onFrame?(observation(found, position: position, time: time))
-            progress?(position + 1, decoder.declaredFrameCount)
+            for (b, item) in batch.enumerated() {
+                let position = item.position
+                scan.analyzed.append(item.take)
+                guard var faces = try found[b]?.get() else {
+                    scan.faceCounts.append(0); progress?(position + 1, decoder.declaredFrameCount); continue
+                }
+                faces.tracks = tracker.update(frame: position, detections: faces.boxes)
+                scan.faceCounts.append(faces.boxes.count)
+                if let p = faces.prediction {
+                    for (k, id) in faces.tracks.enumerated() {
+                        let t: Int
+                        if let existing = trackIndex[id] { t = existing } else {
+                            t = scan.tracks.count; trackIndex[id] = t
+                            scan.tracks.append(TrackObservations(id: id))
+                        }
+                        scan.tracks[t].append(p, row: k, position: position, box: faces.boxes[k])
+                    }
+                }
+                try onFrame?(observation(faces, position: position, time: item.time))
+                progress?(position + 1, decoder.declaredFrameCount)
+            }
         }
         guard scan.frameCount > 0 else {
             throw AffectError.badInput("\(path): no video frame could be decoded (the file is truncated or corrupt).")

@@ -10,8 +10,8 @@ from references.preprocess import DATA, IMAGES
 
 
 def ffmpeg_rgb(path):
-    """The image as FFmpeg + swscale decode it with the flags Affect uses for video frames (and for stills
-    other than JPEG)."""
+    """The image as FFmpeg + swscale decode it with the flags Affect uses for stills other than JPEG (video
+    frames use plain bicubic, as OpenCV does)."""
     import subprocess
     w, h = Image.open(path).size
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24",

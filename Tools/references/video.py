@@ -3,7 +3,7 @@
     Tools/make_reference.py video Tests/Fixtures/faces
 
 `video_crowd.json`: frame count and timestamps from `ffprobe -count_frames`; 4096 sampled RGB values
-of frames 0 and 50 from `ffmpeg -pix_fmt rgb24` (same swscale flags as the engine); facenet-pytorch MTCNN
+of frames 0 and 50 from `ffmpeg -pix_fmt rgb24` (swscale bicubic, as the engine and OpenCV decode video); facenet-pytorch MTCNN
 detections (min_face_size 40, keep_all) on every 5th frame of those same RGB frames.
 """
 import json
@@ -15,7 +15,7 @@ import numpy as np
 from references.preprocess import DATA
 
 VIDEO = "crowd.mp4"
-FLAGS = "bicubic+accurate_rnd+full_chroma_int"
+FLAGS = "bicubic"   # what OpenCV's VideoCapture and `ffmpeg -pix_fmt rgb24` use, and the engine for video
 
 
 def build(outdir, batches, args):
