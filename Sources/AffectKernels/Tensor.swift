@@ -40,8 +40,10 @@ public final class Arena: @unchecked Sendable {
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private var cachedFloats = 0
     private let lock = NSLock()
-    /// Cached (idle) buffers beyond this many floats (128 MB) are returned to the system.
-    public var maxCachedFloats = 128 << 20 / 4
+    /// Cached (idle) buffers beyond this many floats (512 MB) are returned to the system. Frames analysed in
+    /// parallel each run the face model on their own batch; 128 MB left many of those buffers unmapped and
+    /// re-faulted every frame.
+    public var maxCachedFloats = 512 << 20 / 4
 
     public init() {}
 
@@ -56,11 +58,19 @@ public final class Arena: @unchecked Sendable {
     public func allocate(_ count: Int) -> TensorStorage {
         let cap = Arena.sizeClass(max(count, 1))
         lock.lock()
-        if var list = free[cap], let p = list.popLast() {
-            free[cap] = list
-            cachedFloats -= cap
+        // The exact class first; else the smallest idle buffer up to twice the size. Batches of varying size
+        // (a frame's faces) then reuse each other's buffers instead of mapping fresh pages the kernels fault
+        // in one by one.
+        var best = free[cap]?.isEmpty == false ? cap : 0
+        if best == 0 && cap >= 1 << 16 {
+            for (c, list) in free where c > cap && c <= 2 * cap && !list.isEmpty && (best == 0 || c < best) {
+                best = c
+            }
+        }
+        if best > 0, let p = free[best]?.popLast() {
+            cachedFloats -= best
             lock.unlock()
-            return TensorStorage(arena: self, pointer: p, capacity: cap)
+            return TensorStorage(arena: self, pointer: p, capacity: best)
         }
         lock.unlock()
         // 64-byte alignment: one cache line, and full AVX-512 vectors.

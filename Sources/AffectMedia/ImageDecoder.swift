@@ -98,13 +98,37 @@ public enum ImageDecoder {
 
 /// Packed RGB24 from decoded frames through one swscale context, kept while the frame format stays the same
 /// (a video's frames reuse it; building one costs about as much as converting a 1080p frame on the fast path).
-final class RGBConverter {
+final class RGBConverter: @unchecked Sendable {
     private let flags: Int32
     private var context: OpaquePointer?
+    /// Pixel buffers of frames the caller has finished with (``recycle(_:)``, from any thread): a 1080p frame
+    /// is 6 MB, and a fresh one costs about 1500 page faults as swscale first writes it.
+    private var spare: [[UInt8]] = []
+    private let spareLock = NSLock()
+    private static let maxSpare = 16
+    /// Frames converted into a recycled buffer (for tests).
+    private(set) var reusedCount = 0
 
     init(flags: Int32) { self.flags = flags }
 
     deinit { sws_freeContext(context) }
+
+    /// Offers `pixels` for reuse by a later frame of the same size. Safe from any thread; arrays still
+    /// shared elsewhere are copied on write, never written under their other owners.
+    func recycle(_ pixels: [UInt8]) {
+        guard !pixels.isEmpty else { return }
+        spareLock.lock(); defer { spareLock.unlock() }
+        if spare.count < Self.maxSpare { spare.append(pixels) }
+    }
+
+    private func takeSpare(count: Int) -> [UInt8]? {
+        spareLock.lock(); defer { spareLock.unlock() }
+        guard let i = spare.lastIndex(where: { $0.count == count }) else {
+            spare.removeAll()   // the frame size changed: the old buffers will not fit again
+            return nil
+        }
+        return spare.remove(at: i)
+    }
 
     func convert(_ frame: UnsafeMutablePointer<AVFrame>, path: String) throws -> RGBImage {
         let (w, h) = (Int(frame.pointee.width), Int(frame.pointee.height))
@@ -113,19 +137,29 @@ final class RGBConverter {
                                        AV_PIX_FMT_RGB24, flags, nil, nil, nil)
         guard let sws = context else { throw AffectError.badInput("\(path): cannot convert its pixel format to RGB.") }
         var converted: Int32 = 0
-        // Every byte is written when swscale converts all `h` rows (checked below), so no zero fill first.
-        let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { buf, count in
+        let src = withUnsafePointer(to: &frame.pointee.data) {
+            $0.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
+        }
+        let lines = withUnsafePointer(to: &frame.pointee.linesize) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
+        }
+        func scale(into buf: UnsafeMutableBufferPointer<UInt8>) {
             var dst: [UnsafeMutablePointer<UInt8>?] = [buf.baseAddress, nil, nil, nil]
             var stride: [Int32] = [Int32(w * 3), 0, 0, 0]
-            let src = withUnsafePointer(to: &frame.pointee.data) {
-                $0.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
-            }
-            let lines = withUnsafePointer(to: &frame.pointee.linesize) {
-                $0.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
-            }
             converted = sws_scale(sws, src, lines, 0, Int32(h), &dst, &stride)
-            if converted != Int32(h) { buf.initialize(repeating: 0) }
-            count = w * h * 3
+        }
+        let pixels: [UInt8]
+        if var reused = takeSpare(count: w * h * 3) {
+            reusedCount += 1
+            reused.withUnsafeMutableBufferPointer { scale(into: $0) }
+            pixels = reused
+        } else {
+            // Every byte is written when swscale converts all `h` rows (checked below), so no zero fill first.
+            pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { buf, count in
+                scale(into: buf)
+                if converted != Int32(h) { buf.initialize(repeating: 0) }
+                count = w * h * 3
+            }
         }
         guard converted == Int32(h) else { throw AffectError.badInput("\(path): a frame could not be converted to RGB.") }
         return RGBImage(width: w, height: h, pixels: pixels)

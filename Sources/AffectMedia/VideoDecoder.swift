@@ -113,6 +113,13 @@ public final class VideoDecoder {
         (width, height) = o.transpose ? (codedHeight, codedWidth) : (codedWidth, codedHeight)
     }
 
+    /// Hands back the pixels of a frame the caller is done with, so a later frame can be converted into them
+    /// instead of into fresh memory. Optional; safe to call from any thread while another decodes.
+    public func recycle(_ image: RGBImage) { converter.recycle(image.pixels) }
+
+    /// Frames converted into a recycled buffer so far.
+    var recycledFrames: Int { converter.reusedCount }
+
     /// The next kept frame, or nil at the end of the stream. Throws on corrupt data that stops decoding.
     public func nextFrame() throws -> VideoFrame? {
         while let f = try media.nextFrame(corrupt: "the video data is corrupt") {

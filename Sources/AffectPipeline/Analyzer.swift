@@ -418,7 +418,10 @@ public struct Analyzer: Sendable {
         var batch: [(frame: VideoFrame, position: Int, time: Double, take: Bool)] = []
         var ended = false
         while !ended {
+            // Drop our references first, so the decoder gets each buffer unshared and writes it in place.
+            let done = batch.map(\.frame.image)
             batch.removeAll(keepingCapacity: true)
+            frames.recycle(done)
             while batch.filter(\.take).count < group {
                 guard let frame = try frames.next() else { ended = true; break }
                 let position = scan.times.count

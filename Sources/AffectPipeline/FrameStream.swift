@@ -183,6 +183,9 @@ final class FramePrefetcher {
         reader.start()
     }
 
+    /// Returns finished frames' pixel buffers to the decoder for reuse (see ``VideoDecoder/recycle(_:)``).
+    func recycle(_ images: [RGBImage]) { for image in images { decoder.recycle(image) } }
+
     /// The next frame, nil at the end of the video; rethrows the decoder's error after the frames before it.
     func next() throws -> VideoFrame? {
         guard let queue else { return try decoder.nextFrame() }
