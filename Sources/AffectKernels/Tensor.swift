@@ -47,6 +47,9 @@ public final class Arena: @unchecked Sendable {
 
     public init() {}
 
+    /// Floats held idle for reuse.
+    public var idleFloats: Int { lock.lock(); defer { lock.unlock() }; return cachedFloats }
+
     /// Size classes: multiples of 1/8 of the next power of two, so reuse wastes at most 12.5 %.
     static func sizeClass(_ n: Int) -> Int {
         if n <= 64 { return 64 }

@@ -156,14 +156,18 @@ final class SpinPool: @unchecked Sendable {
         while workers < n {
             workers += 1
             let index = workers
-            let t = Thread { [unowned self] in self.workerLoop(fromBack: index == 1) }
+            // The generation before the job that needs this worker is published: read in the new thread, it
+            // could already be that job's, which the worker would then take as done and sleep through (the
+            // whole job ran on the caller alone when the thread started late, as under SCHED_FIFO).
+            let seen = generation.load(ordering: .sequentiallyConsistent)
+            let t = Thread { [unowned self] in self.workerLoop(fromBack: index == 1, seen: seen) }
             t.stackSize = 1 << 20
             t.start()
         }
     }
 
-    private func workerLoop(fromBack: Bool) {
-        var seen = generation.load(ordering: .sequentiallyConsistent)
+    private func workerLoop(fromBack: Bool, seen initial: Int) {
+        var seen = initial
         while true {
             var spins = 0
             let idleSince = DispatchTime.now().uptimeNanoseconds

@@ -407,63 +407,104 @@ public struct Analyzer: Sendable {
         var tracker = FaceTracker(maxGap: max(options.maxTrackGap, 2 * options.every))
         var trackIndex: [Int: Int] = [:]
         var nextSample = 0.0
-        // Frames are analysed `group` at a time, each on one thread (its detection and face model with their
-        // inner loops serial), threads taking the next frame as they finish; then tracked and recorded in
-        // order. One frame per core keeps every core busy through MTCNN's many small layers, where one frame
-        // split across cores waits at every layer's join; up to four frames per thread leave little idle time
-        // at the group's end, when frames with more faces finish last.
-        let threads = Threading.threads
-        let group = threads <= Self.framesInFlight ? max(threads, min(4 * threads, Self.framesInFlight)) : 1
-        let frames = FramePrefetcher(decoder, ahead: max(2, group))
-        var batch: [(frame: VideoFrame, position: Int, time: Double, take: Bool)] = []
-        var ended = false
-        while !ended {
-            // Drop our references first, so the decoder gets each buffer unshared and writes it in place.
-            let done = batch.map(\.frame.image)
-            batch.removeAll(keepingCapacity: true)
-            frames.recycle(done)
-            while batch.filter(\.take).count < group {
-                guard let frame = try frames.next() else { ended = true; break }
-                let position = scan.times.count
-                // Broken timestamps (repeated pts) would make the timeline non-monotonic; nudge them forward.
-                let time = position > 0 ? max(frame.time, scan.times[position - 1] + 1e-6) : frame.time
-                scan.times.append(time)
-                var take = position % options.every == 0
-                if let fps = options.fps {
-                    take = time + 1e-9 >= nextSample
-                    if take { nextSample = (floor(time * fps + 1e-9) + 1) / fps }
-                }
-                batch.append((frame, position, time, take))
+        typealias Pulled = (frame: VideoFrame, position: Int, time: Double, take: Bool)
+        typealias Done = (time: Double, take: Bool, found: Result<FrameFaces, any Error>?)
+        var times: [Double] = []
+        // The next decoded frame with its position, (monotonic) time and whether it is sampled.
+        func pull(_ frames: FramePrefetcher) throws -> Pulled? {
+            guard let frame = try frames.next() else { return nil }
+            let position = times.count
+            // Broken timestamps (repeated pts) would make the timeline non-monotonic; nudge them forward.
+            let time = position > 0 ? max(frame.time, times[position - 1] + 1e-6) : frame.time
+            times.append(time)
+            var take = position % options.every == 0
+            if let fps = options.fps {
+                take = time + 1e-9 >= nextSample
+                if take { nextSample = (floor(time * fps + 1e-9) + 1) / fps }
             }
-            let taken = batch.indices.filter { batch[$0].take }
-            var found = [Result<FrameFaces, any Error>?](repeating: nil, count: batch.count)
-            found.withUnsafeMutableBufferPointer { out in
-                parallelFor(taken.count) { i0, i1 in
-                    for i in i0..<i1 { out[taken[i]] = Result { try facesAndPrediction(in: batch[taken[i]].frame.image) } }
-                }
-            }
-            for (b, item) in batch.enumerated() {
-                let position = item.position
-                scan.analyzed.append(item.take)
-                guard var faces = try found[b]?.get() else {
-                    scan.faceCounts.append(0); progress?(position + 1, decoder.declaredFrameCount); continue
-                }
-                faces.tracks = tracker.update(frame: position, detections: faces.boxes)
-                scan.faceCounts.append(faces.boxes.count)
-                if let p = faces.prediction {
-                    for (k, id) in faces.tracks.enumerated() {
-                        let t: Int
-                        if let existing = trackIndex[id] { t = existing } else {
-                            t = scan.tracks.count; trackIndex[id] = t
-                            scan.tracks.append(TrackObservations(id: id))
-                        }
-                        scan.tracks[t].append(p, row: k, position: position, box: faces.boxes[k])
-                    }
-                }
-                try onFrame?(observation(faces, position: position, time: item.time))
-                progress?(position + 1, decoder.declaredFrameCount)
-            }
+            return (frame, position, time, take)
         }
+        // Tracking and the callbacks, strictly in frame order.
+        func record(position: Int, _ done: Done) throws {
+            scan.analyzed.append(done.take)
+            guard var faces = try done.found?.get() else {
+                scan.faceCounts.append(0); progress?(position + 1, decoder.declaredFrameCount); return
+            }
+            faces.tracks = tracker.update(frame: position, detections: faces.boxes)
+            scan.faceCounts.append(faces.boxes.count)
+            if let p = faces.prediction {
+                for (k, id) in faces.tracks.enumerated() {
+                    let t: Int
+                    if let existing = trackIndex[id] { t = existing } else {
+                        t = scan.tracks.count; trackIndex[id] = t
+                        scan.tracks.append(TrackObservations(id: id))
+                    }
+                    scan.tracks[t].append(p, row: k, position: position, box: faces.boxes[k])
+                }
+            }
+            try onFrame?(observation(faces, position: position, time: done.time))
+            progress?(position + 1, decoder.declaredFrameCount)
+        }
+        let threads = Threading.threads
+        if threads == 1 || threads > Self.framesInFlight {
+            // One frame at a time, its work split across all threads (with many threads, frames in parallel
+            // would each hold a decoded frame).
+            let frames = FramePrefetcher(decoder, ahead: 2)
+            while let item = try pull(frames) {
+                let found = item.take ? Result { try facesAndPrediction(in: item.frame.image) } : nil
+                frames.recycle([item.frame.image])
+                try record(position: item.position, (item.time, item.take, found))
+            }
+        } else {
+            // Each thread takes the next frame as it finishes one and runs its detection and face model with
+            // their inner loops serial: one frame per core keeps every core busy through MTCNN's many small
+            // layers, where one frame split across cores waits at every layer's join. No thread waits for a
+            // group of frames to finish (frames with more faces take longer); results wait in `ready` until
+            // the calling thread records them in order.
+            let frames = FramePrefetcher(decoder, ahead: 2 * threads)
+            let source = NSLock(), state = NSLock()
+            var ready: [Int: Done] = [:]
+            var recorded = 0, exhausted = false
+            var failure: (any Error)?
+            let caller = pthread_self()
+            func recordReady() {
+                state.lock()
+                while failure == nil, let done = ready.removeValue(forKey: recorded) {
+                    let position = recorded
+                    state.unlock()
+                    var error: (any Error)?
+                    do { try record(position: position, done) } catch let e { error = e }
+                    state.lock()
+                    recorded += 1
+                    if let error { failure = error }
+                }
+                state.unlock()
+            }
+            parallelFor(threads) { _, _ in
+                while true {
+                    state.lock()
+                    let stop = exhausted || failure != nil
+                    state.unlock()
+                    if stop { break }
+                    source.lock()
+                    let item: Pulled?
+                    do { item = try pull(frames) } catch let e {
+                        source.unlock()
+                        state.lock(); failure = failure ?? e; state.unlock()
+                        break
+                    }
+                    source.unlock()
+                    guard let item else { state.lock(); exhausted = true; state.unlock(); break }
+                    let found = item.take ? Result { try facesAndPrediction(in: item.frame.image) } : nil
+                    frames.recycle([item.frame.image])
+                    state.lock(); ready[item.position] = (item.time, item.take, found); state.unlock()
+                    if pthread_equal(pthread_self(), caller) != 0 { recordReady() }
+                }
+            }
+            recordReady()
+            if let failure { throw failure }
+        }
+        scan.times = times
         guard scan.frameCount > 0 else {
             throw AffectError.badInput("\(path): no video frame could be decoded (the file is truncated or corrupt).")
         }

@@ -308,6 +308,47 @@ func face(_ x: Float) -> FaceDetection {
         #expect(t.classLabels[t.predicted[0]] == "happy")
     }
 
+    /// Frames analysed in parallel (each thread taking the next frame as it finishes one) give exactly the
+    /// one-thread result, with the per-frame callback called once per frame, in order; so does the path for
+    /// more threads than frames in flight (one frame at a time, split across threads).
+    @Test func threadCountsGiveTheSameScan() throws {
+        var options = AnalyzerOptions()
+        options.tracks = .all
+        options.every = 3
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
+                                    options: options)
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        var reports: [String] = []
+        for t in [1, 2, 3, 17] {
+            Threading.setThreads(t)
+            var positions: [Int] = [], progressed: [Int] = []
+            let scan = try analyzer.scan(path: "\(testMedia)/crowd.mp4", progress: { done, _ in progressed.append(done) },
+                                         onFrame: { positions.append($0.position) })
+            #expect(positions == Array(stride(from: 0, to: scan.frameCount, by: 3)), "threads \(t): callbacks out of order")
+            #expect(progressed == Array(1...scan.frameCount), "threads \(t)")
+            #expect(scan.faceCounts.reduce(0, +) > 0)
+            reports.append(AnalysisReport(try analyzer.analyze(scan: scan)).csv())
+        }
+        for (i, t) in [2, 3, 17].enumerated() { #expect(reports[i + 1] == reports[0], "threads \(t) differ from 1") }
+    }
+
+    /// An error thrown by the per-frame callback ends the scan with that error, whatever the thread count.
+    @Test func callbackErrorEndsTheScan() throws {
+        struct Stop: Error {}
+        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)))
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        for t in [1, 2] {
+            Threading.setThreads(t)
+            var calls = 0
+            #expect(throws: Stop.self) {
+                _ = try analyzer.scan(path: "\(testMedia)/crowd.mp4", onFrame: { _ in calls += 1; if calls == 5 { throw Stop() } })
+            }
+            #expect(calls == 5, "threads \(t): no callback after the error")
+        }
+    }
+
     /// Every face of the crowd clip is tracked and reported, each on its own frames.
     @Test func crowdReportsEachTrack() throws {
         var options = AnalyzerOptions()
