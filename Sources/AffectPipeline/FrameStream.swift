@@ -73,9 +73,9 @@ extension Analyzer {
         return out
     }
 
-    /// The most frames ``scan(path:progress:onFrame:)`` analyses as one group (up to four per thread, each frame
-    /// on one thread): each holds a decoded RGB frame (6 MB at 1080p, 25 MB at 4K). With more threads than this,
-    /// frames go one at a time with each frame's work split across all threads.
+    /// The most threads for which ``scan(path:progress:onFrame:)`` analyses frames in parallel, one frame per
+    /// thread: each holds a decoded RGB frame (6 MB at 1080p, 25 MB at 4K), and two per thread wait decoded.
+    /// With more threads than this, frames go one at a time with each frame's work split across all threads.
     static let framesInFlight = 16
 
     /// What the callbacks receive for one frame: probabilities and valence/arousal per tracked face.
