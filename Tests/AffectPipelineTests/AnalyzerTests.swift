@@ -312,11 +312,7 @@ func face(_ x: Float) -> FaceDetection {
     /// one-thread result, with the per-frame callback called once per frame, in order; so does the path for
     /// more threads than frames in flight (one frame at a time, split across threads).
     @Test func threadCountsGiveTheSameScan() throws {
-        var options = AnalyzerOptions()
-        options.tracks = .all
-        options.every = 3
-        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
-                                    options: options)
+        let analyzer = try everyTrackAnalyzer(every: 3)
         let saved = Threading.threads
         defer { Threading.setThreads(saved) }
         var reports: [String] = []
@@ -351,11 +347,7 @@ func face(_ x: Float) -> FaceDetection {
 
     /// Every face of the crowd clip is tracked and reported, each on its own frames.
     @Test func crowdReportsEachTrack() throws {
-        var options = AnalyzerOptions()
-        options.tracks = .all
-        options.every = 5
-        let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
-                                    options: options)
+        let analyzer = try everyTrackAnalyzer(every: 5)
         let result = try analyzer.analyze(path: "\(testMedia)/crowd.mp4")
         #expect(result.tracks.count == result.scan.tracks.count)
         #expect(result.tracks.count == 4)
@@ -380,6 +372,15 @@ func face(_ x: Float) -> FaceDetection {
         #expect(svg.components(separatedBy: "<polyline").count - 1 == 4 * 7)
         #expect(!svg.contains("speech</text>"), "no transcript, no speech strip")
     }
+}
+
+/// The default models (MTCNN, mini-Xception) reporting every track, on every `every`-th frame.
+private func everyTrackAnalyzer(every: Int) throws -> Analyzer {
+    var options = AnalyzerOptions()
+    options.tracks = .all
+    options.every = every
+    return try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)), faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)),
+                        options: options)
 }
 
 func maxDiff(_ a: FeatureMatrix, _ b: FeatureMatrix) -> Float {
