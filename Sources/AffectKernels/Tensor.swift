@@ -50,7 +50,8 @@ public final class Arena: @unchecked Sendable {
     /// Floats held idle for reuse.
     public var idleFloats: Int { lock.lock(); defer { lock.unlock() }; return cachedFloats }
 
-    /// Size classes: multiples of 1/8 of the next power of two, so reuse wastes at most 12.5 %.
+    /// Size classes: multiples of 1/8 of the next power of two, so reuse within a class wastes at most 12.5 %
+    /// (``allocate(_:)`` may also hand out an idle buffer of up to twice the size).
     static func sizeClass(_ n: Int) -> Int {
         if n <= 64 { return 64 }
         let p = 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount)
