@@ -145,13 +145,14 @@ public struct EfficientNet: InferenceModel {
         var x = x
         for b in blocks {
             let input = x
-            if let e = b.expand { x = e(x) }
-            // The squeeze is summed inside the depthwise kernel and the excitation scales the projection's
-            // input tile by tile; the skip connection is the projection GEMM's starting value.
+            // The squeeze is summed inside the depthwise kernel (which expands its input rows itself on the
+            // large early maps) and the excitation scales the projection's input tile by tile; the skip
+            // connection is the projection GEMM's starting value.
             if let se = b.se {
-                let (y, means) = b.depthwise.depthwiseWithMeans(x)
+                let (y, means) = b.depthwise.depthwiseWithMeans(x, expandedBy: b.expand)
                 x = b.project(y, residual: b.skip ? input : nil, inputScale: se.scales(means: means))
             } else {
+                if let e = b.expand { x = e(x) }
                 x = b.project(b.depthwise(x), residual: b.skip ? input : nil)
             }
         }

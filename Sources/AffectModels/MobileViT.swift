@@ -264,7 +264,7 @@ public struct MobileViT: FacialBackbone {
         for block in blocks {
             switch block {
             case .bottleneck(let b):
-                x = b.project(b.depthwise(b.expand(x)), residual: b.shortcut ? x : nil)
+                x = b.project(b.depthwise(x, expandedBy: b.expand), residual: b.shortcut ? x : nil)
             case .vit(let v):
                 let local = v.local(x)
                 let (n, h, w) = (local.shape[0], local.shape[1], local.shape[2])

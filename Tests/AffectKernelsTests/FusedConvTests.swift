@@ -74,6 +74,47 @@ import AffectKernels
         }
     }
 
+    /// The expansion fused into the depthwise layer (ExpandDepthwise.swift) gives the very floats of the two
+    /// layers run in turn, and the definition's within rounding: 3×3 and 5×5, stride 1 and 2, TF "SAME" and
+    /// symmetric padding, 1 to 4 threads (3 threads cut both images' row ranges mid-image), float32 and int8
+    /// expansions. Maps too small for it take the unfused path.
+    @Test(arguments: [(k: 3, stride: 1), (k: 3, stride: 2), (k: 5, stride: 1), (k: 5, stride: 2)])
+    func expansionFusedIntoDepthwise(_ p: (k: Int, stride: Int)) {
+        let (cin, mid) = (24, 48)
+        let x = tensor([2, 30, 31, cin], seed: 20)
+        let ew = tensor([mid, cin, 1, 1], seed: 21), eb = tensor([mid], seed: 22)
+        let dw = tensor([mid, 1, p.k, p.k], seed: 23), db = tensor([mid], seed: 24)
+        let expand = Conv2D(weight: ew, bias: eb, padding: .tfSame, activation: .silu)
+        let expanded = reference(x, weight: ew, bias: eb, stride: 1, padding: .valid, groups: 1, act: .silu)
+        for padding in [Padding.tfSame, .symmetric(p.k / 2)] {
+            let conv = Conv2D(weight: dw, bias: db, stride: (p.stride, p.stride), padding: padding, groups: mid, activation: .silu)
+            #expect(conv.fusesExpansion(expand, height: 30, width: 31))
+            let ref = reference(expanded, weight: dw, bias: db, stride: p.stride, padding: padding, groups: mid, act: .silu)
+            acrossThreadCounts { threads in
+                let (y, means) = conv.depthwiseWithMeans(x, expandedBy: expand)
+                let (y2, means2) = conv.depthwiseWithMeans(expand(x))
+                #expect(y.shape == y2.shape && y.array == y2.array, "fused \(p) \(padding), \(threads) threads: not the unfused floats")
+                #expect(means.array == means2.array, "fused means \(p) \(padding), \(threads) threads")
+                #expect(conv(x, expandedBy: expand).array == y2.array, "fused without means \(p) \(padding), \(threads) threads")
+                expectClose(y, ref, "fused \(p) \(padding), \(threads) threads")
+                expectClose(means, globalAveragePool(ref), "fused means \(p) \(padding)")
+            }
+        }
+        let small = tensor([1, 12, 12, cin], seed: 25)
+        let conv = Conv2D(weight: dw, bias: db, stride: (p.stride, p.stride), padding: .tfSame, groups: mid, activation: .silu)
+        #expect(!conv.fusesExpansion(expand, height: 12, width: 12), "a small map goes to the tiled kernel")
+        expectClose(conv.depthwiseWithMeans(small, expandedBy: expand).output, conv(expand(small)), "small map \(p)")
+        expectClose(conv(small, expandedBy: expand), conv(expand(small)), "small map without means \(p)")
+        // An int8 expansion (64 input channels: int8 reduces over at least 64) fuses too, with the same floats.
+        let int8 = Conv2D(weight: tensor([mid, 64, 1, 1], seed: 26), bias: eb, activation: .silu, precision: .int8)
+        #expect(int8.precision == .int8 && conv.fusesExpansion(int8, height: 30, width: 31))
+        let x64 = tensor([2, 30, 31, 64], seed: 27)
+        acrossThreadCounts { threads in
+            #expect(conv.depthwiseWithMeans(x64, expandedBy: int8).output.array == conv.depthwiseWithMeans(int8(x64)).output.array,
+                    "int8 expansion fused \(p), \(threads) threads")
+        }
+    }
+
     @Test func stemDirectKernel() {
         for cout in [16, 32, 64, 96] {
             let x = tensor([2, 17, 19, 3], seed: 9)

@@ -292,8 +292,14 @@ public struct Conv2D: Sendable {
         // One row of sums per output row (rows run on different threads), reduced per image afterwards.
         let rowSums = Tensor(uninitialized: [n * geo.height, outChannels])
         depthwise(x, out, geo, narrow: narrow, unrolled: unrolled, act: activation, means: rowSums.data)
-        let c = outChannels, oh = geo.height
-        let inv = 1 / Float(geo.height * geo.width)
+        Self.reduceRowSums(rowSums, into: means, rowsPerImage: geo.height, pixelsPerImage: geo.height * geo.width)
+        return (out, means)
+    }
+
+    /// Per-image channel means `[N, C]` (zero-filled) from per-output-row channel sums `[N·rowsPerImage, C]`.
+    static func reduceRowSums(_ rowSums: Tensor, into means: Tensor, rowsPerImage oh: Int, pixelsPerImage: Int) {
+        let (n, c) = (means.shape[0], means.shape[1])
+        let inv = 1 / Float(pixelsPerImage)
         for img in 0..<n {
             let m = means.data + img * c
             for r in 0..<oh {
@@ -302,7 +308,6 @@ public struct Conv2D: Sendable {
             }
             for ch in 0..<c { m[ch] *= inv }
         }
-        return (out, means)
     }
 }
 

@@ -165,7 +165,7 @@ extension Conv2D {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let k = kernel.h, s = stride.h
-        if oh * ow <= (s == 1 ? 28 * 28 : 14 * 14) && c % 16 == 0 {
+        if Self.tiledDepthwise(outputPixels: oh * ow, stride: s, channels: c) {
             depthwiseTiled(x, out, padTop: padTop, padLeft: padLeft, vact: vact, means: means)
             return
         }
@@ -188,58 +188,76 @@ extension Conv2D {
                     let iy = iy0 &+ i
                     rows[i] = iy >= 0 && iy < h ? src + (img &* h &+ iy) &* w &* c : zeroRow
                 }
-                let outRow = dst + r &* ow &* c
-                var cb = 0
-                while cb &+ 16 <= c {
-                    let bv = b.map { load($0 + cb) } ?? Vec()
-                    let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
-                    var sum = Vec()
-                    let edge = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
-                    for ox in 0..<oxLo {
-                        let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
-                        sum += v
-                        store(v, outRow + (ox &* c &+ cb))
-                    }
-                    let interior = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
-                    switch (k, s) {
-                    case (3, 1): interior.run(k: 3, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
-                    case (3, 2): interior.run(k: 3, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
-                    case (5, 1): interior.run(k: 5, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
-                    default: interior.run(k: 5, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
-                    }
-                    for ox in oxHi..<ow {
-                        let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
-                        sum += v
-                        store(v, outRow + (ox &* c &+ cb))
-                    }
-                    if let m = means { store(sum, m + (r &* c &+ cb)) }
-                    cb &+= 16
-                }
-                // Channels past the last whole vector, one at a time.
-                if cb < c {
-                    for ox in 0..<ow {
-                        let ix0 = ox &* s &- padLeft
-                        for ch in cb..<c {
-                            var acc: Float = b?[ch] ?? 0
-                            for i in 0..<k {
-                                for j in max(0, -ix0)..<min(k, w &- ix0) {
-                                    acc += rows[i][(ix0 &+ j) &* c &+ ch] * wt[(i &* k &+ j) &* c &+ ch]
-                                }
-                            }
-                            outRow[ox &* c &+ ch] = vact.scalar(acc, channel: ch)
-                        }
-                    }
-                    if let m = means {
-                        for ch in cb..<c {
-                            var t: Float = 0
-                            for ox in 0..<ow { t += outRow[ox &* c &+ ch] }
-                            m[r &* c &+ ch] = t
-                        }
-                    }
-                }
+                unrolledRow(rows, w: w, c: c, ow: ow, padLeft: padLeft, oxLo: oxLo, oxHi: oxHi, out: dst + r &* ow &* c,
+                            vact: vact, weights: wt, bias: b, means: means.map { $0 + r &* c })
             }
         }
         withExtendedLifetime(zeros) {}
+    }
+
+    /// Whether an unrolled depthwise layer takes ``depthwiseTiled(_:_:padTop:padLeft:vact:means:)``: small maps
+    /// whose channels fill whole vectors.
+    static func tiledDepthwise(outputPixels: Int, stride s: Int, channels c: Int) -> Bool {
+        outputPixels <= (s == 1 ? 28 * 28 : 14 * 14) && c % 16 == 0
+    }
+
+    /// One output row of ``depthwiseUnrolled(_:_:padTop:padLeft:act:means:)``: `rows` holds the window's `k`
+    /// input rows (`w` pixels of `c` channels each, a row of zeros in the padding), `out` the row's `ow`
+    /// pixels, `means` (if given) its `c` channel sums. Shared with the fused expansion
+    /// (ExpandDepthwise.swift), whose input rows live in a ring buffer.
+    @inline(__always)
+    func unrolledRow(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, w: Int, c: Int, ow: Int, padLeft: Int,
+                     oxLo: Int, oxHi: Int, out outRow: UnsafeMutablePointer<Float>, vact: VectorActivation,
+                     weights wt: UnsafePointer<Float>, bias b: UnsafePointer<Float>?, means: UnsafeMutablePointer<Float>?) {
+        let k = kernel.h, s = stride.h
+        var cb = 0
+        while cb &+ 16 <= c {
+            let bv = b.map { load($0 + cb) } ?? Vec()
+            let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
+            var sum = Vec()
+            let edge = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
+            for ox in 0..<oxLo {
+                let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
+                sum += v
+                store(v, outRow + (ox &* c &+ cb))
+            }
+            let interior = DepthwiseRow(rows: rows, weights: wt + cb, c: c, weightStride: c, bias: bv)
+            switch (k, s) {
+            case (3, 1): interior.run(k: 3, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+            case (3, 2): interior.run(k: 3, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+            case (5, 1): interior.run(k: 5, s: 1, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+            default: interior.run(k: 5, s: 2, oxLo, oxHi, padLeft: padLeft, cb: cb, out: outRow, outStride: c, vact, slope, &sum)
+            }
+            for ox in oxHi..<ow {
+                let v = vact(edge.clipped(ox &* s &- padLeft, k: k, w: w, cb: cb), slope)
+                sum += v
+                store(v, outRow + (ox &* c &+ cb))
+            }
+            if let m = means { store(sum, m + cb) }
+            cb &+= 16
+        }
+        // Channels past the last whole vector, one at a time.
+        if cb < c {
+            for ox in 0..<ow {
+                let ix0 = ox &* s &- padLeft
+                for ch in cb..<c {
+                    var acc: Float = b?[ch] ?? 0
+                    for i in 0..<k {
+                        for j in max(0, -ix0)..<min(k, w &- ix0) {
+                            acc += rows[i][(ix0 &+ j) &* c &+ ch] * wt[(i &* k &+ j) &* c &+ ch]
+                        }
+                    }
+                    outRow[ox &* c &+ ch] = vact.scalar(acc, channel: ch)
+                }
+            }
+            if let m = means {
+                for ch in cb..<c {
+                    var t: Float = 0
+                    for ox in 0..<ow { t += outRow[ox &* c &+ ch] }
+                    m[ch] = t
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,122 @@
+/// An inverted-residual block's expansion (1×1 convolution + activation) fused into the depthwise convolution
+/// that reads it.
+///
+/// Unfused, the expansion writes its whole output (EfficientNet-B0's second block: 112 × 112 × 96 floats,
+/// 4.8 MB, past L2) and the depthwise layer reads it back from memory. Here each thread walks its own range of
+/// output rows and expands only the input rows its windows need into a ring of `(band − 1)·s + k` rows (a few
+/// hundred KB, in L2), `band` output rows at a time so that each expansion is a product of at least ~240 pixels;
+/// rows shared by consecutive bands stay in the ring and are expanded once. Only the first band of each
+/// thread's range expands rows a neighbouring range also expands (`k − s` rows per thread).
+///
+/// The arithmetic is the unfused layers' own: the packed GEMM (or, at ``Precision/int8``, the int8 product, which
+/// quantises each pixel on its own) with its bias and activation epilogue over the same pixels, and the unrolled
+/// depthwise row kernel over the same rows, so the results are the same floats.
+extension Conv2D {
+    /// Whether ``depthwiseWithMeans(_:expandedBy:)`` runs fused for this pair on an input of `height` × `width`:
+    /// a packed expansion (float32 or int8) feeding an unrolled depthwise layer (3×3 or 5×5, stride 1 or 2, channels a
+    /// multiple of 16, an activation with a vector form) on a map too large for the tiled small-map kernel.
+    public func fusesExpansion(_ expand: Conv2D, height: Int, width: Int) -> Bool {
+        guard expand.kind == .pointwisePacked, expand.outChannels == inChannels,
+              kind == .depthwise(narrow: false, unrolled: true), inChannels % 16 == 0,
+              !activation.needsRowPass else { return false }
+        let geo = geometry(height: height, width: width)
+        return geo.height > 0 && geo.width > 0
+            && !Self.tiledDepthwise(outputPixels: geo.height * geo.width, stride: stride.h, channels: outChannels)
+    }
+
+    /// `self(expand(x))` and the per-image channel means of that output (`[N, C]`, the squeeze of a following
+    /// squeeze-and-excitation), without materialising `expand(x)` when ``fusesExpansion(_:height:width:)``
+    /// holds; otherwise the two layers run one after the other. `expand` nil: ``depthwiseWithMeans(_:)``.
+    public func depthwiseWithMeans(_ x: Tensor, expandedBy expand: Conv2D?) -> (output: Tensor, means: Tensor) {
+        guard let expand else { return depthwiseWithMeans(x) }
+        guard fusesExpansion(expand, input: x) else { return depthwiseWithMeans(expand(x)) }
+        let geo = geometry(height: x.shape[1], width: x.shape[2])
+        let rowSums = Tensor(uninitialized: [x.shape[0] * geo.height, outChannels])
+        let out = expandedDepthwise(x, expand, rowSums: rowSums.data)
+        let means = Tensor.zeros([x.shape[0], outChannels])
+        Self.reduceRowSums(rowSums, into: means, rowsPerImage: geo.height, pixelsPerImage: geo.height * geo.width)
+        return (out, means)
+    }
+
+    /// `self(expand(x))`, fused as ``depthwiseWithMeans(_:expandedBy:)`` where it can be (an inverted residual
+    /// block without squeeze-and-excitation: MobileViT's MobileNetV2 blocks).
+    public func callAsFunction(_ x: Tensor, expandedBy expand: Conv2D) -> Tensor {
+        fusesExpansion(expand, input: x) ? expandedDepthwise(x, expand, rowSums: nil) : self(expand(x))
+    }
+
+    private func fusesExpansion(_ expand: Conv2D, input x: Tensor) -> Bool {
+        precondition(x.rank == 4 && x.shape[3] == expand.inChannels,
+                     "Conv2D expects NHWC with \(expand.inChannels) channels, got \(x.shape)")
+        return fusesExpansion(expand, height: x.shape[1], width: x.shape[2])
+    }
+
+    /// The fused pass; `rowSums` (`[N·H', C]`), if given, receives each output row's channel sums.
+    private func expandedDepthwise(_ x: Tensor, _ expand: Conv2D, rowSums: UnsafeMutablePointer<Float>?) -> Tensor {
+        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let c = outChannels, k = kernel.h, s = stride.h
+        let geo = geometry(height: h, width: w)
+        let (oh, ow, padTop, padLeft) = (geo.height, geo.width, geo.padTop, geo.padLeft)
+        let out = Tensor(uninitialized: [n, oh, ow, c])
+
+        let band = max(1, (240 + s * w - 1) / (s * w))
+        let ringRows = (band - 1) * s + k
+        let zeros = Tensor.zeros([w * c])
+        let zeroRow = UnsafePointer(zeros.data)
+        let oxLo = min(ow, (padLeft + s - 1) / s)
+        let lastStart = w - k + padLeft
+        let oxHi = lastStart < 0 ? oxLo : max(oxLo, min(ow, lastStart / s + 1))
+        let vact = VectorActivation(activation)
+        let src = UnsafePointer(x.data), dst = out.data
+        let wt = UnsafePointer(packed.data), b = bias.map { UnsafePointer($0.data) }
+        let expandActivation = expand.activation
+        let expandBias = expand.bias.map { UnsafePointer($0.data) }
+        let total = n * oh
+        // One contiguous range of output rows per thread: more ranges would expand more shared rows twice.
+        let parts = min(Threading.threads, total)
+        parallelFor(parts, minChunk: 1) { p0, p1 in
+            let ring = UnsafeMutablePointer<Float>.allocate(capacity: ringRows * w * c)
+            let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
+            defer { ring.deallocate(); rows.deallocate() }
+            for part in p0..<p1 {
+                var r = total * part / parts
+                let end = total * (part + 1) / parts
+                // Input rows `..<expanded` of image `image` have been expanded; the last `ringRows` are in the ring.
+                var image = -1, expanded = 0
+                while r < end {
+                    let img = r / oh, oy0 = r % oh
+                    let oy1 = min(oh, oy0 + band, oy0 + (end - r))
+                    let lo = max(0, oy0 * s - padTop), hi = min(h, (oy1 - 1) * s - padTop + k)
+                    if img != image { image = img; expanded = lo }
+                    // Rows the windows need that are not in the ring yet, in at most two runs (the ring wraps).
+                    var from = max(lo, expanded)
+                    while from < hi {
+                        let slot = from % ringRows, count = min(hi - from, ringRows - slot)
+                        let a = src + (img * h + from) * w * cin, o = ring + slot * w * c
+                        if let q = expand.int8 {
+                            // Each pixel is quantised on its own: the same bytes as over the whole map.
+                            int8Linear(m: count * w, x: a, weights: q, bias: expandBias, residual: nil, out: o,
+                                       activation: expandActivation)
+                        } else {
+                            packedGEMM(m: count * w, a: a, lda: cin, weights: expand.gemm!, c: o, ldc: c,
+                                       activation: expandActivation)
+                        }
+                        from += count
+                    }
+                    expanded = max(expanded, hi)
+                    for oy in oy0..<oy1 {
+                        for i in 0..<k {
+                            let iy = oy * s - padTop + i
+                            rows[i] = iy >= 0 && iy < h ? UnsafePointer(ring + (iy % ringRows) * w * c) : zeroRow
+                        }
+                        let row = img * oh + oy
+                        unrolledRow(rows, w: w, c: c, ow: ow, padLeft: padLeft, oxLo: oxLo, oxHi: oxHi,
+                                    out: dst + row * ow * c, vact: vact, weights: wt, bias: b, means: rowSums.map { $0 + row * c })
+                    }
+                    r += oy1 - oy0
+                }
+            }
+        }
+        withExtendedLifetime(zeros) {}
+        return out
+    }
+}
