@@ -6,9 +6,13 @@
     Tools/bench_peers.py --ops                        # a 3×3 conv layer and a 768×3072 linear layer (+ raw sgemm)
     options: --threads 1,2 (one row per count; default 2) --seconds 5 --batches 1,8 (facial models)
              --audio-seconds 10 --tokens 128 --fifo (each engine under `chrt -f 10`)
+             --alternate N (engines take turns N times; medians of the N medians: for noisy shared machines)
              --markdown BENCHMARKS.md (write the table as this CPU's section, `## CPU: <model name> (<vector
              flags>), build AFFECT_TARGET_CPU=<target>`: the same CPU and build is replaced, other CPUs' sections,
              the introduction and the notes from "## What the profiles showed" on are kept)
+             --avx2-only (every engine, the sgemm ceiling included, sees a CPU without AVX-512, AMX or AVX-VNNI:
+             Tools/avx2only/avx2only.c, preloaded, masks what `cpuid` reports; needs the `cpuid_fault` CPU flag.
+             With AFFECT_BIN set to a haswell build this compares AVX2 kernels with AVX2 kernels on an AVX-512 host)
     Tools/bench_peers.py --precision int8 --models W.safetensors ... [--rounds 5] [--threads 1] [--fifo]
              # `affect bench --precision int8` (and float32) against ONNX Runtime float32 and ONNX Runtime's
              # quantize_dynamic model of the same weights (QInt8, per channel), rounds alternating, median of the
@@ -66,6 +70,8 @@ BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` report
 # Prefix for every child (`--fifo`: `chrt -f 10`, real-time FIFO priority, so other work on a shared machine
 # cannot preempt the engine being timed; needs root or CAP_SYS_NICE).
 PRIORITY = []
+# Set by --avx2-only: every child runs with Tools/avx2only preloaded.
+AVX2_ONLY = [False]
 NOTES_HEADING = "## What the profiles showed"
 
 
@@ -137,8 +143,8 @@ def build_peer(weights, meta, batch):
     return fn(weights, meta, batch)
 
 
-def peer_times(weights, meta, batch, args, tmp):
-    """(ORT ms, ORT RSS MB, torch ms, torch RSS MB) for one weight file and batch."""
+def export_peer(weights, meta, batch, tmp):
+    """Exports the PyTorch module to `tmp`/m.onnx with its example inputs in `tmp`/inputs.npz; returns both paths."""
     module, inputs, names = build_peer(weights, meta, batch)
     module.eval()
     onnx_path = os.path.join(tmp, "m.onnx")
@@ -146,6 +152,11 @@ def peer_times(weights, meta, batch, args, tmp):
         torch.onnx.export(module, tuple(inputs), onnx_path, input_names=names, opset_version=17, dynamo=False)
     npz = os.path.join(tmp, "inputs.npz")
     np.savez(npz, **{n: x.numpy() for n, x in zip(names, inputs)})
+    return onnx_path, npz
+
+
+def peer_times(weights, batch, args, onnx_path, npz):
+    """(ORT ms, ORT RSS MB, torch ms, torch RSS MB) for one weight file and batch."""
     common = [str(args.threads), str(args.seconds)]
     out, ort_rss = run_child([sys.executable, __file__, "--child", "ort", onnx_path, npz, *common])
     ort_ms = float(out.strip().splitlines()[-1].split("=")[1])
@@ -395,18 +406,41 @@ def bench_models(weight_files, args):
         arch = meta.get("affect.arch", "?")
         batches = args.batches if KINDS.get(arch) == "face" else [1]
         for b in batches:
-            ours = affect_bench(w, args, b)
-            r = SimpleNamespace(name=os.path.splitext(os.path.basename(w))[0], arch=arch, batch=b, ours=ours,
+            r = SimpleNamespace(name=os.path.splitext(os.path.basename(w))[0], arch=arch, batch=b, ours=None,
                                 threads=args.threads, ceiling=args.ceiling,
                                 ort=None, ort_rss=None, pt=None, pt_rss=None, note="")
-            if arch in PEERS:
-                with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp:
+                exported = None
+                if arch in PEERS:
                     try:
-                        r.ort, r.ort_rss, r.pt, r.pt_rss = peer_times(w, meta, b, args, tmp)
+                        exported = export_peer(w, meta, b, tmp)
                     except Exception as e:  # a peer that fails to build or export must not hide the others
                         r.note = f"peer failed: {str(e).splitlines()[0][:120]}"
-            else:
-                r.note = f"no peer builder for arch `{arch}` yet"
+                else:
+                    r.note = f"no peer builder for arch `{arch}` yet"
+                # --alternate N: the engines take turns N times (ours, ORT, PyTorch, ours, ...), so a slow
+                # spell of a shared machine falls on all of them; each column is the median of its N medians.
+                ours, peers = [], []
+                for _ in range(args.alternate):
+                    ours.append(affect_bench(w, args, b))
+                    if exported:
+                        try:
+                            peers.append(peer_times(w, b, args, *exported))
+                        except Exception as e:
+                            r.note, exported = f"peer failed: {str(e).splitlines()[0][:120]}", None
+                turns = [o.ms for o in ours]
+                r.ours = ours[0]
+                median = float(np.median(turns))
+                if r.ours.gflops:
+                    r.ours.gflops *= r.ours.ms / median
+                r.ours.ms = median
+                r.ours.rss = max(o.rss for o in ours)
+                if peers:
+                    r.ort, r.pt = (float(np.median([p[i] for p in peers])) for i in (0, 2))
+                    r.ort_rss, r.pt_rss = (max(p[i] for p in peers) for i in (1, 3))
+                if args.alternate > 1:
+                    r.note = (r.note + " " if r.note else "") + "ours/ORT ms per turn: " + "; ".join(
+                        f"{o:.2f}/{p[0]:.2f}" for o, p in zip(turns, peers))
             rows.append(r)
             print_row(r, args, sys.stderr)
     return rows
@@ -449,7 +483,29 @@ def cpu_flags():
     except (OSError, StopIteration):
         return "?"
     wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni"]
+    if AVX2_ONLY[0]:
+        return "/".join(f for f in wanted[:2] if f in flags) + ", AVX-512 and AVX-VNNI masked by Tools/avx2only"
     return "/".join(f for f in wanted if f in flags) or "no AVX2"
+
+
+def mask_avx512():
+    """Builds Tools/avx2only/avx2only.c and puts it in every child's environment (LD_PRELOAD), with glibc's
+    string functions limited to AVX2 too and the Swift runtime's backtracer (a SIGSEGV handler of its own) off.
+    Checks the mask took: PyTorch must report AVX2 as its CPU capability."""
+    so = os.path.join(tempfile.mkdtemp(), "avx2only.so")
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(HERE, "avx2only", "avx2only.c")],
+                   check=True)
+    os.environ["LD_PRELOAD"] = so
+    os.environ["GLIBC_TUNABLES"] = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ"
+    os.environ["SWIFT_BACKTRACE"] = "enable=no"
+    # OpenBLAS picks its kernels in its own constructor, which runs before the preloaded library's when
+    # OpenBLAS is linked (ours) rather than loaded later (NumPy's, ONNX Runtime's): name the AVX2 set.
+    os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    seen = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    if seen != "AVX2":
+        sys.exit(f"--avx2-only: PyTorch still sees {seen!r}, not AVX2")
+    AVX2_ONLY[0] = True
 
 
 def cpu_name():
@@ -492,7 +548,8 @@ def report(rows, args, argv, load_before):
         f"{'%.2f %.2f %.2f' % os.getloadavg()} after",
         f"- Peers: {versions()}; threads {', '.join(map(str, threads))} (ours `--threads`, ONNX Runtime intra-op, "
         "torch.set_num_threads), the same count for every engine in a row",
-        f"- Medians over ≥ {args.seconds:g} s of runs after warm-up, each engine in its own process; "
+        f"- Medians over ≥ {args.seconds:g} s of runs after warm-up, each engine in its own process"
+        f"{f', the engines taking turns {args.alternate} times (median of the medians)' if args.alternate > 1 else ''}; "
         f"synthetic inputs ({SHAPE.audio_seconds:g} s audio, {SHAPE.tokens} tokens), random weights",
         f"- sgemm ceiling: OpenBLAS `cblas_sgemm` (512×768 · 768×3072, on the row's thread count, "
         f"{BLAS_CORE[0]} kernels), GFLOP/s: {ceilings}",
@@ -588,10 +645,16 @@ def main():
     p.add_argument("--precision", choices=["float32", "int8"], default="float32",
                    help="int8: the int8 comparison (ours int8/float32, ORT float32, ORT quantize_dynamic) for --models")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds for --precision int8")
+    p.add_argument("--alternate", type=int, default=1,
+                   help="float32: each engine timed N times in turn, the median of its N medians reported")
     p.add_argument("--fifo", action="store_true",
                    help="run every engine's process under `chrt -f 10` (real-time FIFO priority: on a shared machine "
                         "other work cannot preempt the timed engine; needs root or CAP_SYS_NICE)")
+    p.add_argument("--avx2-only", action="store_true",
+                   help="mask AVX-512, AMX and AVX-VNNI from every engine's `cpuid` (Tools/avx2only)")
     args = p.parse_args()
+    if args.avx2_only:
+        mask_avx512()
     if args.fifo:
         PRIORITY[:] = ["chrt", "-f", "10"]
     thread_counts = [int(t) for t in str(args.threads).split(",") if t]
