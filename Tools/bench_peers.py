@@ -56,6 +56,7 @@ if sys.argv[1:3] != ["--child", "ort"]:
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from affect_tools.avx2only import MASKED as AVX2_ONLY, mask_avx512  # noqa: E402
 from affect_tools.timing import median_time  # noqa: E402
 
 # AFFECT_BIN: another build of ours, e.g. one made with AFFECT_TARGET_CPU=haswell in its own scratch path (set
@@ -70,8 +71,6 @@ BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` report
 # Prefix for every child (`--fifo`: `chrt -f 10`, real-time FIFO priority, so other work on a shared machine
 # cannot preempt the engine being timed; needs root or CAP_SYS_NICE).
 PRIORITY = []
-# Set by --avx2-only: every child runs with Tools/avx2only preloaded.
-AVX2_ONLY = [False]
 NOTES_HEADING = "## What the profiles showed"
 
 
@@ -486,26 +485,6 @@ def cpu_flags():
     if AVX2_ONLY[0]:
         return "/".join(f for f in wanted[:2] if f in flags) + ", AVX-512 and AVX-VNNI masked by Tools/avx2only"
     return "/".join(f for f in wanted if f in flags) or "no AVX2"
-
-
-def mask_avx512():
-    """Builds Tools/avx2only/avx2only.c and puts it in every child's environment (LD_PRELOAD), with glibc's
-    string functions limited to AVX2 too and the Swift runtime's backtracer (a SIGSEGV handler of its own) off.
-    Checks the mask took: PyTorch must report AVX2 as its CPU capability."""
-    so = os.path.join(tempfile.mkdtemp(), "avx2only.so")
-    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(HERE, "avx2only", "avx2only.c")],
-                   check=True)
-    os.environ["LD_PRELOAD"] = so
-    os.environ["GLIBC_TUNABLES"] = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ"
-    os.environ["SWIFT_BACKTRACE"] = "enable=no"
-    # OpenBLAS picks its kernels in its own constructor, which runs before the preloaded library's when
-    # OpenBLAS is linked (ours) rather than loaded later (NumPy's, ONNX Runtime's): name the AVX2 set.
-    os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-    seen = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    if seen != "AVX2":
-        sys.exit(f"--avx2-only: PyTorch still sees {seen!r}, not AVX2")
-    AVX2_ONLY[0] = True
 
 
 def cpu_name():

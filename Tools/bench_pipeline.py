@@ -2,6 +2,8 @@
 """The whole video pipeline: `affect analyze` against the Python pipeline it replaces, same clip, same faces.
 
     Tools/bench_pipeline.py CLIP [--models DIR] [--threads 1,2] [--runs 3] [--precision float32|int8] [--no-fifo] [--markdown OUT.md]
+                            [--avx2-only]   # every process sees a CPU without AVX-512 (Tools/avx2only); set
+                                            # AFFECT_BIN to an AFFECT_TARGET_CPU=haswell build of ours
 
 Python side (the seed's pipeline): OpenCV decoding (`cv2.VideoCapture`, BGR → RGB), facenet-pytorch 2.6
 `MTCNN(keep_all=True, min_face_size=40).detect` on every frame, each face cropped as EmotiEffLib's examples
@@ -34,9 +36,12 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from affect_tools.avx2only import MASKED, mask_avx512  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-AFFECT = os.path.join(REPO, ".build", "release", "affect")
+AFFECT = os.environ.get("AFFECT_BIN") or os.path.join(REPO, ".build", "release", "affect")
 TIME = "/usr/bin/time"
 
 
@@ -156,6 +161,8 @@ def cpu_name():
             if line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
     vec = [x for x in ("avx2", "fma", "avx512f", "avx512_vnni") if x in flags]
+    if MASKED[0]:
+        vec = [x for x in vec if not x.startswith("avx512")] + ["AVX-512 masked by Tools/avx2only for every process"]
     return f"{name} ({', '.join(vec) or 'no AVX2'}), {os.cpu_count()} logical cores"
 
 
@@ -171,6 +178,8 @@ def main():
     p.add_argument("--precision", choices=["float32", "int8"], default="float32",
                    help="ours: `affect analyze --precision` (int8: EfficientNet's wider 1×1 convolutions in int8)")
     p.add_argument("--markdown", help="also append the table to this file")
+    p.add_argument("--avx2-only", action="store_true",
+                   help="mask AVX-512, AMX and AVX-VNNI from every process's `cpuid` (Tools/avx2only)")
     p.add_argument("--child", nargs=4, metavar=("CLIP", "ONNX", "THREADS", "CSV"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -178,6 +187,8 @@ def main():
         return
     if not args.clip:
         p.error("give CLIP")
+    if args.avx2_only:
+        mask_avx512()
     if not os.path.exists(AFFECT):
         sys.exit(f"{AFFECT} not found: run `swift build -c release` first")
     onnx_path = os.path.join(args.models, "efficientnet_b0.onnx")
@@ -233,7 +244,8 @@ def main():
         f"- Clip: {os.path.basename(args.clip)}, {info.get('width')}×{info.get('height')}, "
         f"{int(num) / int(den):.2f} fps, {duration:.2f} s",
         f"- CPU: {cpu_name()}; load average {load_before} before, {load_after} after",
-        f"- Ours at `--precision {args.precision}`; Python's recogniser is ONNX Runtime float32",
+        f"- Ours at `--precision {args.precision}` ({os.path.relpath(AFFECT, REPO)}, "
+        f"AFFECT_TARGET_CPU={os.environ.get('AFFECT_TARGET_CPU', 'native')}); Python's recogniser is ONNX Runtime float32",
         f"- {'Every run under `chrt -f 10`, ' if fifo else ''}{'ours alone' if args.ours_only else 'ours and Python alternating'}, median of {args.runs} runs; "
         "times and peak RSS of the whole process (imports and model loading included)",
         "",
