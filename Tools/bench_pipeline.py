@@ -244,7 +244,7 @@ def main():
         f"- Clip: {os.path.basename(args.clip)}, {info.get('width')}×{info.get('height')}, "
         f"{int(num) / int(den):.2f} fps, {duration:.2f} s",
         f"- CPU: {cpu_name()}; load average {load_before} before, {load_after} after",
-        f"- Ours at `--precision {args.precision}` ({os.path.relpath(AFFECT, REPO)}, "
+        f"- Ours at `--precision {args.precision}` (`{AFFECT}`, "
         f"AFFECT_TARGET_CPU={os.environ.get('AFFECT_TARGET_CPU', 'native')}); Python's recogniser is ONNX Runtime float32",
         f"- {'Every run under `chrt -f 10`, ' if fifo else ''}{'ours alone' if args.ours_only else 'ours and Python alternating'}, median of {args.runs} runs; "
         "times and peak RSS of the whole process (imports and model loading included)",
