@@ -632,6 +632,8 @@ def main():
     p.add_argument("--avx2-only", action="store_true",
                    help="mask AVX-512, AMX and AVX-VNNI from every engine's `cpuid` (Tools/avx2only)")
     args = p.parse_args()
+    if args.alternate < 1:
+        p.error("--alternate needs N ≥ 1")
     if args.avx2_only:
         mask_avx512()
     if args.fifo:
