@@ -15,6 +15,8 @@ import AffectKernels
         Case(m: 1, n: 1, k: 1), Case(m: 5, n: 16, k: 3), Case(m: 8, n: 48, k: 64), Case(m: 13, n: 50, k: 17),
         Case(m: 6, n: 100, k: 33), Case(m: 128, n: 96, k: 1100), Case(m: 499, n: 61, k: 40), Case(m: 37, n: 200, k: 129),
         Case(m: 21, n: 80, k: 30), Case(m: 9, n: 64, k: 50), Case(m: 250, n: 512, k: 20),
+        // More k steps than either tile's block (1024 and 4096): the later blocks start from C.
+        Case(m: 7, n: 40, k: 4200),
     ]
 
     /// Deterministic values in [-1, 1).

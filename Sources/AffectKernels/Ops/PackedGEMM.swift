@@ -36,8 +36,10 @@ public enum GEMMTile: Sendable, CaseIterable {
     public var width: Int { self == .rows8x48 ? 48 : 16 }
     /// k steps per block. Blocking k to keep the panel slice in L1 measured slower here (64–512 steps: 145–155
     /// against 160–166 GFLOP/s on one core for 128 × 768 × 3072): the slice streams from L2 and the hardware
-    /// prefetcher keeps up, while every extra block reloads and stores the tile of C.
-    var kBlock: Int { self == .rows8x48 ? 1024 : 512 }
+    /// prefetcher keeps up, while every extra block reloads and stores the tile of C. The AVX2 tile measured
+    /// the same on a Zen 4 (2026-12-06, haswell build): roberta-base at one thread took 242 ms with 512-step
+    /// blocks, 244 with 256 and 232 unblocked, so it is not blocked below 4096 steps.
+    var kBlock: Int { self == .rows8x48 ? 1024 : 4096 }
 }
 
 /// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``.
