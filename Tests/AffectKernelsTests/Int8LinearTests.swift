@@ -98,6 +98,105 @@ import AffectKernels
         }
     }
 
+    /// 7-bit weights (what ``Int8Weights`` makes for the AVX2 kernel): the extremes, (127 + 128) · 63 in every
+    /// product, pairs of 32130 inside vpmaddubsw, and ordinary values, equal to the reference on every kernel.
+    @Test func sevenBitWeightsAreExact() {
+        let c = Case(m: 9, n: 35, k: 4099)
+        let a = (0..<c.m * c.k).map { Int8($0 % 3 == 0 ? 127 : -127) }
+        let w = (0..<c.n * c.k).map { Int8(($0 / c.k) % 2 == 0 ? -63 : 63) }
+        let weights = Int8Weights(quantized: w, scales: [Float](repeating: 1, count: c.n), n: c.n, k: c.k)
+        #expect(weights.limit == 63)
+        let expected = Reference.int8GEMM(a, w, m: c.m, n: c.n, k: c.k)
+        for shape in Self.shapes {
+            let a2 = Self.bytes(shape.m * shape.k, seed: 11), w2 = Self.bytes(shape.n * shape.k, seed: 12).map { $0 / 2 }
+            let narrow = Int8Weights(quantized: w2, scales: [Float](repeating: 1, count: shape.n), n: shape.n, k: shape.k)
+            let want = Reference.int8GEMM(a2, w2, m: shape.m, n: shape.n, k: shape.k)
+            acrossKernelsAndThreads { kernel, threads in
+                #expect(int8GEMM(m: shape.m, a: a2, weights: narrow) == want, "\(shape) \(kernel) \(threads) threads")
+            }
+        }
+        acrossKernelsAndThreads { kernel, threads in
+            #expect(int8GEMM(m: c.m, a: a, weights: weights) == expected, "\(kernel) \(threads) threads")
+        }
+        // Unsigned inputs with zero points (what those layers quantise to): 255 · 63 in every product, pairs of
+        // 32130, and ordinary bytes with zero points across 0 ... 255.
+        func reference(_ u: [UInt8], _ z: [Int32], _ w: [Int8], _ m: Int, _ n: Int, _ k: Int) -> [Int32] {
+            (0..<m * n).map { idx in
+                let (i, j) = (idx / n, idx % n)
+                var sum: Int32 = 0
+                for p in 0..<k { sum += (Int32(u[i * k + p]) - z[i]) * Int32(w[j * k + p]) }
+                return sum
+            }
+        }
+        let u = (0..<c.m * c.k).map { UInt8($0 % 5 == 0 ? 0 : 255) }
+        let zeros = (0..<c.m).map { Int32([0, 255, 128, 1, 254][$0 % 5]) }
+        let wantExtreme = reference(u, zeros, w, c.m, c.n, c.k)
+        let shape = Case(m: 50, n: 130, k: 129)
+        let u2 = Self.bytes(shape.m * shape.k, seed: 13).map { UInt8(bitPattern: $0) }
+        let z2 = (0..<shape.m).map { Int32($0 * 37 % 256) }
+        let w2 = Self.bytes(shape.n * shape.k, seed: 14).map { $0 / 2 }
+        let narrow2 = Int8Weights(quantized: w2, scales: [Float](repeating: 1, count: shape.n), n: shape.n, k: shape.k)
+        let want2 = reference(u2, z2, w2, shape.m, shape.n, shape.k)
+        acrossKernelsAndThreads { kernel, threads in
+            #expect(int8GEMM(m: c.m, a: u, zeroPoints: zeros, weights: weights) == wantExtreme, "\(kernel) \(threads) threads")
+            #expect(int8GEMM(m: shape.m, a: u2, zeroPoints: z2, weights: narrow2) == want2, "\(shape) \(kernel) \(threads) threads")
+        }
+    }
+
+    /// The asymmetric quantiser (inputs of 7-bit-weight layers) gives the reference's bytes, scales and zero points,
+    /// with and without factors, on rows with NaN, an infinity, only positive or only negative values, all zeros and
+    /// exact halves, and dequantises within half a step.
+    @Test func asymmetricQuantiserMatchesReference() {
+        let (rows, cols) = (8, 75)
+        var x = Self.floats(rows * cols, seed: 51)
+        x[1 * cols + 4] = .nan
+        x[2 * cols + 70] = -.infinity
+        for j in 0..<cols { x[3 * cols + j] = abs(x[3 * cols + j]) + 0.25 }      // only positive: zero point 0
+        for j in 0..<cols { x[4 * cols + j] = -abs(x[4 * cols + j]) - 0.25 }     // only negative: zero point 255
+        for j in 0..<cols { x[5 * cols + j] = 0 }
+        for j in 0..<cols { x[6 * cols + j] = Float(j - 37) * 0.5 }
+        let factors = Self.floats(cols, seed: 52).map { abs($0) + 0.1 }             // positive: rows keep their sign
+        for mul in [nil, factors] {
+            var input = x
+            if let mul { for r in 0..<rows { for j in 0..<cols { input[r * cols + j] = x[r * cols + j] * mul[j] } } }
+            let (u, scales, zeros) = quantizeRowsAsymmetric(x, rows: rows, cols: cols, columnFactors: mul)
+            for r in 0..<rows {
+                let row = Array(input[r * cols ..< (r + 1) * cols])
+                let reference = Reference.quantizeAsymmetric(row)
+                #expect(Array(u[r * cols ..< (r + 1) * cols]) == reference.values, "row \(r), factors \(mul != nil)")
+                #expect(scales[r] == reference.scale && zeros[r] == reference.zeroPoint, "row \(r), factors \(mul != nil)")
+                guard scales[r] > 0 else { continue }
+                for j in 0..<cols where row[j].isFinite {
+                    let error = abs((Float(u[r * cols + j]) - Float(zeros[r])) * scales[r] - row[j])
+                    #expect(error <= scales[r] * 0.5 * (1 + 1e-4), "row \(r) col \(j): error \(error), scale \(scales[r])")
+                }
+            }
+            #expect(zeros[3] == 0 && zeros[4] == 255 && scales[5] == 0 && scales[2] == 0)
+        }
+    }
+
+    /// Float weights quantised to a limit: the reference's values and scales, within half a step, and the limit
+    /// the kernel wants (63 for AVX2, 127 otherwise) by default.
+    @Test func weightsQuantiseToTheirLimit() {
+        let (n, k) = (19, 70)
+        var w = Self.floats(n * k, seed: 41)
+        for j in 0..<k { w[3 * k + j] = 0 }
+        w[6 * k + 1] = .nan
+        for limit in [127, 63] {
+            let weights = w.withUnsafeBufferPointer { Int8Weights(weight: $0.baseAddress!, n: n, k: k, limit: limit) }
+            #expect(weights.limit == limit)
+            for r in 0..<n {
+                let reference = Reference.quantizeSymmetric(Array(w[r * k ..< (r + 1) * k]), limit: limit)
+                #expect(weights.scales[r] == reference.scale, "limit \(limit) row \(r)")
+            }
+        }
+        defer { Int8Kernel.use(nil) }
+        for kernel in Self.kernels {
+            Int8Kernel.use(kernel)
+            #expect(Int8Weights.preferredLimit == (kernel == .avx2 ? 63 : 127), "\(kernel)")
+        }
+    }
+
     /// quantise → dequantise stays within half a step of every value, and the C quantiser used at run time
     /// gives the reference's values exactly.
     @Test func quantizeRoundTripBound() {
@@ -131,7 +230,9 @@ import AffectKernels
         let b = Self.floats(c.n, seed: 5), res = Self.floats(c.m * c.n, seed: 6)
         let xv = Reference.Values(shape: [c.m, c.k], data: x), wv = Reference.Values(shape: [c.n, c.k], data: w)
         let rv = Reference.Values(shape: [c.m, c.n], data: res)
-        let expected = Reference.int8Linear(xv, weight: wv, bias: b, activation: .gelu, residual: rv)
+        // The layer quantises its weights for the kernel in use now (7-bit for AVX2), before the loop switches.
+        let expected = Reference.int8Linear(xv, weight: wv, bias: b, activation: .gelu, residual: rv,
+                                            weightLimit: Int8Weights.preferredLimit)
         let exact = Reference.linear(xv, weight: wv, bias: b, activation: .gelu, residual: rv)
         let layer = Linear(weight: Tensor(shape: [c.n, c.k], values: w), bias: Tensor(shape: [c.n], values: b),
                            activation: .gelu, precision: .int8)
@@ -168,7 +269,8 @@ import AffectKernels
         for p in 0..<pixels { for c in 0..<k { scaled[p * k + c] = x[p * k + c] * scale[(p / (h * w)) * k + c] } }
         let xv = Reference.Values(shape: [pixels, k], data: scaled), wv = Reference.Values(shape: [n, k], data: weight)
         let rv = Reference.Values(shape: [pixels, n], data: residual)
-        let expected = Reference.int8Linear(xv, weight: wv, bias: bias, activation: .silu, residual: rv)
+        let expected = Reference.int8Linear(xv, weight: wv, bias: bias, activation: .silu, residual: rv,
+                                            weightLimit: Int8Weights.preferredLimit)
         let exact = Reference.linear(xv, weight: wv, bias: bias, activation: .silu, residual: rv)
         var first: [Float]?
         acrossKernelsAndThreads { kernel, threads in
