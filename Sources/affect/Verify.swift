@@ -27,7 +27,7 @@ struct Verify: ParsableCommand {
             print("reference: \(fw) \(ref.provenance["version"] ?? "") \(ref.provenance["model"] ?? "")")
         }
         let int8 = precisionOption.precision == .int8
-        if int8 { print("precision: int8 (\(Int8Kernel.current) kernel) against the float32 reference; bound: cosine ≥ \(OutputComparison.int8MinCosine), logits top-1 agreement ≥ \(Int(OutputComparison.int8MinTopOne * 100)) %") }
+        if int8 { print("precision: int8 (\(Int8Kernel.current) kernel, \(Int8Weights.preferredLimit == 127 ? "8-bit weights" : "7-bit weights, inputs with a zero point")) against the float32 reference; bound: cosine ≥ \(OutputComparison.int8MinCosine), logits top-1 agreement ≥ \(Int(OutputComparison.int8MinTopOne * 100)) %") }
         print(pad("output", 28) + pad("shape", 18) + lpad("max_abs", 12) + lpad("max_rel", 12) + lpad("cosine", 12)
               + (int8 ? lpad("top1", 9) : "") + "  result")
         var ok = true

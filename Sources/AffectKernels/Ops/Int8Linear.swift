@@ -4,8 +4,9 @@ import CAffectInt8
 ///
 /// ``float32`` is the default and what every reference check is made against. ``int8`` quantises the weights of
 /// the transformer encoders' linear layers and of wide 1×1 convolutions at load (symmetric, one scale per output
-/// channel) and their inputs at run time (symmetric, one scale per row or pixel), multiplies in int8 with int32
-/// sums and dequantises in float, as ONNX Runtime's `quantize_dynamic` does. It trades a bounded error (cosine
+/// channel; 7-bit where the CPU has no VNNI, see ``Int8Weights``) and their inputs at run time (one scale per row
+/// or pixel: symmetric, or with a zero point for 7-bit weights), multiplies in int8 with int32 sums and
+/// dequantises in float, as ONNX Runtime's `quantize_dynamic` does. It trades a bounded error (cosine
 /// ≥ 0.999 on last hidden states) for speed and a quarter of the weight memory.
 public enum Precision: String, Sendable, CaseIterable {
     case float32
