@@ -136,6 +136,16 @@ void quantize_rows_body(const float *x, size_t ldx, int m, int k, const float *m
 }
 
 #if AFFECT_X86
+// Eight values of a row, times their factors (if any) and the inverse step, rounded half to even, NaN → 0: the
+// common first steps of both vector quantisers.
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline))
+__m256 scaled_rounded8(const float *row, const float *mul, int kk, __m256 vinv) {
+    __m256 v = _mm256_loadu_ps(row + kk);
+    if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + kk));
+    v = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+}
+
 // Eight lanes at a time, the same bytes as the portable loop: the maximum ignores NaN (vmaxps returns its second
 // operand when either is NaN), products round half to even (vroundps), NaN becomes 0 before the clamp, and four
 // vectors of int32 pack to 32 bytes (vpackssdw, vpacksswb, then vpermd to undo the 128-bit lane interleave).
@@ -167,11 +177,7 @@ void quantize_rows_avx2_body(const float *x, size_t ldx, int m, int k, const flo
         for (; kk + 32 <= k; kk += 32) {
             __m256i r[4];
             for (int t = 0; t < 4; t++) {
-                __m256 v = _mm256_loadu_ps(row + kk + 8 * t);
-                if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + kk + 8 * t));
-                v = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
-                v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                const __m256 v = _mm256_min_ps(_mm256_max_ps(scaled_rounded8(row, mul, kk + 8 * t, vinv), lo), hi);
                 r[t] = _mm256_cvtps_epi32(v);
             }
             __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
@@ -293,11 +299,7 @@ void asymmetric_rows_avx2_body(const float *x, size_t ldx, int m, int k, const f
         for (; kk + 32 <= k; kk += 32) {
             __m256i r[4];
             for (int t = 0; t < 4; t++) {
-                __m256 v = _mm256_loadu_ps(row + kk + 8 * t);
-                if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + kk + 8 * t));
-                v = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
-                v = _mm256_add_ps(v, vzp);
+                __m256 v = _mm256_add_ps(scaled_rounded8(row, mul, kk + 8 * t, vinv), vzp);
                 v = _mm256_max_ps(_mm256_min_ps(v, top), zero);
                 r[t] = _mm256_cvtps_epi32(v);
             }
