@@ -122,8 +122,11 @@ public struct MTCNN: InferenceModel {
     func trunk(_ net: Net, _ x: Tensor, into feature: UnsafeMutablePointer<Float>) {
         var x = x
         for (c, pool) in zip(net.convs, net.pools) {
-            x = c(x)
-            if let (k, s) = pool { x = maxPoolCeil(x, kernel: k, stride: s) }
+            if let (k, s) = pool {
+                x = c.usesWinograd ? maxPoolCeil(c(x), kernel: k, stride: s) : c.directMaxPooled(x, kernel: k, stride: s)
+            } else {
+                x = c(x)
+            }
         }
         let (h, w, stride) = (x.shape[0], x.shape[1], x.shape[2])
         let c = net.convs[net.convs.count - 1].outChannels
@@ -135,8 +138,7 @@ public struct MTCNN: InferenceModel {
     /// P-Net on one normalised `[H, W, 3]` image: `[H', W', 16]`, channels 0–1 the face logits and 2–5 the
     /// box offsets (the rest is padding).
     func pnetMaps(_ x: Tensor) -> Tensor {
-        var f = pnet.convs[0](x)
-        f = maxPoolCeil(f, kernel: 2, stride: 2)
+        var f = pnet.convs[0].directMaxPooled(x, kernel: 2, stride: 2)
         f = pnet.convs[2](pnet.convs[1](f))
         return pnet.heads(f)
     }
@@ -160,14 +162,19 @@ public struct MTCNN: InferenceModel {
     /// The second softmax output of two logits.
     @inline(__always) func faceProbability(_ l0: Float, _ l1: Float) -> Float { 1 / (1 + exp(l0 - l1)) }
 
-    /// One pyramid level: the frame area-resampled to `height × width` and normalised, P-Net, and the 12×12
-    /// windows with p ≥ the first threshold after NMS 0.5 as rows x1 y1 x2 y2 score r0 r1 r2 r3.
-    func pyramidLevel(_ image: RGBImage, scale: Double, height sh: Int, width sw: Int) -> [[Float]] {
+    /// A pyramid level's input: the frame area-resampled to `height × width` and normalised.
+    func pyramidInput(_ image: RGBImage, height sh: Int, width sw: Int) -> Tensor {
         let x = Tensor(uninitialized: [sh, sw, 3])
         image.pixels.withUnsafeBufferPointer { px in
             resizeAreaBytesInteger(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width, channels: 3,
                             outHeight: sh, outWidth: sw, scale: 0.0078125, offset: -127.5 * 0.0078125, into: x.data)
         }
+        return x
+    }
+
+    /// One pyramid level: P-Net on its input (``pyramidInput(_:height:width:)``) and the 12×12 windows with
+    /// p ≥ the first threshold after NMS 0.5 as rows x1 y1 x2 y2 score r0 r1 r2 r3.
+    func pyramidLevel(_ x: Tensor, scale: Double) -> [[Float]] {
         let maps = pnetMaps(x)
         let (ph, pw) = (maps.shape[0], maps.shape[1])
         var boxes: [[Float]] = []
@@ -218,9 +225,13 @@ public struct MTCNN: InferenceModel {
         let groups = MTCNN.balance(levels.map { $0.height * $0.width }, into: Threading.threads)
         perLevel.withUnsafeMutableBufferPointer { out in
             parallelFor(groups.count) { g0, g1 in
-                for g in g0..<g1 { for l in groups[g] {
-                    out[l] = pyramidLevel(image, scale: levels[l].scale, height: levels[l].height, width: levels[l].width)
-                } }
+                for g in g0..<g1 {
+                    // The group's levels are all resampled before P-Net runs on any: each reads the whole frame,
+                    // which P-Net's maps in between would evict from the cache (the resampling ran at memory
+                    // speed that way).
+                    let inputs = groups[g].map { pyramidInput(image, height: levels[$0].height, width: levels[$0].width) }
+                    for (l, x) in zip(groups[g], inputs) { out[l] = pyramidLevel(x, scale: levels[l].scale) }
+                }
             }
         }
         // Candidate rows: x1 y1 x2 y2 score r0 r1 r2 r3, in level order.

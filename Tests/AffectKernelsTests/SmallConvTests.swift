@@ -117,6 +117,35 @@ import AffectKernels
         #expect(conv(x).array == conv.direct(x).array)
     }
 
+    /// The fused convolution and pooling gives the bits of the two calls, at 1, 2 and 5 threads (bands of
+    /// pooled rows that share convolution rows with the previous band), for MTCNN's shapes: P-Net's first layer
+    /// (3 → 10 channels, 2×2/2 pooling, odd and even maps, so ceil mode pools a last single row and column),
+    /// R- and O-Net's (3×3/2 pooling over 3 → 28 and 3 → 32 channels), a padded input and no PReLU; NaN in an
+    /// input reaches the same outputs.
+    @Test(arguments: [(3, 10, 3, 2, 2, 25, 40), (3, 10, 3, 2, 2, 24, 13), (3, 28, 3, 3, 2, 24, 24),
+                      (3, 32, 3, 3, 2, 48, 48), (10, 16, 3, 3, 2, 17, 12), (16, 16, 2, 2, 2, 5, 3),
+                      (3, 10, 3, 2, 2, 3, 3), (3, 16, 3, 3, 1, 9, 10)])
+    func convolutionWithMaxPoolIsBothCalls(cin: Int, cout: Int, k: Int, pool: Int, stride: Int, h: Int, w: Int) {
+        let weight = Tensor(shape: [cout, cin, k, k], values: values(cout * cin * k * k, seed: 41))
+        let bias = Tensor(shape: [cout], values: values(cout, seed: 42))
+        let slopes = values(cout, seed: 43).map { abs($0) * 0.5 }
+        let cs = cin == 3 ? 3 : (cin + 15) / 16 * 16
+        var pixels = values(h * w * cs, seed: 44)
+        pixels[(h / 2 * w + w / 3) * cs] = .nan
+        let x = Tensor(shape: [h, w, cs], values: pixels)
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        for conv in [SmallConv(weight: weight, bias: bias, prelu: slopes), SmallConv(weight: weight, bias: bias)] {
+            let expected = maxPoolCeil(conv.direct(x), kernel: pool, stride: stride)
+            for t in [1, 2, 5] {
+                Threading.setThreads(t)
+                let y = conv.directMaxPooled(x, kernel: pool, stride: stride)
+                #expect(y.shape == expected.shape)
+                #expect(y.array.map(\.bitPattern) == expected.array.map(\.bitPattern), "\(h)×\(w) pool \(pool)/\(stride), \(t) threads")
+            }
+        }
+    }
+
     @Test(arguments: [(22, 3, 2), (21, 3, 2), (9, 3, 2), (8, 2, 2), (7, 2, 2), (46, 3, 2)])
     func maxPoolCeilMatchesReference(size: Int, kernel: Int, stride: Int) {
         let (h, w, c) = (size, size + 1, 32)

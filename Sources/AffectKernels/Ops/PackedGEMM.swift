@@ -289,7 +289,12 @@ protocol TileRow {
     init(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?)
     mutating func fma(_ a: Float, _ b: Panel)
     func store(to p: UnsafeMutablePointer<Float>)
+    /// PReLU in registers, one slope per column (`slopes` offset to the row's first column).
+    mutating func prelu(_ slopes: UnsafePointer<Float>)
 }
+
+/// `v`, negative lanes multiplied by `s`.
+@inline(__always) func prelu(_ v: Vec, _ s: Vec) -> Vec { v.replacing(with: v * s, where: v .< 0) }
 
 @inline(__always) func start(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, _ offset: Int) -> Vec {
     var v = initial.map { load($0 + offset) } ?? Vec()
@@ -308,6 +313,9 @@ struct Row48: TileRow {
     @inline(__always) func store(to p: UnsafeMutablePointer<Float>) {
         AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16); AffectKernels.store(v2, p + 32)
     }
+    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) {
+        v0 = AffectKernels.prelu(v0, load(s)); v1 = AffectKernels.prelu(v1, load(s + 16)); v2 = AffectKernels.prelu(v2, load(s + 32))
+    }
 }
 
 struct Row32: TileRow {
@@ -319,6 +327,9 @@ struct Row32: TileRow {
         v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1)
     }
     @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16) }
+    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) {
+        v0 = AffectKernels.prelu(v0, load(s)); v1 = AffectKernels.prelu(v1, load(s + 16))
+    }
 }
 
 struct Row16: TileRow {
@@ -327,6 +338,7 @@ struct Row16: TileRow {
     @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0) }
     @inline(__always) mutating func fma(_ a: Float, _ b: Vec) { v0 = v0.addingProduct(Vec(repeating: a), b) }
     @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p) }
+    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) { v0 = AffectKernels.prelu(v0, load(s)) }
 }
 
 /// 8 rows × `R` columns of a 48-wide panel (AVX-512: 24 accumulators for `Row48`). Rows past `rows` repeat

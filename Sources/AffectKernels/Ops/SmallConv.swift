@@ -81,32 +81,121 @@ public struct SmallConv: Sendable {
             parallelFor((pixels + tr - 1) / tr, minChunk: 4) { t0, t1 in
                 withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: tr) { rowsA in
                     let a = rowsA.baseAddress!
-                    for t in t0..<t1 {
-                        let q0 = t * tr, n = min(tr, pixels - q0)
-                        for r in 0..<n { let q = q0 + r; (a + r).initialize(to: src + ((q / ow) * w + q % ow) * cs) }
+                    // The next pixel's row and column, stepped rather than divided out per pixel (an integer
+                    // division per pixel was about a third of this function's own time).
+                    var q = t0 * tr
+                    var (y, px) = (q / ow, q % ow)
+                    for _ in t0..<t1 {
+                        let n = min(tr, pixels - q)
+                        for r in 0..<n {
+                            (a + r).initialize(to: src + (y * w + px) * cs)
+                            px += 1
+                            if px == ow { px = 0; y += 1 }
+                        }
                         SmallConvTile.run(a: UnsafePointer(a), rows: n, walk: walk, w: wt, ldw: os, cols: os, bias: bp,
-                                          out: dst + q0 * os, ldo: os)
-                        if prelu { preluRows(dst + q0 * os, pixels: n, stride: os, slopes: sp) }
+                                          slopes: prelu ? sp : nil, out: dst + q * os, ldo: os)
+                        q += n
                     }
                 }
             }
         } } }
         return out
     }
+}
 
-    /// PReLU over `pixels` rows of `stride` channels, one slope per channel, while they are in L1.
-    @inline(__always)
-    func preluRows(_ p: UnsafeMutablePointer<Float>, pixels: Int, stride: Int, slopes: UnsafePointer<Float>) {
-        var c = 0
-        while c < stride {
-            let sv = load(slopes + c)
-            for r in 0..<pixels {
-                let o = p + r * stride + c, v = load(o)
-                store(v.replacing(with: v * sv, where: v .< 0), o)
+extension SmallConv {
+    /// ``direct(_:)`` followed by ``maxPoolCeil(_:kernel:stride:)``, without the convolution's map ever being
+    /// whole: each pooled row computes the `kernel` convolution rows it needs (those it shares with the
+    /// previous pooled row are kept in a ring of `kernel` rows) and pools them while they are in L1/L2.
+    /// MTCNN's P-Net pools its first layer's 16-channel map at the pyramid's full resolution (11.8 MB for the
+    /// first level of a 1080p frame): written out and read back, it went through memory twice.
+    /// Results are those of the two calls, bit for bit. Bands of pooled rows are split across threads (a
+    /// band's first rows recompute the convolution rows it shares with the previous band).
+    public func directMaxPooled(_ x: Tensor, kernel pk: Int, stride ps: Int) -> Tensor {
+        precondition(x.rank == 3 && x.shape[2] >= inChannels, "SmallConv expects [H, W, ≥\(inChannels)], got \(x.shape)")
+        precondition(pk >= 1 && ps >= 1, "directMaxPooled: pooling kernel and stride must be positive")
+        let (h, w, cs) = (x.shape[0], x.shape[1], x.shape[2])
+        let (oh, ow) = (h - kernel + 1, w - kernel + 1)
+        guard oh > 0 && ow > 0 else { return maxPoolCeil(direct(x), kernel: pk, stride: ps) }
+        let (ph, pw) = (maxPoolCeilSize(oh, kernel: pk, stride: ps), maxPoolCeilSize(ow, kernel: pk, stride: ps))
+        let out = Tensor(uninitialized: [ph, pw, outStride])
+        let (k, cin, os) = (kernel, inChannels, outStride)
+        let walk = cs == cin ? WindowWalk(rowRuns: k, rowStep: w * cs, runsPerRow: 1, runStep: 0, runLength: k * cin)
+                             : WindowWalk(rowRuns: k, rowStep: w * cs, runsPerRow: k, runStep: cs, runLength: cin)
+        let src = UnsafePointer(x.data), dst = out.data
+        let prelu = hasPReLU
+        let tr = SmallConvTile.rows, rowLength = ow * os
+        weights.withUnsafeBufferPointer { wB in bias.withUnsafeBufferPointer { bB in slopes.withUnsafeBufferPointer { sB in
+            let wt = wB.baseAddress!, bp = bB.baseAddress!, sp = sB.baseAddress!
+            parallelFor(ph) { p0, p1 in
+                // Convolution row r lives in slot r % pk while it is needed.
+                let ring = UnsafeMutablePointer<Float>.allocate(capacity: pk * rowLength)
+                let a = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: tr)
+                defer { ring.deallocate(); a.deallocate() }
+                var next = p0 * ps                      // first convolution row not yet computed by this band
+                for py in p0..<p1 {
+                    let y0 = py * ps, y1 = min(y0 + pk, oh)
+                    next = max(next, y0)
+                    while next < y1 {
+                        let row = ring + (next % pk) * rowLength, input = src + next * w * cs
+                        var px = 0
+                        while px < ow {
+                            let n = min(tr, ow - px)
+                            for r in 0..<n { (a + r).initialize(to: input + (px + r) * cs) }
+                            SmallConvTile.run(a: UnsafePointer(a), rows: n, walk: walk, w: wt, ldw: os, cols: os, bias: bp,
+                                              slopes: prelu ? sp : nil, out: row + px * os, ldo: os)
+                            px += n
+                        }
+                        next += 1
+                    }
+                    // The window's rows, then each pooled pixel's maximum over them (2×2 and 3×3 windows
+                    // unrolled, in the order ``maxPoolCeil(_:kernel:stride:)`` takes them).
+                    let wr = y1 - y0
+                    let r0 = UnsafePointer(ring + (y0 % pk) * rowLength)
+                    let r1 = wr > 1 ? UnsafePointer(ring + ((y0 + 1) % pk) * rowLength) : r0
+                    let r2 = wr > 2 ? UnsafePointer(ring + ((y0 + 2) % pk) * rowLength) : r0
+                    let o = dst + py * pw * os
+                    for qx in 0..<pw {
+                        let x0 = qx * ps, x1 = min(x0 + pk, ow)
+                        let c0 = x0 * os, oq = o + qx * os
+                        var cb = 0
+                        if wr == pk && x1 - x0 == pk && (pk == 2 || pk == 3) {
+                            let (c1, c2) = (c0 + os, c0 + 2 * os)
+                            while cb < os {
+                                var v = vmax(load(r0 + c0 + cb), load(r0 + c1 + cb))
+                                if pk == 3 { v = vmax(v, load(r0 + c2 + cb)) }
+                                v = vmax(v, load(r1 + c0 + cb)); v = vmax(v, load(r1 + c1 + cb))
+                                if pk == 3 {
+                                    v = vmax(v, load(r1 + c2 + cb))
+                                    v = vmax(v, load(r2 + c0 + cb)); v = vmax(v, load(r2 + c1 + cb)); v = vmax(v, load(r2 + c2 + cb))
+                                }
+                                store(v, oq + cb)
+                                cb += 16
+                            }
+                            continue
+                        }
+                        while cb < os {
+                            var v = load(r0 + c0 + cb)
+                            for yy in y0..<y1 {
+                                var p = UnsafePointer(ring + (yy % pk) * rowLength + c0 + cb)
+                                for _ in x0..<x1 { v = vmax(v, load(p)); p += os }
+                            }
+                            store(v, oq + cb)
+                            cb += 16
+                        }
+                    }
+                }
             }
-            c += 16
-        }
+        } } }
+        return out
     }
+}
+
+/// Pooled length of `n` values with `kernel`, `stride`, ceil mode and no padding: no window starts past the end.
+func maxPoolCeilSize(_ n: Int, kernel k: Int, stride s: Int) -> Int {
+    var o = (max(n - k, 0) + s - 1) / s + 1
+    if (o - 1) * s >= n { o -= 1 }
+    return o
 }
 
 /// Max pooling with a `kernel × kernel` window and `stride`, ceil mode (windows at the end pool what is
@@ -115,12 +204,7 @@ public struct SmallConv: Sendable {
 public func maxPoolCeil(_ x: Tensor, kernel k: Int, stride s: Int) -> Tensor {
     let (h, w, c) = (x.shape[0], x.shape[1], x.shape[2])
     precondition(x.rank == 3 && c % 16 == 0 && h >= 1 && w >= 1, "maxPoolCeil expects [H, W, 16·n], got \(x.shape)")
-    func outSize(_ n: Int) -> Int {
-        var o = (max(n - k, 0) + s - 1) / s + 1
-        if (o - 1) * s >= n { o -= 1 }
-        return o
-    }
-    let (oh, ow) = (outSize(h), outSize(w))
+    let (oh, ow) = (maxPoolCeilSize(h, kernel: k, stride: s), maxPoolCeilSize(w, kernel: k, stride: s))
     let out = Tensor(uninitialized: [oh, ow, c])
     let src = x.data, dst = out.data
     for oy in 0..<oh {

@@ -37,27 +37,29 @@ enum SmallConvTile {
         #endif
     }
 
-    /// `out[r][0..<cols] = bias + Σ A_r · W` for `rows` (1…``rows``) rows starting at `a[r]`, `cols` a multiple
-    /// of 16, output rows `ldo` apart. Rows past `rows` repeat the last one and are not stored.
+    /// `out[r][0..<cols] = prelu(bias + Σ A_r · W)` for `rows` (1…``rows``) rows starting at `a[r]`, `cols` a
+    /// multiple of 16, output rows `ldo` apart; PReLU (one slope per column) only if `slopes` is given, applied
+    /// in registers before the store. Rows past `rows` repeat the last one and are not stored.
     @inline(__always)
     static func run(a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk, w: UnsafePointer<Float>,
-                    ldw: Int, cols: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
+                    ldw: Int, cols: Int, bias: UnsafePointer<Float>?, slopes: UnsafePointer<Float>? = nil,
+                    out: UnsafeMutablePointer<Float>, ldo: Int) {
         var cb = 0
         while cb < cols {
             #if AFFECT_AVX512
             let left = cols - cb
             let width = left >= 48 ? 48 : left >= 32 ? 32 : 16
             switch (width, rows <= 4) {
-            case (48, false): conv8(Row48.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
-            case (32, false): conv8(Row32.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
-            case (_, false): conv8(Row16.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
-            case (48, true): conv4(Row48.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
-            case (32, true): conv4(Row32.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
-            default: conv4(Row16.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
+            case (48, false): conv8(Row48.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+            case (32, false): conv8(Row32.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+            case (_, false): conv8(Row16.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+            case (48, true): conv4(Row48.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+            case (32, true): conv4(Row32.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+            default: conv4(Row16.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
             }
             cb += width
             #else
-            conv6x16(a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, out: out + cb, ldo: ldo)
+            conv6x16(a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
             cb += 16
             #endif
         }
@@ -67,7 +69,7 @@ enum SmallConvTile {
     @inline(never)
     static func conv8<R: TileRow>(_: R.Type, a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk,
                                   w: UnsafePointer<Float>, ldw: Int, bias: UnsafePointer<Float>?,
-                                  out: UnsafeMutablePointer<Float>, ldo: Int) {
+                                  slopes: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
         @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
         let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
         var c0 = R(nil, bias), c1 = R(nil, bias), c2 = R(nil, bias), c3 = R(nil, bias)
@@ -84,6 +86,10 @@ enum SmallConvTile {
                 }
             }
         }
+        if let slopes {
+            c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes)
+            c4.prelu(slopes); c5.prelu(slopes); c6.prelu(slopes); c7.prelu(slopes)
+        }
         c0.store(to: out)
         if rows > 1 { c1.store(to: out + ldo) }
         if rows > 2 { c2.store(to: out + 2 * ldo) }
@@ -98,7 +104,7 @@ enum SmallConvTile {
     @inline(never)
     static func conv4<R: TileRow>(_: R.Type, a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk,
                                   w: UnsafePointer<Float>, ldw: Int, bias: UnsafePointer<Float>?,
-                                  out: UnsafeMutablePointer<Float>, ldo: Int) {
+                                  slopes: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
         @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
         let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3)
         var c0 = R(nil, bias), c1 = R(nil, bias), c2 = R(nil, bias), c3 = R(nil, bias)
@@ -113,6 +119,7 @@ enum SmallConvTile {
                 }
             }
         }
+        if let slopes { c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes) }
         c0.store(to: out)
         if rows > 1 { c1.store(to: out + ldo) }
         if rows > 2 { c2.store(to: out + 2 * ldo) }
@@ -122,7 +129,8 @@ enum SmallConvTile {
     /// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers).
     @inline(never)
     static func conv6x16(a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk, w: UnsafePointer<Float>,
-                         ldw: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
+                         ldw: Int, bias: UnsafePointer<Float>?, slopes: UnsafePointer<Float>?,
+                         out: UnsafeMutablePointer<Float>, ldo: Int) {
         @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
         let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5)
         var c0 = Row16(nil, bias), c1 = Row16(nil, bias), c2 = Row16(nil, bias)
@@ -138,6 +146,9 @@ enum SmallConvTile {
                     wp += ldw
                 }
             }
+        }
+        if let slopes {
+            c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes); c4.prelu(slopes); c5.prelu(slopes)
         }
         c0.store(to: out)
         if rows > 1 { c1.store(to: out + ldo) }

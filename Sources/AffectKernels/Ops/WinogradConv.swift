@@ -112,19 +112,15 @@ extension SmallConv {
                         let right = x0 + 1 < ow, below = y0 + 1 < oh
                         var cb = 0
                         while cb < os {
-                            var (y00, y01, y10, y11) = winogradOutputTile(m + t * os + cb, step: chunk * os)
-                            let bv = load(bp + cb)
-                            y00 += bv; y01 += bv; y10 += bv; y11 += bv
-                            if prelu {
-                                let sv = load(sp + cb)
-                                y00 = y00.replacing(with: y00 * sv, where: y00 .< 0); y01 = y01.replacing(with: y01 * sv, where: y01 .< 0)
-                                y10 = y10.replacing(with: y10 * sv, where: y10 .< 0); y11 = y11.replacing(with: y11 * sv, where: y11 .< 0)
+                            let bv = load(bp + cb), sv = load(sp + cb)
+                            for row in 0..<(below ? 2 : 1) {
+                                var (ya, yb) = winogradOutputRow(row, m + t * os + cb, step: chunk * os)
+                                ya += bv; yb += bv
+                                if prelu { ya = AffectKernels.prelu(ya, sv); yb = AffectKernels.prelu(yb, sv) }
+                                let o = dst + ((y0 + row) * ow + x0) * os + cb
+                                store(ya, o)
+                                if right { store(yb, o + os) }
                             }
-                            let o = dst + (y0 * ow + x0) * os + cb
-                            store(y00, o)
-                            if right { store(y01, o + os) }
-                            if below { store(y10, o + ow * os) }
-                            if right && below { store(y11, o + (ow + 1) * os) }
                             cb += 16
                         }
                     }
@@ -137,33 +133,41 @@ extension SmallConv {
 
 /// Bᵀ d B for 16 channels of one 4×4 input tile (`p`: its top-left pixel), stored as 16 vectors `step` apart.
 /// Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]: adds only.
+///
+/// One row of Bᵀ d at a time (its four columns from two input rows each), then that row's four outputs: the
+/// input rows are loaded twice, but at most eight vectors are live. Holding all sixteen of Bᵀ d, as the
+/// first version did, is 32 registers on AVX2 and spilled to the stack.
 @inline(__always)
 func winogradInputTile(_ p: UnsafePointer<Float>, rowStride: Int, pixelStride: Int, into o: UnsafeMutablePointer<Float>, step: Int) {
     @inline(__always) func d(_ r: Int, _ c: Int) -> Vec { load(p + r * rowStride + c * pixelStride) }
-    // Bᵀ d, one column at a time: (d0 − d2, d1 + d2, d2 − d1, d1 − d3) over the rows.
-    @inline(__always) func column(_ c: Int) -> (Vec, Vec, Vec, Vec) {
-        let (r0, r1, r2, r3) = (d(0, c), d(1, c), d(2, c), d(3, c))
-        return (r0 - r2, r1 + r2, r2 - r1, r1 - r3)
+    // Row q of Bᵀ d, column c: d0 − d2, d1 + d2, d2 − d1, d1 − d3 over the rows of column c.
+    @inline(__always) func e(_ q: Int, _ c: Int) -> Vec {
+        switch q {
+        case 0: return d(0, c) - d(2, c)
+        case 1: return d(1, c) + d(2, c)
+        case 2: return d(2, c) - d(1, c)
+        default: return d(1, c) - d(3, c)
+        }
     }
-    let e0 = column(0), e1 = column(1), e2 = column(2), e3 = column(3)
     // (Bᵀ d) B, one row at a time: the same combination over the columns.
-    @inline(__always) func row(_ q: Int, _ c0: Vec, _ c1: Vec, _ c2: Vec, _ c3: Vec) {
+    @inline(__always) func row(_ q: Int) {
+        let c0 = e(q, 0), c1 = e(q, 1), c2 = e(q, 2), c3 = e(q, 3)
         let base = o + q * 4 * step
         store(c0 - c2, base); store(c1 + c2, base + step); store(c2 - c1, base + 2 * step); store(c1 - c3, base + 3 * step)
     }
-    row(0, e0.0, e1.0, e2.0, e3.0); row(1, e0.1, e1.1, e2.1, e3.1)
-    row(2, e0.2, e1.2, e2.2, e3.2); row(3, e0.3, e1.3, e2.3, e3.3)
+    row(0); row(1); row(2); row(3)
 }
 
-/// Aᵀ M A for 16 channels of one tile (`m`: its 16 products `step` apart): the 2×2 outputs (row-major).
-/// Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: adds only.
+/// Row `row` (0 or 1) of Aᵀ M A for 16 channels of one tile (`m`: its 16 products `step` apart): that row's
+/// two outputs. Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: adds only. A row at a time, so that the caller's bias,
+/// PReLU and stores of one row are done before the next is formed (the products are loaded twice): the
+/// whole 2×2 block and its column sums at once were more vectors than AVX2's registers hold.
 @inline(__always)
-func winogradOutputTile(_ m: UnsafePointer<Float>, step: Int) -> (Vec, Vec, Vec, Vec) {
-    // Aᵀ over the rows of column c: (m0 + m1 + m2, m1 − m2 − m3).
-    @inline(__always) func column(_ c: Int) -> (Vec, Vec) {
-        let (r0, r1, r2, r3) = (load(m + c * step), load(m + (4 + c) * step), load(m + (8 + c) * step), load(m + (12 + c) * step))
-        return (r0 + r1 + r2, r1 - r2 - r3)
-    }
-    let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3)
-    return (s0.0 + s1.0 + s2.0, s1.0 - s2.0 - s3.0, s0.1 + s1.1 + s2.1, s1.1 - s2.1 - s3.1)
+func winogradOutputRow(_ row: Int, _ m: UnsafePointer<Float>, step: Int) -> (Vec, Vec) {
+    @inline(__always) func r(_ i: Int, _ c: Int) -> Vec { load(m + (4 * i + c) * step) }
+    // Aᵀ over the rows of column c: m0 + m1 + m2 (output row 0) or m1 − m2 − m3 (output row 1); then the
+    // same combination across the four column sums.
+    @inline(__always) func sum(_ c: Int) -> Vec { row == 0 ? r(0, c) + r(1, c) + r(2, c) : r(1, c) - r(2, c) - r(3, c) }
+    let s0 = sum(0), s1 = sum(1), s2 = sum(2), s3 = sum(3)
+    return (s0 + s1 + s2, s1 - s2 - s3)
 }
