@@ -162,17 +162,18 @@ public struct MTCNN: InferenceModel {
     /// The second softmax output of two logits.
     @inline(__always) func faceProbability(_ l0: Float, _ l1: Float) -> Float { 1 / (1 + exp(l0 - l1)) }
 
-    /// A pyramid level's input: the frame area-resampled to `height × width` and normalised.
-    func pyramidInput(_ image: RGBImage, height sh: Int, width sw: Int) -> Tensor {
-        let x = Tensor(uninitialized: [sh, sw, 3])
+    /// Pyramid levels' inputs: the frame area-resampled to each size and normalised, in one pass down the frame.
+    func pyramidInputs(_ image: RGBImage, sizes: [(height: Int, width: Int)]) -> [Tensor] {
+        let inputs = sizes.map { Tensor(uninitialized: [$0.height, $0.width, 3]) }
         image.pixels.withUnsafeBufferPointer { px in
-            resizeAreaBytesInteger(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width, channels: 3,
-                            outHeight: sh, outWidth: sw, scale: 0.0078125, offset: -127.5 * 0.0078125, into: x.data)
+            resizeAreaBytesIntegerPyramid(px.baseAddress!, rowStride: image.width * 3, height: image.height, width: image.width,
+                                          channels: 3, sizes: sizes, scale: 0.0078125, offset: -127.5 * 0.0078125,
+                                          into: inputs.map(\.data))
         }
-        return x
+        return inputs
     }
 
-    /// One pyramid level: P-Net on its input (``pyramidInput(_:height:width:)``) and the 12×12 windows with
+    /// One pyramid level: P-Net on its input (``pyramidInputs(_:sizes:)``) and the 12×12 windows with
     /// p ≥ the first threshold after NMS 0.5 as rows x1 y1 x2 y2 score r0 r1 r2 r3.
     func pyramidLevel(_ x: Tensor, scale: Double) -> [[Float]] {
         let maps = pnetMaps(x)
@@ -226,10 +227,8 @@ public struct MTCNN: InferenceModel {
         perLevel.withUnsafeMutableBufferPointer { out in
             parallelFor(groups.count) { g0, g1 in
                 for g in g0..<g1 {
-                    // The group's levels are all resampled before P-Net runs on any: each reads the whole frame,
-                    // which P-Net's maps in between would evict from the cache (the resampling ran at memory
-                    // speed that way).
-                    let inputs = groups[g].map { pyramidInput(image, height: levels[$0].height, width: levels[$0].width) }
+                    // The group's levels are resampled together, in one pass down the frame.
+                    let inputs = pyramidInputs(image, sizes: groups[g].map { (levels[$0].height, levels[$0].width) })
                     for (l, x) in zip(groups[g], inputs) { out[l] = pyramidLevel(x, scale: levels[l].scale) }
                 }
             }
