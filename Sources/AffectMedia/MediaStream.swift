@@ -154,7 +154,9 @@ final class MediaStream {
         var format: UnsafePointer<AVInputFormat>?
         switch source {
         case .camera:
-            avdevice_register_all()
+            guard affect_register_capture_devices() == 1 else {
+                avformat_free_context(ctx); throw bad("FFmpeg's capture devices (libavdevice) cannot be loaded.")
+            }
             format = av_find_input_format("video4linux2")
             guard format != nil else { avformat_free_context(ctx); throw bad("this FFmpeg has no V4L2 camera input.") }
         case .url, .standardInput:
