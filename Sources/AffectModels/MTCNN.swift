@@ -329,20 +329,26 @@ public struct MTCNN: InferenceModel {
     /// `plusOne`: pixel-inclusive areas (numpy NMS) rather than torchvision's.
     func nms(_ boxes: [[Float]], threshold: Float, byMin: Bool, plusOne: Bool) -> [Int] {
         let e: Float = plusOne ? 1 : 0
-        var order = boxes.indices.sorted { boxes[$0][4] > boxes[$1][4] }
+        let order = boxes.indices.sorted { boxes[$0][4] > boxes[$1][4] }
+        // Corners and areas unpacked once, in score order; a box stays while no kept box overlaps it beyond
+        // the threshold (the list of survivors is not rebuilt for every kept box).
+        let n = order.count
+        var x1 = [Float](repeating: 0, count: n), y1 = x1, x2 = x1, y2 = x1, area = x1
+        for (r, i) in order.enumerated() {
+            let b = boxes[i]
+            (x1[r], y1[r], x2[r], y2[r]) = (b[0], b[1], b[2], b[3])
+            area[r] = (b[2] - b[0] + e) * (b[3] - b[1] + e)
+        }
+        var suppressed = [Bool](repeating: false, count: n)
         var keep: [Int] = []
-        while let i = order.first {
-            keep.append(i)
-            let a = boxes[i]
-            let areaA = (a[2] - a[0] + e) * (a[3] - a[1] + e)
-            order = order.dropFirst().filter { j in
-                let b = boxes[j]
-                let iw = max(0, min(a[2], b[2]) - max(a[0], b[0]) + e)
-                let ih = max(0, min(a[3], b[3]) - max(a[1], b[1]) + e)
+        for r in 0..<n where !suppressed[r] {
+            keep.append(order[r])
+            for q in (r + 1)..<max(r + 1, n) where !suppressed[q] {
+                let iw = max(0, min(x2[r], x2[q]) - max(x1[r], x1[q]) + e)
+                let ih = max(0, min(y2[r], y2[q]) - max(y1[r], y1[q]) + e)
                 let inter = iw * ih
-                let areaB = (b[2] - b[0] + e) * (b[3] - b[1] + e)
-                let o = byMin ? inter / min(areaA, areaB) : inter / (areaA + areaB - inter)
-                return o <= threshold
+                let o = byMin ? inter / min(area[r], area[q]) : inter / (area[r] + area[q] - inter)
+                if !(o <= threshold) { suppressed[q] = true }
             }
         }
         return keep
