@@ -60,7 +60,9 @@ enum SmallConvTile {
             cb += width
             #else
             if rows <= 4 {
-                conv4x16(a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
+                // The last ≤ 4 rows (an R-Net crop's 22-pixel rows end in 4, a 9-pixel map in 3, a lone Winograd
+                // tile in 1): two thirds of the 6-row tile's FMAs.
+                conv4(Row16.self, a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
             } else {
                 conv6x16(a: a, rows: rows, walk: walk, w: w + cb, ldw: ldw, bias: bias.map { $0 + cb }, slopes: slopes.map { $0 + cb }, out: out + cb, ldo: ldo)
             }
@@ -104,7 +106,8 @@ enum SmallConvTile {
         if rows > 7 { c7.store(to: out + 7 * ldo) }
     }
 
-    /// The last ≤ 4 rows: half the FMAs of ``conv8(_:a:rows:walk:w:ldw:bias:out:ldo:)``.
+    /// The last ≤ 4 rows: half the FMAs of ``conv8(_:a:rows:walk:w:ldw:bias:slopes:out:ldo:)`` (AVX-512), two thirds of
+    /// ``conv6x16(a:rows:walk:w:ldw:bias:slopes:out:ldo:)`` (AVX2, with `Row16`).
     @inline(never)
     static func conv4<R: TileRow>(_: R.Type, a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk,
                                   w: UnsafePointer<Float>, ldw: Int, bias: UnsafePointer<Float>?,
@@ -160,33 +163,5 @@ enum SmallConvTile {
         if rows > 3 { c3.store(to: out + 3 * ldo) }
         if rows > 4 { c4.store(to: out + 4 * ldo) }
         if rows > 5 { c5.store(to: out + 5 * ldo) }
-    }
-
-    /// The last ≤ 4 rows on AVX2 (an R-Net crop's 22-pixel rows end in 4, a 9-pixel map in 3, a lone Winograd
-    /// tile in 1): two thirds of the FMAs of ``conv6x16(a:rows:walk:w:ldw:bias:slopes:out:ldo:)``, whose extra
-    /// rows would only repeat the last one.
-    @inline(never)
-    static func conv4x16(a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk, w: UnsafePointer<Float>,
-                         ldw: Int, bias: UnsafePointer<Float>?, slopes: UnsafePointer<Float>?,
-                         out: UnsafeMutablePointer<Float>, ldo: Int) {
-        @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
-        let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3)
-        var c0 = Row16(nil, bias), c1 = Row16(nil, bias), c2 = Row16(nil, bias), c3 = Row16(nil, bias)
-        var wp = w
-        for i in 0..<walk.rowRuns {
-            for j in 0..<walk.runsPerRow {
-                let start = i &* walk.rowStep &+ j &* walk.runStep
-                for t in start..<(start &+ walk.runLength) {
-                    let v = Row16.panel(wp)
-                    c0.fma(a0[t], v); c1.fma(a1[t], v); c2.fma(a2[t], v); c3.fma(a3[t], v)
-                    wp += ldw
-                }
-            }
-        }
-        if let slopes { c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes) }
-        c0.store(to: out)
-        if rows > 1 { c1.store(to: out + ldo) }
-        if rows > 2 { c2.store(to: out + 2 * ldo) }
-        if rows > 3 { c3.store(to: out + 3 * ldo) }
     }
 }
