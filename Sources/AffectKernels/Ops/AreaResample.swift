@@ -22,7 +22,6 @@ public func resizeAreaBytesInteger(_ src: UnsafePointer<UInt8>, rowStride: Int, 
     row[n] = 0
     defer { row.deallocate() }
     let columns = AreaColumns(width: w, channels: c, outWidth: outWidth)
-    defer { columns.deallocate() }
     @inline(__always) func widen(_ p: UnsafePointer<UInt8>) -> SIMD16<Int32> {
         SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt8>.self))
     }
@@ -79,7 +78,7 @@ final class AreaColumns {
         }
     }
 
-    func deallocate() { xs.deallocate(); xe.deallocate(); ks.deallocate() }
+    deinit { xs.deallocate(); xe.deallocate(); ks.deallocate() }
 
     /// One output row from `row`, the window sums of its `rows` input rows (`width · c` values and, for
     /// 3 channels, one spare readable value after them).
@@ -148,7 +147,7 @@ public func resizeAreaBytesIntegerPyramid(_ src: UnsafePointer<UInt8>, rowStride
     let row = UnsafeMutablePointer<Int32>.allocate(capacity: n + 1)
     row[n] = 0
     let columns = sizes.map { AreaColumns(width: w, channels: c, outWidth: $0.width) }
-    defer { ring.deallocate(); row.deallocate(); columns.forEach { $0.deallocate() } }
+    defer { ring.deallocate(); row.deallocate() }
     ring.initialize(repeating: 0, count: n)
     var next = [Int](repeating: 0, count: sizes.count)
     @inline(__always) func get(_ p: UnsafePointer<Int32>) -> SIMD16<Int32> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int32>.self) }
