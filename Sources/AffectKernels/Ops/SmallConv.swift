@@ -19,7 +19,7 @@ public struct SmallConv: Sendable {
     let bias: [Float]           // [outStride]
     let slopes: [Float]         // PReLU slopes [outStride]
     let hasPReLU: Bool
-    /// F(2×2, 3×3) weights for 3×3 layers with at least ``winogradMinChannels`` input channels (nil otherwise).
+    /// Winograd weights (F(2×2, 3×3) and F(4×4, 3×3)) for 3×3 layers with at least ``winogradMinChannels`` input channels (nil otherwise).
     let winogradWeights: WinogradWeights?
     /// Fewest input channels for which a 3×3 layer runs by Winograd: below, the transforms cost more than the
     /// multiply-adds they save.
@@ -48,7 +48,7 @@ public struct SmallConv: Sendable {
         winogradWeights = k == 3 && ci >= Self.winogradMinChannels ? WinogradWeights(weight: weight, outStride: outStride) : nil
     }
 
-    /// Whether ``callAsFunction(_:)`` runs this layer by Winograd's F(2×2, 3×3) (``winograd(_:)``) on inputs
+    /// Whether ``callAsFunction(_:)`` runs this layer by Winograd (``winograd(_:outputTile:)``) on inputs
     /// whose channel stride is at least the input channels rounded up to 16.
     public var usesWinograd: Bool { winogradWeights != nil }
 
