@@ -53,8 +53,9 @@ public func vexp(_ x: Vec) -> Vec {
     let shifted: Vec = magic.addingProduct(xc, Vec(repeating: 1.442695040888963))
     let n: Vec = shifted - magic
     // ln2 split in two so n·ln2 is exact in its high part.
-    var r: Vec = xc.addingProduct(-n, Vec(repeating: 0.693145751953125))
-    r = r.addingProduct(-n, Vec(repeating: 1.428606765330187e-06))
+    // The constants negated rather than n: Swift's SIMD `-n` is `0 − n`, one more instruction per FMA.
+    var r: Vec = xc.addingProduct(n, Vec(repeating: -0.693145751953125))
+    r = r.addingProduct(n, Vec(repeating: -1.428606765330187e-06))
     var p = Vec(repeating: 1.0 / 720)
     p = Vec(repeating: 1.0 / 120).addingProduct(p, r)
     p = Vec(repeating: 1.0 / 24).addingProduct(p, r)
@@ -73,7 +74,8 @@ public func vexp(_ x: Vec) -> Vec {
 @_transparent
 public func vrecip(_ x: Vec) -> Vec {
     let r: Vec = affect_rcp16(x)
-    return r.addingProduct(r, Vec(repeating: 1).addingProduct(-x, r))
+    // −0 − x is LLVM's exact negation (folded into the FMA); Swift's SIMD `-x` is `0 − x`, a subtraction.
+    return r.addingProduct(r, Vec(repeating: 1).addingProduct(Vec(repeating: -0.0) - x, r))
 }
 
 /// 1 + e⁻ᵛ for 16 lanes, the denominator of the logistic: 16 vector instructions per 8 lanes where
