@@ -174,7 +174,7 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
             var k0 = 0
             while k0 < k {
                 let kLen = min(tile.kBlock, k - k0)
-                let first = k0 == 0, last = k0 + kLen == k
+                let first = k0 == 0
                 let b = panelData + p * k * width + k0 * width
                 let tileBias = first ? bias.map { $0 + col0 } : nil
                 var r = r0
@@ -189,7 +189,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                 }
                 k0 += kLen
             }
-            // The activation over the block's finished columns (at most 240 rows of one panel, still in L1),
+            // The activation over the block's finished columns (at most 240 rows of one panel: 15 KB with
+            // AVX2's 16-wide panels, still in L1),
             // in one loop: per 6×16 tile, SiLU's long dependency chains ran six at a time between kernel
             // calls, and this epilogue took a fifth of EfficientNet-B0's matrix-product time with AVX2.
             epilogue(activation, c + r0 * ldc + col0, ldo: ldc, rows: r1 - r0, cols: cols, firstColumn: col0)
