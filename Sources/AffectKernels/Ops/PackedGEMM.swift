@@ -189,10 +189,9 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                 }
                 k0 += kLen
             }
-            // The activation over the block's finished columns (at most 240 rows of one panel: 15 KB with
-            // AVX2's 16-wide panels, still in L1),
-            // in one loop: per 6×16 tile, SiLU's long dependency chains ran six at a time between kernel
-            // calls, and this epilogue took a fifth of EfficientNet-B0's matrix-product time with AVX2.
+            // The activation over the block's finished columns (at most 240 rows of one panel: 15 KB with AVX2's
+            // 16-wide panels, still in L1), in one loop: per 6×16 tile, SiLU's long dependency chains ran six at a
+            // time between kernel calls, and this epilogue took a fifth of EfficientNet-B0's matrix-product time.
             epilogue(activation, c + r0 * ldc + col0, ldo: ldc, rows: r1 - r0, cols: cols, firstColumn: col0)
         }
     }
@@ -271,7 +270,7 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
                 var j = 0
                 while j + 16 <= cols {
                     let v = load(row + j), slope = single ? Vec(repeating: s[0]) : load(s + j)
-                    store(v.replacing(with: v * slope, where: v .< 0), row + j); j += 16
+                    store(prelu(v, slope), row + j); j += 16
                 }
                 while j < cols { if row[j] < 0 { row[j] *= s[single ? 0 : j] }; j += 1 }
             }
