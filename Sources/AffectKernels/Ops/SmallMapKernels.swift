@@ -5,6 +5,15 @@
 /// on raw buffers they lay out once per pass, with no tensor allocation or thread hand-off per layer.
 /// Channel counts are multiples of 16 (one vector per pixel and 16-channel block).
 
+/// Whether the depthwise interior runs eight pixels per step (see there).
+@inline(__always) private var eightPixelBlocks: Bool {
+    #if AFFECT_AVX512
+    return true
+    #else
+    return false
+    #endif
+}
+
 /// Depthwise 3×3, stride 1, TF "SAME" (one pixel of zero padding each side), no bias or activation.
 ///
 /// - Parameters:
@@ -34,8 +43,9 @@ public func depthwise3x3Same(_ x: UnsafePointer<Float>, height h: Int, width w: 
             }
             edge(0)
             var ox = 1
-            // Interior, eight pixels per step: ten loaded pixels per kernel row feed 24 FMAs.
-            while ox + 8 <= w - 1 {
+            // Interior, eight pixels per step: ten loaded pixels per kernel row feed 24 FMAs. AVX-512 only: eight
+            // 16-lane accumulators are all 16 of AVX2's ymm registers, and the block spilled there.
+            while eightPixelBlocks && ox + 8 <= w - 1 {
                 var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
                 for i in i0..<i1 {
                     let p = x + ((oy + i - 1) &* rowStride &+ (ox - 1) &* c &+ cb)

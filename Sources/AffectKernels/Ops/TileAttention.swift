@@ -50,6 +50,7 @@ public func tileAttention(qkv: Tensor, heads: Int, scale: Float? = nil) -> Tenso
                 let q0 = UnsafePointer(base + i * w)
                 let q1 = rows > 1 ? q0 + w : q0, q2 = rows > 2 ? q0 + 2 * w : q0, q3 = rows > 3 ? q0 + 3 * w : q0
                 var j = 0
+                #if AFFECT_AVX512
                 while j + 64 <= lp { scoreTile(q0, q1, q2, q3, kt + j, lp, d, sc + j, vectors: 4); j += 64 }
                 switch (lp - j) / 16 {
                 case 3: scoreTile(q0, q1, q2, q3, kt + j, lp, d, sc + j, vectors: 3)
@@ -57,9 +58,15 @@ public func tileAttention(qkv: Tensor, heads: Int, scale: Float? = nil) -> Tenso
                 case 1: scoreTile(q0, q1, q2, q3, kt + j, lp, d, sc + j, vectors: 1)
                 default: break
                 }
+                #else
+                // AVX2's 16 ymm registers hold four rows of one 16-lane vector (8 accumulators) and the operands;
+                // four rows of four vectors (32) spilled on every step.
+                while j < lp { scoreTile(q0, q1, q2, q3, kt + j, lp, d, sc + j, vectors: 1); j += 16 }
+                #endif
                 let inv = SIMD4<Float>(exponentiateRow(sc, l, s), exponentiateRow(sc + lp, l, s),
                                        exponentiateRow(sc + 2 * lp, l, s), exponentiateRow(sc + 3 * lp, l, s))
                 let o = dst + (bi * l + i) * hd + h * d
+                #if AFFECT_AVX512
                 // Whole vectors, plus a half vector when at most 8 columns remain (d = 20, 24, 36: a quarter
                 // fewer multiply-adds than padding to a whole one).
                 switch (d / 16, d % 16) {
@@ -73,6 +80,19 @@ public func tileAttention(qkv: Tensor, heads: Int, scale: Float? = nil) -> Tenso
                 case (1, 0), (0, 9...): valueTile(sc, lp, l, vp, dp, inv, o, hd, rows: rows, d: d, vectors: 1, half: false)
                 default: valueTile(sc, lp, l, vp, dp, inv, o, hd, rows: rows, d: d, vectors: 0, half: true)
                 }
+                #else
+                // Strips of 16 columns (8 accumulators), the last one a half vector when at most 8 columns remain.
+                var c = 0
+                while c < d {
+                    if d - c <= 8 {
+                        valueTile(sc, lp, l, vp + c, dp, inv, o + c, hd, rows: rows, d: d - c, vectors: 0, half: true)
+                    } else {
+                        valueTile(sc, lp, l, vp + c, dp, inv, o + c, hd, rows: rows, d: min(16, d - c), vectors: 1,
+                                  half: false)
+                    }
+                    c += 16
+                }
+                #endif
                 i += 4
             }
         }
