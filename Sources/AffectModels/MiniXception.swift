@@ -165,8 +165,8 @@ public struct MiniXception: InferenceModel {
 
     /// Pre-softmax class scores `[N, 7]` from NHWC gray pixels in [−1, 1].
     ///
-    /// Each image's whole forward pass runs on one thread (``SingleImagePlan``); a batch is split across
-    /// threads by image.
+    /// A batch is split across threads by image, each image's forward pass (``SingleImagePlan``) on one
+    /// thread; a single image splits each layer's rows across the threads instead.
     public func logits(nhwc x: Tensor) -> Tensor {
         guard let plan, x.rank == 4, x.shape[3] == 1, plan.accepts(height: x.shape[1], width: x.shape[2]) else {
             return layerwiseLogits(nhwc: x)
@@ -174,11 +174,12 @@ public struct MiniXception: InferenceModel {
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let classes = plan.classes
         let out = Tensor(uninitialized: [n, classes])
-        let size = plan.workspaceSize(height: h, width: w)
+        let size = plan.workspaceSize(height: h, width: w, splitRows: n == 1)
         parallelFor(n, minChunk: 1) { i0, i1 in
             let workspace = Tensor(uninitialized: [size])
             for i in i0..<i1 {
-                plan.forward(x.data + i * h * w, height: h, width: w, workspace: workspace.data, logits: out.data + i * classes)
+                plan.forward(x.data + i * h * w, height: h, width: w, workspace: workspace.data, logits: out.data + i * classes,
+                             splitRows: n == 1)
             }
         }
         return out

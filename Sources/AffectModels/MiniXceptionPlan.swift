@@ -103,11 +103,13 @@ extension MiniXception {
         /// Where each buffer starts in the workspace, in floats.
         private struct Layout {
             var rowStride = 0
-            var input = 0, stemA = 0, stemB = 0, padded = 0, planar = 0, e1 = 0, e2 = 0, x0 = 0, x1 = 0, gather = 0
+            var input = 0, stemA = 0, stemB = 0, padded = 0, planar = 0, e1 = 0, e2 = 0, e3 = 0, x0 = 0, x1 = 0, gather = 0
             var total = 0
         }
 
-        private func layout(height h: Int, width w: Int) -> Layout {
+        /// `splitRows`: a module's second pointwise layer writes a buffer of its own (`e3`), as its input rows
+        /// are still being read by the other threads' depthwise steps; on one thread it overwrites `e2`.
+        private func layout(height h: Int, width w: Int, splitRows: Bool) -> Layout {
             var l = Layout()
             let s = (w + 15) / 16 * 16
             l.rowStride = s
@@ -121,27 +123,44 @@ extension MiniXception {
             l.padded = take(8 * (hs + 2) * s + 2 * s)
             l.planar = take(8 * hs * s)
             var (mh, mw) = (hs, ws)
-            var nhwc = 0, pooled = 0, gathered = 0
+            var nhwc = 0, outputs = 0, pooled = 0, gathered = 0
             for m in modules {
                 nhwc = max(nhwc, mh * mw * max(m.cin, m.mid, m.cout))
+                outputs = max(outputs, mh * mw * m.cout)
                 let (oh, ow) = ((mh + 1) / 2, (mw + 1) / 2)
                 pooled = max(pooled, oh * ow * m.cout)
                 gathered = max(gathered, oh * ow * m.cin)
                 (mh, mw) = (oh, ow)
             }
             l.e1 = take(nhwc); l.e2 = take(nhwc)
+            l.e3 = splitRows ? take(outputs) : l.e2
             l.x0 = take(pooled); l.x1 = take(pooled)
             l.gather = take(gathered)
             l.total = offset
             return l
         }
 
-        func workspaceSize(height: Int, width: Int) -> Int { layout(height: height, width: width).total }
+        func workspaceSize(height: Int, width: Int, splitRows: Bool) -> Int {
+            layout(height: height, width: width, splitRows: splitRows).total
+        }
 
         /// Writes the `classes` logits of one `height × width` gray image (`x`, row-major).
+        ///
+        /// With `splitRows` (one image, several threads) every layer on a map of at least ``splitPixels`` pixels
+        /// (all of them for a 64×64 input: the stem convs, each module's two separable steps, and its pooling with
+        /// the shortcut) splits its output rows across the threads, a fork-join per step. Each output keeps its
+        /// order of operations, so the logits have the same bits at any thread count. The pool's spinning
+        /// workers take a step in about a microsecond; the smallest steps (the last module's, at 8×8) take ~10.
+        /// Smallest map whose steps ``forward(_:height:width:workspace:logits:splitRows:)`` splits across threads.
+        static let splitPixels = 64
+
         func forward(_ x: UnsafePointer<Float>, height h: Int, width w: Int, workspace ws: UnsafeMutablePointer<Float>,
-                     logits: UnsafeMutablePointer<Float>) {
-            let l = layout(height: h, width: w)
+                     logits: UnsafeMutablePointer<Float>, splitRows: Bool = false) {
+            /// `body` over `0 ..< rows` of a map of `pixels` pixels: in pieces on the pool, or whole here.
+            func overRows(_ rows: Int, pixels: Int, _ body: (Int, Int) -> Void) {
+                if splitRows && pixels >= Self.splitPixels { parallelFor(rows, minChunk: 4, body) } else { body(0, rows) }
+            }
+            let l = layout(height: h, width: w, splitRows: splitRows)
             let s = l.rowStride
             // Input rows padded to the row stride with zeros, then a zero guard row.
             let input = ws + l.input
@@ -162,8 +181,11 @@ extension MiniXception {
                 let last = i == stem.count - 1
                 let dst = last ? padded + s + 1 : ws + (i % 2 == 0 ? l.stemA : l.stemB)
                 let dstPlane = last ? paddedPlane : sh * s
-                planarConv3x3x8(src, inChannels: srcChannels, inPlane: srcPlane, dst, outPlane: dstPlane, rowStride: s,
-                                rows: sh, weights: layer.weights.data, bias: layer.bias.data, relu: true)
+                let (conv, convPlane, channels) = (src, srcPlane, srcChannels)
+                overRows(sh, pixels: sh * sw) { y0, y1 in
+                    planarConv3x3x8(conv + y0 * s, inChannels: channels, inPlane: convPlane, dst + y0 * s, outPlane: dstPlane,
+                                    rowStride: s, rows: y1 - y0, weights: layer.weights.data, bias: layer.bias.data, relu: true)
+                }
                 if !last { (dst + 8 * dstPlane).update(repeating: 0, count: s) }   // guard row
                 (src, srcPlane, srcChannels) = (UnsafePointer(dst), dstPlane, 8)
             }
@@ -178,39 +200,58 @@ extension MiniXception {
 
             var (mh, mw) = (hs, ws0)
             var current = UnsafePointer(padded)     // module input: planes for the first module, then NHWC
-            let e1 = ws + l.e1, e2 = ws + l.e2, gather = ws + l.gather
+            let e1 = ws + l.e1, e2 = ws + l.e2, e3 = ws + l.e3, gather = ws + l.gather
             for (index, m) in modules.enumerated() {
                 let pixels = mh * mw
                 if let (pw, pb) = m.planarPointwise1 {
                     let planar = ws + l.planar
-                    planarDepthwise3x3(current, channels: m.cin, inPlane: paddedPlane, planar, outPlane: mh * s, rowStride: s,
-                                       rows: mh, weights: m.depthwise1.data)
-                    planarPointwiseToNHWC(planar, inChannels: m.cin, inPlane: mh * s, rowStride: s, rows: mh, width: mw,
-                                          e2, outChannels: m.mid, weights: pw.data, bias: pb.data, relu: true)
-                } else {
-                    depthwise3x3Same(current, height: mh, width: mw, channels: m.cin, weights: m.depthwise1.data, e1)
-                    packedGEMM(m: pixels, a: e1, lda: m.cin, weights: m.pointwise1!, c: e2, ldc: m.mid, activation: .relu)
-                }
-                depthwise3x3Same(e2, height: mh, width: mw, channels: m.mid, weights: m.depthwise2.data, e1)
-                packedGEMM(m: pixels, a: e1, lda: m.mid, weights: m.pointwise2, c: e2, ldc: m.cout)
-                let out = ws + (index % 2 == 0 ? l.x0 : l.x1)
-                maxPoolStride2Same(e2, height: mh, width: mw, channels: m.cout, kernel: m.pool, out)
-                // Shortcut: the input's even pixels (1×1, stride 2, "same" pads nothing), one GEMM that adds
-                // the pooled map as its residual.
-                let (oh, ow) = ((mh + 1) / 2, (mw + 1) / 2)
-                if index == 0 {
-                    // From the bordered planes: pixel (y, x) of channel c is at c·plane + (y + 1)·s + x + 1.
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            let g = gather + (oy * ow + ox) * m.cin, p = current + (2 * oy + 1) * s + 2 * ox + 1
-                            for c in 0..<m.cin { g[c] = p[c * paddedPlane] }
-                        }
+                    let input = current
+                    overRows(mh, pixels: pixels) { y0, y1 in
+                        planarDepthwise3x3(input + y0 * s, channels: m.cin, inPlane: paddedPlane, planar + y0 * s, outPlane: mh * s,
+                                           rowStride: s, rows: y1 - y0, weights: m.depthwise1.data)
+                        planarPointwiseToNHWC(planar + y0 * s, inChannels: m.cin, inPlane: mh * s, rowStride: s, rows: y1 - y0,
+                                              width: mw, e2 + y0 * mw * m.mid, outChannels: m.mid, weights: pw.data,
+                                              bias: pb.data, relu: true)
                     }
                 } else {
-                    subsampleStride2(current, height: mh, width: mw, channels: m.cin, gather)
+                    let input = current
+                    overRows(mh, pixels: pixels) { y0, y1 in
+                        depthwise3x3Same(input, height: mh, width: mw, channels: m.cin, weights: m.depthwise1.data, e1,
+                                         rows: y0..<y1)
+                        packedGEMM(m: (y1 - y0) * mw, a: e1 + y0 * mw * m.cin, lda: m.cin, weights: m.pointwise1!,
+                                   c: e2 + y0 * mw * m.mid, ldc: m.mid, activation: .relu)
+                    }
                 }
-                packedGEMM(m: oh * ow, a: gather, lda: m.cin, weights: m.residual, residual: out, ldr: m.cout,
-                           c: out, ldc: m.cout)
+                // The second depthwise layer reads rows on either side of its own, written by the other pieces
+                // of the step above: it starts only after that step has joined, and its pointwise layer writes
+                // `e3` (which is `e2` on one thread).
+                overRows(mh, pixels: pixels) { y0, y1 in
+                    depthwise3x3Same(e2, height: mh, width: mw, channels: m.mid, weights: m.depthwise2.data, e1, rows: y0..<y1)
+                    packedGEMM(m: (y1 - y0) * mw, a: e1 + y0 * mw * m.mid, lda: m.mid, weights: m.pointwise2,
+                               c: e3 + y0 * mw * m.cout, ldc: m.cout)
+                }
+                let out = ws + (index % 2 == 0 ? l.x0 : l.x1)
+                let (oh, ow) = ((mh + 1) / 2, (mw + 1) / 2)
+                let input = current
+                overRows(oh, pixels: pixels) { y0, y1 in
+                    maxPoolStride2Same(e3, height: mh, width: mw, channels: m.cout, kernel: m.pool, out, rows: y0..<y1)
+                    // Shortcut: the input's even pixels (1×1, stride 2, "same" pads nothing), one GEMM that adds
+                    // the pooled map as its residual.
+                    if index == 0 {
+                        // From the bordered planes: pixel (y, x) of channel c is at c·plane + (y + 1)·s + x + 1.
+                        for oy in y0..<y1 {
+                            for ox in 0..<ow {
+                                let g = gather + (oy * ow + ox) * m.cin, p = input + (2 * oy + 1) * s + 2 * ox + 1
+                                for c in 0..<m.cin { g[c] = p[c * paddedPlane] }
+                            }
+                        }
+                    } else {
+                        subsampleStride2(input, height: mh, width: mw, channels: m.cin, gather, rows: y0..<y1)
+                    }
+                    let first = y0 * ow
+                    packedGEMM(m: (y1 - y0) * ow, a: gather + first * m.cin, lda: m.cin, weights: m.residual,
+                               residual: out + first * m.cout, ldr: m.cout, c: out + first * m.cout, ldc: m.cout)
+                }
                 (mh, mw) = (oh, ow)
                 current = UnsafePointer(out)
             }

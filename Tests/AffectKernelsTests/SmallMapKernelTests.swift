@@ -49,6 +49,49 @@ import AffectKernels
         #expect(out.array == reference.data)
     }
 
+    /// Rows computed in pieces (as one image's layers are split across threads) give the whole map's bits, and
+    /// each piece writes only its own rows: the depthwise reads neighbouring input rows, the pooling two input
+    /// rows per output row.
+    @Test(arguments: sizes)
+    func rowPiecesComposeTheWholeMap(h: Int, w: Int) {
+        let c = 16
+        let x = Tensor(shape: [1, h, w, c], values: values(h * w * c, seed: 21))
+        let taps = Tensor(shape: [9, c], values: values(9 * c, seed: 22))
+        let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
+        let untouched: Float = -1234
+        /// Runs `kernel` on pieces of one and two rows, top to bottom, checking after each that the rows below
+        /// it are still `untouched`; returns the map.
+        func inPieces(rows: Int, width: Int, _ kernel: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) -> [Float] {
+            let out = Tensor(shape: [rows, width, c], values: [Float](repeating: untouched, count: rows * width * c))
+            var y = 0, count = 0
+            while y < rows {
+                let e = min(rows, y + 1 + count % 2)
+                kernel(out.data, y..<e)
+                #expect(out.array[(e * width * c)...].allSatisfy { $0 == untouched }, "rows \(y)..<\(e) wrote below")
+                (y, count) = (e, count + 1)
+            }
+            return out.array
+        }
+        let whole = Tensor(uninitialized: [h, w, c])
+        depthwise3x3Same(x.data, height: h, width: w, channels: c, weights: taps.data, whole.data)
+        let split = inPieces(rows: h, width: w) {
+            depthwise3x3Same(x.data, height: h, width: w, channels: c, weights: taps.data, $0, rows: $1)
+        }
+        #expect(split == whole.array, "depthwise")
+        for k in [2, 3] {
+            let whole = Tensor(uninitialized: [oh, ow, c])
+            maxPoolStride2Same(x.data, height: h, width: w, channels: c, kernel: k, whole.data)
+            let split = inPieces(rows: oh, width: ow) {
+                maxPoolStride2Same(x.data, height: h, width: w, channels: c, kernel: k, $0, rows: $1)
+            }
+            #expect(split == whole.array, "max pool \(k)")
+        }
+        let even = Tensor(uninitialized: [oh, ow, c])
+        subsampleStride2(x.data, height: h, width: w, channels: c, even.data)
+        let evenSplit = inPieces(rows: oh, width: ow) { subsampleStride2(x.data, height: h, width: w, channels: c, $0, rows: $1) }
+        #expect(evenSplit == even.array, "subsample")
+    }
+
     @Test(arguments: sizes)
     func convGlobalAverageMatchesReference(h: Int, w: Int) {
         let (c, o) = (32, 7)

@@ -42,6 +42,26 @@ import AffectModels
         }
     }
 
+    /// One image splits its larger layers by rows across the threads: every thread count gives the same bits
+    /// as one thread (each output keeps its order of operations), on maps that split unevenly and at sizes
+    /// where only some layers split.
+    @Test(arguments: [(64, 64), (48, 53), (21, 37)])
+    func singleImageRowSplitIsExact(h: Int, w: Int) throws {
+        let model = try MiniXception(weights: WeightFile(path: Self.weights))
+        let x = Tensor(shape: [1, h, w, 1], values: values(h * w, seed: UInt64(h * 7 + w)))
+        let saved = Threading.threads
+        defer { Threading.setThreads(saved) }
+        Threading.setThreads(1)
+        let one = model.logits(nhwc: x).array
+        for t in [2, 3, 5, 8] {
+            Threading.setThreads(t)
+            #expect(model.logits(nhwc: x).array == one, "\(h)×\(w) at \(t) threads")
+        }
+        let reference = model.layerwiseLogits(nhwc: x).array
+        let scale = reference.map(abs).max()!
+        #expect(zip(one, reference).allSatisfy { abs($0 - $1) <= 1e-4 * scale })
+    }
+
     /// The committed weights re-wired through their config: `edit` changes the parsed `affect.config`.
     func rewired(_ tag: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
         let src = try SafeTensorsFile(path: Self.weights)

@@ -19,11 +19,14 @@
 /// - Parameters:
 ///   - x: `[height, width, c]`; `out` the same shape.
 ///   - weights: `[9][c]`, taps in row-major order.
+///   - rows: the output rows to compute (all by default): disjoint ranges can run on different threads.
 public func depthwise3x3Same(_ x: UnsafePointer<Float>, height h: Int, width w: Int, channels c: Int,
-                             weights: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+                             weights: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Range<Int>? = nil) {
     precondition(c % 16 == 0 && h > 0 && w > 0)
+    let rows = rows ?? 0..<h
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= h, "depthwise3x3Same: rows \(rows) of \(h)")
     let rowStride = w &* c
-    for oy in 0..<h {
+    for oy in rows {
         // Kernel rows inside the image.
         let i0 = oy == 0 ? 1 : 0, i1 = oy == h - 1 ? 2 : 3
         let outRow = out + oy &* rowStride
@@ -100,13 +103,16 @@ public func depthwise3x3Same(_ x: UnsafePointer<Float>, height h: Int, width w: 
 }
 
 /// Max pooling `kernel × kernel`, stride 2, TF "SAME" (padding never wins the max): `[h, w, c]` →
-/// `[⌈h/2⌉, ⌈w/2⌉, c]`.
+/// `[⌈h/2⌉, ⌈w/2⌉, c]`; only the output rows `rows` (all by default), so disjoint ranges can run on different
+/// threads.
 public func maxPoolStride2Same(_ x: UnsafePointer<Float>, height h: Int, width w: Int, channels c: Int, kernel k: Int,
-                               _ out: UnsafeMutablePointer<Float>) {
+                               _ out: UnsafeMutablePointer<Float>, rows: Range<Int>? = nil) {
     precondition(c % 16 == 0 && h > 0 && w > 0 && k > 0)
     let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
+    let rows = rows ?? 0..<oh
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= oh, "maxPoolStride2Same: rows \(rows) of \(oh)")
     let top = max((oh - 1) * 2 + k - h, 0) / 2, left = max((ow - 1) * 2 + k - w, 0) / 2
-    for oy in 0..<oh {
+    for oy in rows {
         let ys = max(oy * 2 - top, 0), ye = min(oy * 2 - top + k, h)
         for ox in 0..<ow {
             let xs = max(ox * 2 - left, 0), xe = min(ox * 2 - left + k, w)
@@ -183,13 +189,15 @@ public func convSameGlobalAverage(_ x: UnsafePointer<Float>, height h: Int, widt
 }
 
 /// The even pixels of `[h, w, c]` (rows and columns 0, 2, 4, …): `[⌈h/2⌉, ⌈w/2⌉, c]`, the input of a 1×1
-/// stride-2 convolution, which TF "SAME" does not pad.
+/// stride-2 convolution, which TF "SAME" does not pad; only the output rows `rows` (all by default).
 public func subsampleStride2(_ x: UnsafePointer<Float>, height h: Int, width w: Int, channels c: Int,
-                             _ out: UnsafeMutablePointer<Float>) {
+                             _ out: UnsafeMutablePointer<Float>, rows: Range<Int>? = nil) {
     precondition(c % 16 == 0)
     let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
-    var o = out
-    for oy in 0..<oh {
+    let rows = rows ?? 0..<oh
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= oh, "subsampleStride2: rows \(rows) of \(oh)")
+    var o = out + rows.lowerBound &* ow &* c
+    for oy in rows {
         for ox in 0..<ow {
             let p = x + ((2 &* oy &* w &+ 2 &* ox) &* c)
             var cb = 0
