@@ -29,6 +29,7 @@ public func planarConv3x3x8(_ x: UnsafePointer<Float>, inChannels cin: Int, inPl
                             _ out: UnsafeMutablePointer<Float>, outPlane: Int, rowStride s: Int, rows: Int,
                             weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool) {
     precondition(s % 16 == 0)
+    #if AFFECT_AVX512
     let zero = Vec()
     for oy in 0..<rows {
         var x0 = 0
@@ -105,7 +106,49 @@ public func planarConv3x3x8(_ x: UnsafePointer<Float>, inChannels cin: Int, inPl
             x0 += 16
         }
     }
+    #else
+    planarConv3x3x4Halves(x, inChannels: cin, inPlane: inPlane, out, outPlane: outPlane, rowStride: s, rows: rows,
+                          weights: weights, bias: bias, relu: relu)
+    #endif
 }
+
+#if !AFFECT_AVX512
+/// ``planarConv3x3x8(_:inChannels:inPlane:_:outPlane:rowStride:rows:weights:bias:relu:)`` for AVX2's 16 ymm
+/// registers: 16 pixels of four output channels at a time (eight ymm accumulators, two for the input, one for
+/// the broadcast weight), the eight channels in two passes over the same input rows. The AVX-512 tiles (8 × 32
+/// and 8 × 16 pixels: 32 and 16 ymm of accumulators) spilled on every tap here. Same sums in the same order.
+private func planarConv3x3x4Halves(_ x: UnsafePointer<Float>, inChannels cin: Int, inPlane: Int,
+                                   _ out: UnsafeMutablePointer<Float>, outPlane: Int, rowStride s: Int, rows: Int,
+                                   weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool) {
+    let zero = Vec()
+    for oy in 0..<rows {
+        var x0 = 0
+        while x0 < s {
+            for first in stride(from: 0, to: 8, by: 4) {
+                var a0 = Vec(repeating: bias[first]), a1 = Vec(repeating: bias[first + 1])
+                var a2 = Vec(repeating: bias[first + 2]), a3 = Vec(repeating: bias[first + 3])
+                var wp = weights + first
+                for ic in 0..<cin {
+                    let plane = x + (ic &* inPlane &+ oy &* s &+ x0)
+                    for i in 0..<3 {
+                        let r = plane + i &* s
+                        for j in 0..<3 {
+                            let v = load(r + j)
+                            a0 = a0.addingProduct(v, Vec(repeating: wp[0])); a1 = a1.addingProduct(v, Vec(repeating: wp[1]))
+                            a2 = a2.addingProduct(v, Vec(repeating: wp[2])); a3 = a3.addingProduct(v, Vec(repeating: wp[3]))
+                            wp += 8
+                        }
+                    }
+                }
+                if relu { a0 = vmax(a0, zero); a1 = vmax(a1, zero); a2 = vmax(a2, zero); a3 = vmax(a3, zero) }
+                let o = out + (first &* outPlane &+ oy &* s &+ x0)
+                store(a0, o); store(a1, o + outPlane); store(a2, o + 2 &* outPlane); store(a3, o + 3 &* outPlane)
+            }
+            x0 += 16
+        }
+    }
+}
+#endif
 
 /// Depthwise 3×3, stride 1, on planes that already carry their zero padding; no bias, no activation.
 ///
@@ -154,6 +197,26 @@ public func planarPointwiseToNHWC(_ x: UnsafePointer<Float>, inChannels cin: Int
         while cb < cout {
             let bv = load(bias + cb)
             var px = 0
+            #if !AFFECT_AVX512
+            // AVX2: six pixels per step, twelve ymm accumulators and the weight's two (eight pixels spilled).
+            while px + 6 <= width {
+                var a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv
+                var p = row + px
+                var wp = weights + cb
+                for _ in 0..<cin {
+                    let wv = load(wp)
+                    a0 = a0.addingProduct(Vec(repeating: p[0]), wv); a1 = a1.addingProduct(Vec(repeating: p[1]), wv)
+                    a2 = a2.addingProduct(Vec(repeating: p[2]), wv); a3 = a3.addingProduct(Vec(repeating: p[3]), wv)
+                    a4 = a4.addingProduct(Vec(repeating: p[4]), wv); a5 = a5.addingProduct(Vec(repeating: p[5]), wv)
+                    p += inPlane
+                    wp += cout
+                }
+                let o = outRow + (px &* cout &+ cb)
+                store(act(a0), o); store(act(a1), o + cout); store(act(a2), o + 2 &* cout); store(act(a3), o + 3 &* cout)
+                store(act(a4), o + 4 &* cout); store(act(a5), o + 5 &* cout)
+                px += 6
+            }
+            #endif
             // Eight pixels per step: eight independent accumulators, one weight load per input channel.
             while px + 8 <= width {
                 var a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv, a6 = bv, a7 = bv
