@@ -1,7 +1,8 @@
 import AffectKernels
 
 extension MiniXception {
-    /// mini-Xception's forward pass for one image on one thread, in buffers laid out once per pass.
+    /// mini-Xception's forward pass for one image, in buffers laid out once per pass: on the calling thread, or
+    /// with every layer's rows split across the threads when there is a single image to run.
     ///
     /// At 64×64 the network is ~20 MFLOP over ~25 layers, so per-layer costs (a tensor allocation, a thread
     /// hand-off, a general kernel's set-up) were a third of the time. Here:
@@ -15,7 +16,8 @@ extension MiniXception {
     /// - the head conv and the global average pool collapse into one small reduction
     ///   (``convSameGlobalAverage(_:height:width:channels:kernel:weights:bias:outChannels:_:)``).
     ///
-    /// Matrix products use the packed GEMM, which keeps products this small on the calling thread.
+    /// Matrix products use the packed GEMM, which keeps products this small on the calling thread (the row
+    /// split hands each thread its own rows of every product).
     struct SingleImagePlan: Sendable {
         /// BatchNorm-folded OIHW weights of one module, as the converter's graph defines it.
         struct FoldedModule {

@@ -1,8 +1,9 @@
-/// Channels-last kernels for one image's small maps, run whole on the calling thread.
+/// Channels-last kernels for one image's small maps, on the calling thread.
 ///
-/// A 64×64 face through mini-Xception is ~20 MFLOP in ~25 layers: a layer is a few microseconds, the same
-/// order as handing work to another core. Models that size split a batch by image instead and call these
-/// on raw buffers they lay out once per pass, with no tensor allocation or thread hand-off per layer.
+/// A 64×64 face through mini-Xception is ~20 MFLOP in ~25 layers: a layer is a few microseconds. Models that
+/// size split a batch by image and call these on raw buffers they lay out once per pass, with no tensor
+/// allocation per layer; a single image splits each layer's output rows across threads (the `rows:`
+/// parameters), each call writing only its own rows.
 /// Channel counts are multiples of 16 (one vector per pixel and 16-channel block).
 
 /// Whether the depthwise interior runs eight pixels per step (see there).
