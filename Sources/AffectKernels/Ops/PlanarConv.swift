@@ -29,13 +29,15 @@ public func planarConv3x3x8(_ x: UnsafePointer<Float>, inChannels cin: Int, inPl
                             _ out: UnsafeMutablePointer<Float>, outPlane: Int, rowStride s: Int, rows: Int,
                             weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool) {
     precondition(s % 16 == 0)
-    #if AFFECT_AVX512
     let zero = Vec()
+    // Output channels per pass of the 16-pixel loop: all eight with AVX-512; with AVX2, whose 16 ymm registers
+    // hold eight 16-lane accumulators but not sixteen, four per pass over the same input rows.
+    let perPass = wideRegisterFile ? 8 : 4
     for oy in 0..<rows {
         var x0 = 0
-        // 32 pixels per step: each broadcast weight feeds two FMAs (sixteen accumulators), so the loads of
-        // weights no longer outnumber the FMAs.
-        while x0 + 32 <= s {
+        // 32 pixels per step (AVX-512 only: 32 zmm registers): each broadcast weight feeds two FMAs (sixteen
+        // accumulators), so the loads of weights no longer outnumber the FMAs.
+        while wideRegisterFile && x0 + 32 <= s {
             var a0 = Vec(repeating: bias[0]), a1 = Vec(repeating: bias[1]), a2 = Vec(repeating: bias[2])
             var a3 = Vec(repeating: bias[3]), a4 = Vec(repeating: bias[4]), a5 = Vec(repeating: bias[5])
             var a6 = Vec(repeating: bias[6]), a7 = Vec(repeating: bias[7])
@@ -76,79 +78,44 @@ public func planarConv3x3x8(_ x: UnsafePointer<Float>, inChannels cin: Int, inPl
             x0 += 32
         }
         while x0 < s {
-            var a0 = Vec(repeating: bias[0]), a1 = Vec(repeating: bias[1]), a2 = Vec(repeating: bias[2])
-            var a3 = Vec(repeating: bias[3]), a4 = Vec(repeating: bias[4]), a5 = Vec(repeating: bias[5])
-            var a6 = Vec(repeating: bias[6]), a7 = Vec(repeating: bias[7])
-            var wp = weights
-            for ic in 0..<cin {
-                let plane = x + (ic &* inPlane &+ oy &* s &+ x0)
-                for i in 0..<3 {
-                    let r = plane + i &* s
-                    for j in 0..<3 {
-                        // One load of 16 pixels, eight FMAs (one per output channel).
-                        let v = load(r + j)
-                        a0 = a0.addingProduct(v, Vec(repeating: wp[0])); a1 = a1.addingProduct(v, Vec(repeating: wp[1]))
-                        a2 = a2.addingProduct(v, Vec(repeating: wp[2])); a3 = a3.addingProduct(v, Vec(repeating: wp[3]))
-                        a4 = a4.addingProduct(v, Vec(repeating: wp[4])); a5 = a5.addingProduct(v, Vec(repeating: wp[5]))
-                        a6 = a6.addingProduct(v, Vec(repeating: wp[6])); a7 = a7.addingProduct(v, Vec(repeating: wp[7]))
-                        wp += 8
-                    }
-                }
-            }
-            if relu {
-                a0 = vmax(a0, zero); a1 = vmax(a1, zero); a2 = vmax(a2, zero); a3 = vmax(a3, zero)
-                a4 = vmax(a4, zero); a5 = vmax(a5, zero); a6 = vmax(a6, zero); a7 = vmax(a7, zero)
-            }
-            let o = out + (oy &* s &+ x0)
-            store(a0, o); store(a1, o + outPlane); store(a2, o + 2 &* outPlane); store(a3, o + 3 &* outPlane)
-            store(a4, o + 4 &* outPlane); store(a5, o + 5 &* outPlane); store(a6, o + 6 &* outPlane)
-            store(a7, o + 7 &* outPlane)
-            x0 += 16
-        }
-    }
-    #else
-    planarConv3x3x4Halves(x, inChannels: cin, inPlane: inPlane, out, outPlane: outPlane, rowStride: s, rows: rows,
-                          weights: weights, bias: bias, relu: relu)
-    #endif
-}
-
-#if !AFFECT_AVX512
-/// ``planarConv3x3x8(_:inChannels:inPlane:_:outPlane:rowStride:rows:weights:bias:relu:)`` for AVX2's 16 ymm
-/// registers: 16 pixels of four output channels at a time (eight ymm accumulators, two for the input, one for
-/// the broadcast weight), the eight channels in two passes over the same input rows. The AVX-512 tiles (8 × 32
-/// and 8 × 16 pixels: 32 and 16 ymm of accumulators) spilled on every tap here. Same sums in the same order.
-private func planarConv3x3x4Halves(_ x: UnsafePointer<Float>, inChannels cin: Int, inPlane: Int,
-                                   _ out: UnsafeMutablePointer<Float>, outPlane: Int, rowStride s: Int, rows: Int,
-                                   weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool) {
-    let zero = Vec()
-    for oy in 0..<rows {
-        var x0 = 0
-        while x0 < s {
-            for first in stride(from: 0, to: 8, by: 4) {
+            for first in stride(from: 0, to: 8, by: perPass) {
+                let o = out + (first &* outPlane &+ oy &* s &+ x0)
                 var a0 = Vec(repeating: bias[first]), a1 = Vec(repeating: bias[first + 1])
                 var a2 = Vec(repeating: bias[first + 2]), a3 = Vec(repeating: bias[first + 3])
+                var a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
+                if perPass == 8 {
+                    a4 = Vec(repeating: bias[4]); a5 = Vec(repeating: bias[5]); a6 = Vec(repeating: bias[6]); a7 = Vec(repeating: bias[7])
+                }
                 var wp = weights + first
                 for ic in 0..<cin {
                     let plane = x + (ic &* inPlane &+ oy &* s &+ x0)
                     for i in 0..<3 {
                         let r = plane + i &* s
                         for j in 0..<3 {
+                            // One load of 16 pixels, one FMA per output channel of the pass.
                             let v = load(r + j)
                             a0 = a0.addingProduct(v, Vec(repeating: wp[0])); a1 = a1.addingProduct(v, Vec(repeating: wp[1]))
                             a2 = a2.addingProduct(v, Vec(repeating: wp[2])); a3 = a3.addingProduct(v, Vec(repeating: wp[3]))
+                            if perPass == 8 {
+                                a4 = a4.addingProduct(v, Vec(repeating: wp[4])); a5 = a5.addingProduct(v, Vec(repeating: wp[5]))
+                                a6 = a6.addingProduct(v, Vec(repeating: wp[6])); a7 = a7.addingProduct(v, Vec(repeating: wp[7]))
+                            }
                             wp += 8
                         }
                     }
                 }
                 if relu { a0 = vmax(a0, zero); a1 = vmax(a1, zero); a2 = vmax(a2, zero); a3 = vmax(a3, zero) }
-                let o = out + (first &* outPlane &+ oy &* s &+ x0)
                 store(a0, o); store(a1, o + outPlane); store(a2, o + 2 &* outPlane); store(a3, o + 3 &* outPlane)
+                if perPass == 8 {
+                    if relu { a4 = vmax(a4, zero); a5 = vmax(a5, zero); a6 = vmax(a6, zero); a7 = vmax(a7, zero) }
+                    store(a4, o + 4 &* outPlane); store(a5, o + 5 &* outPlane); store(a6, o + 6 &* outPlane)
+                    store(a7, o + 7 &* outPlane)
+                }
             }
             x0 += 16
         }
     }
 }
-#endif
 
 /// Depthwise 3×3, stride 1, on planes that already carry their zero padding; no bias, no activation.
 ///
@@ -197,28 +164,10 @@ public func planarPointwiseToNHWC(_ x: UnsafePointer<Float>, inChannels cin: Int
         while cb < cout {
             let bv = load(bias + cb)
             var px = 0
-            #if !AFFECT_AVX512
-            // AVX2: six pixels per step, twelve ymm accumulators and the weight's two (eight pixels spilled).
-            while px + 6 <= width {
-                var a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv
-                var p = row + px
-                var wp = weights + cb
-                for _ in 0..<cin {
-                    let wv = load(wp)
-                    a0 = a0.addingProduct(Vec(repeating: p[0]), wv); a1 = a1.addingProduct(Vec(repeating: p[1]), wv)
-                    a2 = a2.addingProduct(Vec(repeating: p[2]), wv); a3 = a3.addingProduct(Vec(repeating: p[3]), wv)
-                    a4 = a4.addingProduct(Vec(repeating: p[4]), wv); a5 = a5.addingProduct(Vec(repeating: p[5]), wv)
-                    p += inPlane
-                    wp += cout
-                }
-                let o = outRow + (px &* cout &+ cb)
-                store(act(a0), o); store(act(a1), o + cout); store(act(a2), o + 2 &* cout); store(act(a3), o + 3 &* cout)
-                store(act(a4), o + 4 &* cout); store(act(a5), o + 5 &* cout)
-                px += 6
-            }
-            #endif
-            // Eight pixels per step: eight independent accumulators, one weight load per input channel.
-            while px + 8 <= width {
+            // Eight pixels per step with AVX-512 (eight independent accumulators, one weight load per input
+            // channel); four with AVX2, whose 16 ymm registers hold eight accumulators but not sixteen.
+            let step = wideRegisterFile ? 8 : 4
+            while px + step <= width {
                 var a0 = bv, a1 = bv, a2 = bv, a3 = bv, a4 = bv, a5 = bv, a6 = bv, a7 = bv
                 var p = row + px
                 var wp = weights + cb
@@ -226,16 +175,20 @@ public func planarPointwiseToNHWC(_ x: UnsafePointer<Float>, inChannels cin: Int
                     let wv = load(wp)
                     a0 = a0.addingProduct(Vec(repeating: p[0]), wv); a1 = a1.addingProduct(Vec(repeating: p[1]), wv)
                     a2 = a2.addingProduct(Vec(repeating: p[2]), wv); a3 = a3.addingProduct(Vec(repeating: p[3]), wv)
-                    a4 = a4.addingProduct(Vec(repeating: p[4]), wv); a5 = a5.addingProduct(Vec(repeating: p[5]), wv)
-                    a6 = a6.addingProduct(Vec(repeating: p[6]), wv); a7 = a7.addingProduct(Vec(repeating: p[7]), wv)
+                    if step == 8 {
+                        a4 = a4.addingProduct(Vec(repeating: p[4]), wv); a5 = a5.addingProduct(Vec(repeating: p[5]), wv)
+                        a6 = a6.addingProduct(Vec(repeating: p[6]), wv); a7 = a7.addingProduct(Vec(repeating: p[7]), wv)
+                    }
                     p += inPlane
                     wp += cout
                 }
                 let o = outRow + (px &* cout &+ cb)
                 store(act(a0), o); store(act(a1), o + cout); store(act(a2), o + 2 &* cout); store(act(a3), o + 3 &* cout)
-                store(act(a4), o + 4 &* cout); store(act(a5), o + 5 &* cout); store(act(a6), o + 6 &* cout)
-                store(act(a7), o + 7 &* cout)
-                px += 8
+                if step == 8 {
+                    store(act(a4), o + 4 &* cout); store(act(a5), o + 5 &* cout); store(act(a6), o + 6 &* cout)
+                    store(act(a7), o + 7 &* cout)
+                }
+                px += step
             }
             while px < width {
                 var a = bv

@@ -6,8 +6,10 @@
 /// parameters), each call writing only its own rows.
 /// Channel counts are multiples of 16 (one vector per pixel and 16-channel block).
 
-/// Whether the depthwise interior runs eight pixels per step (see there).
-@inline(__always) private var eightPixelBlocks: Bool {
+/// Whether this build's vector registers hold sixteen 16-lane accumulators (AVX-512: 32 zmm) or eight (AVX2:
+/// 16 ymm, two per 16-lane vector). Kernels that keep one accumulator per pixel or output channel size their
+/// blocks by it: the depthwise interior here, the planar stem conv and pointwise (`PlanarConv.swift`).
+@inline(__always) var wideRegisterFile: Bool {
     #if AFFECT_AVX512
     return true
     #else
@@ -49,7 +51,7 @@ public func depthwise3x3Same(_ x: UnsafePointer<Float>, height h: Int, width w: 
             var ox = 1
             // Interior, eight pixels per step: ten loaded pixels per kernel row feed 24 FMAs. AVX-512 only: eight
             // 16-lane accumulators are all 16 of AVX2's ymm registers, and the block spilled there.
-            while eightPixelBlocks && ox + 8 <= w - 1 {
+            while wideRegisterFile && ox + 8 <= w - 1 {
                 var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
                 for i in i0..<i1 {
                     let p = x + ((oy + i - 1) &* rowStride &+ (ox - 1) &* c &+ cb)
