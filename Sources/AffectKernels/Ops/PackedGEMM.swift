@@ -177,15 +177,21 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                 let first = k0 == 0
                 let b = panelData + p * k * width + k0 * width
                 let tileBias = first ? bias.map { $0 + col0 } : nil
-                var r = r0
+                // The 6-row tile splits a block evenly (49 rows: four tiles of 6 and five of 5, not eight of 6
+                // and one that costs six rows for one), as its kernel does only the rows it is given; the 8-row
+                // tile has no 5–7-row kernels and keeps full tiles.
+                let tiles = (r1 - r0 + mr - 1) / mr
+                let even = tile == .rows6x16 && tiles > 1
+                var r = r0, t = 0
                 while r < r1 {
-                    let rows = min(mr, r1 - r)
+                    let rows = even ? (r1 - r0) * (t + 1) / tiles - (r1 - r0) * t / tiles : min(mr, r1 - r)
                     let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
                                                                : UnsafePointer(c + r * ldc + col0)
                     microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
                               initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
                               out: c + r * ldc + col0, ldo: ldc, scratch: scratch)
-                    r += mr
+                    r += rows
+                    t += 1
                 }
                 k0 += kLen
             }
@@ -390,11 +396,27 @@ func kernel4<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int
     if rows > 3 { c3.store(to: out + 3 * ldo) }
 }
 
-/// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers).
+/// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers). Fewer rows run a copy of the loop
+/// that does only their FMAs (one to three rows: three, the last row repeated and not stored), since
+/// `packedGEMM` hands this kernel tiles of five and four rows too.
 @inline(never)
 func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                 initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                 out: UnsafeMutablePointer<Float>, ldo: Int) {
+    switch rows {
+    case 6...: kernelRows16(6, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case 5: kernelRows16(5, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case 4: kernelRows16(4, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    default: kernelRows16(3, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    }
+}
+
+/// The loop of ``kernel6x16(kLen:a:lda:rows:b:initial:ldi:bias:out:ldo:)`` for `tileRows` rows (3 to 6, a
+/// constant once inlined, so the rows past it cost nothing).
+@inline(__always)
+private func kernelRows16(_ tileRows: Int, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+                          out: UnsafeMutablePointer<Float>, ldo: Int) {
     func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
     @inline(__always) func start(_ r: Int) -> Vec {
         var v = initial.map { load($0 + min(r, rows - 1) * ldi) } ?? Vec()
@@ -402,13 +424,16 @@ func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: Unsa
         return v
     }
     let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5)
-    var c0 = start(0), c1 = start(1), c2 = start(2), c3 = start(3), c4 = start(4), c5 = start(5)
+    var c0 = start(0), c1 = start(1), c2 = start(2)
+    var c3 = tileRows > 3 ? start(3) : Vec(), c4 = tileRows > 4 ? start(4) : Vec(), c5 = tileRows > 5 ? start(5) : Vec()
     var bp = b
     for kk in 0..<kLen {
         let w = load(bp)
         c0 = c0.addingProduct(Vec(repeating: a0[kk]), w); c1 = c1.addingProduct(Vec(repeating: a1[kk]), w)
-        c2 = c2.addingProduct(Vec(repeating: a2[kk]), w); c3 = c3.addingProduct(Vec(repeating: a3[kk]), w)
-        c4 = c4.addingProduct(Vec(repeating: a4[kk]), w); c5 = c5.addingProduct(Vec(repeating: a5[kk]), w)
+        c2 = c2.addingProduct(Vec(repeating: a2[kk]), w)
+        if tileRows > 3 { c3 = c3.addingProduct(Vec(repeating: a3[kk]), w) }
+        if tileRows > 4 { c4 = c4.addingProduct(Vec(repeating: a4[kk]), w) }
+        if tileRows > 5 { c5 = c5.addingProduct(Vec(repeating: a5[kk]), w) }
         bp += 16
     }
     store(c0, out)
