@@ -286,92 +286,13 @@ func epilogue(_ activation: Activation, _ t: UnsafeMutablePointer<Float>, ldo: I
     }
 }
 
-/// One row of an 8-row tile: 1 to 3 accumulators of 16 lanes, and the panel vectors of one k step.
-protocol TileRow {
-    associatedtype Panel
-    /// Reads the row's columns at one k step of a 48-wide panel.
-    static func panel(_ p: UnsafePointer<Float>) -> Panel
-    /// Accumulators starting from `initial` (or zero) plus `bias` (or nothing).
-    init(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?)
-    mutating func fma(_ a: Float, _ b: Panel)
-    func store(to p: UnsafeMutablePointer<Float>)
-    /// PReLU in registers, one slope per column (`slopes` offset to the row's first column).
-    mutating func prelu(_ slopes: UnsafePointer<Float>)
-}
-
-/// `v`, negative lanes multiplied by `s`.
-@inline(__always) func prelu(_ v: Vec, _ s: Vec) -> Vec { v.replacing(with: v * s, where: v .< 0) }
-
-@inline(__always) func start(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, _ offset: Int) -> Vec {
-    var v = initial.map { load($0 + offset) } ?? Vec()
-    if let bias { v += load(bias + offset) }
-    return v
-}
-
-struct Row48: TileRow {
-    var v0, v1, v2: Vec
-    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec, Vec) { (load(p), load(p + 16), load(p + 32)) }
-    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16); v2 = start(i, b, 32) }
-    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec, Vec)) {
-        let x = Vec(repeating: a)
-        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1); v2 = v2.addingProduct(x, b.2)
-    }
-    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) {
-        AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16); AffectKernels.store(v2, p + 32)
-    }
-    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) {
-        v0 = AffectKernels.prelu(v0, load(s)); v1 = AffectKernels.prelu(v1, load(s + 16)); v2 = AffectKernels.prelu(v2, load(s + 32))
-    }
-}
-
-struct Row32: TileRow {
-    var v0, v1: Vec
-    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> (Vec, Vec) { (load(p), load(p + 16)) }
-    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0); v1 = start(i, b, 16) }
-    @inline(__always) mutating func fma(_ a: Float, _ b: (Vec, Vec)) {
-        let x = Vec(repeating: a)
-        v0 = v0.addingProduct(x, b.0); v1 = v1.addingProduct(x, b.1)
-    }
-    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p); AffectKernels.store(v1, p + 16) }
-    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) {
-        v0 = AffectKernels.prelu(v0, load(s)); v1 = AffectKernels.prelu(v1, load(s + 16))
-    }
-}
-
-struct Row16: TileRow {
-    var v0: Vec
-    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> Vec { load(p) }
-    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) { v0 = start(i, b, 0) }
-    @inline(__always) mutating func fma(_ a: Float, _ b: Vec) { v0 = v0.addingProduct(Vec(repeating: a), b) }
-    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p) }
-    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) { v0 = AffectKernels.prelu(v0, load(s)) }
-}
-
-/// 8 rows × `R` columns of a 48-wide panel (AVX-512: 24 accumulators for `Row48`). Rows past `rows` repeat
-/// the last row of A and are not stored.
+/// 8 rows × `R` columns of a 48-wide panel (AVX-512: 24 accumulators for `Row48`).
 @inline(never)
 func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-    @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    @inline(__always) func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
-    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
-    var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3), c4 = row(4), c5 = row(5), c6 = row(6), c7 = row(7)
-    var bp = b
-    for kk in 0..<kLen {
-        let w = R.panel(bp)
-        c0.fma(a0[kk], w); c1.fma(a1[kk], w); c2.fma(a2[kk], w); c3.fma(a3[kk], w)
-        c4.fma(a4[kk], w); c5.fma(a5[kk], w); c6.fma(a6[kk], w); c7.fma(a7[kk], w)
-        bp += 48
-    }
-    c0.store(to: out)
-    if rows > 1 { c1.store(to: out + ldo) }
-    if rows > 2 { c2.store(to: out + 2 * ldo) }
-    if rows > 3 { c3.store(to: out + 3 * ldo) }
-    if rows > 4 { c4.store(to: out + 4 * ldo) }
-    if rows > 5 { c5.store(to: out + 5 * ldo) }
-    if rows > 6 { c6.store(to: out + 6 * ldo) }
-    if rows > 7 { c7.store(to: out + 7 * ldo) }
+    gemmTile(R.self, tileRows: 8, panelWidth: 48, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial,
+             ldi: ldi, bias: bias, out: out, ldo: ldo)
 }
 
 /// The last ≤ 4 rows of an M block (49 rows = six tiles of 8 and one of 1): half the FMAs of
@@ -380,67 +301,38 @@ func kernel8<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int
 func kernel4<R: TileRow>(_: R.Type, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-    @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    @inline(__always) func row(_ r: Int) -> R { R(initial.map { $0 + min(r, rows - 1) * ldi }, bias) }
-    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3)
-    var c0 = row(0), c1 = row(1), c2 = row(2), c3 = row(3)
-    var bp = b
-    for kk in 0..<kLen {
-        let w = R.panel(bp)
-        c0.fma(a0[kk], w); c1.fma(a1[kk], w); c2.fma(a2[kk], w); c3.fma(a3[kk], w)
-        bp += 48
-    }
-    c0.store(to: out)
-    if rows > 1 { c1.store(to: out + ldo) }
-    if rows > 2 { c2.store(to: out + 2 * ldo) }
-    if rows > 3 { c3.store(to: out + 3 * ldo) }
+    gemmTile(R.self, tileRows: 4, panelWidth: 48, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial,
+             ldi: ldi, bias: bias, out: out, ldo: ldo)
 }
 
-/// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers). Fewer rows run a copy of the loop
-/// that does only their FMAs (one to three rows: three, the last row repeated and not stored), since
-/// `packedGEMM` hands this kernel tiles of five and four rows too.
+/// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers). Fewer rows run a loop that does only
+/// their FMAs (one to three rows: three, the last row repeated and not stored), since `packedGEMM` hands this
+/// kernel tiles of five and four rows too.
 @inline(never)
 func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
                 initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                 out: UnsafeMutablePointer<Float>, ldo: Int) {
     switch rows {
-    case 6...: kernelRows16(6, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
-    case 5: kernelRows16(5, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
-    case 4: kernelRows16(4, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
-    default: kernelRows16(3, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case 6...: gemmTile(Row16.self, tileRows: 6, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case 5: gemmTile(Row16.self, tileRows: 5, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    case 4: gemmTile(Row16.self, tileRows: 4, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
+    default: gemmTile(Row16.self, tileRows: 3, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo)
     }
 }
 
-/// The loop of ``kernel6x16(kLen:a:lda:rows:b:initial:ldi:bias:out:ldo:)`` for `tileRows` rows (3 to 6, a
-/// constant once inlined, so the rows past it cost nothing).
-@inline(__always)
-private func kernelRows16(_ tileRows: Int, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
-                          initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
-                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-    func rowA(_ r: Int) -> UnsafePointer<Float> { a + min(r, rows - 1) * lda }
-    @inline(__always) func start(_ r: Int) -> Vec {
-        var v = initial.map { load($0 + min(r, rows - 1) * ldi) } ?? Vec()
-        if let bias { v += load(bias) }
-        return v
-    }
-    let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5)
-    var c0 = start(0), c1 = start(1), c2 = start(2)
-    var c3 = tileRows > 3 ? start(3) : Vec(), c4 = tileRows > 4 ? start(4) : Vec(), c5 = tileRows > 5 ? start(5) : Vec()
+/// The loop of the kernels above: `tileRows` rows of A, `a + r·lda`, against a panel `panelWidth` floats wide.
+/// Transparent, so every call inlines with its literal `tileRows`: with `@inline(__always)`, kernel6x16's 3-,
+/// 4- and 5-row cases called one shared copy that tested the row count between the FMAs of every k step.
+@_transparent
+private func gemmTile<R: TileRow>(_: R.Type, tileRows: Int, panelWidth: Int, kLen: Int, a: UnsafePointer<Float>,
+                                  lda: Int, rows: Int, b: UnsafePointer<Float>, initial: UnsafePointer<Float>?,
+                                  ldi: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
+    var tile = RowTile<R>(tileRows: tileRows, rows: rows, a: { a + $0 * lda },
+                          initial: { r in initial.map { $0 + r * ldi } }, bias: bias)
     var bp = b
     for kk in 0..<kLen {
-        let w = load(bp)
-        c0 = c0.addingProduct(Vec(repeating: a0[kk]), w); c1 = c1.addingProduct(Vec(repeating: a1[kk]), w)
-        c2 = c2.addingProduct(Vec(repeating: a2[kk]), w)
-        if tileRows > 3 { c3 = c3.addingProduct(Vec(repeating: a3[kk]), w) }
-        if tileRows > 4 { c4 = c4.addingProduct(Vec(repeating: a4[kk]), w) }
-        if tileRows > 5 { c5 = c5.addingProduct(Vec(repeating: a5[kk]), w) }
-        bp += 16
+        tile.fma(at: kk, R.panel(bp))
+        bp += panelWidth
     }
-    store(c0, out)
-    if rows > 1 { store(c1, out + ldo) }
-    if rows > 2 { store(c2, out + 2 * ldo) }
-    if rows > 3 { store(c3, out + 3 * ldo) }
-    if rows > 4 { store(c4, out + 4 * ldo) }
-    if rows > 5 { store(c5, out + 5 * ldo) }
+    tile.store(rows: rows, to: out, ldo: ldo)
 }
-

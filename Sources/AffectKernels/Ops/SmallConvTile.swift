@@ -1,6 +1,6 @@
 import Foundation
 
-// The register tile shared by ``SmallConv``'s direct convolution and its Winograd products.
+// The register tile (RegisterTile.swift) run over ``SmallConv``'s direct convolution and its Winograd products.
 //
 // Both are small matrix products whose A rows are not rows of one matrix: an output pixel's window (the direct
 // convolution; k rows of k·C contiguous values, or k·k runs of C when the channels are padded) or one
@@ -9,8 +9,7 @@ import Foundation
 // `runStep` apart. The weights are `[kLen][ldw]`: one k step's output columns contiguously, as the panel of
 // ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``.
 //
-// The tile: 8 rows × up to 48 columns on AVX-512 (up to 24 accumulators of 16 lanes, 3 weight vectors and a
-// broadcast in 32 registers), 6 × 16 on AVX2 (12 ymm accumulators in 16 registers). With only 4 accumulators,
+// The tile: 8 rows × up to 48 columns on AVX-512, 6 × 16 on AVX2, as the GEMM's. With only 4 accumulators,
 // as the first versions had, each FMA waited on the previous one of its chain: 4 chains in flight against the
 // 8 that two FMA units of 4-cycle latency need.
 
@@ -76,34 +75,7 @@ enum SmallConvTile {
     static func conv8<R: TileRow>(_: R.Type, a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk,
                                   w: UnsafePointer<Float>, ldw: Int, bias: UnsafePointer<Float>?,
                                   slopes: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
-        @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
-        let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5), a6 = rowA(6), a7 = rowA(7)
-        var c0 = R(nil, bias), c1 = R(nil, bias), c2 = R(nil, bias), c3 = R(nil, bias)
-        var c4 = R(nil, bias), c5 = R(nil, bias), c6 = R(nil, bias), c7 = R(nil, bias)
-        var wp = w
-        for i in 0..<walk.rowRuns {
-            for j in 0..<walk.runsPerRow {
-                let start = i &* walk.rowStep &+ j &* walk.runStep
-                for t in start..<(start &+ walk.runLength) {
-                    let v = R.panel(wp)
-                    c0.fma(a0[t], v); c1.fma(a1[t], v); c2.fma(a2[t], v); c3.fma(a3[t], v)
-                    c4.fma(a4[t], v); c5.fma(a5[t], v); c6.fma(a6[t], v); c7.fma(a7[t], v)
-                    wp += ldw
-                }
-            }
-        }
-        if let slopes {
-            c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes)
-            c4.prelu(slopes); c5.prelu(slopes); c6.prelu(slopes); c7.prelu(slopes)
-        }
-        c0.store(to: out)
-        if rows > 1 { c1.store(to: out + ldo) }
-        if rows > 2 { c2.store(to: out + 2 * ldo) }
-        if rows > 3 { c3.store(to: out + 3 * ldo) }
-        if rows > 4 { c4.store(to: out + 4 * ldo) }
-        if rows > 5 { c5.store(to: out + 5 * ldo) }
-        if rows > 6 { c6.store(to: out + 6 * ldo) }
-        if rows > 7 { c7.store(to: out + 7 * ldo) }
+        convTile(R.self, tileRows: 8, a: a, rows: rows, walk: walk, w: w, ldw: ldw, bias: bias, slopes: slopes, out: out, ldo: ldo)
     }
 
     /// The last ≤ 4 rows: half the FMAs of ``conv8(_:a:rows:walk:w:ldw:bias:slopes:out:ldo:)`` (AVX-512), two thirds of
@@ -112,25 +84,7 @@ enum SmallConvTile {
     static func conv4<R: TileRow>(_: R.Type, a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk,
                                   w: UnsafePointer<Float>, ldw: Int, bias: UnsafePointer<Float>?,
                                   slopes: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, ldo: Int) {
-        @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
-        let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3)
-        var c0 = R(nil, bias), c1 = R(nil, bias), c2 = R(nil, bias), c3 = R(nil, bias)
-        var wp = w
-        for i in 0..<walk.rowRuns {
-            for j in 0..<walk.runsPerRow {
-                let start = i &* walk.rowStep &+ j &* walk.runStep
-                for t in start..<(start &+ walk.runLength) {
-                    let v = R.panel(wp)
-                    c0.fma(a0[t], v); c1.fma(a1[t], v); c2.fma(a2[t], v); c3.fma(a3[t], v)
-                    wp += ldw
-                }
-            }
-        }
-        if let slopes { c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes) }
-        c0.store(to: out)
-        if rows > 1 { c1.store(to: out + ldo) }
-        if rows > 2 { c2.store(to: out + 2 * ldo) }
-        if rows > 3 { c3.store(to: out + 3 * ldo) }
+        convTile(R.self, tileRows: 4, a: a, rows: rows, walk: walk, w: w, ldw: ldw, bias: bias, slopes: slopes, out: out, ldo: ldo)
     }
 
     /// 6 rows × 16 columns (AVX2: each 16-lane vector is two ymm registers).
@@ -138,30 +92,32 @@ enum SmallConvTile {
     static func conv6x16(a: UnsafePointer<UnsafePointer<Float>>, rows: Int, walk: WindowWalk, w: UnsafePointer<Float>,
                          ldw: Int, bias: UnsafePointer<Float>?, slopes: UnsafePointer<Float>?,
                          out: UnsafeMutablePointer<Float>, ldo: Int) {
-        @inline(__always) func rowA(_ r: Int) -> UnsafePointer<Float> { a[min(r, rows - 1)] }
-        let a0 = rowA(0), a1 = rowA(1), a2 = rowA(2), a3 = rowA(3), a4 = rowA(4), a5 = rowA(5)
-        var c0 = Row16(nil, bias), c1 = Row16(nil, bias), c2 = Row16(nil, bias)
-        var c3 = Row16(nil, bias), c4 = Row16(nil, bias), c5 = Row16(nil, bias)
+        convTile(Row16.self, tileRows: 6, a: a, rows: rows, walk: walk, w: w, ldw: ldw, bias: bias, slopes: slopes, out: out, ldo: ldo)
+    }
+
+    /// The loop of the kernels above: `tileRows` rows, row r's A starting at `a[r]`, the k steps following `walk`.
+    @_transparent
+    private static func convTile<R: TileRow>(_: R.Type, tileRows: Int, a: UnsafePointer<UnsafePointer<Float>>, rows: Int,
+                                             walk: WindowWalk, w: UnsafePointer<Float>, ldw: Int,
+                                             bias: UnsafePointer<Float>?, slopes: UnsafePointer<Float>?,
+                                             out: UnsafeMutablePointer<Float>, ldo: Int) {
+        var tile = RowTile<R>(tileRows: tileRows, rows: rows, a: { a[$0] }, initial: { _ in nil }, bias: bias)
         var wp = w
-        for i in 0..<walk.rowRuns {
-            for j in 0..<walk.runsPerRow {
-                let start = i &* walk.rowStep &+ j &* walk.runStep
-                for t in start..<(start &+ walk.runLength) {
-                    let v = Row16.panel(wp)
-                    c0.fma(a0[t], v); c1.fma(a1[t], v); c2.fma(a2[t], v)
-                    c3.fma(a3[t], v); c4.fma(a4[t], v); c5.fma(a5[t], v)
-                    wp += ldw
-                }
+        // One loop over the walk's runs (row run i, piece j): nested loops over i and j, with the tile a struct,
+        // made the compiler spill the accumulators between runs (MTCNN on a 1080p frame, one thread, AVX2:
+        // 37 -> 41 ms).
+        let runs = walk.rowRuns * walk.runsPerRow
+        var i = 0, j = 0
+        for _ in 0..<runs {
+            let start = i &* walk.rowStep &+ j &* walk.runStep
+            for t in start..<(start &+ walk.runLength) {
+                tile.fma(at: t, R.panel(wp))
+                wp += ldw
             }
+            j += 1
+            if j == walk.runsPerRow { j = 0; i += 1 }
         }
-        if let slopes {
-            c0.prelu(slopes); c1.prelu(slopes); c2.prelu(slopes); c3.prelu(slopes); c4.prelu(slopes); c5.prelu(slopes)
-        }
-        c0.store(to: out)
-        if rows > 1 { c1.store(to: out + ldo) }
-        if rows > 2 { c2.store(to: out + 2 * ldo) }
-        if rows > 3 { c3.store(to: out + 3 * ldo) }
-        if rows > 4 { c4.store(to: out + 4 * ldo) }
-        if rows > 5 { c5.store(to: out + 5 * ldo) }
+        if let slopes { tile.prelu(slopes) }
+        tile.store(rows: rows, to: out, ldo: ldo)
     }
 }
