@@ -391,12 +391,12 @@ struct DepthwiseRow {
         return acc
     }
 
-    /// Eight output pixels whose first window starts `x0` floats into each row (the rows must be long
-    /// enough for all eight), of which the first `count` are activated, stored (`oc` floats apart from `o`)
-    /// and added to `sum`.
+    /// `n` output pixels (4 or 8, a literal) whose first window starts `x0` floats into each row (the rows must
+    /// be long enough for all of them), of which the first `count` are activated, stored (`oc` floats apart
+    /// from `o`) and added to `sum`. Transparent, so the pixels past `n` and their branches compile away.
     @_transparent
-    func eight(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
-               _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
+    func pixelBlock(_ n: Int, k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
+                    _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias
         for i in 0..<k {
             let rp = rows[i] + x0
@@ -406,55 +406,36 @@ struct DepthwiseRow {
                 a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
                 a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
                 a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
-                a4 = a4.addingProduct(load(rp + (4 &* s &+ j) &* c), wv)
-                a5 = a5.addingProduct(load(rp + (5 &* s &+ j) &* c), wv)
-                a6 = a6.addingProduct(load(rp + (6 &* s &+ j) &* c), wv)
-                a7 = a7.addingProduct(load(rp + (7 &* s &+ j) &* c), wv)
+                if n > 4 {
+                    a4 = a4.addingProduct(load(rp + (4 &* s &+ j) &* c), wv)
+                    a5 = a5.addingProduct(load(rp + (5 &* s &+ j) &* c), wv)
+                    a6 = a6.addingProduct(load(rp + (6 &* s &+ j) &* c), wv)
+                    a7 = a7.addingProduct(load(rp + (7 &* s &+ j) &* c), wv)
+                }
             }
         }
         a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
-        a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope)
-        if count == 8 {
+        if n > 4 { a4 = vact(a4, slope); a5 = vact(a5, slope); a6 = vact(a6, slope); a7 = vact(a7, slope) }
+        if count == n {
             // One add at a time: written as a tree, this sum compiled into lane-by-lane shuffles (15 % of a
             // 5×5 over 9×9×1248 without activation; 83 → 71 µs at one thread this way).
-            sum += a0; sum += a1; sum += a2; sum += a3; sum += a4; sum += a5; sum += a6; sum += a7
-            store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
-            store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
-            return
-        }
-        sum += a0; store(a0, o)
-        if count > 1 { sum += a1; store(a1, o + oc) }
-        if count > 2 { sum += a2; store(a2, o + 2 &* oc) }
-        if count > 3 { sum += a3; store(a3, o + 3 &* oc) }
-        if count > 4 { sum += a4; store(a4, o + 4 &* oc) }
-        if count > 5 { sum += a5; store(a5, o + 5 &* oc) }
-        if count > 6 { sum += a6; store(a6, o + 6 &* oc) }
-    }
-
-    /// Four output pixels, as ``eight(k:s:at:count:out:outStride:_:_:_:)`` (`count` ≤ 4).
-    @_transparent
-    func four(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
-              _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
-        var a0 = bias, a1 = bias, a2 = bias, a3 = bias
-        for i in 0..<k {
-            let rp = rows[i] + x0
-            for j in 0..<k {
-                let wv = load(weights + (i &* k &+ j) &* weightStride)
-                a0 = a0.addingProduct(load(rp + j &* c), wv)
-                a1 = a1.addingProduct(load(rp + (s &+ j) &* c), wv)
-                a2 = a2.addingProduct(load(rp + (2 &* s &+ j) &* c), wv)
-                a3 = a3.addingProduct(load(rp + (3 &* s &+ j) &* c), wv)
-            }
-        }
-        a0 = vact(a0, slope); a1 = vact(a1, slope); a2 = vact(a2, slope); a3 = vact(a3, slope)
-        if count == 4 {
             sum += a0; sum += a1; sum += a2; sum += a3
             store(a0, o); store(a1, o + oc); store(a2, o + 2 &* oc); store(a3, o + 3 &* oc)
+            if n > 4 {
+                sum += a4; sum += a5; sum += a6; sum += a7
+                store(a4, o + 4 &* oc); store(a5, o + 5 &* oc); store(a6, o + 6 &* oc); store(a7, o + 7 &* oc)
+            }
             return
         }
         sum += a0; store(a0, o)
         if count > 1 { sum += a1; store(a1, o + oc) }
         if count > 2 { sum += a2; store(a2, o + 2 &* oc) }
+        if n > 4 {
+            if count > 3 { sum += a3; store(a3, o + 3 &* oc) }
+            if count > 4 { sum += a4; store(a4, o + 4 &* oc) }
+            if count > 5 { sum += a5; store(a5, o + 5 &* oc) }
+            if count > 6 { sum += a6; store(a6, o + 6 &* oc) }
+        }
     }
 
     /// Output pixels per block on this build's vector width. Eight 16-lane accumulators are 8 of AVX-512's 32
@@ -471,9 +452,9 @@ struct DepthwiseRow {
     func block(k: Int, s: Int, at x0: Int, count: Int, out o: UnsafeMutablePointer<Float>, outStride oc: Int,
                _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         #if AFFECT_AVX512
-        eight(k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
+        pixelBlock(8, k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
         #else
-        four(k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
+        pixelBlock(4, k: k, s: s, at: x0, count: count, out: o, outStride: oc, vact, slope, &sum)
         #endif
     }
 
@@ -484,13 +465,13 @@ struct DepthwiseRow {
              outStride oc: Int, _ vact: VectorActivation, _ slope: Vec, _ sum: inout Vec) {
         var ox = ox0
         while DepthwiseRow.pixels == 8 && ox &+ 8 <= ox1 {
-            eight(k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 8, out: out + (ox &* oc &+ cb), outStride: oc,
-                  vact, slope, &sum)
+            pixelBlock(8, k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 8, out: out + (ox &* oc &+ cb), outStride: oc,
+                       vact, slope, &sum)
             ox &+= 8
         }
         while ox &+ 4 <= ox1 {
-            four(k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 4, out: out + (ox &* oc &+ cb), outStride: oc,
-                 vact, slope, &sum)
+            pixelBlock(4, k: k, s: s, at: (ox &* s &- padLeft) &* c &+ cb, count: 4, out: out + (ox &* oc &+ cb), outStride: oc,
+                       vact, slope, &sum)
             ox &+= 4
         }
         while ox < ox1 {

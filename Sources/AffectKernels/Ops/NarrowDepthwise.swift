@@ -8,7 +8,7 @@
 extension Conv2D {
     /// Writes `act(depthwise(x) + bias)` into `out` (`[N, OH, OW, C]`); the `.depthwise(narrow: true, …)` kernel.
     func depthwiseNarrow(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
-        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (n, c) = (x.shape[0], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
         let group = 16 / c                                  // pixels per vector
@@ -63,7 +63,7 @@ extension Conv2D {
     /// Writes `act(conv(x) + bias)` into `out` (`[N, OH, OW, 8]`); the `.directNarrow` kernel.
     func directNarrow(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, act: Activation) {
         typealias V8 = SIMD8<Float>
-        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (n, cin) = (x.shape[0], x.shape[3])
         let (oh, ow) = (out.shape[1], out.shape[2])
         let (kh, kw) = kernel
         let quads = (ow + 3) / 4
