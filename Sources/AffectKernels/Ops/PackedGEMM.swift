@@ -9,8 +9,8 @@ import Foundation
 // activation are applied to the output tile while it is still in L1.
 //
 // Blocking, innermost first:
-//   micro-kernel  rows × width tile of C held in registers; one k step = `width/16` vector loads of the packed
-//                 panel, `rows` broadcasts of A, rows·width/16 FMAs
+//   micro-kernel  rows × width tile of C held in registers (RegisterTile.swift); one k step = `width/16`
+//                 vector loads of the packed panel, `rows` broadcasts of A, rows·width/16 FMAs
 //   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
 //                 M block passes over them
 //   M block       ≤ `mBlock` rows of A (mBlock × kBlock floats) stay in L2 across the panels

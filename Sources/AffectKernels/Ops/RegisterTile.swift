@@ -13,7 +13,7 @@ import Foundation
 /// One row of a register tile: 1 to 3 accumulators of 16 lanes, and the panel vectors of one k step.
 protocol TileRow {
     associatedtype Panel
-    /// Reads the row's columns at one k step of a 48-wide panel.
+    /// Reads the row's columns at one k step of a panel (its first 16, 32 or 48 floats).
     static func panel(_ p: UnsafePointer<Float>) -> Panel
     /// Accumulators starting from `initial` (or zero) plus `bias` (or nothing).
     init(_ initial: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?)
