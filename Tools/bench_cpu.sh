@@ -49,6 +49,7 @@ done
   echo "# Affect on $(lscpu | sed -n 's/^Model name: *//p'), $(date -u '+%Y-%m-%d %H:%M') UTC"
   echo
   echo "- CPU: family $(lscpu | sed -n 's/^CPU family: *//p') model $(lscpu | sed -n 's/^Model: *//p'), $(nproc) cores available;" \
+       "L2 $(lscpu | sed -n 's/^L2 cache: *//p'), L3 $(lscpu | sed -n 's/^L3 cache: *//p');" \
        "vector flags: $(grep -m1 -ow -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx_vnni|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "- commit $(git rev-parse --short HEAD), binary $AFFECT_BIN${avx2:+, every engine limited to AVX2 (Tools/avx2only)}"
   echo
