@@ -15,13 +15,20 @@ public enum MatrixProfile {
         public var gflops: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
     }
 
+    /// One product shape: `m` rows of `k` inputs times `k × n` weights, of one kind.
+    public struct Shape: Hashable, Sendable {
+        public var kind: String
+        public var m: Int, n: Int, k: Int
+    }
+
     nonisolated(unsafe) public private(set) static var isEnabled = false
     nonisolated(unsafe) static var totals: [String: Totals] = [:]
+    nonisolated(unsafe) static var shapes: [Shape: Totals] = [:]
     static let lock = NSLock()
 
     /// Starts (or restarts) counting from zero.
     public static func enable() {
-        lock.lock(); totals = [:]; lock.unlock()
+        lock.lock(); totals = [:]; shapes = [:]; lock.unlock()
         isEnabled = true
     }
 
@@ -30,14 +37,21 @@ public enum MatrixProfile {
     /// What was counted since ``enable()``, by kind (`packed GEMM`, `OpenBLAS sgemm`).
     public static var snapshot: [String: Totals] { lock.lock(); defer { lock.unlock() }; return totals }
 
+    /// The same, by shape: which layers of a model fall short of the kernel's rate.
+    public static var shapeSnapshot: [Shape: Totals] { lock.lock(); defer { lock.unlock() }; return shapes }
+
     @usableFromInline static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    @usableFromInline static func record(_ kind: String, flops: Double, since start: UInt64) {
-        let seconds = Double(now() - start) / 1e9
+    @usableFromInline static func record(_ kind: String, m: Int, n: Int, k: Int, since start: UInt64) {
+        let seconds = Double(now() - start) / 1e9, flops = 2 * Double(m) * Double(n) * Double(k)
+        let shape = Shape(kind: kind, m: m, n: n, k: k)
         lock.lock()
         totals[kind, default: Totals()].calls += 1
         totals[kind, default: Totals()].flops += flops
         totals[kind, default: Totals()].seconds += seconds
+        shapes[shape, default: Totals()].calls += 1
+        shapes[shape, default: Totals()].flops += flops
+        shapes[shape, default: Totals()].seconds += seconds
         lock.unlock()
     }
 }

@@ -14,6 +14,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Sequence length for text models, 1 to 8192 (at most the model's maximum is used).") var tokens: Int = 128
     @Option(help: "Minimum number of timed runs, 1 to 10000 (at most 10000 runs are timed).") var minRuns: Int = 5
     @Flag(help: "Also report the time and GFLOP/s of the matrix products inside the timed runs.") var profile = false
+    @Option(help: "With --profile, how many matrix-product shapes to list (the most time first), 0 to 1000.")
+    var profileShapes: Int = 12
     @OptionGroup var compute: ComputeOptions
     @OptionGroup var precisionOption: PrecisionOption
 
@@ -24,6 +26,7 @@ struct Bench: ParsableCommand {
         try checkPositive(audioSeconds, atMost: 120, "--audio-seconds", " s")
         try checkRange(tokens, 1...8192, "--tokens")
         try checkRange(minRuns, 1...10_000, "--min-runs")
+        try checkRange(profileShapes, 0...1000, "--profile-shapes")
         let model = try ModelLoader.load(resolveWeights(weights), precision: precisionOption.precision)
         let inputs = model.benchInputs(BenchShape(batch: batch, audioSeconds: audioSeconds, tokens: tokens))
         let src = "bench"
@@ -64,6 +67,12 @@ struct Bench: ParsableCommand {
             if s > 0 {
                 print(String(format: "products:   all: %.1f %% of the time, %.1f GFLOP/s; the rest of the pass %.3f ms",
                              100 * s * 1000 / total, f / s / 1e9, (total - s * 1000) / Double(times.count)))
+            }
+            // The shapes that took the most time: the layers where a kernel falls short shows here.
+            for (shape, t) in MatrixProfile.shapeSnapshot.sorted(by: { $0.value.seconds > $1.value.seconds }).prefix(profileShapes) {
+                print(String(format: "shape:      %@ %d×%d · %d×%d: %d calls, %.1f %% of the time, %.1f GFLOP/s",
+                             shape.kind, shape.m, shape.k, shape.k, shape.n, t.calls / times.count,
+                             100 * t.seconds * 1000 / total, t.gflops))
             }
         }
         print(String(format: "median_ms=%.4f", median))

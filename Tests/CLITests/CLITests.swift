@@ -107,6 +107,20 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         #expect(Double(last.dropFirst("median_ms=".count)) != nil)
     }
 
+    @Test func benchProfileListsTheSlowestShapes() throws {
+        let r = try runAffect(["bench", weights, "--seconds", "0", "--min-runs", "2", "--profile", "--profile-shapes", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let shapes = r.stdout.split(separator: "\n").filter { $0.hasPrefix("shape:") }
+        #expect(shapes.count == 3, "\(r.stdout)")
+        // "shape:      packed GEMM M×K · K×N: C calls, P % of the time, G GFLOP/s", the most time first.
+        let shares = shapes.compactMap { line -> Double? in
+            guard let pct = line.range(of: " % of the time") else { return nil }
+            return Double(line[..<pct.lowerBound].split(separator: " ").last ?? "")
+        }
+        #expect(shares.count == 3 && shares == shares.sorted(by: >), "\(shapes)")
+        #expect(shapes.allSatisfy { $0.contains(" · ") && $0.hasSuffix("GFLOP/s") })
+    }
+
     @Test func infoPrintsArchitecture() throws {
         let r = try runAffect(["info", weights])
         #expect(r.status == 0)

@@ -56,6 +56,7 @@ func expectRejectedOption(_ args: [String], naming option: String) throws {
             (["bench", weights, "--threads=-1"], "--threads"),
             (["bench", weights, "--threads", "100000"], "--threads"),
             (["bench", weights, "--seconds", "0", "--min-runs", "0"], "--min-runs"),
+            (["bench", weights, "--seconds", "0", "--profile", "--profile-shapes=-1"], "--profile-shapes"),
             (["bench", weights, "--seconds", "nan"], "--seconds"),
             (["bench", weights, "--batch", "0"], "--batch"),
             (["bench", weights, "--batch", "1000000"], "--batch"),

@@ -212,7 +212,7 @@ public func int8Linear(m: Int, x: UnsafePointer<Float>, weights w: Int8Weights, 
     precondition(inputScale == nil || rowsPerScale > 0, "int8Linear: rowsPerScale must be positive")
     guard m > 0 else { return }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
-    defer { if started != 0 { MatrixProfile.record("int8 GEMM", flops: 2 * Double(m) * Double(w.n) * Double(w.k), since: started) } }
+    defer { if started != 0 { MatrixProfile.record("int8 GEMM", m: m, n: w.n, k: w.k, since: started) } }
     let ld = w.rowBytes
     let raw = UnsafeMutableRawPointer.allocate(byteCount: m * ld, alignment: 64)
     let q = raw.bindMemory(to: Int8.self, capacity: m * ld)

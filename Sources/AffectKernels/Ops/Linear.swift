@@ -16,7 +16,7 @@ public func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
         return
     }
     let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
-    defer { if started != 0 { MatrixProfile.record("OpenBLAS sgemm", flops: 2 * Double(m) * Double(n) * Double(k), since: started) } }
+    defer { if started != 0 { MatrixProfile.record("OpenBLAS sgemm", m: m, n: n, k: k, since: started) } }
     let threads = Threading.threads
     let work = Double(m) * Double(n) * Double(k)
     if threads <= 1 || work < 1e6 {

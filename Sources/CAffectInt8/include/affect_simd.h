@@ -24,4 +24,10 @@ static inline __attribute__((always_inline)) affect_float16 affect_rcp16(affect_
 #endif
 }
 
+/// Asks for the cache line holding `p` to be brought into L2 (`prefetcht1`) without waiting for it: the GEMM
+/// fetches the next weight panel this way while the current one is in use.
+static inline __attribute__((always_inline)) void affect_prefetch_l2(const void *p) {
+    __builtin_prefetch(p, 0, 2);
+}
+
 #endif
