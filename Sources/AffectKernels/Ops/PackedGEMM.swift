@@ -164,7 +164,7 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     parallelFor(items, minChunk: serial ? items : 1) { i0, i1 in
         // Narrow tiles are computed here and copied out. Allocated once per chunk: per tile, the
         // allocation (a heap call: its size is not a constant) cost 15 % of a 96→24 convolution.
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mr * width)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(mr, 8) * width)
         defer { scratch.deallocate() }
         for item in i0..<i1 {
             let mb = item / w.panels, p = item % w.panels
@@ -189,11 +189,14 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                 // The 6-row tile splits a block evenly (49 rows: four tiles of 6 and five of 5, not eight of 6
                 // and one that costs six rows for one), as its kernel does only the rows it is given; the 8-row
                 // tile has no 5–7-row kernels and keeps full tiles.
-                let tiles = (r1 - r0 + mr - 1) / mr
+                // A last AVX2 panel with at most 8 valid columns takes 8-row tiles of one ymm per row.
+                let half = tile == .rows6x16 && cols <= 8
+                let tileRows = half ? 8 : mr
+                let tiles = (r1 - r0 + tileRows - 1) / tileRows
                 let even = tile == .rows6x16 && tiles > 1
                 var r = r0, t = 0
                 while r < r1 {
-                    let rows = even ? (r1 - r0) * (t + 1) / tiles - (r1 - r0) * t / tiles : min(mr, r1 - r)
+                    let rows = even ? (r1 - r0) * (t + 1) / tiles - (r1 - r0) * t / tiles : min(tileRows, r1 - r)
                     let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
                                                                : UnsafePointer(c + r * ldc + col0)
                     microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
@@ -221,22 +224,25 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
                b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
                out: UnsafeMutablePointer<Float>, ldo: Int, scratch t: UnsafeMutablePointer<Float>,
                prefetch: UnsafeRawPointer? = nil) {
-    let mr = tile.rows, width = tile.width
-    if cols % 16 == 0 {
-        kernel(tile, vectors: cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi,
-               bias: bias, out: out, ldo: ldo, prefetch: prefetch)
+    let width = tile.width
+    let half = tile == .rows6x16 && cols <= 8
+    if cols % 16 == 0 || (half && cols == 8) {
+        kernel(tile, vectors: half ? 0 : cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial,
+               ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
         return
     }
+    let mr = half ? 8 : tile.rows
     if let initial {
         t.initialize(repeating: 0, count: mr * width)
         for r in 0..<rows { (t + r * width).update(from: initial + r * ldi, count: cols) }
     }
     // Only the vectors that hold valid columns: an 8-column remainder costs one vector, not three.
-    kernel(tile, vectors: (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
+    kernel(tile, vectors: half ? 0 : (cols + 15) / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b,
            initial: initial == nil ? nil : UnsafePointer(t), ldi: width, bias: bias, out: t, ldo: width, prefetch: prefetch)
     for r in 0..<rows { (out + r * ldo).update(from: t + r * width, count: cols) }
 }
 
+/// The tile's kernel for `vectors` 16-lane vectors of columns per row (0: the AVX2 panel's first 8 columns only).
 @inline(__always)
 func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
             b: UnsafePointer<Float>, initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
@@ -252,6 +258,9 @@ func kernel(_ tile: GEMMTile, vectors: Int, kLen: Int, a: UnsafePointer<Float>, 
         kernel8(Row32.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
     case (.rows8x48, _):
         kernel8(Row16.self, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
+    case (.rows6x16, 0):
+        kernel8x8(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo,
+                  prefetch: prefetch)
     case (.rows6x16, _):
         kernel6x16(kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo,
                    prefetch: prefetch)
@@ -330,6 +339,16 @@ func kernel6x16(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: Unsa
     case 4: gemmTile(Row16.self, tileRows: 4, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
     default: gemmTile(Row16.self, tileRows: 3, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial, ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
     }
+}
+
+/// Up to 8 rows × the first 8 columns of a 16-wide AVX2 panel (the last panel of 24 or 40 outputs): one ymm
+/// accumulator per row, so eight rows keep both FMA pipes busy.
+@inline(never)
+func kernel8x8(kLen: Int, a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>,
+               initial: UnsafePointer<Float>?, ldi: Int, bias: UnsafePointer<Float>?,
+               out: UnsafeMutablePointer<Float>, ldo: Int, prefetch: UnsafeRawPointer?) {
+    gemmTile(Row8.self, tileRows: 8, panelWidth: 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial,
+             ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
 }
 
 /// The loop of the kernels above: `tileRows` rows of A, `a + r·lda`, against a panel `panelWidth` floats wide.

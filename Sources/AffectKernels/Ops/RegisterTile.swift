@@ -7,7 +7,8 @@ import Foundation
 //
 // Tile sizes, by the vector registers each target has:
 //   AVX-512  8 rows × 48 columns: 24 accumulators, 3 weight vectors and a broadcast in 32 zmm registers
-//   AVX2     6 rows × 16 columns: 12 ymm accumulators (a 16-lane vector is two), 2 weight halves, a broadcast
+//   AVX2     6 rows × 16 columns: 12 ymm accumulators (a 16-lane vector is two), 2 weight halves, a broadcast;
+//            8 rows × 8 columns for a last panel with at most 8 valid columns
 // and 4- (or 3-) row tiles for the last rows of a block, which would otherwise repeat a row of A for nothing.
 
 /// One row of a register tile: 1 to 3 accumulators of 16 lanes, and the panel vectors of one k step.
@@ -69,6 +70,25 @@ struct Row16: TileRow {
     @inline(__always) mutating func fma(_ a: Float, _ b: Vec) { v0 = v0.addingProduct(Vec(repeating: a), b) }
     @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { AffectKernels.store(v0, p) }
     @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) { v0 = AffectKernels.prelu(v0, load(s)) }
+}
+
+/// Half a 16-wide panel: the AVX2 GEMM's last columns when at most 8 remain (24 outputs: 16 + 8). One ymm
+/// accumulator per row, where `Row16` would spend a second FMA per row on the panel's zero padding.
+struct Row8: TileRow {
+    var v0: SIMD8<Float>
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func panel(_ p: UnsafePointer<Float>) -> SIMD8<Float> { load8(p) }
+    @inline(__always) init(_ i: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?) {
+        v0 = i.map { Row8.load8($0) } ?? SIMD8()
+        if let b { v0 += Row8.load8(b) }
+    }
+    @inline(__always) mutating func fma(_ a: Float, _ b: SIMD8<Float>) { v0 = v0.addingProduct(SIMD8(repeating: a), b) }
+    @inline(__always) func store(to p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v0, as: SIMD8<Float>.self) }
+    @inline(__always) mutating func prelu(_ s: UnsafePointer<Float>) {
+        v0 = v0.replacing(with: v0 * Row8.load8(s), where: v0 .< 0)
+    }
 }
 
 /// Up to eight rows of a register tile: each row's A pointer and accumulators.
