@@ -22,20 +22,27 @@ public enum MatrixProfile {
     }
 
     nonisolated(unsafe) public private(set) static var isEnabled = false
-    nonisolated(unsafe) static var totals: [String: Totals] = [:]
     nonisolated(unsafe) static var shapes: [Shape: Totals] = [:]
     static let lock = NSLock()
 
     /// Starts (or restarts) counting from zero.
     public static func enable() {
-        lock.lock(); totals = [:]; shapes = [:]; lock.unlock()
+        lock.lock(); shapes = [:]; lock.unlock()
         isEnabled = true
     }
 
     public static func disable() { isEnabled = false }
 
     /// What was counted since ``enable()``, by kind (`packed GEMM`, `OpenBLAS sgemm`).
-    public static var snapshot: [String: Totals] { lock.lock(); defer { lock.unlock() }; return totals }
+    public static var snapshot: [String: Totals] {
+        var totals: [String: Totals] = [:]
+        for (shape, t) in shapeSnapshot {
+            totals[shape.kind, default: Totals()].calls += t.calls
+            totals[shape.kind, default: Totals()].flops += t.flops
+            totals[shape.kind, default: Totals()].seconds += t.seconds
+        }
+        return totals
+    }
 
     /// The same, by shape: which layers of a model fall short of the kernel's rate.
     public static var shapeSnapshot: [Shape: Totals] { lock.lock(); defer { lock.unlock() }; return shapes }
@@ -46,9 +53,6 @@ public enum MatrixProfile {
         let seconds = Double(now() - start) / 1e9, flops = 2 * Double(m) * Double(n) * Double(k)
         let shape = Shape(kind: kind, m: m, n: n, k: k)
         lock.lock()
-        totals[kind, default: Totals()].calls += 1
-        totals[kind, default: Totals()].flops += flops
-        totals[kind, default: Totals()].seconds += seconds
         shapes[shape, default: Totals()].calls += 1
         shapes[shape, default: Totals()].flops += flops
         shapes[shape, default: Totals()].seconds += seconds

@@ -35,6 +35,9 @@ public enum GEMMTile: Sendable, CaseIterable {
 
     public var rows: Int { self == .rows8x48 ? 8 : 6 }
     public var width: Int { self == .rows8x48 ? 48 : 16 }
+    /// Whether a panel with `cols` valid columns runs the 8 × 8 AVX2 tile (one ymm per row) instead of this one.
+    func halfPanel(_ cols: Int) -> Bool { self == .rows6x16 && cols <= 8 }
+
     /// k steps per block. Blocking k to keep the panel slice in L1 measured slower here (64–512 steps: 145–155
     /// against 160–166 GFLOP/s on one core for 128 × 768 × 3072): the slice streams from L2 and the hardware
     /// prefetcher keeps up, while every extra block reloads and stores the tile of C. The AVX2 tile measured
@@ -190,8 +193,7 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
                 // and one that costs six rows for one), as its kernel does only the rows it is given; the 8-row
                 // tile has no 5–7-row kernels and keeps full tiles.
                 // A last AVX2 panel with at most 8 valid columns takes 8-row tiles of one ymm per row.
-                let half = tile == .rows6x16 && cols <= 8
-                let tileRows = half ? 8 : mr
+                let tileRows = tile.halfPanel(cols) ? 8 : mr
                 let tiles = (r1 - r0 + tileRows - 1) / tileRows
                 let even = tile == .rows6x16 && tiles > 1
                 var r = r0, t = 0
@@ -225,7 +227,7 @@ func microTile(_ tile: GEMMTile, kLen: Int, a: UnsafePointer<Float>, lda: Int, r
                out: UnsafeMutablePointer<Float>, ldo: Int, scratch t: UnsafeMutablePointer<Float>,
                prefetch: UnsafeRawPointer? = nil) {
     let width = tile.width
-    let half = tile == .rows6x16 && cols <= 8
+    let half = tile.halfPanel(cols)
     if cols % 16 == 0 || (half && cols == 8) {
         kernel(tile, vectors: half ? 0 : cols / 16, kLen: kLen, a: a, lda: lda, rows: rows, b: b, initial: initial,
                ldi: ldi, bias: bias, out: out, ldo: ldo, prefetch: prefetch)
