@@ -74,6 +74,18 @@ public enum Threading {
         return best
     }
 
+    /// Bytes of one core's L2 cache, which ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``
+    /// sizes its row blocks to: what the C library reports (`sysconf(_SC_LEVEL2_CACHE_SIZE)`), or 512 KB (Zen 3's,
+    /// the smallest L2 of the x86 servers this project is measured on) where it reports nothing.
+    /// `AFFECT_L2_CACHE_BYTES` overrides it, to measure a smaller cache's blocking on a machine with a larger one.
+    public static let l2CacheBytes: Int = {
+        if let text = getenv("AFFECT_L2_CACHE_BYTES").map({ String(cString: $0) }), let v = Int(text) {
+            return min(max(v, 64 << 10), 64 << 20)
+        }
+        let reported = sysconf(Int32(_SC_LEVEL2_CACHE_SIZE))
+        return reported >= 64 << 10 && reported <= 64 << 20 ? reported : 512 << 10
+    }()
+
     /// The OpenBLAS kernel set in use (e.g. `SkylakeX`, `Haswell`), after `upgradeBLASKernels()`.
     public static var blasCore: String {
         _ = threads

@@ -110,6 +110,38 @@ import AffectKernels
         }
     }
 
+    /// Row blocks: A's block fits in half the L2 where that leaves at least 48 rows, every block holds whole
+    /// tiles, and the blocks cover all rows with none empty.
+    @Test(arguments: GEMMTile.allCases)
+    func rowBlocksFitHalfTheL2(tile: GEMMTile) {
+        let kb = 1 << 10, mr = tile.rows
+        func blocks(_ m: Int, _ k: Int, panels: Int = 7, threads: Int = 1, l2: Int) -> (count: Int, rows: Int) {
+            tile.rowBlocks(m: m, k: k, panels: panels, threads: threads, l2CacheBytes: l2)
+        }
+        // EfficientNet-B0's 14×14 projection, A 196 × 672 floats (527 KB): whole with a 2 MB L2, split with 1 MB
+        // and 512 KB.
+        #expect(blocks(196, 672, l2: 2048 * kb).count == 1)
+        #expect(blocks(196, 672, l2: 1024 * kb).count == 2)
+        #expect(blocks(196, 672, l2: 512 * kb).count == 3)
+        // roberta-base's FFN output, k = 3072: 21 rows would fit 256 KB, too few; A streams from L3 in one block.
+        #expect(blocks(128, 3072, panels: 48, l2: 512 * kb).count == 1)
+        // Short rows: the 240-row bound alone.
+        #expect(blocks(1000, 64, l2: 1024 * kb).count == 5)
+        for m in [1, 5, 49, 196, 250, 784, 3136] {
+            for k in [16, 144, 672, 1152, 3072] {
+                for threads in [1, 2, 8] {
+                    for l2 in [256 * kb, 512 * kb, 1024 * kb, 2048 * kb] {
+                        let (count, rows) = blocks(m, k, threads: threads, l2: l2)
+                        let where_ = "m \(m) k \(k) threads \(threads) L2 \(l2 / kb) KB: \(count) × \(rows)"
+                        #expect(rows % mr == 0 && count * rows >= m && (count - 1) * rows < m, "\(where_)")
+                        let fitting = l2 / 2 / (4 * k)
+                        if fitting >= 48 { #expect(rows * k * 4 <= l2 / 2 + (mr - 1) * k * 4, "\(where_)") }
+                    }
+                }
+            }
+        }
+    }
+
     /// Threads split the work differently from one thread; the sums per element must not change.
     @Test func threadCountDoesNotChangeResults() {
         let c = Case(m: 130, n: 300, k: 200)

@@ -14,7 +14,8 @@ import CAffectInt8
 //                 vector loads of the packed panel, `rows` broadcasts of A, rows·width/16 FMAs
 //   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
 //                 M block passes over them
-//   M block       ≤ `mBlock` rows of A (mBlock × kBlock floats) stay in L2 across the panels
+//   M block       ≤ 240 rows of A, fewer where they would not fit in half the L2 (`GEMMTile.rowBlocks`), stay
+//                 in L2 across the panels
 //   threads       one work item per (M block, panel); each writes its own part of C
 
 /// The micro-kernel's tile: rows of C by output columns, sized to fill the vector register file.
@@ -44,6 +45,29 @@ public enum GEMMTile: Sendable, CaseIterable {
     /// the same on a Zen 4 (2026-12-06, haswell build): roberta-base at one thread took 242 ms with 512-step
     /// blocks, 244 with 256 and 232 unblocked, so it is not blocked below 4096 steps.
     var kBlock: Int { self == .rows8x48 ? 1024 : 4096 }
+
+    /// How ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)`` splits A's `m` rows of
+    /// `k` values over weights of `panels` panels: the number of row blocks and their height (a multiple of
+    /// ``rows``; the last block may be shorter, none is empty).
+    /// - At most ~240 rows a block, as even as possible.
+    /// - A's block is read again for every panel: as many rows as fit in half of `l2CacheBytes` (the rest holds
+    ///   the panel, the next one being prefetched, and C) stay there across the panels. With a 512 KB L2,
+    ///   EfficientNet-B0's 196 × 672 input (527 KB) did not. Where that would leave fewer than 48 rows (k above
+    ///   about 2700 with 512 KB), A streams from L3 instead: more blocks would stream the weights once per block.
+    /// - More blocks (down to two row tiles each) when there are too few panels for each of `threads` to take
+    ///   about four items: with two panels of 48 and 32 columns (80 outputs) and one block, one thread did 60 %
+    ///   of the work.
+    public func rowBlocks(m: Int, k: Int, panels: Int, threads: Int, l2CacheBytes: Int) -> (count: Int, rows: Int) {
+        guard m > 0 else { return (0, rows) }
+        var blocks = (m + 239) / 240
+        let l2Rows = l2CacheBytes / 2 / (4 * max(k, 1))
+        if l2Rows >= 48 { blocks = max(blocks, (m + l2Rows - 1) / l2Rows) }
+        if threads > 1 && blocks * panels < 4 * threads {
+            blocks = max(blocks, min((4 * threads + panels - 1) / panels, m / (2 * rows)))
+        }
+        let height = ((m + blocks - 1) / blocks + rows - 1) / rows * rows
+        return ((m + height - 1) / height, height)   // rounding the height up to whole tiles can leave a block empty
+    }
 }
 
 /// A `[n, k]` weight matrix (PyTorch's Linear layout) and its bias, repacked once for ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``.
@@ -149,13 +173,8 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     defer { if started != 0 { MatrixProfile.record("packed GEMM", m: m, n: w.n, k: w.k, since: started) } }
     precondition(w.groups == 1 || aGroupStride != 0 || m == 0, "packedGEMM: grouped weights need aGroupStride")
     let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k, n = w.n
-    // M blocks of at most ~240 rows (a multiple of the tile rows), as even as possible; more (down to two
-    // row tiles each) when there are too few panels for every thread to take about four items: with two
-    // panels of 48 and 32 columns (80 outputs) and one M block, one thread did 60 % of the work.
     let threads = Threading.threads
-    var mBlocks = (m + 239) / 240
-    if threads > 1 && mBlocks * w.panels < 4 * threads { mBlocks = max(mBlocks, min((4 * threads + w.panels - 1) / w.panels, m / (2 * mr))) }
-    let mBlock = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
+    let (mBlocks, mBlock) = tile.rowBlocks(m: m, k: k, panels: w.panels, threads: threads, l2CacheBytes: Threading.l2CacheBytes)
     // One work item per (M block, panel), claimed in turn by the threads. A is re-read for every panel
     // either way (the panel loop is outside the row loop); only C and the panel are per item.
     let items = mBlocks * w.panels
