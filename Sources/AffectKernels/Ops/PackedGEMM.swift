@@ -14,8 +14,8 @@ import CAffectInt8
 //                 vector loads of the packed panel, `rows` broadcasts of A, rows·width/16 FMAs
 //   k block       `kBlock` steps of one panel (up to 1024 × 48 floats, in L2) while every row tile of the
 //                 M block passes over them
-//   M block       ≤ 240 rows of A, fewer where they would not fit in half the L2 (`GEMMTile.rowBlocks`), stay
-//                 in L2 across the panels
+//   M block       rows of A that stay in L2 across the panels: at most 240, fewer where they would not fit in
+//                 half the L2 (`GEMMTile.rowBlocks`)
 //   threads       one work item per (M block, panel); each writes its own part of C
 
 /// The micro-kernel's tile: rows of C by output columns, sized to fill the vector register file.
