@@ -10,6 +10,8 @@
              --markdown BENCHMARKS.md (write the table as this CPU's section, `## CPU: <model name> (<vector
              flags>), build AFFECT_TARGET_CPU=<target>`: the same CPU and build is replaced, other CPUs' sections,
              the introduction and the notes from "## What the profiles showed" on are kept)
+             --memory-pressure (with --threads 1: every engine on CPU 0 while Tools/memhog/memhog.c streams two
+             256 MB buffers on the last CPU; how much an engine loses when the L3 and memory are shared)
              --avx2-only (every engine, the sgemm ceiling included, sees a CPU without AVX-512, AMX or AVX-VNNI:
              Tools/avx2only/avx2only.c, preloaded, masks what `cpuid` reports; needs the `cpuid_fault` CPU flag.
              With AFFECT_BIN set to a haswell build this compares AVX2 kernels with AVX2 kernels on an AVX-512 host)
@@ -57,6 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from affect_tools.avx2only import MASKED as AVX2_ONLY, mask_avx512  # noqa: E402
+from affect_tools.memhog import ACTIVE as MEMORY_PRESSURE, start_memory_pressure  # noqa: E402
 from affect_tools.timing import median_time  # noqa: E402
 
 # AFFECT_BIN: another build of ours, e.g. one made with AFFECT_TARGET_CPU=haswell in its own scratch path (set
@@ -516,7 +519,8 @@ def report(rows, args, argv, load_before):
     target = os.environ.get("AFFECT_TARGET_CPU", "native")
     threads = sorted({r.threads for r in rows})
     ceilings = ", ".join(f"{t} thread{'s' if t > 1 else ''} {c:.1f}" for t, c in sorted(args.ceilings.items()))
-    title = f"{CPU_SECTION}{cpu_name()} ({cpu_flags()}), build `AFFECT_TARGET_CPU={target}`"
+    pressure = ", under memory pressure (Tools/memhog)" if MEMORY_PRESSURE[0] else ""
+    title = f"{CPU_SECTION}{cpu_name()} ({cpu_flags()}){pressure}, build `AFFECT_TARGET_CPU={target}`"
     lines = [
         title,
         "",
@@ -534,6 +538,8 @@ def report(rows, args, argv, load_before):
         f"{BLAS_CORE[0]} kernels), GFLOP/s: {ceilings}",
         *([f"- Every engine ran under `{' '.join(PRIORITY)}` (SCHED_FIFO): other processes on the machine could not"
            " preempt it"] if PRIORITY else []),
+        *(["- Under memory pressure: every engine pinned to CPU 0 while Tools/memhog streamed two 256 MB buffers on the"
+           " last CPU (L3 and memory bandwidth shared, as on a busy host)"] if MEMORY_PRESSURE[0] else []),
         "- Ratios below 1 mean we are faster. Peak RSS is the whole process (runtime, weights, activations).",
         "- Matrix products: `affect bench --profile`, the FLOPs of every packed-weight GEMM and OpenBLAS sgemm call in"
         " the timed passes over the wall time of those calls (threads, epilogues and hand-off included).",
@@ -631,9 +637,15 @@ def main():
                         "other work cannot preempt the timed engine; needs root or CAP_SYS_NICE)")
     p.add_argument("--avx2-only", action="store_true",
                    help="mask AVX-512, AMX and AVX-VNNI from every engine's `cpuid` (Tools/avx2only)")
+    p.add_argument("--memory-pressure", action="store_true",
+                   help="time every engine on CPU 0 while Tools/memhog streams memory on the last CPU (one thread)")
     args = p.parse_args()
     if args.alternate < 1:
         p.error("--alternate needs N ≥ 1")
+    if args.memory_pressure:  # first: the hog is built and runs without the AVX2 mask's preload
+        if str(args.threads) != "1":
+            p.error("--memory-pressure times one thread (the other core runs the hog): use --threads 1")
+        start_memory_pressure()
     if args.avx2_only:
         mask_avx512()
     if args.fifo:

@@ -77,7 +77,7 @@ import AffectKernels
     /// The expansion fused into the depthwise layer (ExpandDepthwise.swift) gives the very floats of the two
     /// layers run in turn, and the definition's within rounding: 3×3 and 5×5, stride 1 and 2, TF "SAME" and
     /// symmetric padding, 1 to 4 threads (3 threads cut both images' row ranges mid-image), float32 and int8
-    /// expansions. Maps too small for it take the unfused path.
+    /// expansions, large maps (rows expanded into a ring) and small ones (tiles filled panel by panel).
     @Test(arguments: [(k: 3, stride: 1), (k: 3, stride: 2), (k: 5, stride: 1), (k: 5, stride: 2)])
     func expansionFusedIntoDepthwise(_ p: (k: Int, stride: Int)) {
         let (cin, mid) = (24, 48)
@@ -100,14 +100,34 @@ import AffectKernels
                 expectClose(means, globalAveragePool(ref), "fused means \(p) \(padding)")
             }
         }
-        let small = tensor([1, 12, 12, cin], seed: 25)
+        // Small maps take the tiled form (one image and weight panel at a time), float32 only: 12 × 12 and 9 × 9
+        // (whose last columns run as vertical blocks where a block is 8 pixels), 48 and 400 channels (400: nine
+        // AVX-512 panels, the last of 16 columns, enough for four threads), two images.
+        for (side, channels) in [(12, mid), (9, 400)] {
+            let small = tensor([2, side, side, cin], seed: 25)
+            let e = Conv2D(weight: tensor([channels, cin, 1, 1], seed: 28), bias: tensor([channels], seed: 29), activation: .silu)
+            let conv = Conv2D(weight: tensor([channels, 1, p.k, p.k], seed: 30), bias: tensor([channels], seed: 31),
+                              stride: (p.stride, p.stride), padding: .tfSame, groups: channels, activation: .silu)
+            acrossThreadCounts { threads in
+                // Fused wherever each thread has four (image, panel) items: 48 channels are one AVX-512 panel.
+                let panels = (channels + GEMMTile.native.width - 1) / GEMMTile.native.width
+                #expect(conv.fusesExpansion(e, height: side, width: side, batch: 2) == (threads == 1 || 2 * panels >= 4 * threads),
+                        "small map \(side), \(threads) threads")
+                let (y, means) = conv.depthwiseWithMeans(small, expandedBy: e)
+                let (y2, means2) = conv.depthwiseWithMeans(e(small))
+                #expect(y.shape == y2.shape && y.array == y2.array, "small map \(side) \(p), \(threads) threads: not the unfused floats")
+                #expect(means.array == means2.array, "small map \(side) means \(p), \(threads) threads")
+                #expect(conv(small, expandedBy: e).array == y2.array, "small map \(side) without means \(p), \(threads) threads")
+            }
+        }
         let conv = Conv2D(weight: dw, bias: db, stride: (p.stride, p.stride), padding: .tfSame, groups: mid, activation: .silu)
-        #expect(!conv.fusesExpansion(expand, height: 12, width: 12), "a small map goes to the tiled kernel")
-        expectClose(conv.depthwiseWithMeans(small, expandedBy: expand).output, conv(expand(small)), "small map \(p)")
-        expectClose(conv(small, expandedBy: expand), conv(expand(small)), "small map without means \(p)")
-        // An int8 expansion (64 input channels: int8 reduces over at least 64) fuses too, with the same floats.
+        // An int8 expansion (64 input channels: int8 reduces over at least 64) fuses on large maps, with the same
+        // floats, and runs unfused on small ones.
         let int8 = Conv2D(weight: tensor([mid, 64, 1, 1], seed: 26), bias: eb, activation: .silu, precision: .int8)
         #expect(int8.precision == .int8 && conv.fusesExpansion(int8, height: 30, width: 31))
+        #expect(!conv.fusesExpansion(int8, height: 12, width: 12))
+        let small64 = tensor([1, 12, 12, 64], seed: 32)
+        #expect(conv.depthwiseWithMeans(small64, expandedBy: int8).output.array == conv.depthwiseWithMeans(int8(small64)).output.array)
         let x64 = tensor([2, 30, 31, 64], seed: 27)
         acrossThreadCounts { threads in
             #expect(conv.depthwiseWithMeans(x64, expandedBy: int8).output.array == conv.depthwiseWithMeans(int8(x64)).output.array,

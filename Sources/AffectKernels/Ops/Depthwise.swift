@@ -270,8 +270,44 @@ extension Conv2D {
     func depthwiseTiled(_ x: Tensor, _ out: Tensor, padTop: Int, padLeft: Int, vact: VectorActivation,
                         means: UnsafeMutablePointer<Float>?) {
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (out.shape[1], out.shape[2])
-        let k = kernel.h, s = stride.h
+        let tiles = DepthwiseTiles(self, height: h, width: w, channels: c, padTop: padTop, padLeft: padLeft,
+                                   out: out.data, vact: vact, means: means)
+        let blocks = c / 16
+        let src = UnsafePointer(x.data)
+        parallelFor(n * blocks, minChunk: 1) { i0, i1 in
+            let scratch = tiles.scratch()
+            defer { scratch.deallocate() }
+            for item in i0..<i1 {
+                let img = item / blocks, cb = (item % blocks) &* 16
+                tiles.run(image: img, channels: cb, from: src + img &* h &* w &* c + cb, pixelStride: c, scratch)
+            }
+        }
+    }
+}
+
+/// The tiled depthwise kernel's layout (``Conv2D/depthwiseTiled(_:_:padTop:padLeft:vact:means:)``) and its
+/// work item, one image's block of 16 channels, shared with the fused expansion (ExpandDepthwise.swift), which
+/// hands each block over from its own output rather than from a whole input map.
+struct DepthwiseTiles {
+    let h: Int, w: Int, c: Int, oh: Int, ow: Int, k: Int, s: Int, padTop: Int, padLeft: Int
+    /// Tile rows and columns.
+    let th: Int, tw: Int
+    /// Output pixels per block, the columns run as rows of blocks, and where those rows end.
+    let pb: Int, fullColumns: Int, rowEnd: Int
+    /// Whether the last `ow % pb` columns run as vertical blocks.
+    let vertical: Bool
+    let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    let out: UnsafeMutablePointer<Float>
+    let vact: VectorActivation
+    let means: UnsafeMutablePointer<Float>?
+
+    /// The layout of `conv` (an unrolled depthwise layer) over `height` × `width` maps of `channels` channels,
+    /// writing `out` (`[N, H', W', C]`) and, if given, each output row's channel sums to `means` (`[N·H', C]`).
+    init(_ conv: Conv2D, height h: Int, width w: Int, channels c: Int, padTop: Int, padLeft: Int,
+         out: UnsafeMutablePointer<Float>, vact: VectorActivation, means: UnsafeMutablePointer<Float>?) {
+        let geo = conv.geometry(height: h, width: w)
+        let (oh, ow) = (geo.height, geo.width)
+        let k = conv.kernel.h, s = conv.stride.h
         // Pixels go eight at a time (eight independent FMA chains); the last block's extra pixels read the
         // tile's zero columns past the map and are not stored. A width that is not a multiple of eight
         // (EfficientNet-B2's 9, 17 and 33) leaves a remainder that costs a whole block on every row: when
@@ -282,82 +318,98 @@ extension Conv2D {
         let fullColumns = ow / pb * pb, rest = ow - fullColumns
         let vertical = rest > 0 && fullColumns > 0
             && oh * (fullColumns / pb) + rest * ((oh + pb - 1) / pb) < oh * ((ow + pb - 1) / pb)
-        let th = ((vertical ? (oh + pb - 1) / pb * pb : oh) - 1) * s + k, tw = ((ow + pb - 1) / pb * pb - 1) * s + k
-        let rowEnd = vertical ? fullColumns : ow
-        let blocks = c / 16
-        let src = UnsafePointer(x.data), dst = out.data, wt = UnsafePointer(packed.data)
-        let b = bias.map { UnsafePointer($0.data) }
-        parallelFor(n * blocks, minChunk: 1) { i0, i1 in
-            // The padding is the same for every item: zeroed once per chunk (only the padding: zeroing the
-            // whole tile cost as much as the convolution for a 3×3/2 over 28×28×240), and each item copies
-            // only its map in.
-            let tile = UnsafeMutablePointer<Float>.allocate(capacity: th * tw * 16)
-            let rows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: k)
-            let transposed = UnsafeMutablePointer<Float>.allocate(capacity: k * k * 16)
-            defer { tile.deallocate(); rows.deallocate(); transposed.deallocate() }
-            let copyRows = min(h, th - padTop), copyCols = min(w, tw - padLeft)
-            tile.initialize(repeating: 0, count: padTop * tw * 16)
-            (tile + (padTop + copyRows) * tw * 16).initialize(repeating: 0, count: (th - padTop - copyRows) * tw * 16)
-            for iy in padTop..<(padTop + copyRows) {
-                let line = tile + iy * tw * 16
-                line.initialize(repeating: 0, count: padLeft * 16)
-                (line + (padLeft + copyCols) * 16).initialize(repeating: 0, count: (tw - padLeft - copyCols) * 16)
+        (self.h, self.w, self.c, self.oh, self.ow, self.k, self.s) = (h, w, c, oh, ow, k, s)
+        (self.padTop, self.padLeft) = (padTop, padLeft)
+        th = ((vertical ? (oh + pb - 1) / pb * pb : oh) - 1) * s + k
+        tw = ((ow + pb - 1) / pb * pb - 1) * s + k
+        (self.pb, self.fullColumns, self.rowEnd, self.vertical) = (pb, fullColumns, vertical ? fullColumns : ow, vertical)
+        weights = UnsafePointer(conv.packed.data)
+        bias = conv.bias.map { UnsafePointer($0.data) }
+        (self.out, self.vact, self.means) = (out, vact, means)
+    }
+
+    /// A thread's buffers: the tile, the window's row pointers and the transposed weights.
+    struct Scratch {
+        let tile: UnsafeMutablePointer<Float>
+        let rows: UnsafeMutablePointer<UnsafePointer<Float>>
+        let transposed: UnsafeMutablePointer<Float>
+        func deallocate() { tile.deallocate(); rows.deallocate(); transposed.deallocate() }
+    }
+
+    /// A thread's buffers with the tile's padding zeroed. The padding is the same for every item: zeroed once
+    /// per thread (only the padding: zeroing the whole tile cost as much as the convolution for a 3×3/2 over
+    /// 28×28×240), and each item copies only its map in.
+    func scratch() -> Scratch {
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: th * tw * 16)
+        let copyRows = min(h, th - padTop), copyCols = min(w, tw - padLeft)
+        tile.initialize(repeating: 0, count: padTop * tw * 16)
+        (tile + (padTop + copyRows) * tw * 16).initialize(repeating: 0, count: (th - padTop - copyRows) * tw * 16)
+        for iy in padTop..<(padTop + copyRows) {
+            let line = tile + iy * tw * 16
+            line.initialize(repeating: 0, count: padLeft * 16)
+            (line + (padLeft + copyCols) * 16).initialize(repeating: 0, count: (tw - padLeft - copyCols) * 16)
+        }
+        return Scratch(tile: tile, rows: .allocate(capacity: k), transposed: .allocate(capacity: k * k * 16))
+    }
+
+    /// Image `img`'s output channels `cb ..< cb + 16`, from its input map at `from`: pixel (y, x)'s 16 channels
+    /// at `from + (y·w + x)·pixelStride`.
+    @inline(__always)
+    func run(image img: Int, channels cb: Int, from image: UnsafePointer<Float>, pixelStride ps: Int, _ b: Scratch) {
+        let (tile, rows, transposed) = (b.tile, b.rows, b.transposed)
+        let (k, s, oh, ow, c, tw) = (self.k, self.s, self.oh, self.ow, self.c, self.tw)
+        let (vact, wt, dst) = (self.vact, weights, out)
+        let copyRows = min(h, th - padTop), copyCols = min(w, tw - padLeft)
+        for iy in 0..<copyRows {
+            let from = image + iy &* w &* ps, to = tile + ((iy &+ padTop) &* tw &+ padLeft) &* 16
+            for ix in 0..<copyCols { store(load(from + ix &* ps), to + ix &* 16) }
+        }
+        let bv = bias.map { load($0 + cb) } ?? Vec()
+        let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
+        for oy in 0..<oh {
+            for i in 0..<k { rows[i] = UnsafePointer(tile + (oy &* s &+ i) &* tw &* 16) }
+            let row = DepthwiseRow(rows: rows, weights: wt + cb, c: 16, weightStride: c, bias: bv)
+            let r: Int = img &* oh &+ oy
+            let outRow = dst + (r &* ow &* c &+ cb)
+            var sum = Vec()
+            var ox = 0
+            while ox < rowEnd {
+                let count = min(pb, rowEnd - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
+                switch (k, s) {
+                case (3, 1): row.block(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                case (3, 2): row.block(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                case (5, 1): row.block(k: 5, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                default: row.block(k: 5, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
+                }
+                ox &+= pb
             }
-            for item in i0..<i1 {
-                let img = item / blocks, cb = (item % blocks) &* 16
-                let image = src + img &* h &* w &* c + cb
-                for iy in 0..<copyRows {
-                    let from = image + iy &* w &* c, to = tile + ((iy &+ padTop) &* tw &+ padLeft) &* 16
-                    for ix in 0..<copyCols { store(load(from + ix &* c), to + ix &* 16) }
+            if let m = means { store(sum, m + (r &* c &+ cb)) }
+        }
+        guard vertical else { return }
+        // Window row i of a vertical block is tile column ox·s + i; its taps step down the tile.
+        for i in 0..<k {
+            for j in 0..<k {
+                let from: Int = (j &* k &+ i) &* c &+ cb, to: Int = (i &* k &+ j) &* 16
+                store(load(wt + from), transposed + to)
+            }
+        }
+        for ox in fullColumns..<ow {
+            for i in 0..<k { rows[i] = UnsafePointer(tile + (ox &* s &+ i) &* 16) }
+            let column = DepthwiseRow(rows: rows, weights: transposed, c: tw &* 16, weightStride: 16, bias: bv)
+            var oy = 0
+            while oy < oh {
+                let count = min(pb, oh - oy), r = img &* oh &+ oy, y0 = oy &* s &* tw &* 16
+                let o = dst + ((r &* ow &+ ox) &* c &+ cb)
+                var sum = Vec()
+                switch (k, s) {
+                case (3, 1): column.block(k: 3, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                case (3, 2): column.block(k: 3, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                case (5, 1): column.block(k: 5, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
+                default: column.block(k: 5, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
                 }
-                let bv = b.map { load($0 + cb) } ?? Vec()
-                let slope = vact.slopes.map { load($0 + cb) } ?? Vec()
-                for oy in 0..<oh {
-                    for i in 0..<k { rows[i] = UnsafePointer(tile + (oy &* s &+ i) &* tw &* 16) }
-                    let row = DepthwiseRow(rows: rows, weights: wt + cb, c: 16, weightStride: c, bias: bv)
-                    let r: Int = img &* oh &+ oy
-                    let outRow = dst + (r &* ow &* c &+ cb)
-                    var sum = Vec()
-                    var ox = 0
-                    while ox < rowEnd {
-                        let count = min(pb, rowEnd - ox), o = outRow + ox &* c, x0 = ox &* s &* 16
-                        switch (k, s) {
-                        case (3, 1): row.block(k: 3, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (3, 2): row.block(k: 3, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        case (5, 1): row.block(k: 5, s: 1, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        default: row.block(k: 5, s: 2, at: x0, count: count, out: o, outStride: c, vact, slope, &sum)
-                        }
-                        ox &+= pb
-                    }
-                    if let m = means { store(sum, m + (r &* c &+ cb)) }
-                }
-                guard vertical else { continue }
-                // Window row i of a vertical block is tile column ox·s + i; its taps step down the tile.
-                for i in 0..<k {
-                    for j in 0..<k {
-                        let from: Int = (j &* k &+ i) &* c &+ cb, to: Int = (i &* k &+ j) &* 16
-                        store(load(wt + from), transposed + to)
-                    }
-                }
-                for ox in fullColumns..<ow {
-                    for i in 0..<k { rows[i] = UnsafePointer(tile + (ox &* s &+ i) &* 16) }
-                    let column = DepthwiseRow(rows: rows, weights: transposed, c: tw &* 16, weightStride: 16, bias: bv)
-                    var oy = 0
-                    while oy < oh {
-                        let count = min(pb, oh - oy), r = img &* oh &+ oy, y0 = oy &* s &* tw &* 16
-                        let o = dst + ((r &* ow &+ ox) &* c &+ cb)
-                        var sum = Vec()
-                        switch (k, s) {
-                        case (3, 1): column.block(k: 3, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        case (3, 2): column.block(k: 3, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        case (5, 1): column.block(k: 5, s: 1, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        default: column.block(k: 5, s: 2, at: y0, count: count, out: o, outStride: ow &* c, vact, slope, &sum)
-                        }
-                        // The image's channel sums only need each pixel once: this block's go to its first row.
-                        if let m = means { let p = m + (r &* c &+ cb); store(load(p) + sum, p) }
-                        oy &+= pb
-                    }
-                }
+                // The image's channel sums only need each pixel once: this block's go to its first row.
+                if let m = means { let p = m + (r &* c &+ cb); store(load(p) + sum, p) }
+                oy &+= pb
             }
         }
     }

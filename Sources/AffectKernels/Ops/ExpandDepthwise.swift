@@ -2,26 +2,47 @@
 /// that reads it.
 ///
 /// Unfused, the expansion writes its whole output (EfficientNet-B0's second block: 112 × 112 × 96 floats,
-/// 4.8 MB, past L2) and the depthwise layer reads it back from memory. Here each thread walks its own range of
-/// output rows and expands only the input rows its windows need into a ring of `(band − 1)·s + k` rows (a few
-/// hundred KB, in L2), `band` output rows at a time so that each expansion is a product of at least ~240 pixels;
-/// rows shared by consecutive bands stay in the ring and are expanded once. Only the first band of each
-/// thread's range expands rows a neighbouring range also expands (`k − s` rows per thread).
+/// 4.8 MB, past L2) and the depthwise layer reads it back from memory. Two fused forms, by map size:
+/// - Large maps (the row-split unrolled kernel): each thread walks its own range of output rows and expands only
+///   the input rows its windows need into a ring of `(band − 1)·s + k` rows (a few hundred KB, in L2), `band`
+///   output rows at a time so that each expansion is a product of at least ~240 pixels; rows shared by
+///   consecutive bands stay in the ring and are expanded once. Only the first band of each thread's range
+///   expands rows a neighbouring range also expands (`k − s` rows per thread).
+/// - Small maps (the tiled kernel, 28 × 28 and below): each work item is one image and one panel of the
+///   expansion's packed weights (16 channels with AVX2, 48 with AVX-512). The panel's columns are computed for
+///   the whole map into a buffer of the thread's own, and each 16 of them go straight into the depthwise tile.
+///   The expansion's output (EfficientNet-B0: 4.8 MB over its 12 small-map blocks, each up to 752 KB, more than
+///   a Zen 3's 512 KB L2) is never written whole, and the tile is filled from a dense buffer, not gathered
+///   16 channels at a time from rows of hundreds. Float32 expansions only (the int8 product quantises whole
+///   rows of pixels).
 ///
 /// The arithmetic is the unfused layers' own: the packed GEMM (or, at ``Precision/int8``, the int8 product, which
 /// quantises each pixel on its own) with its bias and activation epilogue over the same pixels, and the unrolled
-/// depthwise row kernel over the same rows, so the results are the same floats.
+/// depthwise kernels over the same windows, so the results are the same floats.
 extension Conv2D {
-    /// Whether ``depthwiseWithMeans(_:expandedBy:)`` runs fused for this pair on an input of `height` × `width`:
-    /// a packed expansion (float32 or int8) feeding an unrolled depthwise layer (3×3 or 5×5, stride 1 or 2, channels a
-    /// multiple of 16, an activation with a vector form) on a map too large for the tiled small-map kernel.
-    public func fusesExpansion(_ expand: Conv2D, height: Int, width: Int) -> Bool {
+    /// Whether ``depthwiseWithMeans(_:expandedBy:)`` runs fused for this pair on `batch` inputs of `height` ×
+    /// `width`: a packed expansion feeding an unrolled depthwise layer (3×3 or 5×5, stride 1 or 2, channels a
+    /// multiple of 16, an activation with a vector form), float32 or int8 on a large map, float32 on a small one
+    /// where there are enough work items for the threads (``Threading/threads``).
+    public func fusesExpansion(_ expand: Conv2D, height: Int, width: Int, batch: Int = 1) -> Bool {
         guard expand.kind == .pointwisePacked, expand.outChannels == inChannels,
               kind == .depthwise(narrow: false, unrolled: true), inChannels % 16 == 0,
               !activation.needsRowPass else { return false }
         let geo = geometry(height: height, width: width)
-        return geo.height > 0 && geo.width > 0
-            && !Self.tiledDepthwise(outputPixels: geo.height * geo.width, stride: stride.h, channels: outChannels)
+        guard geo.height > 0 && geo.width > 0 else { return false }
+        guard tilesExpansion(height: height, width: width) else { return true }
+        guard let gemm = expand.gemm, gemm.groups == 1 else { return false }
+        // One work item per image and panel. With fewer than four per thread (AVX-512's 48-wide panels over
+        // 240 channels at batch 1: five items), the threads' shares differ by a fifth or more, where the unfused
+        // layers split finer.
+        let threads = Threading.threads
+        return threads == 1 || batch * gemm.panels >= 4 * threads
+    }
+
+    /// Whether a fused expansion over `height` × `width` takes the small-map (tiled) form.
+    private func tilesExpansion(height: Int, width: Int) -> Bool {
+        let geo = geometry(height: height, width: width)
+        return Self.tiledDepthwise(outputPixels: geo.height * geo.width, stride: stride.h, channels: outChannels)
     }
 
     /// `self(expand(x))` and the per-image channel means of that output (`[N, C]`, the squeeze of a following
@@ -32,7 +53,8 @@ extension Conv2D {
         guard fusesExpansion(expand, input: x) else { return depthwiseWithMeans(expand(x)) }
         let geo = geometry(height: x.shape[1], width: x.shape[2])
         let rowSums = Tensor(uninitialized: [x.shape[0] * geo.height, outChannels])
-        let out = expandedDepthwise(x, expand, rowSums: rowSums.data)
+        let out = tilesExpansion(height: x.shape[1], width: x.shape[2])
+            ? expandedTiles(x, expand, rowSums: rowSums.data) : expandedDepthwise(x, expand, rowSums: rowSums.data)
         let means = Tensor.zeros([x.shape[0], outChannels])
         Self.reduceRowSums(rowSums, into: means, rowsPerImage: geo.height, pixelsPerImage: geo.height * geo.width)
         return (out, means)
@@ -41,13 +63,15 @@ extension Conv2D {
     /// `self(expand(x))`, fused as ``depthwiseWithMeans(_:expandedBy:)`` where it can be (an inverted residual
     /// block without squeeze-and-excitation: MobileViT's MobileNetV2 blocks).
     public func callAsFunction(_ x: Tensor, expandedBy expand: Conv2D) -> Tensor {
-        fusesExpansion(expand, input: x) ? expandedDepthwise(x, expand, rowSums: nil) : self(expand(x))
+        guard fusesExpansion(expand, input: x) else { return self(expand(x)) }
+        return tilesExpansion(height: x.shape[1], width: x.shape[2])
+            ? expandedTiles(x, expand, rowSums: nil) : expandedDepthwise(x, expand, rowSums: nil)
     }
 
     private func fusesExpansion(_ expand: Conv2D, input x: Tensor) -> Bool {
         precondition(x.rank == 4 && x.shape[3] == expand.inChannels,
                      "Conv2D expects NHWC with \(expand.inChannels) channels, got \(x.shape)")
-        return fusesExpansion(expand, height: x.shape[1], width: x.shape[2])
+        return fusesExpansion(expand, height: x.shape[1], width: x.shape[2], batch: x.shape[0])
     }
 
     /// The fused pass; `rowSums` (`[N·H', C]`), if given, receives each output row's channel sums.
@@ -117,6 +141,50 @@ extension Conv2D {
             }
         }
         withExtendedLifetime(zeros) {}
+        return out
+    }
+
+    /// The small-map fused pass (float32 expansion): one work item per image and panel of the expansion's
+    /// packed weights; `rowSums` (`[N·H', C]`), if given, receives each output row's channel sums.
+    private func expandedTiles(_ x: Tensor, _ expand: Conv2D, rowSums: UnsafeMutablePointer<Float>?) -> Tensor {
+        let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let c = outChannels
+        let geo = geometry(height: h, width: w)
+        let out = Tensor(uninitialized: [n, geo.height, geo.width, c])
+        let gemm = expand.gemm!
+        let tiles = DepthwiseTiles(self, height: h, width: w, channels: c, padTop: geo.padTop, padLeft: geo.padLeft,
+                                   out: out.data, vact: VectorActivation(activation), means: rowSums)
+        let panels = gemm.panels, width = gemm.tile.width, pixels = h * w
+        // The panel's columns for one image, in blocks of rows that stay in L1 for the epilogue (as packedGEMM's).
+        let (blocks, blockRows) = gemm.tile.rowBlocks(m: pixels, k: cin, panels: 1, threads: 1,
+                                                      l2CacheBytes: Threading.l2CacheBytes)
+        let src = UnsafePointer(x.data)
+        let activation = expand.activation
+        parallelFor(n * panels, minChunk: 1) { i0, i1 in
+            let scratch = tiles.scratch()
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: pixels * width)
+            let gemmScratch = UnsafeMutablePointer<Float>.allocate(capacity: max(gemm.tile.rows, 8) * width)
+            defer { scratch.deallocate(); columns.deallocate(); gemmScratch.deallocate() }
+            for item in i0..<i1 {
+                let img = item / panels, p = item % panels
+                let a = src + img * pixels * cin
+                let next = item + 1 < i1 ? (item + 1) % panels : -1
+                let (col0, cols) = gemm.columns(ofPanel: p)
+                let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
+                for block in 0..<blocks {
+                    let rows = block * blockRows..<min(pixels, (block + 1) * blockRows)
+                    packedGEMMPanel(p, rows: rows, a: a, lda: cin, weights: gemm, residual: nil, ldr: 0, c: columns,
+                                    ldc: width, activation: activation, prefetching: block == blocks - 1 ? next : -1,
+                                    scratch: gemmScratch)
+                }
+                if started != 0 { MatrixProfile.record("packed GEMM", m: pixels, n: cols, k: cin, since: started) }
+                var j = 0
+                while j < cols {
+                    tiles.run(image: img, channels: col0 + j, from: columns + j, pixelStride: width, scratch)
+                    j += 16
+                }
+            }
+        }
         return out
     }
 }

@@ -178,7 +178,6 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
     // One work item per (M block, panel), claimed in turn by the threads. A is re-read for every panel
     // either way (the panel loop is outside the row loop); only C and the panel are per item.
     let items = mBlocks * w.panels
-    let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
     // Small products stay on one thread, unless their weights are large enough that streaming them (a
     // squeeze-and-excitation layer at m = 1) is worth two cores.
     let work = Double(m) * Double(n) * Double(k)
@@ -192,49 +191,71 @@ public func packedGEMM(m: Int, a: UnsafePointer<Float>, lda: Int, weights w: Pac
             let mb = item / w.panels, p = item % w.panels
             let r0 = mb * mBlock, r1 = min(m, r0 + mBlock)
             guard r0 < r1 else { continue }
-            let (col0, cols) = w.columns(ofPanel: p)
-            let a = a + (p / w.panelsPerGroup) * aGroupStride
-            // The panel this chunk takes next, if another: row tile t prefetches it from its line
-            // `lines·t/tiles` on, one line per k step, so it arrives while this one is in use. Without, the first
-            // row tile over a panel waited for it from L3 or memory: a 7×7 layer at batch 1 has 9 row tiles per
-            // panel, and a model's weights are not in L2 (AVX2 tile, EfficientNet-B0 at one thread: 5 % faster;
-            // a burst of the tile's share before each tile helped AVX2 as much and cost AVX-512 3 %).
+            let col0 = w.columns(ofPanel: p).first
+            // The panel this chunk takes next, if another, is prefetched meanwhile.
             let nextPanel = item + 1 < i1 && (item + 1) % w.panels != p ? (item + 1) % w.panels : -1
-            var k0 = 0
-            while k0 < k {
-                let kLen = min(tile.kBlock, k - k0)
-                let first = k0 == 0
-                let b = panelData + p * k * width + k0 * width
-                let nextB = nextPanel >= 0 ? UnsafeRawPointer(panelData + nextPanel * k * width + k0 * width) : nil
-                let lines = kLen * width / 16
-                let tileBias = first ? bias.map { $0 + col0 } : nil
-                // The 6-row tile splits a block evenly (49 rows: four tiles of 6 and five of 5, not eight of 6
-                // and one that costs six rows for one), as its kernel does only the rows it is given; the 8-row
-                // tile has no 5–7-row kernels and keeps full tiles.
-                // A last AVX2 panel with at most 8 valid columns takes 8-row tiles of one ymm per row.
-                let tileRows = tile.halfPanel(cols) ? 8 : mr
-                let tiles = (r1 - r0 + tileRows - 1) / tileRows
-                let even = tile == .rows6x16 && tiles > 1
-                var r = r0, t = 0
-                while r < r1 {
-                    let rows = even ? (r1 - r0) * (t + 1) / tiles - (r1 - r0) * t / tiles : min(tileRows, r1 - r)
-                    let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr + col0 }
-                                                               : UnsafePointer(c + r * ldc + col0)
-                    microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
-                              initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
-                              out: c + r * ldc + col0, ldo: ldc, scratch: scratch,
-                              prefetch: nextB.map { $0 + 64 * (lines * t / tiles) })
-                    r += rows
-                    t += 1
-                }
-                k0 += kLen
-            }
-            // The activation over the block's finished columns (at most 240 rows of one panel: 15 KB with AVX2's
-            // 16-wide panels, still in L1), in one loop: per 6×16 tile, SiLU's long dependency chains ran six at a
-            // time between kernel calls, and this epilogue took a fifth of EfficientNet-B0's matrix-product time.
-            epilogue(activation, c + r0 * ldc + col0, ldo: ldc, rows: r1 - r0, cols: cols, firstColumn: col0)
+            packedGEMMPanel(p, rows: r0..<r1, a: a, lda: lda, weights: w, residual: residual.map { $0 + col0 }, ldr: ldr,
+                            c: c + col0, ldc: ldc, activation: activation, aGroupStride: aGroupStride, prefetching: nextPanel,
+                            scratch: scratch)
         }
     }
+}
+
+/// Rows `rows` of one panel's columns of `C = act(A · Wᵀ + bias + R)`, on the calling thread: one work item of
+/// ``packedGEMM(m:a:lda:weights:residual:ldr:c:ldc:activation:aGroupStride:)``, and what a caller that consumes
+/// each panel's columns while they are in cache runs (ExpandDepthwise.swift).
+///
+/// - `c` and `residual` point at the panel's first column (row 0); `a` at group 0's A (the panel's group is
+///   read `aGroupStride` floats on per group).
+/// - `nextPanel` (or −1) is prefetched into L2 meanwhile; `scratch` holds `max(w.tile.rows, 8) × w.tile.width`
+///   floats.
+@inline(__always)
+func packedGEMMPanel(_ p: Int, rows: Range<Int>, a: UnsafePointer<Float>, lda: Int, weights w: PackedWeights,
+                     residual: UnsafePointer<Float>?, ldr: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                     activation: Activation, aGroupStride: Int = 0, prefetching nextPanel: Int,
+                     scratch: UnsafeMutablePointer<Float>) {
+    let tile = w.tile, mr = tile.rows, width = tile.width, k = w.k
+    let (r0, r1) = (rows.lowerBound, rows.upperBound)
+    let panelData = UnsafePointer(w.data.data), bias = w.bias.map { UnsafePointer($0.data) }
+    let (col0, cols) = w.columns(ofPanel: p)
+    let a = a + (p / w.panelsPerGroup) * aGroupStride
+    var k0 = 0
+    while k0 < k {
+        let kLen = min(tile.kBlock, k - k0)
+        let first = k0 == 0
+        let b = panelData + p * k * width + k0 * width
+        // Row tile t prefetches the next panel from its line `lines·t/tiles` on, one line per k step, so it
+        // arrives while this one is in use. Without, the first row tile over a panel waited for it from L3 or
+        // memory: a 7×7 layer at batch 1 has 9 row tiles per panel, and a model's weights are not in L2 (AVX2
+        // tile, EfficientNet-B0 at one thread: 5 % faster; a burst of the tile's share before each tile helped
+        // AVX2 as much and cost AVX-512 3 %).
+        let nextB = nextPanel >= 0 ? UnsafeRawPointer(panelData + nextPanel * k * width + k0 * width) : nil
+        let lines = kLen * width / 16
+        let tileBias = first ? bias.map { $0 + col0 } : nil
+        // The 6-row tile splits a block evenly (49 rows: four tiles of 6 and five of 5, not eight of 6
+        // and one that costs six rows for one), as its kernel does only the rows it is given; the 8-row
+        // tile has no 5–7-row kernels and keeps full tiles.
+        // A last AVX2 panel with at most 8 valid columns takes 8-row tiles of one ymm per row.
+        let tileRows = tile.halfPanel(cols) ? 8 : mr
+        let tiles = (r1 - r0 + tileRows - 1) / tileRows
+        let even = tile == .rows6x16 && tiles > 1
+        var r = r0, t = 0
+        while r < r1 {
+            let rows = even ? (r1 - r0) * (t + 1) / tiles - (r1 - r0) * t / tiles : min(tileRows, r1 - r)
+            let initial: UnsafePointer<Float>? = first ? residual.map { $0 + r * ldr } : UnsafePointer(c + r * ldc)
+            microTile(tile, kLen: kLen, a: a + r * lda + k0, lda: lda, rows: rows, cols: cols, b: b,
+                      initial: initial, ldi: first ? ldr : ldc, bias: tileBias,
+                      out: c + r * ldc, ldo: ldc, scratch: scratch,
+                      prefetch: nextB.map { $0 + 64 * (lines * t / tiles) })
+            r += rows
+            t += 1
+        }
+        k0 += kLen
+    }
+    // The activation over the block's finished columns (at most 240 rows of one panel: 15 KB with AVX2's
+    // 16-wide panels, still in L1), in one loop: per 6×16 tile, SiLU's long dependency chains ran six at a
+    // time between kernel calls, and this epilogue took a fifth of EfficientNet-B0's matrix-product time.
+    epilogue(activation, c + r0 * ldc, ldo: ldc, rows: r1 - r0, cols: cols, firstColumn: col0)
 }
 
 /// One tile of C, before any activation. Tiles whose width is a multiple of 16 go straight to a kernel of that
