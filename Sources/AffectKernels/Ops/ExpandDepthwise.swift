@@ -8,9 +8,10 @@
 ///   output rows at a time so that each expansion is a product of at least ~240 pixels; rows shared by
 ///   consecutive bands stay in the ring and are expanded once. Only the first band of each thread's range
 ///   expands rows a neighbouring range also expands (`k − s` rows per thread).
-/// - Small maps (the tiled kernel, 28 × 28 and below): each work item is one image and one panel of the
-///   expansion's packed weights (16 channels with AVX2, 48 with AVX-512). The panel's columns are computed for
-///   the whole map into a buffer of the thread's own, and each 16 of them go straight into the depthwise tile.
+/// - Small maps (the tiled kernel, 28 × 28 and below), with AVX2's 16-wide weight panels: each work item is one
+///   image and one panel of the expansion's packed weights, which is one block of the depthwise layer's channels.
+///   The panel's columns are computed for the whole map into a buffer of the thread's own and go straight into
+///   the depthwise tile.
 ///   The expansion's output (EfficientNet-B0: 4.8 MB over its 12 small-map blocks, each up to 752 KB, more than
 ///   a Zen 3's 512 KB L2) is never written whole, and the tile is filled from a dense buffer, not gathered
 ///   16 channels at a time from rows of hundreds. Float32 expansions only (the int8 product quantises whole
@@ -22,8 +23,9 @@
 extension Conv2D {
     /// Whether ``depthwiseWithMeans(_:expandedBy:)`` runs fused for this pair on `batch` inputs of `height` ×
     /// `width`: a packed expansion feeding an unrolled depthwise layer (3×3 or 5×5, stride 1 or 2, channels a
-    /// multiple of 16, an activation with a vector form), float32 or int8 on a large map, float32 on a small one
-    /// where there are enough work items for the threads (``Threading/threads``).
+    /// multiple of 16, an activation with a vector form), float32 or int8 on a large map; on a small one, float32
+    /// with AVX2's 16-wide weight panels (``GEMMTile/rows6x16``) and enough work items for the threads
+    /// (``Threading/threads``).
     public func fusesExpansion(_ expand: Conv2D, height: Int, width: Int, batch: Int = 1) -> Bool {
         guard expand.kind == .pointwisePacked, expand.outChannels == inChannels,
               kind == .depthwise(narrow: false, unrolled: true), inChannels % 16 == 0,
@@ -31,10 +33,12 @@ extension Conv2D {
         let geo = geometry(height: height, width: width)
         guard geo.height > 0 && geo.width > 0 else { return false }
         guard tilesExpansion(height: height, width: width) else { return true }
-        guard let gemm = expand.gemm, gemm.groups == 1 else { return false }
-        // One work item per image and panel. With fewer than four per thread (AVX-512's 48-wide panels over
-        // 240 channels at batch 1: five items), the threads' shares differ by a fifth or more, where the unfused
-        // layers split finer.
+        // AVX2's 16-wide panels only: a panel is then one depthwise block, its buffer dense and in L1. AVX-512's
+        // 48-wide panels need a buffer three times larger, read 16 of every 48 floats, and measured about 1 %
+        // slower on a Zen 4 (EfficientNet-B0, one thread), whose 1 MB L2 held the unfused expansion anyway.
+        guard let gemm = expand.gemm, gemm.groups == 1, gemm.tile.width == 16 else { return false }
+        // One work item per image and panel. With fewer than four per thread, the threads' shares differ by a
+        // fifth or more, where the unfused layers split finer.
         let threads = Threading.threads
         return threads == 1 || batch * gemm.panels >= 4 * threads
     }
