@@ -148,8 +148,9 @@ extension Conv2D {
         return out
     }
 
-    /// The small-map fused pass (float32 expansion): one work item per image and panel of the expansion's
-    /// packed weights; `rowSums` (`[N·H', C]`), if given, receives each output row's channel sums.
+    /// The small-map fused pass (float32 expansion, 16-wide panels): one work item per image and panel of the
+    /// expansion's packed weights, which is one 16-channel block of this layer; `rowSums` (`[N·H', C]`), if given,
+    /// receives each output row's channel sums.
     private func expandedTiles(_ x: Tensor, _ expand: Conv2D, rowSums: UnsafeMutablePointer<Float>?) -> Tensor {
         let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let c = outChannels
@@ -158,7 +159,7 @@ extension Conv2D {
         let gemm = expand.gemm!
         let tiles = DepthwiseTiles(self, height: h, width: w, channels: c, padTop: geo.padTop, padLeft: geo.padLeft,
                                    out: out.data, vact: VectorActivation(activation), means: rowSums)
-        let panels = gemm.panels, width = gemm.tile.width, pixels = h * w
+        let panels = gemm.panels, pixels = h * w
         // The panel's columns for one image, in blocks of rows that stay in L1 for the epilogue (as packedGEMM's).
         let (blocks, blockRows) = gemm.tile.rowBlocks(m: pixels, k: cin, panels: 1, threads: 1,
                                                       l2CacheBytes: Threading.l2CacheBytes)
@@ -166,27 +167,22 @@ extension Conv2D {
         let activation = expand.activation
         parallelFor(n * panels, minChunk: 1) { i0, i1 in
             let scratch = tiles.scratch()
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: pixels * width)
-            let gemmScratch = UnsafeMutablePointer<Float>.allocate(capacity: max(gemm.tile.rows, 8) * width)
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: pixels * 16)
+            let gemmScratch = UnsafeMutablePointer<Float>.allocate(capacity: max(gemm.tile.rows, 8) * 16)
             defer { scratch.deallocate(); columns.deallocate(); gemmScratch.deallocate() }
             for item in i0..<i1 {
                 let img = item / panels, p = item % panels
                 let a = src + img * pixels * cin
                 let next = item + 1 < i1 ? (item + 1) % panels : -1
-                let (col0, cols) = gemm.columns(ofPanel: p)
                 let started = MatrixProfile.isEnabled ? MatrixProfile.now() : 0
                 for block in 0..<blocks {
                     let rows = block * blockRows..<min(pixels, (block + 1) * blockRows)
                     packedGEMMPanel(p, rows: rows, a: a, lda: cin, weights: gemm, residual: nil, ldr: 0, c: columns,
-                                    ldc: width, activation: activation, prefetching: block == blocks - 1 ? next : -1,
+                                    ldc: 16, activation: activation, prefetching: block == blocks - 1 ? next : -1,
                                     scratch: gemmScratch)
                 }
-                if started != 0 { MatrixProfile.record("packed GEMM", m: pixels, n: cols, k: cin, since: started) }
-                var j = 0
-                while j < cols {
-                    tiles.run(image: img, channels: col0 + j, from: columns + j, pixelStride: width, scratch)
-                    j += 16
-                }
+                if started != 0 { MatrixProfile.record("packed GEMM", m: pixels, n: 16, k: cin, since: started) }
+                tiles.run(image: img, channels: p * 16, from: columns, pixelStride: 16, scratch)
             }
         }
         return out
