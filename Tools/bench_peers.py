@@ -63,12 +63,14 @@ from affect_tools.memhog import ACTIVE as MEMORY_PRESSURE, start_memory_pressure
 from affect_tools.timing import median_time  # noqa: E402
 
 # AFFECT_BIN: another build of ours, e.g. one made with AFFECT_TARGET_CPU=haswell in its own scratch path (set
-# AFFECT_TARGET_CPU too, so the BENCHMARKS.md section names the build).
+# AFFECT_TARGET_CPU too, so the BENCHMARKS.md section names the build; unset, a binary whose kernels are narrower
+# than this CPU's vectors is titled by its kernels, not as the native build).
 AFFECT = os.environ.get("AFFECT_BIN") or os.path.join(REPO, ".build", "release", "affect")
 TIME = "/usr/bin/time"  # GNU time, for each child's peak RSS
 # Sequence lengths the audio and text builders use (set from --audio-seconds / --tokens).
 SHAPE = SimpleNamespace(audio_seconds=10.0, tokens=128)
 BLAS_CORE = ["?"]  # OpenBLAS kernel set our runs used, as `affect bench` reports it
+VECTORS = ["?"]  # the vector extension our binary's kernels were built for (`affect bench`'s `vectors:` line)
 
 
 # Prefix for every child (`--fifo`: `chrt -f 10`, real-time FIFO priority, so other work on a shared machine
@@ -109,6 +111,8 @@ def affect_bench(weights, args, batch, extra=()):
             shape = line.split(":", 1)[1].strip()
         if "OpenBLAS kernels:" in line:
             BLAS_CORE[0] = line.split("OpenBLAS kernels:", 1)[1].strip(" )")
+        if line.startswith("vectors:"):
+            VECTORS[0] = line.split(":", 1)[1].split()[0]
     return SimpleNamespace(ms=float(lines[-1].split("=")[1]), gflops=gflops, shape=shape, rss=rss, products=products)
 
 
@@ -477,12 +481,19 @@ def machine():
     return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
-def cpu_flags():
-    """The vector extensions that choose our kernels (and ORT's / OpenBLAS's)."""
+def host_flags():
+    """This CPU's flags as /proc/cpuinfo lists them (the hardware's, not what Tools/avx2only shows the engines)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+            return next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
     except (OSError, StopIteration):
+        return None
+
+
+def cpu_flags():
+    """The vector extensions that choose our kernels (and ORT's / OpenBLAS's)."""
+    flags = host_flags()
+    if flags is None:
         return "?"
     wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni"]
     if AVX2_ONLY[0]:
@@ -516,11 +527,24 @@ def report(rows, args, argv, load_before):
     (<vector flags>)`): a section of the same CPU and build is replaced, other CPUs' sections are kept, and so
     are the file's introduction and the notes from "## What the profiles showed" on."""
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    target = os.environ.get("AFFECT_TARGET_CPU", "native")
+    target = os.environ.get("AFFECT_TARGET_CPU")
+    if target:
+        build = f"build `AFFECT_TARGET_CPU={target}`"
+    else:
+        # Unset means the default build, `native`, unless our binary's kernels say otherwise (an AFFECT_BIN built
+        # for AVX2 and run on an AVX-512 host): then the title says which kernels ran rather than file the
+        # figures as the native build's.
+        host = "AVX-512" if "avx512f" in (host_flags() or []) else "AVX2"
+        if VECTORS[0] in ("?", host):
+            build = "build `AFFECT_TARGET_CPU=native`"
+        else:
+            build = f"build with {VECTORS[0]} kernels (AFFECT_TARGET_CPU not given)"
+            print(f"note: {AFFECT} runs {VECTORS[0]} kernels on this {host} CPU and AFFECT_TARGET_CPU is not set; "
+                  "the section is titled by its kernels", file=sys.stderr)
     threads = sorted({r.threads for r in rows})
     ceilings = ", ".join(f"{t} thread{'s' if t > 1 else ''} {c:.1f}" for t, c in sorted(args.ceilings.items()))
     pressure = ", under memory pressure (Tools/memhog)" if MEMORY_PRESSURE[0] else ""
-    title = f"{CPU_SECTION}{cpu_name()} ({cpu_flags()}){pressure}, build `AFFECT_TARGET_CPU={target}`"
+    title = f"{CPU_SECTION}{cpu_name()} ({cpu_flags()}){pressure}, {build}"
     lines = [
         title,
         "",

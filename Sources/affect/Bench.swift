@@ -49,6 +49,7 @@ struct Bench: ParsableCommand {
         print("input:      " + inputs.floats.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", ")
               + inputs.ints.map { "\($0.key) \(formatShape($0.value.shape))" }.sorted().joined(separator: ", "))
         print("threads:    \(Threading.threads) (OpenBLAS kernels: \(Threading.blasCore))")
+        print("vectors:    \(GEMMTile.vectorExtension) (this build's kernels, fixed by its target CPU)")
         if precisionOption.precision == .int8 { print("precision:  int8 (\(Int8Kernel.current) kernel)") }
         print("runs:       \(times.count)")
         print(String(format: "latency ms: min %.3f  median %.3f  max %.3f", times[0], median, times[times.count - 1]))

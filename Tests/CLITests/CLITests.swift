@@ -105,6 +105,8 @@ func expectBadInput(_ r: Result, naming path: String, _ comment: String) {
         let last = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         #expect(last.hasPrefix("median_ms="))
         #expect(Double(last.dropFirst("median_ms=".count)) != nil)
+        // The build's kernels, which Tools/bench_peers.py titles a benchmark by when AFFECT_TARGET_CPU is not given.
+        #expect(r.stdout.contains("\nvectors:    \(GEMMTile.vectorExtension) "), "\(r.stdout)")
     }
 
     @Test func benchProfileListsTheSlowestShapes() throws {

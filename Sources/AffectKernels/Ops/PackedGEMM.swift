@@ -34,6 +34,10 @@ public enum GEMMTile: Sendable, CaseIterable {
         #endif
     }
 
+    /// The vector extension this build's kernels were compiled for ("AVX-512" or "AVX2"): fixed by the target
+    /// CPU at build time, whatever the running CPU has. `affect bench` reports it, so a benchmark names the build.
+    public static var vectorExtension: String { native == .rows8x48 ? "AVX-512" : "AVX2" }
+
     public var rows: Int { self == .rows8x48 ? 8 : 6 }
     public var width: Int { self == .rows8x48 ? 48 : 16 }
     /// Whether a panel with `cols` valid columns runs the 8 × 8 AVX2 tile (one ymm per row) instead of this one.
