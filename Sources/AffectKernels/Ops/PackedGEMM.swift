@@ -411,11 +411,30 @@ private func gemmTile<R: TileRow>(_: R.Type, tileRows: Int, panelWidth: Int, kLe
                           initial: { r in initial.map { $0 + r * ldi } }, bias: bias)
     var bp = b
     var pf = prefetch ?? UnsafeRawPointer(b)
-    for kk in 0..<kLen {
+    // Four k steps a turn. Rolled, each AVX2 step spent five integer instructions recomputing the rows'
+    // addresses and four on the loop: 30 instructions for 12 FMAs. Unrolled, the four steps read A at
+    // displacements from the same addresses (Xeon 6/207 with AVX2 only, one thread: EfficientNet-B0 medians
+    // 14.4–14.6 against 14.8–14.9 ms; AVX-512 unchanged).
+    var kk = 0
+    while kk &+ 4 <= kLen {
+        affect_prefetch_l2(pf)
+        affect_prefetch_l2(pf + 64)
+        affect_prefetch_l2(pf + 128)
+        affect_prefetch_l2(pf + 192)
+        tile.fma(at: kk, R.panel(bp))
+        tile.fma(at: kk &+ 1, R.panel(bp + panelWidth))
+        tile.fma(at: kk &+ 2, R.panel(bp + 2 &* panelWidth))
+        tile.fma(at: kk &+ 3, R.panel(bp + 3 &* panelWidth))
+        bp += 4 &* panelWidth
+        pf += 256
+        kk &+= 4
+    }
+    while kk < kLen {
         affect_prefetch_l2(pf)
         tile.fma(at: kk, R.panel(bp))
         bp += panelWidth
         pf += 64
+        kk &+= 1
     }
     tile.store(rows: rows, to: out, ldo: ldo)
 }
