@@ -34,7 +34,8 @@ let int8Defines: [CSetting] = []
 // `AFFECT_PACKAGE_SUBSET=kernels` keeps only the kernels, the models and their tests: scripts/test.sh builds that
 // subset a second time for AVX2 on AVX-512 hosts without rebuilding the media, CLI and server layers.
 let kernelsOnly = ProcessInfo.processInfo.environment["AFFECT_PACKAGE_SUBSET"] == "kernels"
-let kernelTargets: Set<String> = ["CBLAS", "CAffectInt8", "AffectKernels", "AffectModels", "AffectKernelsTests", "AffectModelsTests"]
+let kernelTargets: Set<String> = ["CBLAS", "CAffectInt8", "AffectKernels", "AffectModels", "AffectTestSupport", "AffectKernelsTests",
+                                   "AffectModelsTests"]
 
 let optimised: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"] + cpuFlags, .when(configuration: .release)),
@@ -95,14 +96,16 @@ let targets: [Target] = [
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ], swiftSettings: optimised),
 
-    .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels"]),
-    .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels"]),
-    .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels"]),
-    .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels"]),
-    .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels", "AffectModels"]),
-    .testTarget(name: "AffectServerTests", dependencies: ["AffectServer", "AffectPipeline", "AffectMedia", "AffectModels", "AffectKernels", "affect"]),
-    .testTarget(name: "AffectTrainingTests", dependencies: ["AffectTraining", "AffectKernels", "AffectModels"]),
-    .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels"]),
+    // The tests' scratch directory (one per test process, removed at exit); no library depends on it.
+    .target(name: "AffectTestSupport", path: "Tests/AffectTestSupport"),
+    .testTarget(name: "AffectKernelsTests", dependencies: ["AffectKernels", "AffectTestSupport"]),
+    .testTarget(name: "AffectModelsTests", dependencies: ["AffectModels", "AffectTestSupport"]),
+    .testTarget(name: "AffectMediaTests", dependencies: ["AffectMedia", "AffectKernels", "AffectTestSupport"]),
+    .testTarget(name: "AffectPipelineTests", dependencies: ["AffectPipeline", "AffectMedia", "AffectModels", "AffectTestSupport"]),
+    .testTarget(name: "AffectConvertTests", dependencies: ["AffectConvert", "AffectKernels", "AffectModels", "AffectTestSupport"]),
+    .testTarget(name: "AffectServerTests", dependencies: ["AffectServer", "AffectPipeline", "AffectMedia", "AffectModels", "AffectKernels", "affect", "AffectTestSupport"]),
+    .testTarget(name: "AffectTrainingTests", dependencies: ["AffectTraining", "AffectKernels", "AffectModels", "AffectTestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["affect", "AffectKernels", "AffectModels", "AffectTestSupport"]),
 ]
 
 let package = Package(

@@ -3,15 +3,16 @@ import Testing
 import AffectKernels
 import AffectModels
 @testable import AffectConvert
+import AffectTestSupport
 
 let convertFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/convert").path
 
 /// A scratch folder removed when the test ends.
-final class Scratch {
+final class ScratchFolder {
     let path: String
     init() {
-        path = NSTemporaryDirectory() + "affect-convert-\(UUID().uuidString)"
+        path = AffectTestSupport.Scratch.path("convert-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
@@ -33,7 +34,7 @@ final class Scratch {
     func matchesPython(_ name: String) throws {
         let source = (convertFixtures as NSString).appendingPathComponent(name)
         let expected = (convertFixtures as NSString).appendingPathComponent(name.replacingOccurrences(of: ".", with: "_") + ".safetensors")
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let out = scratch.file("out.safetensors")
         try Converter.convert(source, to: out)
         try expectSameWeights(out, expected)
@@ -68,7 +69,7 @@ final class Scratch {
                       "efficientnet_b2.onnx"])
     func convertedRunsLikeTheFramework(_ name: String) throws {
         let base = String(name.prefix(while: { $0 != "." }))
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let out = scratch.file("out.safetensors")
         try Converter.convert((convertFixtures as NSString).appendingPathComponent(name), to: out)
         let ref = try ReferenceFile(path: (convertFixtures as NSString).appendingPathComponent("\(base).ref.safetensors"))

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectConvert
+import AffectTestSupport
 
 /// Every input the FuzzConvert campaign saved (Fuzz/Crashes/FuzzConvert, first byte = the format selector of
 /// Fuzz/Sources/FuzzConvert) converts or fails with one sentence naming the file; none may hang or trap again.
@@ -14,8 +15,7 @@ import AffectConvert
     @Test func savedConvertInputsFinish() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.crashes).sorted()
         #expect(!names.isEmpty)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-fuzz-regress-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("fuzz-regress")
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in names {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(Self.crashes)/\(name)"))

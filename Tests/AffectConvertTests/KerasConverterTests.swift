@@ -14,7 +14,7 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
 @Suite struct KerasConverterTests {
     @Test(arguments: ["mini_xception.h5", "engagement.h5", "engagement_model.h5"])
     func matchesPython(_ name: String) throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let out = scratch.file("out.safetensors")
         try Converter.convert(kerasFixture(name), to: out)
         try ConvertFixtureTests().expectSameWeights(out, kerasFixture(name.replacingOccurrences(of: ".", with: "_") + ".safetensors"))
@@ -74,7 +74,7 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
     /// Every truncation of a valid file is refused with a sentence naming it (HDF5 knows its end of file).
     @Test func truncatedFilesAreRefused() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: kerasFixture("engagement.h5")))
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = scratch.file("cut.h5")
         for length in [0, 7, 8, 100, 512, 2048, data.count / 2, data.count - 1] {
             try data.prefix(length).write(to: URL(fileURLWithPath: path))
@@ -92,7 +92,7 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
     /// forever on others (2425, 2522: the global heap); the reader's child process turns those into errors.
     @Test func corruptedFilesGiveAResultOrAnError() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: kerasFixture("engagement.h5")))
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = scratch.file("bad.h5")
         var errors = 0, crashes = 0, hangs = 0
         for offset in stride(from: 0, to: data.count - 8, by: 97) {
@@ -163,7 +163,7 @@ func kerasFixture(_ name: String) -> String { (kerasFixtures as NSString).append
     }
 
     @Test func notHDF5() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = scratch.file("model.h5")
         try Data("{\"not\": \"hdf5\"}".utf8).write(to: URL(fileURLWithPath: path))
         #expect(Converter.detect(path) == nil)

@@ -36,7 +36,7 @@ import AffectKernels
     func damaged(_ name: String, ext: String, truncations: Int, garbles: Int, mustFailBelow: Double,
                  convert: (String) throws -> Void) throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: fixture(name)))
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         var rng = SplitMix(state: 42)
         for k in 0..<truncations {
             let n = original.count * k / truncations
@@ -81,7 +81,7 @@ import AffectKernels
     /// would trap converting it to `off_t`; the directory is checked first and the file refused.
     @Test func zip64OffsetsBeyondTheFileAreRefused() throws {
         func le(_ v: UInt64, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         for (k, offset) in [UInt64(1) << 63, UInt64.max, 1 << 40].enumerated() {
             let name = Array("archive/data.pkl".utf8)
             let extra = le(0x0001, 2) + le(8, 2) + le(offset, 8)
@@ -144,7 +144,7 @@ import AffectKernels
     }
 
     /// A copy of a fixture folder with one file replaced.
-    func folder(_ name: String, replacing file: String, with data: Data, in scratch: Scratch) throws -> String {
+    func folder(_ name: String, replacing file: String, with data: Data, in scratch: ScratchFolder) throws -> String {
         let dst = scratch.file(name)
         try FileManager.default.copyItem(atPath: fixture(name), toPath: dst)
         try data.write(to: URL(fileURLWithPath: (dst as NSString).appendingPathComponent(file)))
@@ -154,14 +154,14 @@ import AffectKernels
     @Test(arguments: [Data("{\"model_type\": \"wav2vec2\", ".utf8), Data("[1, 2".utf8), Data([0xFF, 0xFE, 0x00]),
                       Data(String(repeating: "[", count: 100_000).utf8), Data("{\"model_type\": \"wav2vec2\"} x".utf8)])
     func damagedConfigJSON(_ bytes: Data) throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let dir = try folder("wav2vec2_ctc", replacing: "config.json", with: bytes, in: scratch)
         let config = (dir as NSString).appendingPathComponent("config.json")
         expectCleanOutcome(config, mustFail: true) { _ = try Converter.convert(dir, options: ConvertOptions(arch: "wav2vec2")) }
     }
 
     @Test func damagedVocabularies() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let ctc = try folder("wav2vec2_ctc", replacing: "vocab.json", with: Data("{\"a\": 1e300}".utf8), in: scratch)
         expectCleanOutcome((ctc as NSString).appendingPathComponent("vocab.json"), mustFail: true) {
             _ = try Converter.convert(ctc)
@@ -173,7 +173,7 @@ import AffectKernels
     }
 
     @Test func shardIndexCannotLeaveTheFolder() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let index = Data("{\"weight_map\": {\"a\": \"../../etc/passwd\"}}".utf8)
         let dir = try folder("hubert_sharded", replacing: "model.safetensors.index.json", with: index, in: scratch)
         expectCleanOutcome((dir as NSString).appendingPathComponent("model.safetensors.index.json"), mustFail: true) {

@@ -18,7 +18,7 @@ import AffectKernels
     }
 
     @Test func gitBlobIds() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let f = scratch.file("hello.txt")
         try Data("hello world\n".utf8).write(to: URL(fileURLWithPath: f))
         // `git hash-object` of the same bytes and of a committed fixture.
@@ -126,7 +126,7 @@ import AffectKernels
     @Test func goodDownloadIsVerifiedConvertedAndLoads() throws {
         let server = try LoopbackServer(); defer { server.stop() }
         try serve(server)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let m = try #require(store.registry["tiny_enet"])
         #expect(!store.isPresent(m))
@@ -149,7 +149,7 @@ import AffectKernels
     @Test func twoConcurrentPullsFetchOnce() throws {
         let server = try LoopbackServer(); defer { server.stop() }
         try serve(server)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let lock = NSLock()
         nonisolated(unsafe) var paths: [String] = []  // appended under `lock`
@@ -175,7 +175,7 @@ import AffectKernels
     @Test func hfFolderWithOptionalAndAlternativeFiles() throws {
         let server = try LoopbackServer(); defer { server.stop() }
         try serve(server)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let path = try store.resolve("roberta_cls")
         try ConvertFixtureTests().expectSameWeights(path, convertFixtures + "/roberta_cls.safetensors")
@@ -189,7 +189,7 @@ import AffectKernels
         let server = try LoopbackServer(); defer { server.stop() }
         try serve(server)
         server.tamper("/files/efficientnet.pt")
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let e = #expect(throws: AffectError.self) { try store.load("tiny_enet") }
         #expect(e?.description.contains("does not match its digest") == true, "\(String(describing: e))")
@@ -203,7 +203,7 @@ import AffectKernels
         try serve(server)
         let size = try Data(contentsOf: URL(fileURLWithPath: convertFixtures + "/efficientnet.pt")).count
         server.cut("/files/efficientnet.pt", after: size / 2)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let path = try store.load("tiny_enet")
         try ConvertFixtureTests().expectSameWeights(path, convertFixtures + "/efficientnet_pt.safetensors")
@@ -218,7 +218,7 @@ import AffectKernels
         let size = try Data(contentsOf: URL(fileURLWithPath: convertFixtures + "/efficientnet.pt")).count
         // Every attempt of the first run is cut (the second and third add nothing past byte 1000).
         server.cut("/files/efficientnet.pt", after: 1000, times: Downloader.attempts)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         let e = #expect(throws: AffectError.self) { try store.load("tiny_enet") }
         #expect(e?.description.contains("put it at") == true, "\(String(describing: e))")
@@ -239,7 +239,7 @@ import AffectKernels
         let server = try LoopbackServer(); defer { server.stop() }
         let pt = try Data(contentsOf: URL(fileURLWithPath: convertFixtures + "/efficientnet.pt"))
         server.put("/mirror/models.example.org/files/efficientnet.pt", pt)
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         var store = ModelStore(root: scratch.file("cache"), registry: try registry(server, host: "https://models.example.org"))
         store.mirror = server.base + "/mirror"
         try ConvertFixtureTests().expectSameWeights(try store.load("tiny_enet"), convertFixtures + "/efficientnet_pt.safetensors")
@@ -248,7 +248,7 @@ import AffectKernels
 
     @Test func offlineNamesTheURLAndThePlace() throws {
         let server = try LoopbackServer(); defer { server.stop() }
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         var store = ModelStore(root: scratch.file("cache"), registry: try registry(server))
         store.offline = true
         let e = #expect(throws: AffectError.self) { try store.load("tiny_enet") }
@@ -266,14 +266,14 @@ import AffectKernels
         let server = try LoopbackServer()
         let reg = try registry(server)
         server.stop()   // nothing listens on the port any more
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: reg)
         let e = #expect(throws: AffectError.self) { try store.load("tiny_enet") }
         #expect(e?.description.contains("cannot download") == true && e?.description.contains("put it at") == true, "\(String(describing: e))")
     }
 
     @Test func sourcesAreConvertedOnceIntoTheCache() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), registry: ModelRegistry(models: []))
         let src = convertFixtures + "/efficientnet.onnx"
         // Two threads converting the same file (flock excludes separate open files, as of two processes):

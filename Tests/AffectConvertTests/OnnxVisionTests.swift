@@ -71,12 +71,12 @@ struct OnnxWriter {
     func fixture(_ name: String) -> String { (convertFixtures as NSString).appendingPathComponent(name) }
 
     /// The fixture's graph with `change` applied to its nodes, written into `scratch`; returns the new file's path.
-    func edited(_ name: String, _ scratch: Scratch, _ change: (inout [OnnxNode]) throws -> Void) throws -> String {
+    func edited(_ name: String, _ scratch: ScratchFolder, _ change: (inout [OnnxNode]) throws -> Void) throws -> String {
         try editedGraph(name, scratch) { try change(&$0.nodes) }
     }
 
     /// The fixture's graph with `change` applied to its nodes and initializers.
-    func editedGraph(_ name: String, _ scratch: Scratch, _ change: (inout OnnxGraph) throws -> Void) throws -> String {
+    func editedGraph(_ name: String, _ scratch: ScratchFolder, _ change: (inout OnnxGraph) throws -> Void) throws -> String {
         var g = try OnnxGraph(path: fixture(name))
         try change(&g)
         let path = scratch.file("edited-" + name)
@@ -94,13 +94,13 @@ struct OnnxWriter {
 
     /// Empty weights claiming 2^39 rows: refused at once, without allocating or looping over the claimed size.
     @Test func emptyWeightsClaimingHugeShapesAreRefused() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let conv = try editedGraph("mobilefacenet.onnx", scratch) { g in
             let gdc = try #require(g.nodes.last { $0.opType == "Conv" })
             try empty(&g, gdc.inputs[1], [1 << 39, 0, 7, 7])
         }
         expectRefused(conv, ["the GDC Conv has an empty weight"])
-        let scratch2 = Scratch()
+        let scratch2 = ScratchFolder()
         let matmul = try editedGraph("mobilevit.onnx", scratch2) { g in
             let names = Set(g.initializers.map(\.name))
             let qkv = try #require(g.nodes.first { $0.opType == "MatMul" && names.contains($0.inputs[1]) })
@@ -127,7 +127,7 @@ struct OnnxWriter {
     /// The writer itself: the re-serialised fixtures convert to the same tensors as the originals.
     @Test(arguments: ["mobilefacenet.onnx", "mobilevit.onnx", "efficientnet.onnx"])
     func rewrittenGraphConvertsTheSame(_ name: String) throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let a = try OnnxVision.stateDict(fixture(name)), b = try OnnxVision.stateDict(try edited(name, scratch) { _ in })
         #expect(a.names == b.names)
         for n in a.names { #expect(a[n]?.shape == b[n]?.shape && a[n]?.data == b[n]?.data, "\(n)") }
@@ -157,7 +157,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileFaceNetDepthWiseWithoutStrideIsRefused() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilefacenet.onnx", scratch) { nodes in
             let convs = indices(nodes, "Conv")
             nodes[convs[3]].attributes["strides"] = .ints([1, 1])  // layers.2's grouped conv: stride 2 in the loader
@@ -166,7 +166,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileFaceNetPReluSlopeMustBeAnInitializer() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilefacenet.onnx", scratch) { nodes in
             nodes[indices(nodes, "PRelu")[2]].inputs[1] = "computed_slope"
         }
@@ -174,7 +174,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileFaceNetPaddingIsChecked() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilefacenet.onnx", scratch) { nodes in
             nodes[indices(nodes, "Conv")[0]].attributes["pads"] = .ints([0, 0, 1, 1])
         }
@@ -182,7 +182,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileFaceNetNeedsTheEmbeddingBatchNorm() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilefacenet.onnx", scratch) { nodes in
             nodes[indices(nodes, "BatchNormalization")[0]].opType = "Identity"
         }
@@ -190,7 +190,7 @@ struct OnnxWriter {
     }
 
     @Test func missingConvWeightIsNamed() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilefacenet.onnx", scratch) { nodes in
             nodes[indices(nodes, "Conv")[5]].inputs[1] = "lost_weight"
         }
@@ -198,7 +198,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileViTStageZeroMustNotStride() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilevit.onnx", scratch) { nodes in
             nodes[indices(nodes, "Conv")[2]].attributes["strides"] = .ints([2, 2])  // stages.0.0.conv2_kxk
         }
@@ -206,7 +206,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileViTTransformerLayersMustBeWhole() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let g = try OnnxGraph(path: fixture("mobilevit.onnx"))
         let weights = Set(g.initializers.map(\.name))
         let path = try edited("mobilevit.onnx", scratch) { nodes in
@@ -218,7 +218,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileViTLayerNormNeedsItsBias() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let path = try edited("mobilevit.onnx", scratch) { nodes in
             // The first LayerNorm's bias Add (after the Mul by its weight) becomes a Sub.
             let div = indices(nodes, "Div")[0]
@@ -230,7 +230,7 @@ struct OnnxWriter {
     }
 
     @Test func mobileViTQkvWidthIsChecked() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let g = try OnnxGraph(path: fixture("mobilevit.onnx"))
         let weights = Set(g.initializers.map(\.name))
         let path = try edited("mobilevit.onnx", scratch) { nodes in

@@ -12,7 +12,7 @@ private let whisperFixture = URL(fileURLWithPath: #filePath).deletingLastPathCom
 /// (The .pt path is checked end to end with `affect verify` on the script's whisper_SIZE.pt; README.)
 @Suite struct WhisperConverterTests {
     /// A Hugging Face Whisper folder made from the fixture, in `folder`.
-    func makeFolder(_ folder: Scratch) throws -> SafeTensorsFile {
+    func makeFolder(_ folder: ScratchFolder) throws -> SafeTensorsFile {
         let scratch = folder
         let fixture = try SafeTensorsFile(path: whisperFixture)
         var writer = SafeTensorsWriter()
@@ -28,7 +28,7 @@ private let whisperFixture = URL(fileURLWithPath: #filePath).deletingLastPathCom
     }
 
     @Test func convertsAHuggingFaceFolder() throws {
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let fixture = try makeFolder(scratch)
         #expect(Converter.detect(scratch.path) == "whisper")
         let m = try Converter.convert(scratch.path)
@@ -66,7 +66,7 @@ private let whisperFixture = URL(fileURLWithPath: #filePath).deletingLastPathCom
     /// `affect pull whisper-tiny.en` end to end against a loopback mirror serving a Whisper folder (made from the
     /// fixture: only the files' layout is the real one's): downloaded through the mirror and converted to a Whisper weight file.
     @Test func pullsAWhisperFolderThroughTheRegistry() throws {
-        let folder = Scratch()
+        let folder = ScratchFolder()
         _ = try makeFolder(folder)
         // The registry's tokenizer.json: the vocab.json of the folder as a tokenizer.json, as the converter writes it.
         let tokenizer = try WhisperConverter.tokenizerJSON(folder.file("vocab.json"), added: try HFFolder.object(folder.path, "added_tokens.json"))
@@ -75,7 +75,7 @@ private let whisperFixture = URL(fileURLWithPath: #filePath).deletingLastPathCom
         server.put(prefix + "config.json", try Data(contentsOf: URL(fileURLWithPath: folder.file("config.json"))))
         server.put(prefix + "tokenizer.json", Data(tokenizer.utf8))
         server.put(prefix + "model.safetensors", try Data(contentsOf: URL(fileURLWithPath: folder.file("model.safetensors"))))
-        let scratch = Scratch()
+        let scratch = ScratchFolder()
         let store = ModelStore(root: scratch.file("cache"), mirror: server.base + "/mirror")
         let path = try store.pull("whisper-tiny.en", to: scratch.file("out"))
         #expect(path == scratch.file("out/whisper-tiny.en.safetensors"))

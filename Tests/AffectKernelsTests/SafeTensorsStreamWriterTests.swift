@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 import AffectKernels
+import AffectTestSupport
 
 /// ``SafeTensorsStreamWriter`` (embed-audio's per-frame output) writes what ``SafeTensorsWriter`` writes, read back
 /// through the validating reader: the same tensors, shapes and metadata, the data 8-byte aligned.
 @Suite struct SafeTensorsStreamWriterTests {
     func temp(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("affect-stw-\(getpid())-\(name)").path
+        Scratch.path("stw-\(name)")
     }
 
     @Test(arguments: [0, 1, 7, 5000])

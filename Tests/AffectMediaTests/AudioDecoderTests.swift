@@ -2,14 +2,14 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectMedia
+import AffectTestSupport
 
 private let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 /// The repository's own test media (Tools/make_test_media.sh: espeak-ng speech, clips made with ffmpeg).
 private let media = repoRoot.appendingPathComponent("Tests/Fixtures/media").path
 
 private func temp(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-audio-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("audio")
     return dir.appendingPathComponent(name).path
 }
 

@@ -2,11 +2,11 @@ import Foundation
 import Testing
 import AffectKernels
 @testable import AffectMedia
+import AffectTestSupport
 
 /// A clip whose frames all differ (ffmpeg's moving test pattern), stored losslessly.
 private func movingClip() throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-recycle-\(getpid())")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("recycle")
     let path = dir.appendingPathComponent("\(UUID().uuidString).mkv").path
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

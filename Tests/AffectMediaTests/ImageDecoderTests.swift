@@ -2,13 +2,13 @@ import Foundation
 import Testing
 import AffectKernels
 @testable import AffectMedia
+import AffectTestSupport
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/faces")
 
 private func scratch(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-image-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("image")
     return dir.appendingPathComponent(name).path
 }
 

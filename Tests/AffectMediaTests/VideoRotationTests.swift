@@ -3,10 +3,10 @@ import Testing
 import AffectKernels
 import CFFmpeg
 @testable import AffectMedia
+import AffectTestSupport
 
 private func scratch(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-rotation-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("rotation")
     return dir.appendingPathComponent(name).path
 }
 

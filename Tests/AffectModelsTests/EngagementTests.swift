@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 private let kerasFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/keras").path
@@ -91,7 +92,7 @@ private let kerasFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComp
     /// Load-time validation: shapes against each other and the config, the config's numbers in range.
     @Test func malformedWeightFilesAreRefused() throws {
         let good = try SafeTensorsFile(path: "\(kerasFixtures)/engagement_h5.safetensors")
-        let dir = NSTemporaryDirectory() + "affect-engagement-\(UUID().uuidString)"
+        let dir = Scratch.path("engagement-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func variant(_ name: String, config: String? = nil, reshape: (String, [Int])? = nil) throws -> String {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 private let fusionFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/fusion").path
@@ -63,7 +64,7 @@ private let fusionFixtures = URL(fileURLWithPath: #filePath).deletingLastPathCom
 
     @Test func malformedConfigIsAClearError() throws {
         // A head file whose config names a tensor that is not there.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("head-bad-\(getpid()).safetensors").path
+        let path = Scratch.path("head-bad.safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
         var w = SafeTensorsWriter(metadata: [
             "affect.format": "1", "affect.arch": "head",

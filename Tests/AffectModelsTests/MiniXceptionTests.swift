@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 /// mini-Xception's single-image fast path against its layer-by-layer path (which `PreprocessTests` checks
 /// against Keras), on the committed real weights, at sizes that exercise partial vectors, odd maps
@@ -71,7 +72,7 @@ import AffectModels
         meta["affect.config"] = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
         var writer = SafeTensorsWriter(metadata: meta)
         for t in src.tensors { writer.add(t.name, try src.tensor(t)) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mxc-\(getpid())-\(tag).safetensors").path
+        let path = Scratch.path("mxc-\(tag).safetensors")
         try writer.write(to: path)
         return path
     }

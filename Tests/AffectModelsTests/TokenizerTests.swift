@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 let textFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/text").path
@@ -51,8 +52,7 @@ func loadIds(_ name: String) throws -> [[Int]] {
     @Test func robertaFromVocabJSONAndMerges() throws {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(textFixtures)/roberta_tokenizer.json"))) as! [String: Any]
         let model = json["model"] as! [String: Any]
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-roberta-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("roberta")
         defer { try? FileManager.default.removeItem(at: dir) }
         try JSONSerialization.data(withJSONObject: model["vocab"]!).write(to: dir.appendingPathComponent("vocab.json"))
         let merges = (model["merges"] as! [Any]).map { m in (m as? String) ?? (m as! [String]).joined(separator: " ") }
@@ -102,8 +102,7 @@ func loadIds(_ name: String) throws -> [[Int]] {
     }
 
     @Test func badTokenizerFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-tok-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("tok")
         defer { try? FileManager.default.removeItem(at: dir) }
         let notJSON = dir.appendingPathComponent("tokenizer.json").path
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: notJSON))

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 private let audioFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/audio").path
@@ -99,7 +100,7 @@ private let audioFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComp
             }
             var writer = SafeTensorsWriter(metadata: meta)
             for t in src.tensors where t.name != drop { writer.add(t.name, try src.tensor(t)) }
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("w2v-\(getpid())-\(drop ?? "cfg").safetensors").path
+            let path = Scratch.path("w2v-\(drop ?? "cfg").safetensors")
             try writer.write(to: path)
             return path
         }

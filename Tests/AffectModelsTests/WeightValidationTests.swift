@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectModels
+import AffectTestSupport
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures").path
@@ -83,7 +84,7 @@ struct SafeTensorsRewrite {
         out.append(Data(bytes: &n, count: 8))
         out.append(json)
         for t in tensors { out.append(t.bytes) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wv-\(getpid())-\(source)-\(tag).safetensors").path
+        let path = Scratch.path("wv-\(source)-\(tag).safetensors")
         try out.write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -243,7 +244,7 @@ private let head = "\(fixtures)/fusion/head_torch.safetensors"
                 for bad in [Float.nan, .infinity, -.infinity, Float(bitPattern: 0x7FC0_0001)] {
                     var values = [Float](repeating: 1, count: n)
                     values[position] = bad
-                    let path = FileManager.default.temporaryDirectory.appendingPathComponent("wv-\(getpid())-scan.safetensors").path
+                    let path = Scratch.path("wv-scan.safetensors")
                     var w = SafeTensorsWriter(metadata: ["affect.arch": "layer", "affect.config": #"{"op": "linear"}"#])
                     w.add("weight", shape: [1, n], floats: values)
                     try w.write(to: path)
@@ -253,7 +254,7 @@ private let head = "\(fixtures)/fusion/head_torch.safetensors"
             }
         }
         // Largest finite values pass.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wv-\(getpid())-max.safetensors").path
+        let path = Scratch.path("wv-max.safetensors")
         var w = SafeTensorsWriter(metadata: ["affect.arch": "layer", "affect.config": #"{"op": "linear"}"#])
         w.add("weight", shape: [2, 1500], floats: (0..<3000).map { $0 % 2 == 0 ? .greatestFiniteMagnitude : -.greatestFiniteMagnitude })
         try w.write(to: path)

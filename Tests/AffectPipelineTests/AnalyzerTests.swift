@@ -4,6 +4,7 @@ import AffectKernels
 import AffectMedia
 import AffectModels
 import AffectPipeline
+import AffectTestSupport
 
 /// Writes a linear `head` weight file `[out, in]` (+ bias) to a temporary path.
 func linearHead(_ name: String, weight: [[Float]], bias: [Float], output: String = "linear") throws -> String {
@@ -12,8 +13,7 @@ func linearHead(_ name: String, weight: [[Float]], bias: [Float], output: String
     var w = SafeTensorsWriter(metadata: ["affect.format": "1", "affect.arch": "head", "affect.config": config])
     w.add("w", shape: [out, inW], floats: weight.flatMap { $0 })
     w.add("b", shape: [out], floats: bias)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-analyzer-\(getpid())")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("analyzer")
     let path = dir.appendingPathComponent(name).path
     try w.write(to: path)
     return path
@@ -48,8 +48,7 @@ func face(_ x: Float) -> FaceDetection {
     }
 
     @Test func fileErrorsNameTheFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-transcript-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("transcript")
         let latin = dir.appendingPathComponent("latin1.txt").path
         FileManager.default.createFile(atPath: latin, contents: Data([0x63, 0x61, 0x66, 0xE9, 0x0A]))
         let empty = dir.appendingPathComponent("empty.srt").path

@@ -4,6 +4,7 @@ import AffectKernels
 import AffectMedia
 import AffectModels
 import AffectPipeline
+import AffectTestSupport
 
 @Suite struct AnnotatedVideoTests {
     /// The crowd clip rendered with every track: as many frames at the same times, the audio copied, and each
@@ -15,7 +16,7 @@ import AffectPipeline
         let analyzer = try Analyzer(detector: try MTCNN(weights: WeightFile(path: mtcnnPath)),
                                     faceModel: try MiniXception(weights: WeightFile(path: miniXceptionPath)), options: options)
         let analysis = try analyzer.analyze(path: "\(testMedia)/crowd.mp4")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("affect-render-\(getpid()).mp4").path
+        let out = Scratch.path("render.mp4")
         defer { try? FileManager.default.removeItem(atPath: out) }
         let encoder = try AnnotatedVideo.render(analysis, to: out, container: out)
         #expect(["libx264", "mpeg4"].contains(encoder))

@@ -3,6 +3,7 @@ import Testing
 import AffectKernels
 import AffectMedia
 import AffectModels
+import AffectTestSupport
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 /// The repository's own test media (Tools/make_test_media.sh): a public-domain portrait, a group picture and clips
@@ -67,8 +68,7 @@ struct FaceFixture: Decodable { var model: String; var images: [ImageCase] }
     }
 
     @Test func decoderRejectsBadFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-img-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("img")
         let empty = dir.appendingPathComponent("empty.jpg").path
         FileManager.default.createFile(atPath: empty, contents: Data())
         let garbage = dir.appendingPathComponent("garbage.png").path

@@ -2,14 +2,11 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectMedia
+import AffectTestSupport
 
 /// PNG and JPEG encoding through FFmpeg, read back with the decoder.
 @Suite struct ImageEncoderTests {
-    let dir: String = {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("affect-encoder-\(getpid())").path
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }()
+    let dir = Scratch.directory("encoder").path
 
     /// A smooth picture (JPEG keeps it within a few levels) with an odd size (chroma subsampling edges).
     func picture(width w: Int = 37, height h: Int = 23) -> RGBImage {

@@ -3,6 +3,7 @@ import Testing
 import AffectKernels
 import AffectMedia
 import AffectModels
+import AffectTestSupport
 
 struct DetectedFace: Decodable { var box: [Float]; var prob: Float; var landmarks: [[Float]] }
 struct DetectedImage: Decodable { var image: String; var faces: [DetectedFace] }
@@ -36,7 +37,7 @@ struct DetectionFixture: Decodable { var images: [DetectedImage] }
         let (w, h) = (160, 120)
         var ppm = Data("P6\n\(w) \(h)\n255\n".utf8)
         for y in 0..<h { for x in 0..<w { ppm.append(contentsOf: [UInt8(x * 255 / w), UInt8(y * 255 / h), 128]) } }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("affect-gradient-\(getpid()).ppm").path
+        let path = Scratch.path("gradient.ppm")
         try ppm.write(to: URL(fileURLWithPath: path))
         let image = try ImageDecoder.decode(path: path)
         #expect(image.width == w && image.height == h)

@@ -3,6 +3,7 @@ import Testing
 import AffectKernels
 import AffectMedia
 import AffectModels
+import AffectTestSupport
 
 struct VideoFixture: Decodable {
     struct Face: Decodable { var box: [Float]; var prob: Float }
@@ -82,8 +83,7 @@ struct VideoFixture: Decodable {
     }
 
     @Test func badVideosAreClearErrors() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-video-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("video")
         let empty = dir.appendingPathComponent("empty.mp4").path
         FileManager.default.createFile(atPath: empty, contents: Data())
         let garbage = dir.appendingPathComponent("garbage.mp4").path
@@ -103,7 +103,7 @@ struct VideoFixture: Decodable {
 
     @Test func truncatedVideoDecodesWhatIsThere() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(testMedia)/\(fixture.video)"))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("affect-truncated-\(getpid()).mp4").path
+        let path = Scratch.path("truncated.mp4")
         try data.prefix(data.count / 3).write(to: URL(fileURLWithPath: path))
         // A cut-off MP4 loses its index (moov at the end) or its tail: either a clear error or fewer frames.
         do {

@@ -4,6 +4,7 @@ import AffectKernels
 import AffectMedia
 import AffectModels
 import AffectPipeline
+import AffectTestSupport
 
 private let whisperFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/whisper").path
@@ -32,8 +33,7 @@ private let whisperFixtures = URL(fileURLWithPath: #filePath).deletingLastPathCo
     /// the decoder passes the 2-hour mark, naming the file, before any sample is kept whole; the old path
     /// decoded the whole track first.
     @Test func audioPastTwoHoursIsRefusedWhileDecoding() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-whisper-long-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("whisper-long")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("long-silence.flac").path
         let p = Process()

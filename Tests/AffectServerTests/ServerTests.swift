@@ -5,6 +5,7 @@ import AffectMedia
 import AffectModels
 import AffectPipeline
 import AffectServer
+import AffectTestSupport
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let media = repoRoot.appendingPathComponent("Tests/Fixtures/media").path
@@ -80,8 +81,7 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
 @Suite(.serialized) struct ServerTests {
     @Test func facesEqualTheLibrary() async throws {
         // A JPEG too: libjpeg-turbo's path, as `affect faces` takes it for a .jpg.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-server-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("server")
         let jpeg = dir.appendingPathComponent("portrait.jpg").path
         try Data(ImageEncoder.encode(try ImageDecoder.decode(path: "\(media)/portrait.png"), format: .jpeg)).write(to: URL(fileURLWithPath: jpeg))
         let labels = sharedModels.faceModels["mini_xception"]!.expressionLabels
@@ -288,8 +288,7 @@ func checkSame(_ json: [String: Any], _ expected: (faces: [FaceDetection], probs
 
     @Test func analyzeJobEqualsTheLibrary() async throws {
         // The server names every upload `upload` (in the JSON and its summary line); so does this copy.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-server-job-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = Scratch.directory("server-job")
         let video = dir.appendingPathComponent("upload").path
         try? FileManager.default.removeItem(atPath: video)
         try FileManager.default.copyItem(atPath: "\(media)/talking.mp4", toPath: video)

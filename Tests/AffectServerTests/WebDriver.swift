@@ -1,4 +1,5 @@
 import Foundation
+import AffectTestSupport
 
 /// Headless Chromium driven through chromedriver with the W3C WebDriver protocol: plain JSON over HTTP on
 /// loopback (the tests' own client, TestClient.swift), no Selenium, no Python.
@@ -29,7 +30,10 @@ final class WebDriver {
     static func start(width: Int = 1280, height: Int = 1000, limit: Double = 240) throws -> WebDriver {
         guard let (browser, driverPath) = installed else { throw ClientError(description: "chromium or chromedriver is not installed") }
         let port = try freePort()
-        let driver = try ChildProcess(driverPath, ["--port=\(port)", "--allowed-ips=127.0.0.1"])
+        // chromedriver's profile folders and Chromium's singleton files go to TMPDIR, and were left there:
+        // the scratch directory is removed when the tests end.
+        let driver = try ChildProcess(driverPath, ["--port=\(port)", "--allowed-ips=127.0.0.1"],
+                                      environment: ["TMPDIR": Scratch.directory("chromium").path])
         let expired = ExpiryFlag()
         let watchdog = DispatchWorkItem { expired.set(); driver.killGroup() }
         DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
@@ -181,7 +185,8 @@ final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var reaped = false
 
-    init(_ path: String, _ arguments: [String]) throws {
+    /// `environment`: variables set for the child on top of this process's.
+    init(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -199,8 +204,11 @@ final class ChildProcess: @unchecked Sendable {
         for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let r = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+        let r = posix_spawn(&pid, path, &actions, &attr, argv, envp)
         guard r == 0 else { throw ClientError(description: "cannot start \(path): \(String(cString: strerror(r)))") }
         self.pid = pid
     }

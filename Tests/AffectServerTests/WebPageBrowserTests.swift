@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import AffectMedia
 import AffectServer
+import AffectTestSupport
 
 /// The page at `/` in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, which
 /// scripts/install-deps.sh installs) driven over WebDriver. Part of the suite: where either is missing the
@@ -150,7 +151,7 @@ struct WebPageBrowserTests {
             // A picture of the page after the analysis (README; $AFFECT_BROWSER_SCREENSHOT keeps it).
             let png = try browser.screenshot()
             let path = ProcessInfo.processInfo.environment["AFFECT_BROWSER_SCREENSHOT"]
-                ?? FileManager.default.temporaryDirectory.appendingPathComponent("affect-browser-\(getpid()).png").path
+                ?? Scratch.path("browser.png")
             try png.write(to: URL(fileURLWithPath: path))
             let picture = try ImageDecoder.decode(path: path)
             #expect(picture.width == 1280 && picture.height > 500)

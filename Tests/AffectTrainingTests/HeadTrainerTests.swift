@@ -3,6 +3,7 @@ import Testing
 import AffectKernels
 import AffectModels
 import AffectTraining
+import AffectTestSupport
 
 /// A synthetic task made in the test: `classes` Gaussian clusters in `width` dimensions, or targets that
 /// are a smooth function of the features.
@@ -90,7 +91,7 @@ func syntheticRows(task: TrainingTask, rows: Int, width: Int, seed: UInt64, nois
         let trainer = try HeadTrainer(task: task, settings: settings(), inputWidth: 10)
         _ = try trainer.fit(train: val, validation: nil)
         let labels = (0..<task.outputs).map { "out\($0)" }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fit-export-\(task.rawValue)-\(getpid()).safetensors").path
+        let path = Scratch.path("fit-export-\(task.rawValue).safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try HeadExport.writer(trainer.model, task: task, labels: labels, training: ["epochs": 4]).write(to: path)
         let head = try MLPHead(path: path)

@@ -2,10 +2,11 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectTraining
+import AffectTestSupport
 
 @Suite struct LabelsTests {
     func file(_ text: String, _ name: String = #function) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("labels-\(getpid())-\(name.filter(\.isLetter)).txt").path
+        let path = Scratch.path("labels-\(name.filter(\.isLetter)).txt")
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -28,7 +29,7 @@ import AffectTraining
                       ("ah", "2\n", "line 1"), ("emi", "0,0,0,0,0,nan\n", "line 1"), ("expr", "", "no label rows"),
                       ("expr", "\u{FF}\u{FE}", "UTF-8")])
     func malformedFilesNameTheFileAndLine(_ c: (String, String, String)) throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(getpid())-\(abs(c.1.hashValue)).txt").path
+        let path = Scratch.path("bad-\(abs(c.1.hashValue)).txt")
         let data = c.1 == "\u{FF}\u{FE}" ? Data([0xFF, 0xFE, 0x30]) : Data(c.1.utf8)
         try data.write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -2,11 +2,12 @@ import Foundation
 import Testing
 import AffectKernels
 import AffectTraining
+import AffectTestSupport
 
 /// Flat files and extract folders as users give them, good and bad: every problem is one sentence naming its file.
 @Suite struct TrainingDataTests {
     let dir: String = {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("fit-data-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let d = Scratch.root.appendingPathComponent("fit-data-\(UInt32.random(in: 0...UInt32.max))").path
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
     }()

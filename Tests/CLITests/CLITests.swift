@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import AffectKernels
+import AffectTestSupport
 
 /// The `affect` binary built beside this test bundle.
 func affectBinary() -> String {
@@ -41,8 +42,7 @@ func runAffect(_ args: [String], environment extra: [String: String] = [:]) thro
 }
 
 func tempPath(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("affect-cli-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = Scratch.directory("cli")
     return dir.appendingPathComponent(name).path
 }
 
