@@ -47,7 +47,10 @@ public enum Converter {
             }
             arch = a
         } else {
-            guard let a = detect(source) else { throw .badInput("\(source): cannot tell which architecture this is; name the architecture explicitly.") }
+            // A Keras file that cannot be read says why, not "cannot tell" (only Keras reads .h5 / .hdf5 files, so
+            // asking it alone is what `detect` would do; a file libhdf5 loops on is read once, not twice).
+            let detected = KerasConverter.isKerasFile(source) ? try KerasConverter.architecture(source) : detect(source)
+            guard let a = detected else { throw .badInput("\(source): cannot tell which architecture this is; name the architecture explicitly.") }
             arch = a
         }
         if unsupported.contains(arch) {

@@ -17,7 +17,14 @@ enum KerasConverter {
     /// `mini_xception` when the file's `model_config` has a SeparableConv2D layer, `engagement` when its weighted
     /// layers are the attention head's three Dense layers; nil otherwise (or when it is not a readable HDF5 file).
     static func detect(_ source: String) -> String? {
-        guard isKerasFile(source), let file = try? HDF5Reader.read(source, readData: { _ in false }) else { return nil }
+        guard isKerasFile(source) else { return nil }
+        return (try? architecture(source)) ?? nil
+    }
+
+    /// ``detect(_:)`` for a file known to be HDF5 by its name: nil when it holds neither model, the reader's error
+    /// when it cannot be read (damaged, crafted, or given up on by libhdf5 within its time limit).
+    static func architecture(_ source: String) throws(AffectError) -> String? {
+        let file = try HDF5Reader.read(source, readData: { _ in false })
         if let cfg = try? modelConfig(file, source),
            cfg["config"]?["layers"]?.arrayValue?.contains(where: { $0["class_name"]?.stringValue == "SeparableConv2D" }) == true {
             return "mini_xception"
