@@ -18,7 +18,7 @@ enum KerasConverter {
     /// layers are the attention head's three Dense layers; nil otherwise (or when it is not a readable HDF5 file).
     static func detect(_ source: String) -> String? {
         guard isKerasFile(source) else { return nil }
-        return (try? architecture(source)) ?? nil
+        return try? architecture(source)
     }
 
     /// ``detect(_:)`` for a file known to be HDF5 by its name: nil when it holds neither model, the reader's error
